@@ -1,0 +1,73 @@
+# Flock. `make run` serves on the embedded defaults; `make test` runs every test.
+GO        ?= go
+TOOLS_BIN := $(CURDIR)/.tools/bin
+NPM_BIN   := $(CURDIR)/tools/codegen/node_modules/.bin
+export PATH := $(TOOLS_BIN):$(NPM_BIN):$(PATH)
+
+BUF_VERSION          := v1.75.0
+PROTOC_GEN_GO        := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_CONNECT   := connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
+PROTOC_GEN_OPENAPI   := github.com/google/gnostic/cmd/protoc-gen-openapi@v0.7.1
+STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
+TEST_FLAGS ?=
+
+.PHONY: run build test test-short generate check-generate lint fmt tools proto-deps clean
+
+run:
+	$(GO) run ./server/cmd/flock
+
+build:
+	$(GO) build -o bin/flock ./server/cmd/flock
+
+## test: every Go test, against SQLite always and against Postgres and Redis when
+## they are reachable (FLOCK_TEST_DATABASE_URL, FLOCK_TEST_REDIS_URL; with CI=true
+## they are required).
+test:
+	$(GO) test -race -count=1 -p 2 -timeout 12m $(TEST_FLAGS) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(NPM_BIN)/protoc-gen-es
+
+$(TOOLS_BIN)/buf:
+	GOBIN=$(TOOLS_BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(TOOLS_BIN)/protoc-gen-go:
+	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO)
+$(TOOLS_BIN)/protoc-gen-connect-go:
+	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_CONNECT)
+$(TOOLS_BIN)/protoc-gen-openapi:
+	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_OPENAPI)
+$(NPM_BIN)/protoc-gen-es: tools/codegen/package-lock.json
+	npm ci --prefix tools/codegen --no-audit --no-fund
+
+proto-deps: $(NPM_BIN)/protoc-gen-es
+	./scripts/proto-deps.sh
+
+## generate: gen/go, gen/ts and gen/openapi from proto/ (offline: Go module proxy and npm only).
+generate: tools proto-deps
+	buf lint
+	rm -rf gen
+	buf generate
+	cp gen/openapi/openapi.yaml server/openapi.yaml
+
+## check-generate: fails when gen/ is not what make generate writes.
+check-generate: generate
+	@git add -N gen server/openapi.yaml >/dev/null 2>&1 || true
+	@if ! git diff --quiet -- gen server/openapi.yaml; then \
+		echo "gen/ is stale: run make generate and commit the result" >&2; \
+		git diff --stat -- gen server/openapi.yaml >&2; exit 1; fi
+
+lint: proto-deps $(TOOLS_BIN)/buf
+	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt: files above need formatting" >&2; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	buf lint
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '^gen/')
+
+clean:
+	rm -rf bin .tools .proto-deps

@@ -1,0 +1,576 @@
+// Package account holds the rules of Flock accounts: registration, email
+// verification, login with rotating refresh tokens, authentication of
+// requests, profiles and staff promotion.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+	"gocloud.dev/blob"
+
+	"github.com/flock-social/flock"
+	flockmail "github.com/flock-social/flock/internal/mail"
+	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/store"
+)
+
+// Config holds the account settings.
+type Config struct {
+	// PublicURL is the base of links in emails, without a trailing slash.
+	PublicURL string
+	// AccessTTL is how long an access token is valid (default 15 minutes).
+	AccessTTL time.Duration
+	// RefreshTTL is how long a refresh token is valid (default 30 days);
+	// each rotation issues a fresh one, but never past the session's end.
+	RefreshTTL time.Duration
+	// SessionTTL bounds a login however often it is refreshed (default 90 days).
+	SessionTTL time.Duration
+	// VerificationTTL is how long a verification link works (default 24 hours).
+	VerificationTTL time.Duration
+}
+
+// Service carries out account actions.
+type Service struct {
+	db        *store.DB
+	mailer    flockmail.Mailer
+	bucket    *blob.Bucket
+	tokens    *Tokens
+	cfg       Config
+	log       *slog.Logger
+	dummyHash string
+	mailWG    sync.WaitGroup
+}
+
+// NewService returns a Service. bucket stores profile pictures.
+func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, tokens *Tokens, cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.AccessTTL == 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.RefreshTTL == 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 90 * 24 * time.Hour
+	}
+	if cfg.VerificationTTL == 0 {
+		cfg.VerificationTTL = 24 * time.Hour
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	dummy, err := newDummyHash()
+	if err != nil {
+		return nil, err
+	}
+	return &Service{db: db, mailer: mailer, bucket: bucket, tokens: tokens, cfg: cfg, log: log, dummyHash: dummy}, nil
+}
+
+// Close waits for emails still being sent.
+func (s *Service) Close() { s.mailWG.Wait() }
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID    string
+	SessionID string
+	Role      string
+}
+
+// IsStaff reports whether the caller may moderate.
+func (p *Principal) IsStaff() bool { return p != nil && p.Role == store.RoleStaff }
+
+// TokenPair is what Login and Refresh return.
+type TokenPair struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+	User         *store.User
+}
+
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,30}$`)
+
+// NormalizeEmail trims and lower-cases an email address and checks that it
+// is one plain address (no display name, no list). Two spellings that differ
+// only in case or surrounding space are one account.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	if len(e) > 254 {
+		return "", flock.FieldErrorf("email", "email must be at most 254 characters")
+	}
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
+		return "", flock.FieldErrorf("email", "email must be a single address like name@example.com")
+	}
+	return e, nil
+}
+
+// RegisterInput is a registration request.
+type RegisterInput struct {
+	Username, Email, Password, FullName string
+}
+
+// Register creates an unverified account and emails a verification link.
+// Returns EINVALID for a malformed field and ECONFLICT when the username (in
+// any letter case) or the email is taken.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, error) {
+	if !usernamePattern.MatchString(in.Username) {
+		return nil, flock.FieldErrorf("username", "username must be 3-30 letters, digits or underscores")
+	}
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPassword(in.Password); err != nil {
+		return nil, err
+	}
+	fullName, err := cleanText("full_name", in.FullName, 100)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := hashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &store.User{Username: in.Username, Email: email, PasswordHash: hash, FullName: fullName}
+	var token string
+	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.db.FindUserByLogin(ctx, tx, in.Username); err == nil {
+			return flock.FieldErrorf("username", "username %q is taken", in.Username)
+		} else if !store.IsNotFound(err) {
+			return err
+		}
+		if _, err := s.db.FindUserByLogin(ctx, tx, email); err == nil {
+			return flock.FieldErrorf("email", "an account with this email already exists; log in or verify it instead")
+		} else if !store.IsNotFound(err) {
+			return err
+		}
+		if err := s.db.CreateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		token, err = s.newVerification(ctx, tx, u.ID)
+		return err
+	})
+	var fe *flock.Error
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return nil, flock.Errorf(flock.ECONFLICT, "username or email is taken")
+	case errors.As(err, &fe) && fe.Field != "":
+		return nil, &flock.Error{Code: flock.ECONFLICT, Field: fe.Field, Message: fe.Message}
+	case err != nil:
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	s.sendVerification(u, token)
+	return u, nil
+}
+
+func (s *Service) newVerification(ctx context.Context, tx bun.IDB, userID string) (string, error) {
+	token, hash := newSecretToken()
+	now := s.db.Now()
+	v := &store.EmailVerification{TokenHash: hash, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerificationTTL)}
+	if err := s.db.CreateEmailVerification(ctx, tx, v); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// sendVerification sends the email in the background, so that the answer
+// takes as long whether or not an email goes out (no enumeration by timing).
+// A failure is logged; the user can ask for another with ResendVerification.
+func (s *Service) sendVerification(u *store.User, token string) {
+	link := s.cfg.PublicURL + "/verify-email?token=" + token
+	msg := flockmail.Message{
+		To:      u.Email,
+		Subject: "Verify your Flock email address",
+		Text: fmt.Sprintf("Hi %s,\n\nconfirm your email address to start using Flock:\n\n%s\n\n"+
+			"Or send the token to the API:\n\n  curl -X POST %s/api/users/verify-email/ -H 'Content-Type: application/json' -d '{\"token\":\"%s\"}'\n\n"+
+			"The link works once and expires in %s. If you did not sign up, ignore this email.\n",
+			u.Username, link, s.cfg.PublicURL, token, s.cfg.VerificationTTL),
+	}
+	s.mailWG.Add(1)
+	go func() {
+		defer s.mailWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.mailer.Send(ctx, msg); err != nil {
+			s.log.Error("send verification email", "user_id", u.ID, "err", err)
+		}
+	}()
+}
+
+// VerifyEmail consumes a verification token and marks its account's email
+// verified. Returns EINVALID when the token is unknown, used or expired.
+func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, error) {
+	var u *store.User
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		userID, err := s.db.UseEmailVerification(ctx, tx, hashToken(token))
+		if store.IsNotFound(err) {
+			return flock.FieldErrorf("token", "verification token is invalid, used or expired; request a new email with ResendVerification")
+		} else if err != nil {
+			return err
+		}
+		if err := s.db.MarkEmailVerified(ctx, tx, userID); err != nil {
+			return err
+		}
+		u, err = s.db.GetUser(ctx, tx, userID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify email: %w", err)
+	}
+	return u, nil
+}
+
+// ResendVerification sends a new verification link to an unverified account
+// with this email and invalidates the earlier ones. It returns nil whether
+// or not there is such an account, so callers learn nothing about accounts;
+// only a malformed email is an error.
+func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error {
+	email, err := NormalizeEmail(rawEmail)
+	if err != nil {
+		return err
+	}
+	var (
+		u     *store.User
+		token string
+	)
+	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		found, err := s.db.FindUserByLogin(ctx, tx, email)
+		if store.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if found.EmailVerifiedAt != nil || found.SuspendedAt != nil {
+			return nil
+		}
+		if err := s.db.InvalidateEmailVerifications(ctx, tx, found.ID); err != nil {
+			return err
+		}
+		u = found
+		token, err = s.newVerification(ctx, tx, found.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("resend verification: %w", err)
+	}
+	if u != nil {
+		s.sendVerification(u, token)
+	}
+	return nil
+}
+
+var errBadLogin = flock.Errorf(flock.EUNAUTHORIZED, "invalid username/email or password")
+
+// Login checks a username or email and a password and starts a session.
+// Returns EUNAUTHORIZED for an unknown account and for a wrong password
+// alike (taking the same time for both), EPRECONDITION while the email is
+// unverified, and EFORBIDDEN for a suspended account.
+func (s *Service) Login(ctx context.Context, login, password string) (*TokenPair, error) {
+	login = strings.TrimSpace(login)
+	if strings.Contains(login, "@") {
+		login = strings.ToLower(login)
+	}
+	u, err := s.db.FindUserByLogin(ctx, s.db, login)
+	if store.IsNotFound(err) {
+		_, _ = passwordMatches(password, s.dummyHash)
+		return nil, errBadLogin
+	} else if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	ok, err := passwordMatches(password, u.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	switch {
+	case !ok:
+		return nil, errBadLogin
+	case u.SuspendedAt != nil:
+		return nil, flock.Errorf(flock.EFORBIDDEN, "this account is suspended")
+	case u.EmailVerifiedAt == nil:
+		return nil, flock.Errorf(flock.EPRECONDITION, "verify your email address before logging in: follow the link in the verification email, or request a new one with ResendVerification")
+	}
+	var pair *TokenPair
+	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := s.db.Now()
+		sess := &store.Session{ID: store.NewID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+		if err := s.db.CreateSession(ctx, tx, sess); err != nil {
+			return err
+		}
+		pair, err = s.issue(ctx, tx, u, sess)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return pair, nil
+}
+
+// issue makes a new refresh token in sess and an access token for it.
+func (s *Service) issue(ctx context.Context, tx bun.IDB, u *store.User, sess *store.Session) (*TokenPair, error) {
+	now := s.db.Now()
+	refresh, hash := newSecretToken()
+	exp := now.Add(s.cfg.RefreshTTL)
+	if exp.After(sess.ExpiresAt) {
+		exp = sess.ExpiresAt
+	}
+	if err := s.db.CreateRefreshToken(ctx, tx, &store.RefreshToken{TokenHash: hash, SessionID: sess.ID, CreatedAt: now, ExpiresAt: exp}); err != nil {
+		return nil, err
+	}
+	access, _, err := s.tokens.Issue(u.ID, sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenPair{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTTL, User: u}, nil
+}
+
+var errBadRefresh = flock.Errorf(flock.EUNAUTHORIZED, "refresh token is invalid, expired or already used; log in again")
+
+// Refresh rotates a refresh token: it is used up and a new pair is issued in
+// the same session. Presenting a token that was already used revokes the
+// session (RFC 9700 reuse detection), so a stolen token stops working for
+// the thief and the victim alike. Of two concurrent refreshes with one
+// token, at most one succeeds. Returns EUNAUTHORIZED otherwise.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair, error) {
+	hash := hashToken(refreshToken)
+	var (
+		pair   *TokenPair
+		reused bool
+	)
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		ok, err := s.db.UseRefreshToken(ctx, tx, hash)
+		if err != nil {
+			return err
+		}
+		tok, err := s.db.GetRefreshToken(ctx, tx, hash)
+		if store.IsNotFound(err) {
+			return errBadRefresh
+		} else if err != nil {
+			return err
+		}
+		if !ok {
+			if tok.UsedAt != nil {
+				// Commit the revocation, then refuse.
+				reused = true
+				return s.db.RevokeSession(ctx, tx, tok.SessionID, "refresh token reused")
+			}
+			return errBadRefresh
+		}
+		sess, err := s.db.GetSession(ctx, tx, tok.SessionID)
+		if err != nil {
+			return err
+		}
+		u, err := s.db.GetSessionUser(ctx, tx, sess.ID, sess.UserID)
+		if store.IsNotFound(err) {
+			return errBadRefresh
+		} else if err != nil {
+			return err
+		}
+		if u.SuspendedAt != nil {
+			return flock.Errorf(flock.EFORBIDDEN, "this account is suspended")
+		}
+		pair, err = s.issue(ctx, tx, u, sess)
+		return err
+	})
+	if reused {
+		s.log.Warn("refresh token reuse: session revoked", "token_hash_prefix", hash[:8])
+		return nil, errBadRefresh
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	return pair, nil
+}
+
+// Logout revokes the session of a refresh token: the refresh token and every
+// access token of that session stop working. An unknown token is not an
+// error, so logging out twice succeeds.
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		tok, err := s.db.GetRefreshToken(ctx, tx, hashToken(refreshToken))
+		if store.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return s.db.RevokeSession(ctx, tx, tok.SessionID, "logout")
+	})
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+var errBadAccess = flock.Errorf(flock.EUNAUTHORIZED, "access token is invalid or expired; refresh it or log in again")
+
+// Authenticate checks an access token and that its session is still live
+// and its account not suspended, in one query. Returns EUNAUTHORIZED
+// otherwise.
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Principal, error) {
+	claims, err := s.tokens.Parse(accessToken)
+	if err != nil {
+		s.log.DebugContext(ctx, "access token refused", "err", err)
+		return nil, errBadAccess
+	}
+	u, err := s.db.GetSessionUser(ctx, s.db, claims.SessionID, claims.Subject)
+	if store.IsNotFound(err) {
+		return nil, errBadAccess
+	} else if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if u.SuspendedAt != nil {
+		return nil, flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
+	}
+	return &Principal{UserID: u.ID, SessionID: claims.SessionID, Role: u.Role}, nil
+}
+
+// GetMe returns the caller's own account.
+func (s *Service) GetMe(ctx context.Context, p *Principal) (*store.User, error) {
+	u, err := s.db.GetUser(ctx, s.db, p.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("get me: %w", err)
+	}
+	return u, nil
+}
+
+// GetUser returns another user's account as the caller may see it. Returns
+// ENOTFOUND when there is no such user or it is suspended.
+func (s *Service) GetUser(ctx context.Context, p *Principal, id string) (*store.User, error) {
+	u, err := s.db.GetUser(ctx, s.db, id)
+	if store.IsNotFound(err) || (err == nil && u.SuspendedAt != nil && u.ID != p.UserID) {
+		return nil, flock.Errorf(flock.ENOTFOUND, "user %q not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// ProfileUpdate lists the profile fields to change; nil fields stay.
+type ProfileUpdate struct {
+	FullName *string
+	Bio      *string
+	// Avatar is the uploaded picture; a pointer to an empty slice removes it.
+	Avatar    *[]byte
+	Interests *[]string
+}
+
+// Limits of profile fields, in characters.
+const (
+	MaxFullNameLen = 100
+	MaxBioLen      = 500
+	MaxInterests   = 20
+	MaxInterestLen = 50
+)
+
+// UpdateMe changes the caller's profile. A new avatar is validated, cropped,
+// resized and re-encoded without metadata before it is stored. Returns
+// EINVALID for a field out of its limits or an unacceptable picture.
+func (s *Service) UpdateMe(ctx context.Context, p *Principal, in ProfileUpdate) (*store.User, error) {
+	var upd store.UserUpdate
+	if in.FullName != nil {
+		v, err := cleanText("full_name", *in.FullName, MaxFullNameLen)
+		if err != nil {
+			return nil, err
+		}
+		upd.FullName = &v
+	}
+	if in.Bio != nil {
+		v, err := cleanText("bio", *in.Bio, MaxBioLen)
+		if err != nil {
+			return nil, err
+		}
+		upd.Bio = &v
+	}
+	if in.Interests != nil {
+		v, err := normalizeInterests(*in.Interests)
+		if err != nil {
+			return nil, err
+		}
+		upd.Interests = &v
+	}
+	if in.Avatar != nil {
+		key := ""
+		if len(*in.Avatar) > 0 {
+			img, err := media.ProcessAvatar(*in.Avatar)
+			if err != nil {
+				return nil, err
+			}
+			key = media.AvatarKey(p.UserID, img)
+			// Keys are content-addressed, so writing before the transaction
+			// commits is safe: a retry writes the same object again.
+			if err := s.bucket.WriteAll(ctx, key, img.Data, &blob.WriterOptions{ContentType: img.ContentType}); err != nil {
+				return nil, fmt.Errorf("update me: store avatar: %w", err)
+			}
+		}
+		upd.AvatarKey = &key
+	}
+	var before, after *store.User
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if before, err = s.db.GetUser(ctx, tx, p.UserID); err != nil {
+			return err
+		}
+		after, err = s.db.UpdateUser(ctx, tx, p.UserID, upd)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update me: %w", err)
+	}
+	if old := before.AvatarKey; old != "" && old != after.AvatarKey {
+		if err := s.bucket.Delete(ctx, old); err != nil {
+			s.log.WarnContext(ctx, "delete replaced avatar", "key", old, "err", err)
+		}
+	}
+	return after, nil
+}
+
+// Promote makes the account with the given username staff. Returns
+// ENOTFOUND when there is none.
+func (s *Service) Promote(ctx context.Context, username string) (*store.User, error) {
+	u, err := s.db.SetUserRole(ctx, s.db, username, store.RoleStaff)
+	if store.IsNotFound(err) {
+		return nil, flock.Errorf(flock.ENOTFOUND, "no user named %q", username)
+	} else if err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
+	}
+	return u, nil
+}
+
+// cleanText trims a free-text field and checks its length in characters.
+func cleanText(field, v string, max int) (string, error) {
+	v = strings.TrimSpace(v)
+	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		return "", flock.FieldErrorf(field, "%s must be valid UTF-8 text", field)
+	}
+	if utf8.RuneCountInString(v) > max {
+		return "", flock.FieldErrorf(field, "%s must be at most %d characters", field, max)
+	}
+	return v, nil
+}
+
+// normalizeInterests lower-cases interests, drops a leading '#', removes
+// duplicates and checks the limits.
+func normalizeInterests(in []string) ([]string, error) {
+	if len(in) > MaxInterests {
+		return nil, flock.FieldErrorf("interests", "at most %d interests are allowed", MaxInterests)
+	}
+	seen := make(map[string]bool, len(in))
+	out := make([]string, 0, len(in))
+	for _, raw := range in {
+		v := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(raw), "#"))
+		if n := utf8.RuneCountInString(v); n == 0 || n > MaxInterestLen || !utf8.ValidString(v) {
+			return nil, flock.FieldErrorf("interests", "each interest must be 1-%d characters", MaxInterestLen)
+		}
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

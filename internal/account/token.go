@@ -1,0 +1,137 @@
+package account
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinSecretLen is the shortest HS256 key accepted (RFC 7518 §3.2).
+const MinSecretLen = 32
+
+// JWT claims that every access token carries and every check requires.
+const (
+	tokenIssuer   = "flock"
+	tokenAudience = "flock-api"
+	// accessTokenType is the JWT "typ" header (RFC 9068); refresh tokens are
+	// opaque strings, never JWTs, so they cannot pass as access tokens.
+	accessTokenType = "at+jwt"
+)
+
+// errBadToken is what every rejected access token becomes; the reason is
+// logged, not told to the client.
+var errBadToken = errors.New("invalid access token")
+
+// AccessClaims are the claims of an access token.
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	// SessionID ties the token to the login it came from, so logging out or
+	// a suspension ends it before it expires.
+	SessionID string `json:"sid"`
+}
+
+// Tokens issues and checks access tokens: HS256 JWTs with the algorithm,
+// issuer, audience, type and key id pinned in code (RFC 8725).
+type Tokens struct {
+	key []byte
+	kid string
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewTokens returns a Tokens that signs with secret (at least MinSecretLen
+// bytes, used as given) and issues tokens valid for ttl.
+func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("JWT secret must be at least %d bytes, got %d", MinSecretLen, len(secret))
+	}
+	sum := sha256.Sum256(secret)
+	return &Tokens{key: secret, kid: hex.EncodeToString(sum[:4]), ttl: ttl, now: now}, nil
+}
+
+// Issue returns a signed access token for a user's session and when it expires.
+func (t *Tokens) Issue(userID, sessionID string) (string, time.Time, error) {
+	now := t.now()
+	exp := now.Add(t.ttl)
+	claims := AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    tokenIssuer,
+			Audience:  jwt.ClaimStrings{tokenAudience},
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        rand.Text(),
+		},
+		SessionID: sessionID,
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = t.kid
+	tok.Header["typ"] = accessTokenType
+	s, err := tok.SignedString(t.key)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return s, exp, nil
+}
+
+// Parse checks an access token and returns its claims. It rejects any
+// algorithm but HS256 (alg "none" included), an unknown kid, key material or
+// key URLs in the header, a wrong typ, iss or aud, a missing or past exp, a
+// future nbf or iat, and a missing sub or sid.
+func (t *Tokens) Parse(raw string) (*AccessClaims, error) {
+	claims := new(AccessClaims)
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(tokenIssuer),
+		jwt.WithAudience(tokenAudience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(t.now),
+		jwt.WithStrictDecoding(),
+	)
+	_, err := parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
+		for _, h := range []string{"jwk", "jku", "x5u", "x5c", "crit"} {
+			if _, ok := tok.Header[h]; ok {
+				return nil, fmt.Errorf("header %q is not accepted", h)
+			}
+		}
+		if typ, _ := tok.Header["typ"].(string); typ != accessTokenType {
+			return nil, fmt.Errorf("typ %q is not an access token", typ)
+		}
+		if kid, _ := tok.Header["kid"].(string); kid != t.kid {
+			return nil, fmt.Errorf("unknown kid %q", kid)
+		}
+		return t.key, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	if claims.Subject == "" || claims.SessionID == "" {
+		return nil, fmt.Errorf("%w: missing sub or sid", errBadToken)
+	}
+	return claims, nil
+}
+
+// newSecretToken returns a random opaque token (256 bits, URL-safe) and the
+// hash under which it is stored. The token itself is never stored.
+func newSecretToken() (token, hash string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token)
+}
+
+// hashToken is how opaque tokens (refresh, verification) are stored: a
+// SHA-256 of a 256-bit random value cannot be reversed or guessed, so no
+// slow hash or key is needed.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

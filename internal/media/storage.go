@@ -1,0 +1,46 @@
+package media
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+)
+
+// OpenBucket opens media storage from a URL. A "file:///abs/dir" URL opens
+// a directory on local disk, created if missing, with temporary files kept
+// beside their targets so a volume mounted apart from /tmp still works;
+// fileblob query parameters (e.g. "?metadata=skip") are honoured. Any other
+// URL is handed to gocloud.dev/blob, whose driver for that scheme must be
+// linked in; only fileblob is at present. The caller closes the bucket.
+func OpenBucket(ctx context.Context, rawURL string) (*blob.Bucket, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open media bucket: parse url: %w", err)
+	}
+	var b *blob.Bucket
+	if u.Scheme == fileblob.Scheme {
+		opener := &fileblob.URLOpener{Options: fileblob.Options{CreateDir: true, NoTempDir: true}}
+		b, err = opener.OpenBucketURL(ctx, u)
+	} else {
+		b, err = blob.OpenBucket(ctx, rawURL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open media bucket %s://%s: %w", u.Scheme, u.Host, err)
+	}
+	return b, nil
+}
+
+// AvatarKey returns the key under which img is stored as userID's avatar:
+// "avatars/<userID>/<first 16 hex digits of sha256(img.Data)>.<img.Ext>".
+// The key is derived from the content, so it changes whenever the picture
+// does and whatever is served from it can be cached forever. userID must be
+// a server-issued ID, never raw user input, since it becomes a path segment.
+func AvatarKey(userID string, img Image) string {
+	sum := sha256.Sum256(img.Data)
+	return fmt.Sprintf("avatars/%s/%s.%s", userID, hex.EncodeToString(sum[:8]), img.Ext)
+}

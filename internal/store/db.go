@@ -1,0 +1,137 @@
+// Package store persists Flock's data with bun on SQLite (the embedded
+// default) or Postgres. It holds the bun models, the queries, the migrations
+// of each dialect and the translation of driver errors into flock errors. It
+// makes no business decisions: those belong to the domain packages.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/uptrace/bun/driver/sqliteshim"
+)
+
+// Dialects that Open understands.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is a connection pool to one database plus what the queries need to know
+// about it.
+type DB struct {
+	*bun.DB
+	// Engine is SQLite or Postgres.
+	Engine string
+	// Now returns the current time; tests may replace it.
+	Now func() time.Time
+}
+
+// Open connects to the database that url names and checks that it answers:
+// "" means a SQLite file flock.db in dataDir; "sqlite:<path>" or "file:<path>"
+// a SQLite file; "postgres://..." or "postgresql://..." Postgres. It does not
+// apply migrations (see Migrate).
+func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
+	var (
+		db      *bun.DB
+		dialect string
+	)
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		connector := pgdriver.NewConnector(pgdriver.WithDSN(rawURL), pgdriver.WithTimeout(5*time.Second))
+		sqldb := sql.OpenDB(connector)
+		sqldb.SetMaxOpenConns(20)
+		sqldb.SetMaxIdleConns(10)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db = bun.NewDB(sqldb, pgdialect.New())
+		dialect = Postgres
+	case rawURL == "", strings.HasPrefix(rawURL, "sqlite:"), strings.HasPrefix(rawURL, "file:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "file:"), "//")
+		if path == "" {
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: create data dir: %w", err)
+			}
+			path = filepath.Join(dataDir, "flock.db")
+		}
+		sqldb, err := sql.Open(sqliteshim.ShimName, sqliteDSN(path))
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+		}
+		// WAL lets readers run beside the one writer; _txlock=immediate makes
+		// every transaction take the write lock at BEGIN, so two writers wait
+		// on busy_timeout instead of failing with SQLITE_BUSY mid-transaction.
+		sqldb.SetMaxOpenConns(4)
+		sqldb.SetMaxIdleConns(4)
+		sqldb.SetConnMaxLifetime(0)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+		dialect = SQLite
+	default:
+		return nil, fmt.Errorf("store: unsupported database URL %q: use postgres://..., sqlite:<path>, or leave it empty for %s", redact(rawURL), filepath.Join(dataDir, "flock.db"))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", dialect, err)
+	}
+	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// redact hides a password in a database URL for error messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// NewID returns a new time-ordered, globally unique identifier (a ULID):
+// later IDs sort after earlier ones as strings, and instances need no
+// coordination to make them.
+func NewID() string {
+	// ulid.Make is monotonic within a millisecond in this process, so IDs
+	// made one after another here also sort in that order.
+	return ulid.Make().String()
+}
+
+// InTx runs fn inside a transaction, committing when fn returns nil and
+// rolling back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return fn(ctx, tx)
+	})
+}
+
+// Ping reports whether the database answers, for readiness checks.
+func (db *DB) Ping(ctx context.Context) error {
+	return translate(db.PingContext(ctx))
+}
+
+var errNoRows = sql.ErrNoRows
+
+// IsNotFound reports whether err means that a query matched no row.
+func IsNotFound(err error) bool { return errors.Is(err, errNoRows) }

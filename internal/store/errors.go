@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/uptrace/bun/driver/pgdriver"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/flock-social/flock"
+)
+
+// ErrConflict is wrapped by errors that a unique constraint caused. The
+// domain decides what the conflict means to the user (a taken username, a
+// like that already exists).
+var ErrConflict = errors.New("store: unique constraint violated")
+
+// translate maps driver errors onto flock errors by their type and code,
+// never by message text: a unique violation (Postgres SQLSTATE 23505, SQLite
+// SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY) wraps ErrConflict and carries
+// flock.ECONFLICT; a lost or refused connection carries flock.EUNAVAILABLE.
+// Other errors pass through unchanged, so the transport reports them as
+// internal.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		code := pgErr.Field('C')
+		switch {
+		case code == "23505":
+			return &conflictError{err: err}
+		case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03":
+			return unavailable(err)
+		}
+		return err
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &conflictError{err: err}
+		}
+		return err
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return unavailable(err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(err)
+	}
+	return err
+}
+
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", flock.Errorf(flock.EUNAVAILABLE, "the database is unavailable; try again shortly"), err)
+}
+
+// conflictError is a unique violation: it matches ErrConflict with errors.Is
+// and carries flock.ECONFLICT for errors.As.
+type conflictError struct{ err error }
+
+func (e *conflictError) Error() string        { return "store: unique constraint violated: " + e.err.Error() }
+func (e *conflictError) Unwrap() error        { return e.err }
+func (e *conflictError) Is(target error) bool { return target == ErrConflict }

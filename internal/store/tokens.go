@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Session is one login. Every refresh token rotated from that login belongs
+// to it, and so does every access token issued with them (the JWT's sid).
+type Session struct {
+	bun.BaseModel `bun:"table:sessions,alias:s"`
+
+	ID         string     `bun:"id,pk"`
+	UserID     string     `bun:"user_id,notnull"`
+	CreatedAt  time.Time  `bun:"created_at,notnull"`
+	ExpiresAt  time.Time  `bun:"expires_at,notnull"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+	RevokedWhy string     `bun:"revoked_why,notnull"`
+}
+
+// RefreshToken is a refresh token, stored as a hash of its value.
+type RefreshToken struct {
+	bun.BaseModel `bun:"table:refresh_tokens,alias:rt"`
+
+	TokenHash string     `bun:"token_hash,pk"`
+	SessionID string     `bun:"session_id,notnull"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	UsedAt    *time.Time `bun:"used_at"`
+}
+
+// EmailVerification is an outstanding email-verification token, stored as a
+// hash of its value.
+type EmailVerification struct {
+	bun.BaseModel `bun:"table:email_verifications,alias:ev"`
+
+	TokenHash string     `bun:"token_hash,pk"`
+	UserID    string     `bun:"user_id,notnull"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	UsedAt    *time.Time `bun:"used_at"`
+}
+
+// CreateSession inserts a session.
+func (db *DB) CreateSession(ctx context.Context, tx bun.IDB, s *Session) error {
+	if _, err := tx.NewInsert().Model(s).Exec(ctx); err != nil {
+		return fmt.Errorf("create session: %w", translate(err))
+	}
+	return nil
+}
+
+// CreateRefreshToken inserts a refresh token.
+func (db *DB) CreateRefreshToken(ctx context.Context, tx bun.IDB, t *RefreshToken) error {
+	if _, err := tx.NewInsert().Model(t).Exec(ctx); err != nil {
+		return fmt.Errorf("create refresh token: %w", translate(err))
+	}
+	return nil
+}
+
+// GetRefreshToken returns the refresh token with the given hash. Returns an
+// error matching IsNotFound when there is none.
+func (db *DB) GetRefreshToken(ctx context.Context, tx bun.IDB, hash string) (*RefreshToken, error) {
+	t := new(RefreshToken)
+	if err := tx.NewSelect().Model(t).Where("token_hash = ?", hash).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get refresh token: %w", translate(err))
+	}
+	return t, nil
+}
+
+// UseRefreshToken marks an unused, unexpired refresh token of a live session
+// used, atomically: of two concurrent calls with the same token, exactly one
+// gets true. It returns false when the token was already used, has expired,
+// or its session is revoked or expired.
+func (db *DB) UseRefreshToken(ctx context.Context, tx bun.IDB, hash string) (bool, error) {
+	now := db.Now()
+	live := tx.NewSelect().Model((*Session)(nil)).Column("id").
+		Where("revoked_at IS NULL").Where("expires_at > ?", now)
+	res, err := tx.NewUpdate().Model((*RefreshToken)(nil)).
+		Set("used_at = ?", now).
+		Where("token_hash = ?", hash).
+		Where("used_at IS NULL").
+		Where("expires_at > ?", now).
+		Where("session_id IN (?)", live).
+		Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("use refresh token: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// RevokeSession revokes a session (and so every token of it) unless it is
+// already revoked.
+func (db *DB) RevokeSession(ctx context.Context, tx bun.IDB, sessionID, why string) error {
+	_, err := tx.NewUpdate().Model((*Session)(nil)).
+		Set("revoked_at = ?", db.Now()).Set("revoked_why = ?", why).
+		Where("id = ? AND revoked_at IS NULL", sessionID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", translate(err))
+	}
+	return nil
+}
+
+// RevokeUserSessions revokes every live session of a user, for suspension.
+func (db *DB) RevokeUserSessions(ctx context.Context, tx bun.IDB, userID, why string) error {
+	_, err := tx.NewUpdate().Model((*Session)(nil)).
+		Set("revoked_at = ?", db.Now()).Set("revoked_why = ?", why).
+		Where("user_id = ? AND revoked_at IS NULL", userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke user sessions: %w", translate(err))
+	}
+	return nil
+}
+
+// GetSessionUser returns the user of a live (unrevoked, unexpired) session,
+// in one query, for authenticating a request. Returns an error matching
+// IsNotFound when the session is not live or belongs to another user.
+func (db *DB) GetSessionUser(ctx context.Context, tx bun.IDB, sessionID, userID string) (*User, error) {
+	u := new(User)
+	err := tx.NewSelect().Model(u).
+		Join("JOIN sessions AS s ON s.user_id = u.id").
+		Where("s.id = ?", sessionID).
+		Where("u.id = ?", userID).
+		Where("s.revoked_at IS NULL").
+		Where("s.expires_at > ?", db.Now()).
+		Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get session user: %w", translate(err))
+	}
+	return u, nil
+}
+
+// CreateEmailVerification inserts a verification token.
+func (db *DB) CreateEmailVerification(ctx context.Context, tx bun.IDB, v *EmailVerification) error {
+	if _, err := tx.NewInsert().Model(v).Exec(ctx); err != nil {
+		return fmt.Errorf("create email verification: %w", translate(err))
+	}
+	return nil
+}
+
+// InvalidateEmailVerifications marks every outstanding verification token of
+// a user used, so that only a token issued afterwards works.
+func (db *DB) InvalidateEmailVerifications(ctx context.Context, tx bun.IDB, userID string) error {
+	_, err := tx.NewUpdate().Model((*EmailVerification)(nil)).
+		Set("used_at = ?", db.Now()).
+		Where("user_id = ? AND used_at IS NULL", userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("invalidate email verifications: %w", translate(err))
+	}
+	return nil
+}
+
+// UseEmailVerification marks an unused, unexpired verification token used
+// and returns the ID of its user, atomically: of two concurrent calls with
+// the same token, only one gets the user. Returns an error matching
+// IsNotFound when the token is unknown, used or expired.
+func (db *DB) UseEmailVerification(ctx context.Context, tx bun.IDB, hash string) (string, error) {
+	now := db.Now()
+	v := new(EmailVerification)
+	err := tx.NewUpdate().Model(v).
+		Set("used_at = ?", now).
+		Where("token_hash = ?", hash).
+		Where("used_at IS NULL").
+		Where("expires_at > ?", now).
+		Returning("user_id").
+		Scan(ctx)
+	if err != nil {
+		return "", fmt.Errorf("use email verification: %w", translate(err))
+	}
+	return v.UserID, nil
+}
+
+// GetSession returns the session with the given ID. Returns an error
+// matching IsNotFound when there is none.
+func (db *DB) GetSession(ctx context.Context, tx bun.IDB, id string) (*Session, error) {
+	s := new(Session)
+	if err := tx.NewSelect().Model(s).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get session: %w", translate(err))
+	}
+	return s, nil
+}
