@@ -498,7 +498,10 @@ func (s *Service) UpdateMe(ctx context.Context, p *Principal, in ProfileUpdate) 
 		key := ""
 		if len(*in.Avatar) > 0 {
 			img, err := media.ProcessAvatar(*in.Avatar)
-			if err != nil {
+			var fe *flock.Error
+			if errors.As(err, &fe) && fe.Field == "" {
+				return nil, &flock.Error{Code: fe.Code, Field: "avatar", Message: fe.Message}
+			} else if err != nil {
 				return nil, err
 			}
 			key = media.AvatarKey(p.UserID, img)

@@ -51,6 +51,9 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens,
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("JWT secret must be at least %d bytes, got %d", MinSecretLen, len(secret))
 	}
+	if ttl <= 0 {
+		return nil, fmt.Errorf("access token lifetime must be positive, got %s", ttl)
+	}
 	sum := sha256.Sum256(secret)
 	return &Tokens{key: secret, kid: hex.EncodeToString(sum[:4]), ttl: ttl, now: now}, nil
 }

@@ -84,7 +84,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: connect to %s: %w", dialect, err)
+		return nil, fmt.Errorf("store: connect to %s: %w", dialect, translate(err))
 	}
 	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC() }}, nil
 }

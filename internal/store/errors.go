@@ -71,3 +71,12 @@ type conflictError struct{ err error }
 func (e *conflictError) Error() string        { return "store: unique constraint violated: " + e.err.Error() }
 func (e *conflictError) Unwrap() error        { return e.err }
 func (e *conflictError) Is(target error) bool { return target == ErrConflict }
+
+// As makes flock.ErrorCode see ECONFLICT without an extra wrapping layer.
+func (e *conflictError) As(target any) bool {
+	fe, ok := target.(**flock.Error)
+	if ok {
+		*fe = flock.Errorf(flock.ECONFLICT, "this already exists")
+	}
+	return ok
+}

@@ -197,7 +197,7 @@ type Group struct {
 	Description  string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	Privacy      GroupPrivacy           `protobuf:"varint,4,opt,name=privacy,proto3,enum=flock.v1.GroupPrivacy" json:"privacy,omitempty"`
 	OwnerId      string                 `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
-	MembersCount int64                  `protobuf:"varint,6,opt,name=members_count,json=membersCount,proto3" json:"members_count,omitempty"`
+	MembersCount int32                  `protobuf:"varint,6,opt,name=members_count,json=membersCount,proto3" json:"members_count,omitempty"`
 	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// The caller's role, when they are a member.
 	MyRole GroupRole `protobuf:"varint,8,opt,name=my_role,json=myRole,proto3,enum=flock.v1.GroupRole" json:"my_role,omitempty"`
@@ -272,7 +272,7 @@ func (x *Group) GetOwnerId() string {
 	return ""
 }
 
-func (x *Group) GetMembersCount() int64 {
+func (x *Group) GetMembersCount() int32 {
 	if x != nil {
 		return x.MembersCount
 	}
@@ -1603,7 +1603,7 @@ const file_flock_v1_group_proto_rawDesc = "" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x120\n" +
 	"\aprivacy\x18\x04 \x01(\x0e2\x16.flock.v1.GroupPrivacyR\aprivacy\x12\x19\n" +
 	"\bowner_id\x18\x05 \x01(\tR\aownerId\x12#\n" +
-	"\rmembers_count\x18\x06 \x01(\x03R\fmembersCount\x129\n" +
+	"\rmembers_count\x18\x06 \x01(\x05R\fmembersCount\x129\n" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12,\n" +
 	"\amy_role\x18\b \x01(\x0e2\x13.flock.v1.GroupRoleR\x06myRole\x12N\n" +

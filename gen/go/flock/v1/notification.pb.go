@@ -263,7 +263,7 @@ type ListNotificationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
 	// All unread notifications of the caller, not only this page's.
-	UnreadCount   int64  `protobuf:"varint,2,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	UnreadCount   int32  `protobuf:"varint,2,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -306,7 +306,7 @@ func (x *ListNotificationsResponse) GetNotifications() []*Notification {
 	return nil
 }
 
-func (x *ListNotificationsResponse) GetUnreadCount() int64 {
+func (x *ListNotificationsResponse) GetUnreadCount() int32 {
 	if x != nil {
 		return x.UnreadCount
 	}
@@ -377,7 +377,7 @@ func (x *MarkNotificationsReadRequest) GetAll() bool {
 type MarkNotificationsReadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unread notifications left.
-	UnreadCount   int64 `protobuf:"varint,1,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	UnreadCount   int32 `protobuf:"varint,1,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,7 +412,7 @@ func (*MarkNotificationsReadResponse) Descriptor() ([]byte, []int) {
 	return file_flock_v1_notification_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *MarkNotificationsReadResponse) GetUnreadCount() int64 {
+func (x *MarkNotificationsReadResponse) GetUnreadCount() int32 {
 	if x != nil {
 		return x.UnreadCount
 	}
@@ -488,14 +488,14 @@ const file_flock_v1_notification_proto_rawDesc = "" +
 	"unreadOnly\"\xa4\x01\n" +
 	"\x19ListNotificationsResponse\x12<\n" +
 	"\rnotifications\x18\x01 \x03(\v2\x16.flock.v1.NotificationR\rnotifications\x12!\n" +
-	"\funread_count\x18\x02 \x01(\x03R\vunreadCount\x12&\n" +
+	"\funread_count\x18\x02 \x01(\x05R\vunreadCount\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"m\n" +
 	"\x1cMarkNotificationsReadRequest\x12;\n" +
 	"\x10notification_ids\x18\x01 \x03(\tB\x10\xbaH\r\x92\x01\n" +
 	"\x10d\"\x06r\x04\x10\x01\x18@R\x0fnotificationIds\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\"B\n" +
 	"\x1dMarkNotificationsReadResponse\x12!\n" +
-	"\funread_count\x18\x01 \x01(\x03R\vunreadCount\"I\n" +
+	"\funread_count\x18\x01 \x01(\x05R\vunreadCount\"I\n" +
 	"#NotificationServiceSubscribeRequest\x12\"\n" +
 	"\bsince_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\asinceId*\x80\x02\n" +
 	"\x10NotificationType\x12!\n" +

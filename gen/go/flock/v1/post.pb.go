@@ -1319,11 +1319,11 @@ func (x *GetPostAnalyticsRequest) GetDays() int32 {
 type GetPostAnalyticsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every time the post was read through GetPost.
-	Views int64 `protobuf:"varint,1,opt,name=views,proto3" json:"views,omitempty"`
+	Views int32 `protobuf:"varint,1,opt,name=views,proto3" json:"views,omitempty"`
 	// Distinct signed-in readers.
-	UniqueViewers int64 `protobuf:"varint,2,opt,name=unique_viewers,json=uniqueViewers,proto3" json:"unique_viewers,omitempty"`
-	Likes         int64 `protobuf:"varint,3,opt,name=likes,proto3" json:"likes,omitempty"`
-	Comments      int64 `protobuf:"varint,4,opt,name=comments,proto3" json:"comments,omitempty"`
+	UniqueViewers int32 `protobuf:"varint,2,opt,name=unique_viewers,json=uniqueViewers,proto3" json:"unique_viewers,omitempty"`
+	Likes         int32 `protobuf:"varint,3,opt,name=likes,proto3" json:"likes,omitempty"`
+	Comments      int32 `protobuf:"varint,4,opt,name=comments,proto3" json:"comments,omitempty"`
 	// One entry per day (UTC), oldest first.
 	Daily         []*PostAnalyticsDay `protobuf:"bytes,5,rep,name=daily,proto3" json:"daily,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1360,28 +1360,28 @@ func (*GetPostAnalyticsResponse) Descriptor() ([]byte, []int) {
 	return file_flock_v1_post_proto_rawDescGZIP(), []int{26}
 }
 
-func (x *GetPostAnalyticsResponse) GetViews() int64 {
+func (x *GetPostAnalyticsResponse) GetViews() int32 {
 	if x != nil {
 		return x.Views
 	}
 	return 0
 }
 
-func (x *GetPostAnalyticsResponse) GetUniqueViewers() int64 {
+func (x *GetPostAnalyticsResponse) GetUniqueViewers() int32 {
 	if x != nil {
 		return x.UniqueViewers
 	}
 	return 0
 }
 
-func (x *GetPostAnalyticsResponse) GetLikes() int64 {
+func (x *GetPostAnalyticsResponse) GetLikes() int32 {
 	if x != nil {
 		return x.Likes
 	}
 	return 0
 }
 
-func (x *GetPostAnalyticsResponse) GetComments() int64 {
+func (x *GetPostAnalyticsResponse) GetComments() int32 {
 	if x != nil {
 		return x.Comments
 	}
@@ -1400,10 +1400,10 @@ type PostAnalyticsDay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Midnight UTC of the day.
 	Date          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
-	Views         int64                  `protobuf:"varint,2,opt,name=views,proto3" json:"views,omitempty"`
-	UniqueViewers int64                  `protobuf:"varint,3,opt,name=unique_viewers,json=uniqueViewers,proto3" json:"unique_viewers,omitempty"`
-	Likes         int64                  `protobuf:"varint,4,opt,name=likes,proto3" json:"likes,omitempty"`
-	Comments      int64                  `protobuf:"varint,5,opt,name=comments,proto3" json:"comments,omitempty"`
+	Views         int32                  `protobuf:"varint,2,opt,name=views,proto3" json:"views,omitempty"`
+	UniqueViewers int32                  `protobuf:"varint,3,opt,name=unique_viewers,json=uniqueViewers,proto3" json:"unique_viewers,omitempty"`
+	Likes         int32                  `protobuf:"varint,4,opt,name=likes,proto3" json:"likes,omitempty"`
+	Comments      int32                  `protobuf:"varint,5,opt,name=comments,proto3" json:"comments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1445,28 +1445,28 @@ func (x *PostAnalyticsDay) GetDate() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *PostAnalyticsDay) GetViews() int64 {
+func (x *PostAnalyticsDay) GetViews() int32 {
 	if x != nil {
 		return x.Views
 	}
 	return 0
 }
 
-func (x *PostAnalyticsDay) GetUniqueViewers() int64 {
+func (x *PostAnalyticsDay) GetUniqueViewers() int32 {
 	if x != nil {
 		return x.UniqueViewers
 	}
 	return 0
 }
 
-func (x *PostAnalyticsDay) GetLikes() int64 {
+func (x *PostAnalyticsDay) GetLikes() int32 {
 	if x != nil {
 		return x.Likes
 	}
 	return 0
 }
 
-func (x *PostAnalyticsDay) GetComments() int64 {
+func (x *PostAnalyticsDay) GetComments() int32 {
 	if x != nil {
 		return x.Comments
 	}
@@ -1728,17 +1728,17 @@ const file_flock_v1_post_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x04days\"\xbb\x01\n" +
 	"\x18GetPostAnalyticsResponse\x12\x14\n" +
-	"\x05views\x18\x01 \x01(\x03R\x05views\x12%\n" +
-	"\x0eunique_viewers\x18\x02 \x01(\x03R\runiqueViewers\x12\x14\n" +
-	"\x05likes\x18\x03 \x01(\x03R\x05likes\x12\x1a\n" +
-	"\bcomments\x18\x04 \x01(\x03R\bcomments\x120\n" +
+	"\x05views\x18\x01 \x01(\x05R\x05views\x12%\n" +
+	"\x0eunique_viewers\x18\x02 \x01(\x05R\runiqueViewers\x12\x14\n" +
+	"\x05likes\x18\x03 \x01(\x05R\x05likes\x12\x1a\n" +
+	"\bcomments\x18\x04 \x01(\x05R\bcomments\x120\n" +
 	"\x05daily\x18\x05 \x03(\v2\x1a.flock.v1.PostAnalyticsDayR\x05daily\"\xb1\x01\n" +
 	"\x10PostAnalyticsDay\x12.\n" +
 	"\x04date\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04date\x12\x14\n" +
-	"\x05views\x18\x02 \x01(\x03R\x05views\x12%\n" +
-	"\x0eunique_viewers\x18\x03 \x01(\x03R\runiqueViewers\x12\x14\n" +
-	"\x05likes\x18\x04 \x01(\x03R\x05likes\x12\x1a\n" +
-	"\bcomments\x18\x05 \x01(\x03R\bcomments\"7\n" +
+	"\x05views\x18\x02 \x01(\x05R\x05views\x12%\n" +
+	"\x0eunique_viewers\x18\x03 \x01(\x05R\runiqueViewers\x12\x14\n" +
+	"\x05likes\x18\x04 \x01(\x05R\x05likes\x12\x1a\n" +
+	"\bcomments\x18\x05 \x01(\x05R\bcomments\"7\n" +
 	"\x0fGetVideoRequest\x12$\n" +
 	"\bvideo_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\avideoId\"9\n" +
 	"\x10GetVideoResponse\x12%\n" +

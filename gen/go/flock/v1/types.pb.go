@@ -373,9 +373,9 @@ type User struct {
 	// Absolute URL of the profile picture (a square JPEG); empty when none is
 	// set. The URL changes whenever the picture does.
 	AvatarUrl      string                 `protobuf:"bytes,5,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
-	FollowersCount int64                  `protobuf:"varint,6,opt,name=followers_count,json=followersCount,proto3" json:"followers_count,omitempty"`
-	FollowingCount int64                  `protobuf:"varint,7,opt,name=following_count,json=followingCount,proto3" json:"following_count,omitempty"`
-	PostsCount     int64                  `protobuf:"varint,8,opt,name=posts_count,json=postsCount,proto3" json:"posts_count,omitempty"`
+	FollowersCount int32                  `protobuf:"varint,6,opt,name=followers_count,json=followersCount,proto3" json:"followers_count,omitempty"`
+	FollowingCount int32                  `protobuf:"varint,7,opt,name=following_count,json=followingCount,proto3" json:"following_count,omitempty"`
+	PostsCount     int32                  `protobuf:"varint,8,opt,name=posts_count,json=postsCount,proto3" json:"posts_count,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// True when the caller follows this user.
 	FollowedByMe bool `protobuf:"varint,10,opt,name=followed_by_me,json=followedByMe,proto3" json:"followed_by_me,omitempty"`
@@ -459,21 +459,21 @@ func (x *User) GetAvatarUrl() string {
 	return ""
 }
 
-func (x *User) GetFollowersCount() int64 {
+func (x *User) GetFollowersCount() int32 {
 	if x != nil {
 		return x.FollowersCount
 	}
 	return 0
 }
 
-func (x *User) GetFollowingCount() int64 {
+func (x *User) GetFollowingCount() int32 {
 	if x != nil {
 		return x.FollowingCount
 	}
 	return 0
 }
 
-func (x *User) GetPostsCount() int64 {
+func (x *User) GetPostsCount() int32 {
 	if x != nil {
 		return x.PostsCount
 	}
@@ -551,8 +551,8 @@ type Post struct {
 	GroupId string `protobuf:"bytes,6,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	// The attached video, if any.
 	Video         *Video `protobuf:"bytes,7,opt,name=video,proto3" json:"video,omitempty"`
-	LikesCount    int64  `protobuf:"varint,8,opt,name=likes_count,json=likesCount,proto3" json:"likes_count,omitempty"`
-	CommentsCount int64  `protobuf:"varint,9,opt,name=comments_count,json=commentsCount,proto3" json:"comments_count,omitempty"`
+	LikesCount    int32  `protobuf:"varint,8,opt,name=likes_count,json=likesCount,proto3" json:"likes_count,omitempty"`
+	CommentsCount int32  `protobuf:"varint,9,opt,name=comments_count,json=commentsCount,proto3" json:"comments_count,omitempty"`
 	// True when the caller likes the post.
 	LikedByMe bool                   `protobuf:"varint,10,opt,name=liked_by_me,json=likedByMe,proto3" json:"liked_by_me,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -641,14 +641,14 @@ func (x *Post) GetVideo() *Video {
 	return nil
 }
 
-func (x *Post) GetLikesCount() int64 {
+func (x *Post) GetLikesCount() int32 {
 	if x != nil {
 		return x.LikesCount
 	}
 	return 0
 }
 
-func (x *Post) GetCommentsCount() int64 {
+func (x *Post) GetCommentsCount() int32 {
 	if x != nil {
 		return x.CommentsCount
 	}
@@ -941,9 +941,9 @@ const file_flock_v1_types_proto_rawDesc = "" +
 	"\x03bio\x18\x04 \x01(\tR\x03bio\x12\x1d\n" +
 	"\n" +
 	"avatar_url\x18\x05 \x01(\tR\tavatarUrl\x12'\n" +
-	"\x0ffollowers_count\x18\x06 \x01(\x03R\x0efollowersCount\x12'\n" +
-	"\x0ffollowing_count\x18\a \x01(\x03R\x0efollowingCount\x12\x1f\n" +
-	"\vposts_count\x18\b \x01(\x03R\n" +
+	"\x0ffollowers_count\x18\x06 \x01(\x05R\x0efollowersCount\x12'\n" +
+	"\x0ffollowing_count\x18\a \x01(\x05R\x0efollowingCount\x12\x1f\n" +
+	"\vposts_count\x18\b \x01(\x05R\n" +
 	"postsCount\x129\n" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12$\n" +
@@ -966,9 +966,9 @@ const file_flock_v1_types_proto_rawDesc = "" +
 	"visibility\x12\x19\n" +
 	"\bgroup_id\x18\x06 \x01(\tR\agroupId\x12%\n" +
 	"\x05video\x18\a \x01(\v2\x0f.flock.v1.VideoR\x05video\x12\x1f\n" +
-	"\vlikes_count\x18\b \x01(\x03R\n" +
+	"\vlikes_count\x18\b \x01(\x05R\n" +
 	"likesCount\x12%\n" +
-	"\x0ecomments_count\x18\t \x01(\x03R\rcommentsCount\x12\x1e\n" +
+	"\x0ecomments_count\x18\t \x01(\x05R\rcommentsCount\x12\x1e\n" +
 	"\vliked_by_me\x18\n" +
 	" \x01(\bR\tlikedByMe\x129\n" +
 	"\n" +

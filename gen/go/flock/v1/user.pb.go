@@ -410,7 +410,7 @@ type LoginResponse struct {
 	// Always "Bearer".
 	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// Seconds until the access token expires.
-	ExpiresIn     int64 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	ExpiresIn     int32 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	User          *User `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -467,7 +467,7 @@ func (x *LoginResponse) GetTokenType() string {
 	return ""
 }
 
-func (x *LoginResponse) GetExpiresIn() int64 {
+func (x *LoginResponse) GetExpiresIn() int32 {
 	if x != nil {
 		return x.ExpiresIn
 	}
@@ -531,7 +531,7 @@ type RefreshTokenResponse struct {
 	// The replacement refresh token; the one sent in the request is now used.
 	RefreshToken  string `protobuf:"bytes,2,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	TokenType     string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
-	ExpiresIn     int64  `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	ExpiresIn     int32  `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	User          *User  `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -588,7 +588,7 @@ func (x *RefreshTokenResponse) GetTokenType() string {
 	return ""
 }
 
-func (x *RefreshTokenResponse) GetExpiresIn() int64 {
+func (x *RefreshTokenResponse) GetExpiresIn() int32 {
 	if x != nil {
 		return x.ExpiresIn
 	}
@@ -2042,7 +2042,7 @@ const file_flock_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"token_type\x18\x03 \x01(\tR\ttokenType\x12\x1d\n" +
 	"\n" +
-	"expires_in\x18\x04 \x01(\x03R\texpiresIn\x12\"\n" +
+	"expires_in\x18\x04 \x01(\x05R\texpiresIn\x12\"\n" +
 	"\x04user\x18\x05 \x01(\v2\x0e.flock.v1.UserR\x04user\"F\n" +
 	"\x13RefreshTokenRequest\x12/\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\n" +
@@ -2053,7 +2053,7 @@ const file_flock_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"token_type\x18\x03 \x01(\tR\ttokenType\x12\x1d\n" +
 	"\n" +
-	"expires_in\x18\x04 \x01(\x03R\texpiresIn\x12\"\n" +
+	"expires_in\x18\x04 \x01(\x05R\texpiresIn\x12\"\n" +
 	"\x04user\x18\x05 \x01(\v2\x0e.flock.v1.UserR\x04user\"@\n" +
 	"\rLogoutRequest\x12/\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\n" +

@@ -1,0 +1,73 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/testutil"
+)
+
+// A Postgres that does not answer is reported as unavailable, so that the
+// transport answers Unavailable (retry later) rather than Internal.
+func TestOpen_UnreachablePostgresIsUnavailable_P17(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Port 1 on the loopback refuses connections at once.
+	db, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable", "")
+	if err == nil {
+		db.Close()
+		t.Fatal("Open of a Postgres that is not listening succeeded")
+	}
+	if code := flock.ErrorCode(err); code != flock.EUNAVAILABLE {
+		t.Fatalf("flock.ErrorCode = %q, want %q (err %v)", code, flock.EUNAVAILABLE, err)
+	}
+}
+
+// A connection that the server drops (as in a Postgres restart) fails the
+// query that was using it with Unavailable, and the pool then recovers on
+// its own: the next query succeeds without reopening the store.
+func TestQuery_DroppedConnectionIsUnavailableThenRecovers_P17(t *testing.T) {
+	t.Parallel()
+	db := testutil.MustStore(t, store.Postgres)
+	ctx := context.Background()
+	u := MustCreateUser(t, db, "alice")
+
+	conn, err := db.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	// From another connection of the pool, end conn's backend and wait (up
+	// to 5 s) until it is gone.
+	var terminated bool
+	if err := db.QueryRowContext(ctx, "SELECT pg_terminate_backend(?, 5000)", pid).Scan(&terminated); err != nil || !terminated {
+		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, terminated, err)
+	}
+
+	_, err = db.GetUser(ctx, conn, u.ID)
+	if err == nil {
+		t.Fatal("a query on a terminated connection succeeded")
+	}
+	if code := flock.ErrorCode(err); code != flock.EUNAVAILABLE {
+		t.Fatalf("query on a terminated connection: flock.ErrorCode = %q, want %q (err %v)", code, flock.EUNAVAILABLE, err)
+	}
+	conn.Close()
+
+	// The pool drops the dead connection; queries work again.
+	for i := range 3 {
+		if _, err := db.GetUser(ctx, db, u.ID); err != nil {
+			t.Fatalf("query %d after the connection was dropped: %v", i+1, err)
+		}
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the connection was dropped: %v", err)
+	}
+}

@@ -1,0 +1,214 @@
+// Package testutil gives tests the real dependencies Flock runs on: a fresh,
+// migrated database per test on every engine that is available, and the
+// address of a Redis server. SQLite is always available; Postgres and Redis
+// are used when they answer, and their absence fails the run when CI=true.
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flock-social/flock/internal/store"
+)
+
+// Defaults for the test services: the local Postgres "test" database (trust
+// authentication) and Redis database 0.
+const (
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// probeTimeout bounds the check that a test service answers.
+const probeTimeout = 3 * time.Second
+
+var (
+	pgOnce sync.Once
+	pgErr  error // nil when Postgres answered the first probe
+)
+
+// inCI reports whether the run is in CI, where a missing service is a
+// failure rather than a reason to skip.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// DatabaseURL returns FLOCK_TEST_DATABASE_URL, or DefaultDatabaseURL when it
+// is unset. It does not check that the server answers.
+func DatabaseURL() string {
+	if u := os.Getenv("FLOCK_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultDatabaseURL
+}
+
+// postgresErr probes Postgres once per test binary and returns why it is
+// unusable, or nil.
+func postgresErr() error {
+	pgOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		db, err := store.Open(ctx, DatabaseURL(), "")
+		if err != nil {
+			pgErr = err
+			return
+		}
+		defer db.Close()
+		pgErr = db.PingContext(ctx)
+	})
+	return pgErr
+}
+
+// Engines returns the database engines to test against: store.SQLite always,
+// and store.Postgres when the server at DatabaseURL answers. With CI=true an
+// unreachable Postgres fails the test instead of being left out. The probe
+// runs once per test binary.
+func Engines(tb testing.TB) []string {
+	tb.Helper()
+	engines := []string{store.SQLite}
+	if err := postgresErr(); err != nil {
+		if inCI() {
+			tb.Fatalf("postgres at %s is unreachable (CI=true requires it; set FLOCK_TEST_DATABASE_URL): %v", redact(DatabaseURL()), err)
+		}
+		tb.Logf("postgres at %s is unreachable, testing SQLite only: %v", redact(DatabaseURL()), err)
+		return engines
+	}
+	return append(engines, store.Postgres)
+}
+
+// MustStore returns a fresh, migrated database of the given engine that no
+// other test shares: a SQLite file in tb.TempDir(), or a new Postgres schema
+// with a random name, used as the search_path of every connection. It is
+// closed, and the schema dropped, when the test ends. It skips the test when
+// Postgres is asked for and unreachable (fails it when CI=true).
+func MustStore(tb testing.TB, engine string) *store.DB {
+	tb.Helper()
+	ctx := context.Background()
+	var db *store.DB
+	switch engine {
+	case store.SQLite:
+		var err error
+		db, err = store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "flock.db"), "")
+		if err != nil {
+			tb.Fatalf("open sqlite store: %v", err)
+		}
+		tb.Cleanup(func() { db.Close() })
+	case store.Postgres:
+		db = mustPostgresSchema(tb)
+	default:
+		tb.Fatalf("unknown engine %q: want %q or %q", engine, store.SQLite, store.Postgres)
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatalf("migrate %s store: %v", engine, err)
+	}
+	return db
+}
+
+// mustPostgresSchema creates a schema with a random name and returns a store
+// whose connections use it as their search_path.
+func mustPostgresSchema(tb testing.TB) *store.DB {
+	tb.Helper()
+	if err := postgresErr(); err != nil {
+		if inCI() {
+			tb.Fatalf("postgres at %s is unreachable: %v", redact(DatabaseURL()), err)
+		}
+		tb.Skipf("postgres at %s is unreachable (set FLOCK_TEST_DATABASE_URL): %v", redact(DatabaseURL()), err)
+	}
+	ctx := context.Background()
+	base := DatabaseURL()
+	admin, err := store.Open(ctx, base, "")
+	if err != nil {
+		tb.Fatalf("open postgres: %v", err)
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails
+	schema := "flock_test_" + hex.EncodeToString(suffix[:])
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		tb.Fatalf("create schema %s: %v", schema, err)
+	}
+	tb.Cleanup(func() {
+		// A query that a failed test left running must not keep the schema.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(dctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+
+	// pgdriver hands query parameters it does not know to the server as
+	// run-time parameters of every connection (SET search_path TO ...).
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("parse FLOCK_TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String(), "")
+	if err != nil {
+		tb.Fatalf("open postgres schema %s: %v", schema, err)
+	}
+	// Registered after the drop, so it runs before it: the store's
+	// connections end before the schema goes.
+	tb.Cleanup(func() { db.Close() })
+
+	var got string
+	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&got); err != nil || got != schema {
+		tb.Fatalf("postgres search_path: current_schema() = %q, %v; want %q", got, err, schema)
+	}
+	return db
+}
+
+// ForEachEngine runs fn as a subtest named after each engine of Engines,
+// each with a fresh store from MustStore. fn may call t.Parallel.
+func ForEachEngine(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	for _, engine := range Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			fn(t, MustStore(t, engine))
+		})
+	}
+}
+
+// RedisURL returns FLOCK_TEST_REDIS_URL (default DefaultRedisURL) after
+// checking that Redis answers a PING. It skips the test when Redis is
+// unreachable, and fails it when CI=true.
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("FLOCK_TEST_REDIS_URL")
+	if u == "" {
+		u = DefaultRedisURL
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		tb.Fatalf("parse FLOCK_TEST_REDIS_URL: %v", err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if inCI() {
+			tb.Fatalf("redis at %s is unreachable (CI=true requires it; set FLOCK_TEST_REDIS_URL): %v", opt.Addr, err)
+		}
+		tb.Skipf("redis at %s is unreachable (set FLOCK_TEST_REDIS_URL): %v", opt.Addr, err)
+	}
+	return u
+}
+
+// redact hides a password in a database URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

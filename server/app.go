@@ -1,0 +1,245 @@
+// Package server is Flock's transport: it serves the protobuf-defined API
+// as Connect, gRPC and gRPC-Web at /flock.v1.*, as REST JSON at /api/
+// through vanguard, plus the plain-HTTP endpoints (media, health, metrics).
+// Handlers decode, authenticate and convert; the rules live in internal/.
+//
+// App also wires the server's dependencies (store, broker, mailer, media
+// storage, domain services) so that the binary and the tests build the very
+// same thing.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/mail"
+	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/store"
+)
+
+// Config is every setting of a Flock server. cmd/flock fills it from
+// FLOCK_* environment variables and flags; docs/configuration.md lists them.
+type Config struct {
+	// Addr is the listen address (HTTP/1.1 and h2c on one port).
+	Addr string
+	// DataDir holds the SQLite file, local media and generated secrets.
+	DataDir string
+	// DatabaseURL selects Postgres (postgres://...); empty means SQLite in DataDir.
+	DatabaseURL string
+	// RedisURL shares live events across instances; empty means in-process.
+	RedisURL string
+	// PublicURL is the base of links in emails and of media URLs.
+	PublicURL string
+	// Mailer is "log", "file:<dir>" or "smtp://user:pass@host:port".
+	Mailer string
+	// MailFrom is the sender of outgoing email.
+	MailFrom string
+	// MediaURL is where media is stored (a gocloud.dev/blob URL); empty
+	// means DataDir/media on local disk.
+	MediaURL string
+	// JWTSecret signs access tokens (32+ bytes). Empty: generated once into
+	// DataDir, except in production, where it is required.
+	JWTSecret string
+	// Production refuses development conveniences (a generated JWT secret).
+	Production bool
+	// CORSOrigins are the origins browsers may call from ("*" for any).
+	CORSOrigins []string
+	// RateLimits turns rate limiting on.
+	RateLimits bool
+	// AccessTTL overrides the access-token lifetime (default 15 minutes).
+	AccessTTL time.Duration
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// App is a wired Flock server.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *store.DB
+	broker   pubsub.Broker
+	bucket   *blob.Bucket
+	accounts *account.Service
+	handler  http.Handler
+}
+
+// Open connects to every dependency the configuration names, applies
+// pending migrations and builds the HTTP handler.
+func Open(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "flock-data"
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Addr
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	a := &App{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := account.NewTokens(secret, cfg.AccessTTL, func() time.Time { return time.Now().UTC() })
+	if err != nil {
+		return nil, fmt.Errorf("FLOCK_JWT_SECRET: %w", err)
+	}
+	if a.db, err = store.Open(ctx, cfg.DatabaseURL, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	applied, err := a.db.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		a.log.Info("applied migrations", "migrations", applied)
+	}
+	if a.broker, err = pubsub.Open(cfg.RedisURL); err != nil {
+		return nil, fmt.Errorf("FLOCK_REDIS_URL: %w", err)
+	}
+	mediaURL := cfg.MediaURL
+	if mediaURL == "" {
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "media"))
+		if err != nil {
+			return nil, err
+		}
+		mediaURL = "file://" + abs
+	}
+	if a.bucket, err = media.OpenBucket(ctx, mediaURL); err != nil {
+		return nil, fmt.Errorf("media storage: %w", err)
+	}
+	mailer, err := mail.Open(cfg.Mailer, cfg.MailFrom, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("FLOCK_MAILER: %w", err)
+	}
+	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, account.Config{
+		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL,
+	}, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// Handler returns the HTTP handler that serves everything.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// DB returns the store, for administrative commands and tests.
+func (a *App) DB() *store.DB { return a.db }
+
+// Accounts returns the account service, for administrative commands.
+func (a *App) Accounts() *account.Service { return a.accounts }
+
+// Serve serves on ln (HTTP/1.1 and cleartext HTTP/2) until ctx is done,
+// then drains in-flight requests for up to drain before returning.
+func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	srv := NewHTTPServer(a.handler)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "drain", drain)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and
+// cleartext HTTP/2 (h2c, for gRPC without TLS) on one port, with timeouts
+// that bound slow clients but leave streams open.
+func NewHTTPServer(h http.Handler) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Close releases every dependency; it waits for emails still being sent.
+func (a *App) Close() error {
+	var errs []error
+	if a.accounts != nil {
+		a.accounts.Close()
+	}
+	if a.broker != nil {
+		errs = append(errs, a.broker.Close())
+	}
+	if a.bucket != nil {
+		errs = append(errs, a.bucket.Close())
+	}
+	if a.db != nil {
+		errs = append(errs, a.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// jwtSecret returns the configured secret or, outside production, the one
+// generated into the data dir on first start (kept so tokens survive restarts).
+func jwtSecret(cfg Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	if cfg.Production {
+		return nil, errors.New("FLOCK_JWT_SECRET is required in production: set it to 32 or more random bytes, e.g. `openssl rand -hex 32`")
+	}
+	path := filepath.Join(cfg.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	secret := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}

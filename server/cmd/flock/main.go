@@ -1,0 +1,200 @@
+// Command flock serves the Flock API.
+//
+//	flock [flags]                        serve (the default)
+//	flock [flags] migrate                apply database migrations and exit
+//	flock [flags] user promote <name>    make an account staff (a moderator)
+//
+// Every flag also reads a FLOCK_* environment variable; `flock --help` lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "flock:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the command line: each flag defaults to its FLOCK_* variable.
+type settings struct {
+	server.Config
+	env       string
+	logLevel  string
+	logFormat string
+	cors      string
+	rate      string
+	drain     time.Duration
+}
+
+func parse(args []string, stderr io.Writer) (*settings, []string, error) {
+	fs := flag.NewFlagSet("flock", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := new(settings)
+	str := func(p *string, name, env, def, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" ("+env+")")
+	}
+	str(&s.Addr, "addr", "FLOCK_ADDR", "127.0.0.1:8080", "listen address, HTTP/1.1 and h2c on one port")
+	str(&s.DataDir, "data-dir", "FLOCK_DATA_DIR", "./flock-data", "SQLite file, local media and generated development secrets")
+	str(&s.DatabaseURL, "database-url", "FLOCK_DATABASE_URL", "", "postgres://... selects Postgres; empty means SQLite in the data dir")
+	str(&s.RedisURL, "redis-url", "FLOCK_REDIS_URL", "", "redis://... shares live events across instances; empty means in-process")
+	str(&s.PublicURL, "public-url", "FLOCK_PUBLIC_URL", "", "base of links in emails and of media URLs (default http://<addr>)")
+	str(&s.Mailer, "mailer", "FLOCK_MAILER", "log", "log, file:<dir> (one .eml per message), or smtp://user:pass@host:port")
+	str(&s.MailFrom, "mail-from", "FLOCK_MAIL_FROM", "", "sender of outgoing email (default Flock <flock@localhost>)")
+	str(&s.MediaURL, "media-url", "FLOCK_MEDIA_URL", "", "media storage as a gocloud.dev/blob URL (default file://<data-dir>/media)")
+	str(&s.JWTSecret, "jwt-secret", "FLOCK_JWT_SECRET", "", "HS256 key for access tokens, 32+ bytes, used as given (default: generated once into the data dir; required in production)")
+	str(&s.cors, "cors-origins", "FLOCK_CORS_ORIGINS", "*", "comma-separated origins browsers may call from")
+	str(&s.rate, "rate-limits", "FLOCK_RATE_LIMITS", "on", "on or off (off is for load tests and test harnesses)")
+	str(&s.env, "env", "FLOCK_ENV", "development", "development or production (production requires an explicit JWT secret)")
+	str(&s.logLevel, "log-level", "FLOCK_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&s.logFormat, "log-format", "FLOCK_LOG_FORMAT", "text", "text or json")
+	fs.DurationVar(&s.drain, "shutdown-timeout", 25*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage:\n  flock [flags]                       serve the API\n  flock [flags] migrate               apply database migrations\n  flock [flags] user promote <name>   make an account staff\n\nFlags (each also read from the environment variable in brackets):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	switch s.env {
+	case "development", "production":
+		s.Production = s.env == "production"
+	default:
+		return nil, nil, fmt.Errorf("FLOCK_ENV: want development or production, got %q", s.env)
+	}
+	on, err := parseOnOff(s.rate)
+	if err != nil {
+		return nil, nil, fmt.Errorf("FLOCK_RATE_LIMITS: %w", err)
+	}
+	s.RateLimits = on
+	for _, o := range strings.Split(s.cors, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.CORSOrigins = append(s.CORSOrigins, o)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return nil, nil, fmt.Errorf("FLOCK_LOG_LEVEL: want debug, info, warn or error, got %q", s.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch s.logFormat {
+	case "text":
+		s.Logger = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		s.Logger = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		return nil, nil, fmt.Errorf("FLOCK_LOG_FORMAT: want text or json, got %q", s.logFormat)
+	}
+	return s, fs.Args(), nil
+}
+
+func parseOnOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "yes":
+		return true, nil
+	case "off", "no":
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("want on or off, got %q", v)
+	}
+	return b, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, rest, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	cmd := "serve"
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, s)
+	case "migrate":
+		return migrate(ctx, s, stdout)
+	case "user":
+		if len(rest) != 2 || rest[0] != "promote" {
+			return errors.New("usage: flock user promote <username>")
+		}
+		return promote(ctx, s, rest[1], stdout)
+	default:
+		return fmt.Errorf("unknown command %q: want serve, migrate or user promote (see flock --help)", cmd)
+	}
+}
+
+func serve(ctx context.Context, s *settings) error {
+	app, err := server.Open(ctx, s.Config)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("flock serving", "addr", ln.Addr().String(), "database", app.DB().Engine,
+		"redis", s.RedisURL != "", "public_url", s.PublicURL, "mailer", strings.SplitN(s.Mailer, ":", 2)[0])
+	return app.Serve(ctx, ln, s.drain)
+}
+
+func migrate(ctx context.Context, s *settings, stdout io.Writer) error {
+	db, err := store.Open(ctx, s.DatabaseURL, s.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "database is up to date")
+	}
+	for _, name := range applied {
+		fmt.Fprintln(stdout, "applied", name)
+	}
+	return nil
+}
+
+func promote(ctx context.Context, s *settings, username string, stdout io.Writer) error {
+	app, err := server.Open(ctx, s.Config)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	u, err := app.Accounts().Promote(ctx, username)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s (%s) is now staff\n", u.Username, u.ID)
+	return nil
+}

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/account"
+)
+
+// connectCodes maps flock error codes onto Connect codes, 1:1. Vanguard
+// derives the REST status from the Connect code.
+var connectCodes = map[string]connect.Code{
+	flock.EINVALID:      connect.CodeInvalidArgument,
+	flock.ENOTFOUND:     connect.CodeNotFound,
+	flock.ECONFLICT:     connect.CodeAlreadyExists,
+	flock.EFORBIDDEN:    connect.CodePermissionDenied,
+	flock.EUNAUTHORIZED: connect.CodeUnauthenticated,
+	flock.EPRECONDITION: connect.CodeFailedPrecondition,
+	flock.ERATELIMIT:    connect.CodeResourceExhausted,
+	flock.EUNAVAILABLE:  connect.CodeUnavailable,
+	flock.EINTERNAL:     connect.CodeInternal,
+}
+
+// toConnectError turns a domain error into the error the client sees:
+// flock errors keep their message (with a BadRequest detail naming the
+// field, when there is one); anything else is logged with the request id
+// and reaches the client only as "internal error" plus that id.
+func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return withBadRequest(ce)
+	}
+	var fe *flock.Error
+	if errors.As(err, &fe) && fe.Code != flock.EINTERNAL {
+		if fe.Code == flock.EUNAVAILABLE {
+			log.WarnContext(ctx, "unavailable", "procedure", procedure, "err", err)
+		}
+		out := connect.NewError(connectCodes[fe.Code], errors.New(fe.Message))
+		if fe.Field != "" {
+			if d, derr := connect.NewErrorDetail(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
+				Field: fe.Field, Description: fe.Message,
+			}}}); derr == nil {
+				out.AddDetail(d)
+			}
+		}
+		return out
+	}
+	if errors.Is(err, context.Canceled) {
+		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("request timed out"))
+	}
+	id := requestID(ctx)
+	log.ErrorContext(ctx, "internal error", "procedure", procedure, "request_id", id, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error (request id "+id+")"))
+}
+
+// withBadRequest adds a google.rpc.BadRequest detail to a protovalidate
+// error, so that every invalid_argument with field violations carries the
+// same detail type whether the proto rules or the domain caught it.
+func withBadRequest(ce *connect.Error) error {
+	if ce.Code() != connect.CodeInvalidArgument {
+		return ce
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(ce, &verr) {
+		return ce
+	}
+	br := &errdetails.BadRequest{}
+	for _, v := range verr.Violations {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field:       protovalidate.FieldPathString(v.Proto.GetField()),
+			Description: v.Proto.GetMessage(),
+		})
+	}
+	if d, err := connect.NewErrorDetail(br); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}
+
+// errorInterceptor is the outermost interceptor: every error leaving a
+// handler passes through toConnectError.
+type errorInterceptor struct{ log *slog.Logger }
+
+func (i errorInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		res, err := next(ctx, req)
+		if err != nil {
+			return nil, toConnectError(ctx, i.log, req.Spec().Procedure, err)
+		}
+		return res, nil
+	}
+}
+
+func (errorInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if err := next(ctx, conn); err != nil {
+			return toConnectError(ctx, i.log, conn.Spec().Procedure, err)
+		}
+		return nil
+	}
+}
+
+// publicProcedures need no access token.
+var publicProcedures = map[string]bool{
+	flockv1connect.UserServiceRegisterProcedure:           true,
+	flockv1connect.UserServiceVerifyEmailProcedure:        true,
+	flockv1connect.UserServiceResendVerificationProcedure: true,
+	flockv1connect.UserServiceLoginProcedure:              true,
+	flockv1connect.UserServiceRefreshTokenProcedure:       true,
+	flockv1connect.UserServiceLogoutProcedure:             true,
+}
+
+type principalKey struct{}
+
+// principal returns the authenticated caller; the auth interceptor
+// guarantees one for every procedure that is not public.
+func principal(ctx context.Context) *account.Principal {
+	p, _ := ctx.Value(principalKey{}).(*account.Principal)
+	return p
+}
+
+// authInterceptor authenticates the bearer token of every non-public
+// procedure (and of public ones, when a token is sent) and puts the
+// principal in the context.
+type authInterceptor struct{ accounts *account.Service }
+
+var errNoToken = connect.NewError(connect.CodeUnauthenticated, errors.New("missing access token: send the header 'Authorization: Bearer <accessToken>' (get one from Login)"))
+
+func (i authInterceptor) authenticate(ctx context.Context, procedure, header string) (context.Context, error) {
+	token, ok := bearerToken(header)
+	if !ok {
+		if publicProcedures[procedure] {
+			return ctx, nil
+		}
+		return ctx, errNoToken
+	}
+	p, err := i.accounts.Authenticate(ctx, token)
+	if err != nil {
+		if publicProcedures[procedure] {
+			return ctx, nil
+		}
+		return ctx, err
+	}
+	return context.WithValue(ctx, principalKey{}, p), nil
+}
+
+func (i authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := i.authenticate(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>" header.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// metricsInterceptor counts RPCs by procedure and code and times them.
+type metricsInterceptor struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetricsInterceptor(reg prometheus.Registerer) *metricsInterceptor {
+	m := &metricsInterceptor{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flock_rpc_requests_total", Help: "RPCs handled, by procedure and Connect code.",
+		}, []string{"procedure", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flock_rpc_duration_seconds", Help: "Time to handle an RPC.", Buckets: prometheus.DefBuckets,
+		}, []string{"procedure"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *metricsInterceptor) observe(procedure string, start time.Time, err error) {
+	code := "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+	}
+	m.requests.WithLabelValues(procedure, code).Inc()
+	m.duration.WithLabelValues(procedure).Observe(time.Since(start).Seconds())
+}
+
+func (m *metricsInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		res, err := next(ctx, req)
+		m.observe(req.Spec().Procedure, start, err)
+		return res, err
+	}
+}
+
+func (*metricsInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (m *metricsInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		m.observe(conn.Spec().Procedure, start, err)
+		return err
+	}
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"connectrpc.com/validate"
+	"connectrpc.com/vanguard"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+)
+
+// maxRequestBytes caps an RPC message: a 5 MiB avatar in base64 JSON plus
+// the rest of the request.
+const maxRequestBytes = 8 << 20
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// routes builds the handler tree:
+//
+//	/flock.v1.*                 Connect, gRPC, gRPC-Web (mounted directly, so a
+//	                            plain JSON POST needs no Connect header)
+//	/api/...                    REST JSON through vanguard, trailing slash optional
+//	/grpc.reflection.*, /grpc.health.v1.*
+//	/healthz, /readyz, /metrics, /openapi.yaml
+//	/media/...                  stored media (avatars)
+//	/verify-email               the page the verification link opens
+func (a *App) routes() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(
+			errorInterceptor{log: a.log},
+			newMetricsInterceptor(reg),
+			authInterceptor{accounts: a.accounts},
+			validate.NewInterceptor(),
+		),
+		connect.WithReadMaxBytes(maxRequestBytes),
+		recoverHandler(a.log),
+	}
+	opts = append(opts, jsonCodecs()...)
+	conv := converter{mediaURL: a.cfg.PublicURL + "/media/"}
+
+	mux := http.NewServeMux()
+	var services []*vanguard.Service
+	mount := func(path string, h http.Handler) {
+		mux.Handle(path, withNoStore(h))
+		services = append(services, vanguard.NewService(path, h))
+	}
+	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, conv: conv}, opts...))
+	mount(flockv1connect.NewPostServiceHandler(&postServer{}, opts...))
+	mount(flockv1connect.NewGroupServiceHandler(&groupServer{}, opts...))
+	mount(flockv1connect.NewNotificationServiceHandler(&notificationServer{}, opts...))
+	mount(flockv1connect.NewActivityServiceHandler(&activityServer{}, opts...))
+	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{}, opts...))
+
+	rest, err := vanguard.NewTranscoder(services)
+	if err != nil {
+		// The services and their annotations are compiled in; a failure
+		// here is a programming error caught by every test.
+		panic("vanguard: " + err.Error())
+	}
+
+	serviceNames := []string{
+		flockv1connect.UserServiceName, flockv1connect.PostServiceName, flockv1connect.GroupServiceName,
+		flockv1connect.NotificationServiceName, flockv1connect.ActivityServiceName, flockv1connect.ModerationServiceName,
+	}
+	reflector := grpcreflect.NewStaticReflector(serviceNames...)
+
+	mux.Handle("/api/", withNoStore(withoutTrailingSlash(a.withMultipartProfile(rest))))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpchealth.NewHandler(dbChecker{a: a}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPISpec)
+	})
+	mux.HandleFunc("GET /media/", a.serveMedia)
+	mux.HandleFunc("/verify-email", a.verifyEmailPage)
+
+	return withRequestLog(a.log, withCORS(a.cfg.CORSOrigins, mux))
+}
+
+// ready answers 200 when the database answers, 503 otherwise.
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := a.db.Ping(ctx); err != nil {
+		a.log.WarnContext(ctx, "not ready", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("database unavailable\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// dbChecker answers gRPC health checks: serving while the database answers.
+type dbChecker struct{ a *App }
+
+func (c dbChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && !strings.HasPrefix(req.Service, "flock.v1.") {
+		return nil, connect.NewError(connect.CodeNotFound, nil)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.a.db.Ping(ctx); err != nil {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
