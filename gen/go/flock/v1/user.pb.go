@@ -2008,9 +2008,10 @@ var File_flock_v1_user_proto protoreflect.FileDescriptor
 
 const file_flock_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x13flock/v1/user.proto\x12\bflock.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14flock/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\xb9\x01\n" +
-	"\x0fRegisterRequest\x126\n" +
-	"\busername\x18\x01 \x01(\tB\x1a\xbaH\x17r\x15\x10\x03\x18\x1e2\x0f^[A-Za-z0-9_]*$R\busername\x12 \n" +
+	"\x13flock/v1/user.proto\x12\bflock.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14flock/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\x97\x02\n" +
+	"\x0fRegisterRequest\x12\x93\x01\n" +
+	"\busername\x18\x01 \x01(\tBw\xbaHt\xba\x01m\n" +
+	"\x0fusername.format\x124username must be 3-30 letters, digits or underscores\x1a$this.matches('^[A-Za-z0-9_]{3,30}$')r\x02\x18\x1eR\busername\x12 \n" +
 	"\x05email\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x03\x18\xfe\x01R\x05email\x12&\n" +
 	"\bpassword\x18\x03 \x01(\tB\n" +

@@ -1,0 +1,187 @@
+package testutil
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flock-social/flock/server"
+)
+
+// Server is a Flock server on a real listener of this machine, with the
+// file mailer, so tests read the emails it sends.
+type Server struct {
+	// URL is the base URL, http://127.0.0.1:<port>.
+	URL string
+	// App is the wired server, for reaching the store in assertions.
+	App *server.App
+	// MailDir is where the file mailer writes one .eml per message.
+	MailDir string
+	// HTTP speaks HTTP/1.1 and cleartext HTTP/2 (for gRPC).
+	HTTP *http.Client
+	// Config is the configuration the server was opened with.
+	Config server.Config
+}
+
+// MustServer starts a server on engine's database (see Engines) and stops
+// it when the test ends. configure, when given, adjusts the configuration.
+func MustServer(tb testing.TB, engine string, configure ...func(*server.Config)) *Server {
+	tb.Helper()
+	dir := tb.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	cfg := server.Config{
+		Addr:        ln.Addr().String(),
+		DataDir:     dir,
+		DatabaseURL: MustDatabaseURL(tb, engine),
+		Mailer:      "file:" + filepath.Join(dir, "mail"),
+		JWTSecret:   "test-secret-that-is-at-least-32-bytes-long",
+		Logger:      slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := server.Open(ctx, cfg)
+	if err != nil {
+		cancel()
+		ln.Close()
+		tb.Fatalf("open server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, ln, 5*time.Second) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("serve: %v", err)
+		}
+		if err := app.Close(); err != nil {
+			tb.Errorf("close server: %v", err)
+		}
+	})
+	return &Server{
+		URL:     "http://" + cfg.Addr,
+		App:     app,
+		MailDir: filepath.Join(dir, "mail"),
+		HTTP:    NewH2CClient(),
+		Config:  cfg,
+	}
+}
+
+// NewH2CClient returns an HTTP client that speaks HTTP/1.1 and, where the
+// request needs it (gRPC), cleartext HTTP/2 with prior knowledge.
+func NewH2CClient() *http.Client {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP1(true)
+	return &http.Client{
+		Transport: &http.Transport{
+			Protocols:       &protocols,
+			TLSClientConfig: &tls.Config{},
+			MaxIdleConns:    20,
+		},
+		Timeout: 30 * time.Second,
+	}
+}
+
+// testWriter sends server logs to the test log, shown only on failure.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var tokenInLink = regexp.MustCompile(`/verify-email\?token=([A-Za-z0-9_-]+)`)
+
+// MustVerificationToken waits (up to 10s) for the newest verification email
+// to address and returns the token of its link.
+func (s *Server) MustVerificationToken(tb testing.TB, address string) string {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if tok, err := s.latestToken(address); err == nil && tok != "" {
+			return tok
+		} else if time.Now().After(deadline) {
+			tb.Fatalf("no verification email to %s in %s (err %v)", address, s.MailDir, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Emails returns the decoded text of every email sent to address, oldest first.
+func (s *Server) Emails(tb testing.TB, address string) []string {
+	tb.Helper()
+	bodies, err := s.emails(address)
+	if err != nil {
+		tb.Fatalf("read emails: %v", err)
+	}
+	return bodies
+}
+
+func (s *Server) latestToken(address string) (string, error) {
+	bodies, err := s.emails(address)
+	if err != nil || len(bodies) == 0 {
+		return "", err
+	}
+	m := tokenInLink.FindStringSubmatch(bodies[len(bodies)-1])
+	if m == nil {
+		return "", errors.New("newest email has no verification link")
+	}
+	return m[1], nil
+}
+
+func (s *Server) emails(address string) ([]string, error) {
+	entries, err := os.ReadDir(s.MailDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".eml") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.MailDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		msg, err := mail.ReadMessage(f)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		to, _ := msg.Header.AddressList("To")
+		if !slices.ContainsFunc(to, func(a *mail.Address) bool { return strings.EqualFold(a.Address, address) }) {
+			f.Close()
+			continue
+		}
+		var body io.Reader = msg.Body
+		if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			body = quotedprintable.NewReader(body)
+		}
+		b, err := io.ReadAll(body)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, string(b))
+	}
+	return out, nil // ReadDir sorts by name, and the file mailer's names sort by time
+}
