@@ -102,6 +102,6 @@ func Open(url string, opts ...Option) (Broker, error) {
 		return openRedis(url, o)
 	default:
 		scheme, _, _ := strings.Cut(url, ":")
-		return nil, fmt.Errorf("pubsub: unsupported url scheme %q", scheme)
+		return nil, fmt.Errorf("pubsub: unsupported url scheme %q: want redis://, rediss:// or empty for the in-process broker", scheme)
 	}
 }

@@ -59,7 +59,11 @@ func Call[Res any, ResPtr interface {
 	default:
 		return nil, fmt.Errorf("unknown transport %q", tr)
 	}
-	client := connect.NewClient[anyMessage, Res](s.HTTP, s.URL+procedure, opts...)
+	hc := s.HTTP
+	if tr == GRPC {
+		hc = s.H2C
+	}
+	client := connect.NewClient[anyMessage, Res](hc, s.URL+procedure, opts...)
 	creq := connect.NewRequest(&anyMessage{req})
 	if token != "" {
 		creq.Header().Set("Authorization", "Bearer "+token)

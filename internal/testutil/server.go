@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -30,8 +29,10 @@ type Server struct {
 	App *server.App
 	// MailDir is where the file mailer writes one .eml per message.
 	MailDir string
-	// HTTP speaks HTTP/1.1 and cleartext HTTP/2 (for gRPC).
+	// HTTP speaks HTTP/1.1, as browsers and curl do against plain http://.
 	HTTP *http.Client
+	// H2C speaks cleartext HTTP/2 with prior knowledge, as gRPC clients do.
+	H2C *http.Client
 	// Config is the configuration the server was opened with.
 	Config server.Config
 }
@@ -78,25 +79,19 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		URL:     "http://" + cfg.Addr,
 		App:     app,
 		MailDir: filepath.Join(dir, "mail"),
-		HTTP:    NewH2CClient(),
+		HTTP:    &http.Client{Timeout: 30 * time.Second},
+		H2C:     NewH2CClient(),
 		Config:  cfg,
 	}
 }
 
-// NewH2CClient returns an HTTP client that speaks HTTP/1.1 and, where the
-// request needs it (gRPC), cleartext HTTP/2 with prior knowledge.
+// NewH2CClient returns an HTTP client that speaks only cleartext HTTP/2
+// with prior knowledge (h2c), as gRPC clients do. Streams may stay open, so
+// it sets no overall timeout.
 func NewH2CClient() *http.Client {
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
-	protocols.SetHTTP1(true)
-	return &http.Client{
-		Transport: &http.Transport{
-			Protocols:       &protocols,
-			TLSClientConfig: &tls.Config{},
-			MaxIdleConns:    20,
-		},
-		Timeout: 30 * time.Second,
-	}
+	return &http.Client{Transport: &http.Transport{Protocols: &protocols}}
 }
 
 // testWriter sends server logs to the test log, shown only on failure.

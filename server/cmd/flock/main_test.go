@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	tu "github.com/flock-social/flock/internal/testutil"
+)
+
+// `flock --help` lists every setting of the contract, flag and variable.
+func TestHelp_ListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--help"}, &out, &out)
+	if err != flag.ErrHelp {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
+		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS"} {
+		if !strings.Contains(out.String(), env) {
+			t.Errorf("--help does not mention %s:\n%s", env, out.String())
+		}
+	}
+}
+
+func TestMigrateThenPromote(t *testing.T) {
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"--data-dir", dir, "--database-url", tu.MustDatabaseURL(t, engine), "--mailer", "file:" + filepath.Join(dir, "mail")}
+			var out bytes.Buffer
+			if err := run(t.Context(), append(args, "migrate"), &out, &out); err != nil || !strings.Contains(out.String(), "applied") {
+				t.Fatalf("migrate: %v\n%s", err, out.String())
+			}
+			out.Reset()
+			if err := run(t.Context(), append(args, "migrate"), &out, &out); err != nil || !strings.Contains(out.String(), "up to date") {
+				t.Fatalf("second migrate: %v\n%s", err, out.String())
+			}
+			err := run(t.Context(), append(args, "user", "promote", "nobody"), &out, &out)
+			if err == nil || !strings.Contains(err.Error(), "nobody") {
+				t.Fatalf("promote unknown user = %v", err)
+			}
+
+			s := tu.MustServer(t, engine)
+			mod := s.MustAccount(t, "Moderator")
+			out.Reset()
+			args = []string{"--data-dir", s.Config.DataDir, "--database-url", s.Config.DatabaseURL, "--jwt-secret", s.Config.JWTSecret}
+			if err := run(t.Context(), append(args, "user", "promote", "moderator"), &out, &out); err != nil || !strings.Contains(out.String(), "now staff") {
+				t.Fatalf("promote: %v\n%s", err, out.String())
+			}
+			me := tu.MustCall[flockv1.GetMeResponse](t, s, tu.Connect, flockv1connect.UserServiceGetMeProcedure, mod.AccessToken, &flockv1.GetMeRequest{})
+			if me.GetUser().GetRole() != flockv1.UserRole_USER_ROLE_STAFF {
+				t.Fatalf("role after promote = %v", me.GetUser().GetRole())
+			}
+		})
+	}
+}
+
+func TestProduction_RefusesToStartWithoutJWTSecret(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--env", "production", "--data-dir", t.TempDir()}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "FLOCK_JWT_SECRET") {
+		t.Fatalf("production without a secret = %v", err)
+	}
+	err = run(t.Context(), []string{"--env", "production", "--jwt-secret", "short", "--data-dir", t.TempDir()}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("production with a short secret = %v", err)
+	}
+}
+
+func TestBadSettings_SayWhatIsAccepted(t *testing.T) {
+	for args, want := range map[string]string{
+		"--rate-limits=maybe":                  "on or off",
+		"--env=staging":                        "development or production",
+		"--database-url=mysql://x":             "postgres://",
+		"--mailer=carrier-pigeon":              "log",
+		"--log-level=loud":                     "debug, info",
+		"--redis-url=memcached://127.0.0.1:11": "redis://",
+	} {
+		var out bytes.Buffer
+		err := run(t.Context(), []string{args, "--data-dir", t.TempDir()}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v does not mention %q", args, err, want)
+		}
+	}
+}
+
+// `flock` with no subcommand serves, and SIGTERM (here: ctx) drains and exits.
+func TestServe_ServesThenShutsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- run(ctx, []string{"--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn"}, &out, &out) }()
+	var res *http.Response
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if res, err = http.Get("http://" + addr + "/readyz"); err == nil {
+			break
+		}
+	}
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %v %v", res, err)
+	}
+	res.Body.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context ended")
+	}
+}
