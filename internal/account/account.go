@@ -97,12 +97,18 @@ type TokenPair struct {
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,30}$`)
 
 // NormalizeEmail trims and lower-cases an email address and checks that it
-// is one plain address (no display name, no list). Two spellings that differ
-// only in case or surrounding space are one account.
+// is one plain ASCII address (no display name, no list). Two spellings that
+// differ only in case or surrounding space are one account. Non-ASCII
+// addresses are refused: Unicode has letters with no lower case (ϒ) and
+// letters whose case folds onto ASCII without lowering to it (ſ and s), so
+// lower-casing alone would not give one spelling per address.
 func NormalizeEmail(raw string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(raw))
 	if len(e) > 254 {
 		return "", flock.FieldErrorf("email", "email must be at most 254 characters")
+	}
+	if strings.ContainsFunc(e, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		return "", flock.FieldErrorf("email", "email must be a single ASCII address like name@example.com")
 	}
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {

@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -50,7 +52,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	)
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		connector := pgdriver.NewConnector(pgdriver.WithDSN(rawURL), pgdriver.WithTimeout(5*time.Second))
+		connector := pgdriver.NewConnector(pgdriver.WithDSN(postgresDSN(rawURL)), pgdriver.WithTimeout(5*time.Second))
 		sqldb := sql.OpenDB(connector)
 		sqldb.SetMaxOpenConns(20)
 		sqldb.SetMaxIdleConns(10)
@@ -89,6 +91,20 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC() }}, nil
 }
 
+// postgresDSN sets the session time zone to UTC (pgdriver sends query
+// parameters it does not know as run-time parameters), so that timestamps
+// come back in UTC as they do from SQLite, whatever the server's default.
+func postgresDSN(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL // pgdriver reports the error
+	}
+	q := u.Query()
+	q.Set("TimeZone", "UTC")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 func sqliteDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
@@ -113,10 +129,30 @@ func redact(raw string) string {
 // later IDs sort after earlier ones as strings, and instances need no
 // coordination to make them.
 func NewID() string {
-	// ulid.Make is monotonic within a millisecond in this process, so IDs
-	// made one after another here also sort in that order.
-	return ulid.Make().String()
+	// ulid.Make reads the clock before it takes its entropy lock, so under
+	// concurrency an ID can sort before one made earlier in the same
+	// millisecond. Reading the clock under the lock, never going back in
+	// time, keeps IDs made one after another in that order.
+	idGen.Lock()
+	defer idGen.Unlock()
+	ms := max(ulid.Now(), idGen.lastMS)
+	id, err := ulid.New(ms, idGen.entropy)
+	if err != nil {
+		// The entropy overflowed within this millisecond: use the next one.
+		ms++
+		id = ulid.MustNew(ms, idGen.entropy)
+	}
+	idGen.lastMS = ms
+	return id.String()
 }
+
+// idGen is the state of NewID: the last millisecond used and entropy that
+// increases within it.
+var idGen = struct {
+	sync.Mutex
+	lastMS  uint64
+	entropy *ulid.MonotonicEntropy
+}{entropy: ulid.Monotonic(rand.Reader, 0)}
 
 // InTx runs fn inside a transaction, committing when fn returns nil and
 // rolling back otherwise.

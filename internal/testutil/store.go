@@ -6,11 +6,9 @@ package testutil
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,86 +81,30 @@ func Engines(tb testing.TB) []string {
 }
 
 // MustStore returns a fresh, migrated database of the given engine that no
-// other test shares: a SQLite file in tb.TempDir(), or a new Postgres schema
-// with a random name, used as the search_path of every connection. It is
-// closed, and the schema dropped, when the test ends. It skips the test when
-// Postgres is asked for and unreachable (fails it when CI=true).
+// other test shares (see MustDatabaseURL): a SQLite file in tb.TempDir(), or
+// a new Postgres schema with a random name, used as the search_path of every
+// connection. It is closed, and the schema dropped, when the test ends. It
+// skips the test when Postgres is asked for and unreachable (fails it when
+// CI=true).
 func MustStore(tb testing.TB, engine string) *store.DB {
 	tb.Helper()
 	ctx := context.Background()
-	var db *store.DB
-	switch engine {
-	case store.SQLite:
-		var err error
-		db, err = store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "flock.db"), "")
-		if err != nil {
-			tb.Fatalf("open sqlite store: %v", err)
+	dsn := MustDatabaseURL(tb, engine)
+	db, err := store.Open(ctx, dsn, "")
+	if err != nil {
+		tb.Fatalf("open %s store: %v", engine, err)
+	}
+	// Registered after MustDatabaseURL's cleanup, so it runs before it: the
+	// store's connections end before the schema is dropped.
+	tb.Cleanup(func() { db.Close() })
+	if engine == store.Postgres {
+		var schema string
+		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil || !strings.HasPrefix(schema, "flock_test_") {
+			tb.Fatalf("postgres search_path: current_schema() = %q, %v; want a flock_test_ schema", schema, err)
 		}
-		tb.Cleanup(func() { db.Close() })
-	case store.Postgres:
-		db = mustPostgresSchema(tb)
-	default:
-		tb.Fatalf("unknown engine %q: want %q or %q", engine, store.SQLite, store.Postgres)
 	}
 	if _, err := db.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate %s store: %v", engine, err)
-	}
-	return db
-}
-
-// mustPostgresSchema creates a schema with a random name and returns a store
-// whose connections use it as their search_path.
-func mustPostgresSchema(tb testing.TB) *store.DB {
-	tb.Helper()
-	if err := postgresErr(); err != nil {
-		if inCI() {
-			tb.Fatalf("postgres at %s is unreachable: %v", redact(DatabaseURL()), err)
-		}
-		tb.Skipf("postgres at %s is unreachable (set FLOCK_TEST_DATABASE_URL): %v", redact(DatabaseURL()), err)
-	}
-	ctx := context.Background()
-	base := DatabaseURL()
-	admin, err := store.Open(ctx, base, "")
-	if err != nil {
-		tb.Fatalf("open postgres: %v", err)
-	}
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails
-	schema := "flock_test_" + hex.EncodeToString(suffix[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create schema %s: %v", schema, err)
-	}
-	tb.Cleanup(func() {
-		// A query that a failed test left running must not keep the schema.
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(dctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-
-	// pgdriver hands query parameters it does not know to the server as
-	// run-time parameters of every connection (SET search_path TO ...).
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("parse FLOCK_TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), "")
-	if err != nil {
-		tb.Fatalf("open postgres schema %s: %v", schema, err)
-	}
-	// Registered after the drop, so it runs before it: the store's
-	// connections end before the schema goes.
-	tb.Cleanup(func() { db.Close() })
-
-	var got string
-	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&got); err != nil || got != schema {
-		tb.Fatalf("postgres search_path: current_schema() = %q, %v; want %q", got, err, schema)
 	}
 	return db
 }

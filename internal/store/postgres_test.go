@@ -1,7 +1,11 @@
 package store_test
 
+// Behaviour that only the Postgres engine can show: a server that goes away,
+// and a server whose default time zone is not UTC.
+
 import (
 	"context"
+	"net/url"
 	"testing"
 	"time"
 
@@ -59,6 +63,7 @@ func TestQuery_DroppedConnectionIsUnavailableThenRecovers_P17(t *testing.T) {
 	if code := flock.ErrorCode(err); code != flock.EUNAVAILABLE {
 		t.Fatalf("query on a terminated connection: flock.ErrorCode = %q, want %q (err %v)", code, flock.EUNAVAILABLE, err)
 	}
+	t.Logf("query on a terminated connection: %v", err)
 	conn.Close()
 
 	// The pool drops the dead connection; queries work again.
@@ -69,5 +74,34 @@ func TestQuery_DroppedConnectionIsUnavailableThenRecovers_P17(t *testing.T) {
 	}
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping after the connection was dropped: %v", err)
+	}
+}
+
+// Timestamps come back in UTC from Postgres as from SQLite, even when the
+// server's (or the URL's) time zone is another one.
+func TestOpen_PostgresTimestampsComeBackInUTC(t *testing.T) {
+	t.Parallel()
+	testutil.MustStore(t, store.Postgres) // skips when Postgres is unreachable
+	u, err := url.Parse(testutil.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("TimeZone", "Asia/Tokyo")
+	u.RawQuery = q.Encode()
+	ctx := context.Background()
+	db, err := store.Open(ctx, u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	want := time.Date(2026, 11, 28, 23, 30, 0, 0, time.UTC)
+	var got time.Time
+	if err := db.NewSelect().ColumnExpr("?::timestamptz", want).Scan(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	if name, off := got.Zone(); !got.Equal(want) || off != 0 {
+		t.Fatalf("timestamptz came back as %v (zone %s, offset %ds), want %v", got, name, off, want)
 	}
 }
