@@ -28,7 +28,9 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -75,6 +77,8 @@ type App struct {
 	broker   pubsub.Broker
 	bucket   *blob.Bucket
 	accounts *account.Service
+	social   *social.Service
+	posts    *post.Service
 	handler  http.Handler
 }
 
@@ -146,6 +150,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.social = social.NewService(a.db)
+	a.posts = post.NewService(a.db, a.social)
 	a.handler = a.routes()
 	return a, nil
 }

@@ -6,6 +6,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/internal/post"
+	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -53,4 +55,70 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// userView converts a user with the viewer's relationship to them.
+func (c converter) userView(v *social.UserView, viewerID string) *flockv1.User {
+	if v == nil {
+		return nil
+	}
+	out := c.user(v.User, v.ID == viewerID)
+	out.FollowedByMe = v.Rel.FollowedByMe
+	out.FollowsMe = v.Rel.FollowsMe
+	out.BlockedByMe = v.Rel.BlockedByMe
+	return out
+}
+
+func (c converter) users(vs []*social.UserView, viewerID string) []*flockv1.User {
+	out := make([]*flockv1.User, len(vs))
+	for i, v := range vs {
+		out[i] = c.userView(v, viewerID)
+	}
+	return out
+}
+
+var visibilities = map[string]flockv1.Visibility{
+	store.VisibilityPublic:    flockv1.Visibility_VISIBILITY_PUBLIC,
+	store.VisibilityFollowers: flockv1.Visibility_VISIBILITY_FOLLOWERS,
+	store.VisibilityGroup:     flockv1.Visibility_VISIBILITY_GROUP,
+}
+
+func (c converter) post(v *post.View, viewerID string) *flockv1.Post {
+	out := &flockv1.Post{
+		Id:            v.ID,
+		Author:        c.userView(v.Author, viewerID),
+		Content:       v.Content,
+		Hashtags:      v.Hashtags,
+		Visibility:    visibilities[v.Visibility],
+		LikesCount:    int32(v.LikesCount),
+		CommentsCount: int32(v.CommentsCount),
+		LikedByMe:     v.LikedByMe,
+		CreatedAt:     timestamp(v.CreatedAt),
+		UpdatedAt:     timestamp(v.UpdatedAt),
+	}
+	if out.Hashtags == nil {
+		out.Hashtags = []string{}
+	}
+	if v.GroupID != nil {
+		out.GroupId = *v.GroupID
+	}
+	return out
+}
+
+func (c converter) posts(vs []*post.View, viewerID string) []*flockv1.Post {
+	out := make([]*flockv1.Post, len(vs))
+	for i, v := range vs {
+		out[i] = c.post(v, viewerID)
+	}
+	return out
+}
+
+func (c converter) comment(v *post.CommentView, viewerID string) *flockv1.Comment {
+	return &flockv1.Comment{
+		Id:        v.ID,
+		PostId:    v.PostID,
+		Author:    c.userView(v.Author, viewerID),
+		Content:   v.Content,
+		CreatedAt: timestamp(v.CreatedAt),
+	}
 }

@@ -58,8 +58,8 @@ func (a *App) routes() http.Handler {
 		mux.Handle(path, withNoStore(h))
 		services = append(services, vanguard.NewService(path, h))
 	}
-	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, conv: conv}, opts...))
-	mount(flockv1connect.NewPostServiceHandler(&postServer{}, opts...))
+	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
+	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, conv: conv}, opts...))
 	mount(flockv1connect.NewGroupServiceHandler(&groupServer{}, opts...))
 	mount(flockv1connect.NewNotificationServiceHandler(&notificationServer{}, opts...))
 	mount(flockv1connect.NewActivityServiceHandler(&activityServer{}, opts...))

@@ -3,11 +3,8 @@ package server
 import "github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 
 // Services whose features have not landed yet: every RPC answers
-// Unimplemented ("flock.v1.PostService.ListFeed is not implemented").
+// Unimplemented ("flock.v1.GroupService.CreateGroup is not implemented").
 type (
-	postServer struct {
-		flockv1connect.UnimplementedPostServiceHandler
-	}
 	groupServer struct {
 		flockv1connect.UnimplementedGroupServiceHandler
 	}

@@ -9,6 +9,8 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/post"
+	"github.com/flock-social/flock/internal/social"
 )
 
 // userServer serves flock.v1.UserService. RPCs of later features answer
@@ -16,6 +18,8 @@ import (
 type userServer struct {
 	flockv1connect.UnimplementedUserServiceHandler
 	accounts *account.Service
+	social   *social.Service
+	posts    *post.Service
 	conv     converter
 }
 
@@ -137,11 +141,84 @@ func (s *userServer) UpdateMe(ctx context.Context, req *connect.Request[flockv1.
 
 func (s *userServer) GetUser(ctx context.Context, req *connect.Request[flockv1.GetUserRequest]) (*connect.Response[flockv1.GetUserResponse], error) {
 	p := principal(ctx)
-	u, err := s.accounts.GetUser(ctx, p, req.Msg.GetUserId())
+	v, err := s.social.GetUser(ctx, p, req.Msg.GetUserId())
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&flockv1.GetUserResponse{User: s.conv.user(u, u.ID == p.UserID)}), nil
+	return connect.NewResponse(&flockv1.GetUserResponse{User: s.conv.userView(v, p.UserID)}), nil
+}
+
+func (s *userServer) Follow(ctx context.Context, req *connect.Request[flockv1.FollowRequest]) (*connect.Response[flockv1.FollowResponse], error) {
+	if err := s.social.Follow(ctx, principal(ctx), req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.FollowResponse{}), nil
+}
+
+func (s *userServer) Unfollow(ctx context.Context, req *connect.Request[flockv1.UnfollowRequest]) (*connect.Response[flockv1.UnfollowResponse], error) {
+	if err := s.social.Unfollow(ctx, principal(ctx), req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.UnfollowResponse{}), nil
+}
+
+func (s *userServer) Block(ctx context.Context, req *connect.Request[flockv1.BlockRequest]) (*connect.Response[flockv1.BlockResponse], error) {
+	if err := s.social.Block(ctx, principal(ctx), req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.BlockResponse{}), nil
+}
+
+func (s *userServer) Unblock(ctx context.Context, req *connect.Request[flockv1.UnblockRequest]) (*connect.Response[flockv1.UnblockResponse], error) {
+	if err := s.social.Unblock(ctx, principal(ctx), req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.UnblockResponse{}), nil
+}
+
+func (s *userServer) ListFollowers(ctx context.Context, req *connect.Request[flockv1.ListFollowersRequest]) (*connect.Response[flockv1.ListFollowersResponse], error) {
+	p := principal(ctx)
+	l, err := s.social.ListFollowers(ctx, p, req.Msg.GetUserId(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ListFollowersResponse{Users: s.conv.users(l.Users, p.UserID), NextPageToken: l.NextPageToken}), nil
+}
+
+func (s *userServer) ListFollowing(ctx context.Context, req *connect.Request[flockv1.ListFollowingRequest]) (*connect.Response[flockv1.ListFollowingResponse], error) {
+	p := principal(ctx)
+	l, err := s.social.ListFollowing(ctx, p, req.Msg.GetUserId(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ListFollowingResponse{Users: s.conv.users(l.Users, p.UserID), NextPageToken: l.NextPageToken}), nil
+}
+
+func (s *userServer) ListBlocks(ctx context.Context, req *connect.Request[flockv1.ListBlocksRequest]) (*connect.Response[flockv1.ListBlocksResponse], error) {
+	p := principal(ctx)
+	l, err := s.social.ListBlocks(ctx, p, req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ListBlocksResponse{Users: s.conv.users(l.Users, p.UserID), NextPageToken: l.NextPageToken}), nil
+}
+
+func (s *userServer) SearchUsers(ctx context.Context, req *connect.Request[flockv1.SearchUsersRequest]) (*connect.Response[flockv1.SearchUsersResponse], error) {
+	p := principal(ctx)
+	l, err := s.social.SearchUsers(ctx, p, req.Msg.GetQuery(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.SearchUsersResponse{Users: s.conv.users(l.Users, p.UserID), NextPageToken: l.NextPageToken}), nil
+}
+
+func (s *userServer) ListUserPosts(ctx context.Context, req *connect.Request[flockv1.ListUserPostsRequest]) (*connect.Response[flockv1.ListUserPostsResponse], error) {
+	p := principal(ctx)
+	pg, err := s.posts.ListUserPosts(ctx, p, req.Msg.GetUserId(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ListUserPostsResponse{Posts: s.conv.posts(pg.Posts, p.UserID), NextPageToken: pg.NextPageToken}), nil
 }
 
 type errUnknownMaskPath string

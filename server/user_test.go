@@ -364,9 +364,9 @@ func TestUnimplementedRPCs_SayWhat(t *testing.T) {
 	s := tu.MustServer(t, "sqlite")
 	a := s.MustAccount(t, "early")
 	for _, tr := range tu.Transports {
-		_, err := tu.Call[flockv1.ListFeedResponse](t.Context(), s, tr, flockv1connect.PostServiceListFeedProcedure, a.AccessToken, &flockv1.ListFeedRequest{})
+		_, err := tu.Call[flockv1.CreateGroupResponse](t.Context(), s, tr, flockv1connect.GroupServiceCreateGroupProcedure, a.AccessToken, &flockv1.CreateGroupRequest{Name: "early birds"})
 		wantCode(t, err, connect.CodeUnimplemented)
-		if !strings.Contains(err.Error(), "ListFeed") {
+		if !strings.Contains(err.Error(), "CreateGroup") {
 			t.Errorf("%s: %q does not name the RPC", tr, err)
 		}
 	}

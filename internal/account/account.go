@@ -445,18 +445,6 @@ func (s *Service) GetMe(ctx context.Context, p *Principal) (*store.User, error) 
 	return u, nil
 }
 
-// GetUser returns another user's account as the caller may see it. Returns
-// ENOTFOUND when there is no such user or it is suspended.
-func (s *Service) GetUser(ctx context.Context, p *Principal, id string) (*store.User, error) {
-	u, err := s.db.GetUser(ctx, s.db, id)
-	if store.IsNotFound(err) || (err == nil && u.SuspendedAt != nil && u.ID != p.UserID) {
-		return nil, flock.Errorf(flock.ENOTFOUND, "user %q not found", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("get user: %w", err)
-	}
-	return u, nil
-}
-
 // ProfileUpdate lists the profile fields to change; nil fields stay.
 type ProfileUpdate struct {
 	FullName *string

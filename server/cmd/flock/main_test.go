@@ -104,7 +104,9 @@ func TestServe_ServesThenShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	var out bytes.Buffer
-	go func() { done <- run(ctx, []string{"--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn"}, &out, &out) }()
+	go func() {
+		done <- run(ctx, []string{"--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn"}, &out, &out)
+	}()
 	var res *http.Response
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if res, err = http.Get("http://" + addr + "/readyz"); err == nil {

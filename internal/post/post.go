@@ -1,0 +1,489 @@
+// Package post holds the rules of posts: creating, editing and deleting
+// them, who may see them, the home feed, hashtag search, likes and comments.
+//
+// Who may see a post: its author; everyone for a public post; the author's
+// followers for a followers-only post; never anyone a block stands between
+// with the author (security.md property 4), nor anyone while the author is
+// suspended. The store applies the same rule in SQL to every list
+// (store.PostVisible, store.ListPosts), so pages are filtered before they
+// are cut.
+package post
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/page"
+	"github.com/flock-social/flock/internal/social"
+	"github.com/flock-social/flock/internal/store"
+)
+
+// Content limits, in characters.
+const (
+	MaxPostLen       = 5000
+	MaxCommentLen    = 2000
+	MaxIdempotentKey = 255
+)
+
+// Service carries out post actions.
+type Service struct {
+	db     *store.DB
+	social *social.Service
+}
+
+// NewService returns a Service.
+func NewService(db *store.DB, social *social.Service) *Service {
+	return &Service{db: db, social: social}
+}
+
+// View is a post as the viewer sees it: with its author and whether the
+// viewer likes it.
+type View struct {
+	*store.Post
+	Author    *social.UserView
+	LikedByMe bool
+}
+
+// CommentView is a comment with its author.
+type CommentView struct {
+	*store.Comment
+	Author *social.UserView
+}
+
+// CreateInput is a new post.
+type CreateInput struct {
+	Content    string
+	Visibility string // store.VisibilityPublic (default) or store.VisibilityFollowers
+	GroupID    string
+	VideoID    string
+	// IdempotencyKey, when set, makes a retry return the first post.
+	IdempotencyKey string
+}
+
+func checkContent(field, content string, max int) (string, error) {
+	if !utf8.ValidString(content) || strings.ContainsRune(content, 0) {
+		return "", flock.FieldErrorf(field, "%s must be valid UTF-8 text", field)
+	}
+	n := utf8.RuneCountInString(content)
+	if strings.TrimSpace(content) == "" {
+		return "", flock.FieldErrorf(field, "%s must not be empty", field)
+	}
+	if n > max {
+		return "", flock.FieldErrorf(field, "%s must be at most %d characters, got %d", field, max, n)
+	}
+	return content, nil
+}
+
+func checkKey(key string) error {
+	if len(key) > MaxIdempotentKey || !utf8.ValidString(key) {
+		return flock.FieldErrorf("Idempotency-Key", "Idempotency-Key must be at most %d bytes of text", MaxIdempotentKey)
+	}
+	return nil
+}
+
+func requestHash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// idempotent runs create at most once per (user, scope, key): a retry with
+// the same key and request returns the ID of the first result; the same key
+// with a different request is refused with EPRECONDITION. Two concurrent
+// requests with one key create one resource: the loser of the key's insert
+// rolls back and returns the winner's.
+func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash string, create func(ctx context.Context, tx bun.Tx) (string, error)) (id string, err error) {
+	find := func(ctx context.Context, tx bun.IDB) (string, bool, error) {
+		k, err := s.db.GetIdempotencyKey(ctx, tx, userID, scope, key)
+		if store.IsNotFound(err) {
+			return "", false, nil
+		} else if err != nil {
+			return "", false, err
+		}
+		if k.RequestHash != hash {
+			return "", false, flock.Errorf(flock.EPRECONDITION, "this Idempotency-Key was used for a different request; use a new key for a new request")
+		}
+		return k.ResourceID, true, nil
+	}
+	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if key != "" {
+			var found bool
+			if id, found, err = find(ctx, tx); err != nil || found {
+				return err
+			}
+		}
+		if id, err = create(ctx, tx); err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		return s.db.CreateIdempotencyKey(ctx, tx, &store.IdempotencyKey{UserID: userID, Scope: scope, Key: key, RequestHash: hash, ResourceID: id})
+	})
+	if errors.Is(err, store.ErrConflict) && key != "" {
+		var found bool
+		if id, found, err = find(ctx, s.db); err == nil && !found {
+			err = fmt.Errorf("idempotency key vanished after a conflict")
+		}
+	}
+	return id, err
+}
+
+// CreatePost publishes a post. Returns EINVALID for empty or too long
+// content or an unknown visibility, ENOTFOUND for a group or video that
+// does not exist (groups and videos arrive with their features), and
+// EPRECONDITION when an Idempotency-Key is reused for another request.
+func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in CreateInput) (*View, error) {
+	content, err := checkContent("content", in.Content, MaxPostLen)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKey(in.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	switch in.Visibility {
+	case "":
+		in.Visibility = store.VisibilityPublic
+	case store.VisibilityPublic, store.VisibilityFollowers:
+	default:
+		return nil, flock.FieldErrorf("visibility", "visibility must be public or followers")
+	}
+	if in.GroupID != "" {
+		return nil, flock.Errorf(flock.ENOTFOUND, "group %q not found", in.GroupID)
+	}
+	if in.VideoID != "" {
+		return nil, flock.Errorf(flock.ENOTFOUND, "video %q not found", in.VideoID)
+	}
+	hash := requestHash(content, in.Visibility, in.GroupID, in.VideoID)
+	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx) (string, error) {
+		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: Hashtags(content)}
+		err := s.db.CreatePost(ctx, tx, post)
+		return post.ID, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create post: %w", err)
+	}
+	return s.GetPost(ctx, p, id)
+}
+
+func postNotFound(id string) error { return flock.Errorf(flock.ENOTFOUND, "post %q not found", id) }
+
+// visiblePost loads a post the caller may see; ENOTFOUND otherwise.
+func (s *Service) visiblePost(ctx context.Context, tx bun.IDB, p *account.Principal, id string) (*store.Post, error) {
+	ok, err := s.db.PostVisible(ctx, tx, p.UserID, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, postNotFound(id)
+	}
+	return s.db.GetPost(ctx, tx, id)
+}
+
+// GetPost returns a post the caller may see. Returns ENOTFOUND when it does
+// not exist or the caller may not see it.
+func (s *Service) GetPost(ctx context.Context, p *account.Principal, id string) (*View, error) {
+	post, err := s.visiblePost(ctx, s.db, p, id)
+	if err != nil {
+		return nil, fmt.Errorf("get post: %w", err)
+	}
+	views, err := s.hydrate(ctx, p, []*store.Post{post})
+	if err != nil {
+		return nil, fmt.Errorf("get post: %w", err)
+	}
+	return views[0], nil
+}
+
+// ownPost loads a post for a change by its author: ENOTFOUND when the
+// caller may not see it, EFORBIDDEN when they see it but did not write it.
+func (s *Service) ownPost(ctx context.Context, tx bun.IDB, p *account.Principal, id, verb string) (*store.Post, error) {
+	post, err := s.visiblePost(ctx, tx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if post.AuthorID != p.UserID {
+		return nil, flock.Errorf(flock.EFORBIDDEN, "only the author may %s a post", verb)
+	}
+	return post, nil
+}
+
+// UpdatePost replaces a post's content (and so its hashtags). Author only.
+func (s *Service) UpdatePost(ctx context.Context, p *account.Principal, id, content string) (*View, error) {
+	content, err := checkContent("content", content, MaxPostLen)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.ownPost(ctx, tx, p, id, "edit"); err != nil {
+			return err
+		}
+		return s.db.UpdatePostContent(ctx, tx, id, content, Hashtags(content))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update post: %w", err)
+	}
+	return s.GetPost(ctx, p, id)
+}
+
+// DeletePost deletes a post with its likes, comments and hashtags. Author only.
+func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id string) error {
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		post, err := s.ownPost(ctx, tx, p, id, "delete")
+		if err != nil {
+			return err
+		}
+		return s.db.DeletePost(ctx, tx, post)
+	})
+	if err != nil {
+		return fmt.Errorf("delete post: %w", err)
+	}
+	return nil
+}
+
+// Page is a page of posts.
+type Page struct {
+	Posts         []*View
+	NextPageToken string
+}
+
+// List kinds, for page tokens.
+const (
+	kindFeed     = "feed"
+	kindUser     = "user-posts"
+	kindTag      = "hashtag"
+	kindComments = "comments"
+)
+
+// ListFeed returns the caller's home feed, newest first: their own posts and
+// those of everyone they follow that they may see.
+func (s *Service) ListFeed(ctx context.Context, p *account.Principal, size int32, token string) (*Page, error) {
+	return s.list(ctx, p, kindFeed, store.PostFilter{FeedOf: p.UserID}, size, token)
+}
+
+// ListUserPosts returns a user's posts that the caller may see, newest
+// first. ENOTFOUND when the user is not visible to the caller.
+func (s *Service) ListUserPosts(ctx context.Context, p *account.Principal, userID string, size int32, token string) (*Page, error) {
+	if _, err := s.social.GetUser(ctx, p, userID); err != nil {
+		return nil, err
+	}
+	return s.list(ctx, p, kindUser, store.PostFilter{AuthorID: userID}, size, token)
+}
+
+// SearchPosts returns the posts with a hashtag that the caller may see,
+// newest first. The '#' is optional; letter case does not matter.
+func (s *Service) SearchPosts(ctx context.Context, p *account.Principal, hashtag string, size int32, token string) (*Page, error) {
+	tag := NormalizeHashtag(hashtag)
+	if tag == "" || utf8.RuneCountInString(tag) > MaxHashtagLen {
+		return nil, flock.FieldErrorf("hashtag", "hashtag must be 1-%d characters, with or without '#'", MaxHashtagLen)
+	}
+	return s.list(ctx, p, kindTag, store.PostFilter{Tag: tag}, size, token)
+}
+
+func (s *Service) list(ctx context.Context, p *account.Principal, kind string, f store.PostFilter, size int32, token string) (*Page, error) {
+	cur, _, err := page.Decode(kind, token)
+	if err != nil {
+		return nil, err
+	}
+	n := page.Size(size)
+	f.ViewerID, f.BeforeID, f.Limit = p.UserID, cur.ID, n+1
+	posts, err := s.db.ListPosts(ctx, s.db, f)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	posts, next := page.Next(posts, n, func(p *store.Post) page.Cursor { return page.Cursor{Kind: kind, ID: p.ID} })
+	views, err := s.hydrate(ctx, p, posts)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	return &Page{Posts: views, NextPageToken: next}, nil
+}
+
+// hydrate adds authors (with the viewer's relationship) and likedByMe to a
+// page of posts in a fixed number of queries: users, relationships (two),
+// likes, whatever the page size.
+func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*store.Post) ([]*View, error) {
+	ids := make([]string, len(posts))
+	var authorIDs []string
+	seen := map[string]bool{}
+	for i, post := range posts {
+		ids[i] = post.ID
+		if !seen[post.AuthorID] {
+			seen[post.AuthorID] = true
+			authorIDs = append(authorIDs, post.AuthorID)
+		}
+	}
+	authors, err := s.userViews(ctx, p, authorIDs)
+	if err != nil {
+		return nil, err
+	}
+	liked, err := s.db.LikedPosts(ctx, s.db, p.UserID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*View, len(posts))
+	for i, post := range posts {
+		out[i] = &View{Post: post, Author: authors[post.AuthorID], LikedByMe: liked[post.ID]}
+	}
+	return out, nil
+}
+
+func (s *Service) userViews(ctx context.Context, p *account.Principal, ids []string) (map[string]*social.UserView, error) {
+	users, err := s.db.GetUsers(ctx, s.db, ids)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]*store.User, 0, len(users))
+	for _, id := range ids {
+		if u := users[id]; u != nil {
+			list = append(list, u)
+		}
+	}
+	views, err := s.social.Views(ctx, s.db, p.UserID, list)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*social.UserView, len(views))
+	for _, v := range views {
+		out[v.ID] = v
+	}
+	return out, nil
+}
+
+// LikePost likes a post the caller may see; liking again succeeds and
+// changes nothing. ENOTFOUND for a post the caller may not see.
+func (s *Service) LikePost(ctx context.Context, p *account.Principal, id string) error {
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.visiblePost(ctx, tx, p, id); err != nil {
+			return err
+		}
+		_, err := s.db.CreateLike(ctx, tx, id, p.UserID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("like post: %w", err)
+	}
+	return nil
+}
+
+// UnlikePost removes the caller's like; it succeeds when there was none.
+func (s *Service) UnlikePost(ctx context.Context, p *account.Principal, id string) error {
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.visiblePost(ctx, tx, p, id); err != nil {
+			return err
+		}
+		_, err := s.db.DeleteLike(ctx, tx, id, p.UserID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("unlike post: %w", err)
+	}
+	return nil
+}
+
+// CreateComment comments on a post the caller may see. Returns EINVALID for
+// empty or too long content and ENOTFOUND for a post the caller may not see
+// (including across a block).
+func (s *Service) CreateComment(ctx context.Context, p *account.Principal, postID, content, key string) (*CommentView, error) {
+	content, err := checkContent("content", content, MaxCommentLen)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	id, err := s.idempotent(ctx, p.UserID, "comment:"+postID, key, requestHash(postID, content), func(ctx context.Context, tx bun.Tx) (string, error) {
+		if _, err := s.visiblePost(ctx, tx, p, postID); err != nil {
+			return "", err
+		}
+		c := &store.Comment{PostID: postID, AuthorID: p.UserID, Content: content}
+		err := s.db.CreateComment(ctx, tx, c)
+		return c.ID, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create comment: %w", err)
+	}
+	c, err := s.db.GetComment(ctx, s.db, postID, id)
+	if err != nil {
+		return nil, fmt.Errorf("create comment: %w", err)
+	}
+	authors, err := s.userViews(ctx, p, []string{p.UserID})
+	if err != nil {
+		return nil, fmt.Errorf("create comment: %w", err)
+	}
+	return &CommentView{Comment: c, Author: authors[p.UserID]}, nil
+}
+
+// CommentPage is a page of comments.
+type CommentPage struct {
+	Comments      []*CommentView
+	NextPageToken string
+}
+
+// ListComments lists a post's comments oldest first, without those of users
+// a block stands between with the caller. ENOTFOUND for a post the caller
+// may not see.
+func (s *Service) ListComments(ctx context.Context, p *account.Principal, postID string, size int32, token string) (*CommentPage, error) {
+	if _, err := s.visiblePost(ctx, s.db, p, postID); err != nil {
+		return nil, fmt.Errorf("list comments: %w", err)
+	}
+	cur, _, err := page.Decode(kindComments, token)
+	if err != nil {
+		return nil, err
+	}
+	n := page.Size(size)
+	comments, err := s.db.ListComments(ctx, s.db, store.CommentFilter{PostID: postID, ViewerID: p.UserID, AfterID: cur.ID, Limit: n + 1})
+	if err != nil {
+		return nil, fmt.Errorf("list comments: %w", err)
+	}
+	comments, next := page.Next(comments, n, func(c *store.Comment) page.Cursor { return page.Cursor{Kind: kindComments, ID: c.ID} })
+	var authorIDs []string
+	for _, c := range comments {
+		authorIDs = append(authorIDs, c.AuthorID)
+	}
+	authors, err := s.userViews(ctx, p, authorIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list comments: %w", err)
+	}
+	out := make([]*CommentView, len(comments))
+	for i, c := range comments {
+		out[i] = &CommentView{Comment: c, Author: authors[c.AuthorID]}
+	}
+	return &CommentPage{Comments: out, NextPageToken: next}, nil
+}
+
+// DeleteComment deletes a comment; allowed to its author and to the post's
+// author. ENOTFOUND when the post or comment is not visible to the caller,
+// EFORBIDDEN for anyone else.
+func (s *Service) DeleteComment(ctx context.Context, p *account.Principal, postID, commentID string) error {
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		post, err := s.visiblePost(ctx, tx, p, postID)
+		if err != nil {
+			return err
+		}
+		c, err := s.db.GetComment(ctx, tx, postID, commentID)
+		if store.IsNotFound(err) {
+			return flock.Errorf(flock.ENOTFOUND, "comment %q not found", commentID)
+		} else if err != nil {
+			return err
+		}
+		if c.AuthorID != p.UserID && post.AuthorID != p.UserID {
+			return flock.Errorf(flock.EFORBIDDEN, "only the comment's author or the post's author may delete a comment")
+		}
+		return s.db.DeleteComment(ctx, tx, c)
+	})
+	if err != nil {
+		return fmt.Errorf("delete comment: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,372 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Post visibilities as stored.
+const (
+	VisibilityPublic    = "public"
+	VisibilityFollowers = "followers"
+	VisibilityGroup     = "group"
+)
+
+// Post is a post row. Its counters are kept by the statements that add and
+// remove likes and comments, in the same transaction.
+type Post struct {
+	bun.BaseModel `bun:"table:posts,alias:p"`
+
+	ID            string    `bun:"id,pk"`
+	AuthorID      string    `bun:"author_id,notnull"`
+	Content       string    `bun:"content,notnull"`
+	Visibility    string    `bun:"visibility,notnull"`
+	GroupID       *string   `bun:"group_id"`
+	VideoID       *string   `bun:"video_id"`
+	LikesCount    int64     `bun:"likes_count,notnull"`
+	CommentsCount int64     `bun:"comments_count,notnull"`
+	CreatedAt     time.Time `bun:"created_at,notnull"`
+	UpdatedAt     time.Time `bun:"updated_at,notnull"`
+
+	// Hashtags is loaded by the list and get queries; it lives in post_hashtags.
+	Hashtags []string `bun:"-"`
+}
+
+// PostHashtag indexes a post under one normalised tag.
+type PostHashtag struct {
+	bun.BaseModel `bun:"table:post_hashtags,alias:ph"`
+
+	Tag      string `bun:"tag,pk"`
+	PostID   string `bun:"post_id,pk"`
+	Position int    `bun:"position,notnull"`
+}
+
+// Like is one user liking a post.
+type Like struct {
+	bun.BaseModel `bun:"table:likes,alias:l"`
+
+	PostID    string    `bun:"post_id,pk"`
+	UserID    string    `bun:"user_id,pk"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+}
+
+// Comment is a comment row.
+type Comment struct {
+	bun.BaseModel `bun:"table:comments,alias:c"`
+
+	ID        string    `bun:"id,pk"`
+	PostID    string    `bun:"post_id,notnull"`
+	AuthorID  string    `bun:"author_id,notnull"`
+	Content   string    `bun:"content,notnull"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+}
+
+// CreatePost inserts p with its hashtags and counts it on its author.
+func (db *DB) CreatePost(ctx context.Context, tx bun.IDB, p *Post) error {
+	if p.ID == "" {
+		p.ID = NewID()
+	}
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = db.Now()
+	}
+	p.UpdatedAt = p.CreatedAt
+	if _, err := tx.NewInsert().Model(p).Exec(ctx); err != nil {
+		return fmt.Errorf("create post: %w", translate(err))
+	}
+	if err := db.setHashtags(ctx, tx, p.ID, p.Hashtags); err != nil {
+		return err
+	}
+	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("posts_count = posts_count + 1").
+		Where("id = ?", p.AuthorID).Exec(ctx); err != nil {
+		return fmt.Errorf("count post: %w", translate(err))
+	}
+	return nil
+}
+
+func (db *DB) setHashtags(ctx context.Context, tx bun.IDB, postID string, tags []string) error {
+	if _, err := tx.NewDelete().Model((*PostHashtag)(nil)).Where("post_id = ?", postID).Exec(ctx); err != nil {
+		return fmt.Errorf("set hashtags: %w", translate(err))
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	rows := make([]PostHashtag, len(tags))
+	for i, t := range tags {
+		rows[i] = PostHashtag{Tag: t, PostID: postID, Position: i}
+	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return fmt.Errorf("set hashtags: %w", translate(err))
+	}
+	return nil
+}
+
+// GetPost returns a post with its hashtags, whoever may see it (the caller
+// checks visibility with PostVisible). Returns an error matching IsNotFound
+// when there is none.
+func (db *DB) GetPost(ctx context.Context, tx bun.IDB, id string) (*Post, error) {
+	p := new(Post)
+	if err := tx.NewSelect().Model(p).Where("p.id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get post: %w", translate(err))
+	}
+	if err := db.loadHashtags(ctx, tx, []*Post{p}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// UpdatePostContent replaces a post's content and hashtags and marks it edited.
+func (db *DB) UpdatePostContent(ctx context.Context, tx bun.IDB, id, content string, tags []string) error {
+	if _, err := tx.NewUpdate().Model((*Post)(nil)).Set("content = ?", content).Set("updated_at = ?", db.Now()).
+		Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("update post: %w", translate(err))
+	}
+	return db.setHashtags(ctx, tx, id, tags)
+}
+
+// DeletePost deletes a post; its likes, comments and hashtags go with it
+// (foreign keys cascade) and its author's count drops.
+func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
+	if _, err := tx.NewDelete().Model((*Post)(nil)).Where("id = ?", p.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete post: %w", translate(err))
+	}
+	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("posts_count = posts_count - 1").
+		Where("id = ?", p.AuthorID).Exec(ctx); err != nil {
+		return fmt.Errorf("count post: %w", translate(err))
+	}
+	return nil
+}
+
+// visibleTo restricts q (over posts AS p) to the posts viewerID may see:
+// this is the visibility rule of internal/post in SQL, so that lists filter
+// and paginate in the database:
+//   - the author is not suspended and no block stands between the two;
+//   - the viewer is the author, or the post is public, or it is for
+//     followers and the viewer follows the author;
+//   - group posts are shown only where the caller handles groups
+//     (ListGroupPosts); no other list includes them.
+func visibleTo(q *bun.SelectQuery, viewerID string) *bun.SelectQuery {
+	return q.
+		Where("p.group_id IS NULL").
+		Where("EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL)").
+		Where("NOT EXISTS (SELECT 1 FROM blocks AS pb WHERE (pb.blocker_id = ? AND pb.blocked_id = p.author_id) OR (pb.blocker_id = p.author_id AND pb.blocked_id = ?))", viewerID, viewerID).
+		Where("(p.author_id = ? OR p.visibility = ? OR (p.visibility = ? AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ? AND pf.followee_id = p.author_id)))",
+			viewerID, VisibilityPublic, VisibilityFollowers, viewerID)
+}
+
+// PostVisible reports whether viewerID may see the post with this ID; false
+// also when it does not exist.
+func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID string) (bool, error) {
+	ok, err := visibleTo(tx.NewSelect().Model((*Post)(nil)).Where("p.id = ?", postID), viewerID).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("post visible: %w", translate(err))
+	}
+	return ok, nil
+}
+
+// PostFilter selects a page of posts that ViewerID may see, newest first.
+// Exactly one of FeedOf, AuthorID and Tag is set.
+type PostFilter struct {
+	ViewerID string
+	// FeedOf lists the home feed of this user: their own posts and those of
+	// everyone they follow.
+	FeedOf string
+	// AuthorID lists one user's posts.
+	AuthorID string
+	// Tag lists the posts with this normalised hashtag.
+	Tag string
+	// BeforeID continues after the last post of the previous page.
+	BeforeID string
+	Limit    int
+}
+
+// ListPosts returns a page of posts with their hashtags: two queries
+// whatever the page size.
+func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
+	var posts []*Post
+	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID).OrderExpr("p.id DESC").Limit(int64(f.Limit))
+	switch {
+	case f.FeedOf != "":
+		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?))", f.FeedOf, f.FeedOf)
+	case f.AuthorID != "":
+		q = q.Where("p.author_id = ?", f.AuthorID)
+	case f.Tag != "":
+		q = q.Where("p.id IN (SELECT ph.post_id FROM post_hashtags AS ph WHERE ph.tag = ?)", f.Tag)
+	default:
+		return nil, fmt.Errorf("list posts: no feed, author or tag given")
+	}
+	if f.BeforeID != "" {
+		q = q.Where("p.id < ?", f.BeforeID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list posts: %w", translate(err))
+	}
+	if err := db.loadHashtags(ctx, tx, posts); err != nil {
+		return nil, err
+	}
+	return posts, nil
+}
+
+// loadHashtags fills the Hashtags of posts in one query.
+func (db *DB) loadHashtags(ctx context.Context, tx bun.IDB, posts []*Post) error {
+	if len(posts) == 0 {
+		return nil
+	}
+	ids := make([]string, len(posts))
+	byID := make(map[string]*Post, len(posts))
+	for i, p := range posts {
+		ids[i], byID[p.ID] = p.ID, p
+		p.Hashtags = nil
+	}
+	var tags []PostHashtag
+	if err := tx.NewSelect().Model(&tags).Where("post_id IN (?)", bun.In(ids)).OrderExpr("post_id, position").Scan(ctx); err != nil {
+		return fmt.Errorf("load hashtags: %w", translate(err))
+	}
+	for _, t := range tags {
+		byID[t.PostID].Hashtags = append(byID[t.PostID].Hashtags, t.Tag)
+	}
+	return nil
+}
+
+// LikedPosts returns which of postIDs userID likes, in one query.
+func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if userID == "" || len(postIDs) == 0 {
+		return out, nil
+	}
+	var liked []string
+	if err := tx.NewSelect().Model((*Like)(nil)).Column("post_id").
+		Where("user_id = ? AND post_id IN (?)", userID, bun.In(postIDs)).Scan(ctx, &liked); err != nil {
+		return nil, fmt.Errorf("liked posts: %w", translate(err))
+	}
+	for _, id := range liked {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// CreateLike records a like and counts it; false when it already existed.
+func (db *DB) CreateLike(ctx context.Context, tx bun.IDB, postID, userID string) (bool, error) {
+	res, err := tx.NewInsert().Model(&Like{PostID: postID, UserID: userID, CreatedAt: db.Now()}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("create like: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	return true, db.adjustPostCount(ctx, tx, postID, "likes_count", 1)
+}
+
+// DeleteLike removes a like and its count; false when there was none.
+func (db *DB) DeleteLike(ctx context.Context, tx bun.IDB, postID, userID string) (bool, error) {
+	res, err := tx.NewDelete().Model((*Like)(nil)).Where("post_id = ? AND user_id = ?", postID, userID).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("delete like: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	return true, db.adjustPostCount(ctx, tx, postID, "likes_count", -1)
+}
+
+func (db *DB) adjustPostCount(ctx context.Context, tx bun.IDB, postID, column string, delta int) error {
+	if _, err := tx.NewUpdate().Model((*Post)(nil)).Set("? = ? + ?", bun.Ident(column), bun.Ident(column), delta).
+		Where("id = ?", postID).Exec(ctx); err != nil {
+		return fmt.Errorf("count %s: %w", column, translate(err))
+	}
+	return nil
+}
+
+// CreateComment inserts a comment and counts it on its post.
+func (db *DB) CreateComment(ctx context.Context, tx bun.IDB, c *Comment) error {
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = db.Now()
+	}
+	if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+		return fmt.Errorf("create comment: %w", translate(err))
+	}
+	return db.adjustPostCount(ctx, tx, c.PostID, "comments_count", 1)
+}
+
+// GetComment returns a comment of a post. Returns an error matching
+// IsNotFound when there is none.
+func (db *DB) GetComment(ctx context.Context, tx bun.IDB, postID, id string) (*Comment, error) {
+	c := new(Comment)
+	if err := tx.NewSelect().Model(c).Where("c.id = ? AND c.post_id = ?", id, postID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get comment: %w", translate(err))
+	}
+	return c, nil
+}
+
+// DeleteComment deletes a comment and uncounts it.
+func (db *DB) DeleteComment(ctx context.Context, tx bun.IDB, c *Comment) error {
+	if _, err := tx.NewDelete().Model((*Comment)(nil)).Where("id = ?", c.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete comment: %w", translate(err))
+	}
+	return db.adjustPostCount(ctx, tx, c.PostID, "comments_count", -1)
+}
+
+// CommentFilter selects a page of a post's comments, oldest first.
+type CommentFilter struct {
+	PostID string
+	// ViewerID hides comments by users blocked either way with the viewer,
+	// and by suspended users.
+	ViewerID string
+	AfterID  string
+	Limit    int
+}
+
+// ListComments returns a page of comments in one query.
+func (db *DB) ListComments(ctx context.Context, tx bun.IDB, f CommentFilter) ([]*Comment, error) {
+	var comments []*Comment
+	q := tx.NewSelect().Model(&comments).
+		Where("c.post_id = ?", f.PostID).
+		Where("EXISTS (SELECT 1 FROM users AS ca WHERE ca.id = c.author_id AND ca.suspended_at IS NULL)").
+		Where("NOT EXISTS (SELECT 1 FROM blocks AS cb WHERE (cb.blocker_id = ? AND cb.blocked_id = c.author_id) OR (cb.blocker_id = c.author_id AND cb.blocked_id = ?))", f.ViewerID, f.ViewerID).
+		OrderExpr("c.id ASC").Limit(int64(f.Limit))
+	if f.AfterID != "" {
+		q = q.Where("c.id > ?", f.AfterID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list comments: %w", translate(err))
+	}
+	return comments, nil
+}
+
+// IdempotencyKey remembers the first result of a create made with a key.
+type IdempotencyKey struct {
+	bun.BaseModel `bun:"table:idempotency_keys,alias:ik"`
+
+	UserID      string    `bun:"user_id,pk"`
+	Scope       string    `bun:"scope,pk"`
+	Key         string    `bun:"key,pk"`
+	RequestHash string    `bun:"request_hash,notnull"`
+	ResourceID  string    `bun:"resource_id,notnull"`
+	CreatedAt   time.Time `bun:"created_at,notnull"`
+}
+
+// GetIdempotencyKey returns a remembered key. Returns an error matching
+// IsNotFound when there is none.
+func (db *DB) GetIdempotencyKey(ctx context.Context, tx bun.IDB, userID, scope, key string) (*IdempotencyKey, error) {
+	k := new(IdempotencyKey)
+	if err := tx.NewSelect().Model(k).Where("user_id = ? AND scope = ? AND key = ?", userID, scope, key).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get idempotency key: %w", translate(err))
+	}
+	return k, nil
+}
+
+// CreateIdempotencyKey remembers a key. Returns an error wrapping
+// ErrConflict when a concurrent request with the same key got there first.
+func (db *DB) CreateIdempotencyKey(ctx context.Context, tx bun.IDB, k *IdempotencyKey) error {
+	k.CreatedAt = db.Now()
+	if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
+		return fmt.Errorf("create idempotency key: %w", translate(err))
+	}
+	return nil
+}

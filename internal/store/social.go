@@ -1,0 +1,323 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Follow is one user following another.
+type Follow struct {
+	bun.BaseModel `bun:"table:follows,alias:f"`
+
+	FollowerID string    `bun:"follower_id,pk"`
+	FolloweeID string    `bun:"followee_id,pk"`
+	CreatedAt  time.Time `bun:"created_at,notnull"`
+}
+
+// Block is one user blocking another.
+type Block struct {
+	bun.BaseModel `bun:"table:blocks,alias:b"`
+
+	BlockerID string    `bun:"blocker_id,pk"`
+	BlockedID string    `bun:"blocked_id,pk"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+}
+
+// CreateFollow makes follower follow followee and counts it on both users.
+// It returns false, changing nothing, when the follow already exists.
+func (db *DB) CreateFollow(ctx context.Context, tx bun.IDB, followerID, followeeID string) (bool, error) {
+	res, err := tx.NewInsert().Model(&Follow{FollowerID: followerID, FolloweeID: followeeID, CreatedAt: db.Now()}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("create follow: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	return true, db.adjustFollowCounts(ctx, tx, followerID, followeeID, 1)
+}
+
+// DeleteFollow removes a follow and its counts; false when there was none.
+func (db *DB) DeleteFollow(ctx context.Context, tx bun.IDB, followerID, followeeID string) (bool, error) {
+	res, err := tx.NewDelete().Model((*Follow)(nil)).
+		Where("follower_id = ? AND followee_id = ?", followerID, followeeID).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("delete follow: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	return true, db.adjustFollowCounts(ctx, tx, followerID, followeeID, -1)
+}
+
+// adjustFollowCounts moves the counters by delta in the database itself
+// (count = count + delta), so concurrent follows never lose an update.
+func (db *DB) adjustFollowCounts(ctx context.Context, tx bun.IDB, followerID, followeeID string, delta int) error {
+	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("following_count = following_count + ?", delta).
+		Where("id = ?", followerID).Exec(ctx); err != nil {
+		return fmt.Errorf("count following: %w", translate(err))
+	}
+	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("followers_count = followers_count + ?", delta).
+		Where("id = ?", followeeID).Exec(ctx); err != nil {
+		return fmt.Errorf("count followers: %w", translate(err))
+	}
+	return nil
+}
+
+// CreateBlock records that blocker blocks blocked; false when it already did.
+func (db *DB) CreateBlock(ctx context.Context, tx bun.IDB, blockerID, blockedID string) (bool, error) {
+	res, err := tx.NewInsert().Model(&Block{BlockerID: blockerID, BlockedID: blockedID, CreatedAt: db.Now()}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("create block: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// DeleteBlock lifts a block; false when there was none.
+func (db *DB) DeleteBlock(ctx context.Context, tx bun.IDB, blockerID, blockedID string) (bool, error) {
+	res, err := tx.NewDelete().Model((*Block)(nil)).
+		Where("blocker_id = ? AND blocked_id = ?", blockerID, blockedID).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("delete block: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Blocked reports whether a block stands between two users, either way.
+func (db *DB) Blocked(ctx context.Context, tx bun.IDB, a, b string) (bool, error) {
+	ok, err := tx.NewSelect().Model((*Block)(nil)).
+		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)", a, b, b, a).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("blocked: %w", translate(err))
+	}
+	return ok, nil
+}
+
+// Relationship is how the viewer and another user stand.
+type Relationship struct {
+	FollowedByMe, FollowsMe, BlockedByMe, BlocksMe bool
+}
+
+// Relationships returns the viewer's relationship to each of userIDs, in two
+// queries whatever their number. Users with no relationship are absent.
+func (db *DB) Relationships(ctx context.Context, tx bun.IDB, viewerID string, userIDs []string) (map[string]Relationship, error) {
+	out := make(map[string]Relationship)
+	if viewerID == "" || len(userIDs) == 0 {
+		return out, nil
+	}
+	var follows []Follow
+	if err := tx.NewSelect().Model(&follows).
+		Where("(follower_id = ? AND followee_id IN (?))", viewerID, bun.In(userIDs)).
+		WhereOr("(followee_id = ? AND follower_id IN (?))", viewerID, bun.In(userIDs)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("relationships: %w", translate(err))
+	}
+	for _, f := range follows {
+		if f.FollowerID == viewerID {
+			r := out[f.FolloweeID]
+			r.FollowedByMe = true
+			out[f.FolloweeID] = r
+		} else {
+			r := out[f.FollowerID]
+			r.FollowsMe = true
+			out[f.FollowerID] = r
+		}
+	}
+	var blocks []Block
+	if err := tx.NewSelect().Model(&blocks).
+		Where("(blocker_id = ? AND blocked_id IN (?))", viewerID, bun.In(userIDs)).
+		WhereOr("(blocked_id = ? AND blocker_id IN (?))", viewerID, bun.In(userIDs)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("relationships: %w", translate(err))
+	}
+	for _, b := range blocks {
+		if b.BlockerID == viewerID {
+			r := out[b.BlockedID]
+			r.BlockedByMe = true
+			out[b.BlockedID] = r
+		} else {
+			r := out[b.BlockerID]
+			r.BlocksMe = true
+			out[b.BlockerID] = r
+		}
+	}
+	return out, nil
+}
+
+// RelatedUser is a user in a relation list with the time of the relation
+// (the follow or the block), which is the list's keyset position.
+type RelatedUser struct {
+	*User
+	At time.Time
+}
+
+// UserListFilter selects a page of a relation list, newest relation first.
+type UserListFilter struct {
+	// ViewerID hides users blocked either way with the viewer, and suspended ones.
+	ViewerID string
+	// BeforeAt and BeforeID continue after the last row of the previous page.
+	BeforeAt time.Time
+	BeforeID string
+	Limit    int
+}
+
+// ListFollowers returns users who follow userID.
+func (db *DB) ListFollowers(ctx context.Context, tx bun.IDB, userID string, f UserListFilter) ([]RelatedUser, error) {
+	return db.listRelated(ctx, tx, "follows", "followee_id", "follower_id", userID, f)
+}
+
+// ListFollowing returns users whom userID follows.
+func (db *DB) ListFollowing(ctx context.Context, tx bun.IDB, userID string, f UserListFilter) ([]RelatedUser, error) {
+	return db.listRelated(ctx, tx, "follows", "follower_id", "followee_id", userID, f)
+}
+
+// ListBlocked returns users whom userID blocks.
+func (db *DB) ListBlocked(ctx context.Context, tx bun.IDB, userID string, f UserListFilter) ([]RelatedUser, error) {
+	f.ViewerID = "" // the blocker sees whom they blocked
+	return db.listRelated(ctx, tx, "blocks", "blocker_id", "blocked_id", userID, f)
+}
+
+// listRelated pages through table rows whose ownCol is userID, joined to the
+// user in otherCol, ordered by (created_at, other id) descending: one query.
+func (db *DB) listRelated(ctx context.Context, tx bun.IDB, table, ownCol, otherCol, userID string, f UserListFilter) ([]RelatedUser, error) {
+	var rows []struct {
+		User `bun:",extend"`
+		At   time.Time `bun:"rel_at"`
+	}
+	q := tx.NewSelect().
+		ColumnExpr("u.*").ColumnExpr("r.created_at AS rel_at").
+		TableExpr("? AS r", bun.Ident(table)).
+		Join("JOIN users AS u ON u.id = r.?", bun.Ident(otherCol)).
+		Where("r.? = ?", bun.Ident(ownCol), userID).
+		Where("u.suspended_at IS NULL").
+		OrderExpr("r.created_at DESC, r.? DESC", bun.Ident(otherCol)).
+		Limit(int64(f.Limit))
+	if f.BeforeID != "" {
+		q = q.Where("(r.created_at < ? OR (r.created_at = ? AND r.? < ?))", f.BeforeAt, f.BeforeAt, bun.Ident(otherCol), f.BeforeID)
+	}
+	if f.ViewerID != "" {
+		q = q.Where("NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ? AND bx.blocked_id = u.id) OR (bx.blocker_id = u.id AND bx.blocked_id = ?))", f.ViewerID, f.ViewerID)
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list %s: %w", table, translate(err))
+	}
+	out := make([]RelatedUser, len(rows))
+	for i := range rows {
+		out[i] = RelatedUser{User: &rows[i].User, At: rows[i].At}
+	}
+	return out, nil
+}
+
+// GetUsers returns the users with the given IDs (those that exist), in one query.
+func (db *DB) GetUsers(ctx context.Context, tx bun.IDB, ids []string) (map[string]*User, error) {
+	out := make(map[string]*User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var users []*User
+	if err := tx.NewSelect().Model(&users).Where("u.id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get users: %w", translate(err))
+	}
+	for _, u := range users {
+		out[u.ID] = u
+	}
+	return out, nil
+}
+
+// UserSearch is a user search: a username or full-name fragment, or an email.
+type UserSearch struct {
+	// Query is a name fragment, lower-cased and trimmed by the caller.
+	Query string
+	// Email, when set instead of Query, is a complete normalised address:
+	// only the account with exactly that email matches.
+	Email    string
+	ViewerID string
+	// After continues below the last row of the previous page: (score, id).
+	AfterScore float64
+	AfterID    string
+	Limit      int
+}
+
+// ScoredUser is a search hit.
+type ScoredUser struct {
+	*User
+	Score float64
+}
+
+// SearchUsers ranks users by how well they match: an exact email first,
+// then exact username, username prefix, and (on Postgres) trigram
+// similarity of username and full name; on SQLite, substrings of username
+// and full name. Users blocked either way with the viewer, suspended and
+// unverified ones never match. One query.
+func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]ScoredUser, error) {
+	var score, match string
+	var args []any
+	switch {
+	case s.Email != "":
+		// A complete address matches that account's email and nothing else.
+		score, match, args = "100", "u.email = ?0", []any{s.Email}
+	case db.Engine == Postgres:
+		score = `(CASE WHEN lower(u.username) = ?0 THEN 60 WHEN lower(u.username) LIKE ?1 || '%' ESCAPE '!' THEN 40 ELSE 0 END
+			+ 20 * public.similarity(lower(u.username), ?0)
+			+ 15 * public.similarity(lower(u.full_name), ?0))`
+		match = `(lower(u.username) LIKE ?1 || '%' ESCAPE '!' OR lower(u.username) OPERATOR(public.%) ?0
+			OR lower(u.full_name) OPERATOR(public.%) ?0 OR lower(u.full_name) LIKE '%' || ?1 || '%' ESCAPE '!')`
+		args = []any{s.Query, escapeLike(s.Query)}
+	default:
+		score = `(CASE WHEN lower(u.username) = ?0 THEN 60 WHEN lower(u.username) LIKE ?1 || '%' ESCAPE '!' THEN 40
+			       WHEN lower(u.username) LIKE '%' || ?1 || '%' ESCAPE '!' THEN 20 ELSE 0 END
+			+ CASE WHEN lower(u.full_name) LIKE ?1 || '%' ESCAPE '!' THEN 15
+			       WHEN lower(u.full_name) LIKE '%' || ?1 || '%' ESCAPE '!' THEN 10 ELSE 0 END)`
+		match = `(lower(u.username) LIKE '%' || ?1 || '%' ESCAPE '!' OR lower(u.full_name) LIKE '%' || ?1 || '%' ESCAPE '!')`
+		args = []any{s.Query, escapeLike(s.Query)}
+	}
+	scoreArgs := args
+	if s.Email != "" {
+		scoreArgs = nil
+	}
+	// A float on both engines, so cursors compare like with like.
+	float := "DOUBLE PRECISION"
+	if db.Engine == SQLite {
+		float = "REAL"
+	}
+	score = "CAST(" + score + " AS " + float + ")"
+	inner := tx.NewSelect().Model((*User)(nil)).
+		ColumnExpr("u.*").ColumnExpr(score+" AS score", scoreArgs...).
+		Where(match, args...).
+		Where("u.suspended_at IS NULL").
+		Where("u.email_verified_at IS NOT NULL")
+	if s.ViewerID != "" {
+		inner = inner.Where("NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ? AND bx.blocked_id = u.id) OR (bx.blocker_id = u.id AND bx.blocked_id = ?))", s.ViewerID, s.ViewerID)
+	}
+	q := tx.NewSelect().TableExpr("(?) AS u", inner).ColumnExpr("u.*").
+		OrderExpr("u.score DESC, u.id DESC").Limit(int64(s.Limit))
+	if s.AfterID != "" {
+		q = q.Where("(u.score < ? OR (u.score = ? AND u.id < ?))", s.AfterScore, s.AfterScore, s.AfterID)
+	}
+	var rows []struct {
+		User  `bun:",extend"`
+		Score float64 `bun:"score"`
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("search users: %w", translate(err))
+	}
+	out := make([]ScoredUser, len(rows))
+	for i := range rows {
+		out[i] = ScoredUser{User: &rows[i].User, Score: rows[i].Score}
+	}
+	return out, nil
+}
+
+// escapeLike escapes LIKE's wildcards so user input matches literally. The
+// escape character is '!' (ESCAPE '!'), since bun's formatter gives '\' a
+// meaning of its own.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`!`, `!!`, `%`, `!%`, `_`, `!_`).Replace(s)
+}
