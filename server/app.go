@@ -30,6 +30,7 @@ import (
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/ratelimit"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 )
@@ -61,7 +62,8 @@ type Config struct {
 	Production bool
 	// CORSOrigins are the origins browsers may call from ("*" for any).
 	CORSOrigins []string
-	// RateLimits turns rate limiting on.
+	// RateLimits turns rate limiting on: per account and per IP, shared
+	// through Redis when RedisURL is set (see ratelimit.Rules).
 	RateLimits bool
 	// AccessTTL overrides the access-token lifetime (default 15 minutes).
 	AccessTTL time.Duration
@@ -79,6 +81,7 @@ type App struct {
 	accounts *account.Service
 	social   *social.Service
 	posts    *post.Service
+	limiter  ratelimit.Limiter // nil when rate limits are off
 	handler  http.Handler
 }
 
@@ -128,6 +131,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.broker, err = pubsub.Open(cfg.RedisURL); err != nil {
 		return nil, fmt.Errorf("FLOCK_REDIS_URL: %w", err)
+	}
+	if cfg.RateLimits {
+		if a.limiter, err = ratelimit.Open(cfg.RedisURL); err != nil {
+			return nil, fmt.Errorf("rate limiter: %w", err)
+		}
 	}
 	mediaURL := cfg.MediaURL
 	if mediaURL == "" {
@@ -213,6 +221,9 @@ func (a *App) Close() error {
 	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close())
+	}
+	if a.limiter != nil {
+		errs = append(errs, a.limiter.Close())
 	}
 	if a.bucket != nil {
 		errs = append(errs, a.bucket.Close())

@@ -39,13 +39,17 @@ func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	interceptors := []connect.Interceptor{
+		errorInterceptor{log: a.log},
+		newMetricsInterceptor(reg),
+		authInterceptor{accounts: a.accounts},
+	}
+	if a.limiter != nil {
+		interceptors = append(interceptors, rateLimitInterceptor{limiter: a.limiter, log: a.log})
+	}
+	interceptors = append(interceptors, validate.NewInterceptor())
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(
-			errorInterceptor{log: a.log},
-			newMetricsInterceptor(reg),
-			authInterceptor{accounts: a.accounts},
-			validate.NewInterceptor(),
-		),
+		connect.WithInterceptors(interceptors...),
 		connect.WithReadMaxBytes(maxRequestBytes),
 		recoverHandler(a.log),
 	}
