@@ -171,3 +171,10 @@ var errNoRows = sql.ErrNoRows
 
 // IsNotFound reports whether err means that a query matched no row.
 func IsNotFound(err error) bool { return errors.Is(err, errNoRows) }
+
+// AddQueryHook attaches hook to every query made after the call, for
+// instrumentation (tests count queries with it). It must not be called
+// while queries are running.
+func (db *DB) AddQueryHook(hook bun.QueryHook) {
+	db.DB = db.DB.WithQueryHook(hook)
+}

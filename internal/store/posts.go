@@ -221,7 +221,7 @@ func (db *DB) loadHashtags(ctx context.Context, tx bun.IDB, posts []*Post) error
 		p.Hashtags = nil
 	}
 	var tags []PostHashtag
-	if err := tx.NewSelect().Model(&tags).Where("post_id IN (?)", bun.In(ids)).OrderExpr("post_id, position").Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&tags).Where("post_id IN (?)", bun.List(ids)).OrderExpr("post_id, position").Scan(ctx); err != nil {
 		return fmt.Errorf("load hashtags: %w", translate(err))
 	}
 	for _, t := range tags {
@@ -238,7 +238,7 @@ func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs
 	}
 	var liked []string
 	if err := tx.NewSelect().Model((*Like)(nil)).Column("post_id").
-		Where("user_id = ? AND post_id IN (?)", userID, bun.In(postIDs)).Scan(ctx, &liked); err != nil {
+		Where("user_id = ? AND post_id IN (?)", userID, bun.List(postIDs)).Scan(ctx, &liked); err != nil {
 		return nil, fmt.Errorf("liked posts: %w", translate(err))
 	}
 	for _, id := range liked {

@@ -114,8 +114,8 @@ func (db *DB) Relationships(ctx context.Context, tx bun.IDB, viewerID string, us
 	}
 	var follows []Follow
 	if err := tx.NewSelect().Model(&follows).
-		Where("(follower_id = ? AND followee_id IN (?))", viewerID, bun.In(userIDs)).
-		WhereOr("(followee_id = ? AND follower_id IN (?))", viewerID, bun.In(userIDs)).
+		Where("(follower_id = ? AND followee_id IN (?))", viewerID, bun.List(userIDs)).
+		WhereOr("(followee_id = ? AND follower_id IN (?))", viewerID, bun.List(userIDs)).
 		Scan(ctx); err != nil {
 		return nil, fmt.Errorf("relationships: %w", translate(err))
 	}
@@ -132,8 +132,8 @@ func (db *DB) Relationships(ctx context.Context, tx bun.IDB, viewerID string, us
 	}
 	var blocks []Block
 	if err := tx.NewSelect().Model(&blocks).
-		Where("(blocker_id = ? AND blocked_id IN (?))", viewerID, bun.In(userIDs)).
-		WhereOr("(blocked_id = ? AND blocker_id IN (?))", viewerID, bun.In(userIDs)).
+		Where("(blocker_id = ? AND blocked_id IN (?))", viewerID, bun.List(userIDs)).
+		WhereOr("(blocked_id = ? AND blocker_id IN (?))", viewerID, bun.List(userIDs)).
 		Scan(ctx); err != nil {
 		return nil, fmt.Errorf("relationships: %w", translate(err))
 	}
@@ -222,7 +222,7 @@ func (db *DB) GetUsers(ctx context.Context, tx bun.IDB, ids []string) (map[strin
 		return out, nil
 	}
 	var users []*User
-	if err := tx.NewSelect().Model(&users).Where("u.id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&users).Where("u.id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get users: %w", translate(err))
 	}
 	for _, u := range users {
