@@ -147,7 +147,9 @@ func (keepAlive) Cleanup(func()) {}
 
 func engines(b *testing.B) []string { return tu.Engines(b) }
 
-func principal(id string) *account.Principal { return &account.Principal{UserID: id, Role: store.RoleMember} }
+func principal(id string) *account.Principal {
+	return &account.Principal{UserID: id, Role: store.RoleMember}
+}
 
 // BenchmarkListFeed reads the first feed page (20 posts) of a random user
 // who follows 50 accounts, hydrated with authors and likes.
