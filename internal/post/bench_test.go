@@ -42,6 +42,7 @@ type dataset struct {
 	users   []string
 	posts   []string
 	posts2  *post.Service
+	social  *social.Service
 	built   time.Duration
 	plansMu sync.Mutex
 }
@@ -130,7 +131,8 @@ func benchDataset(b *testing.B, engine string) *dataset {
 			b.Fatal(err)
 		}
 	}
-	d.posts2 = post.NewService(db, social.NewService(db))
+	d.social = social.NewService(db)
+	d.posts2 = post.NewService(db, d.social)
 	d.built = time.Since(start)
 	b.Logf("%s data set: %d users, %d follows, %d posts, built in %s", engine, benchUsers, benchUsers*benchFollows, benchPosts, d.built.Round(time.Millisecond))
 	datasets[engine] = d
@@ -257,6 +259,31 @@ func BenchmarkSearchPosts(b *testing.B) {
 	}
 }
 
+// BenchmarkSearchUsers searches a username fragment ("user0123") and a
+// misspelt full name among the data set's users.
+func BenchmarkSearchUsers(b *testing.B) {
+	for _, engine := range engines(b) {
+		b.Run(engine, func(b *testing.B) {
+			d := benchDataset(b, engine)
+			rng := rand.New(rand.NewPCG(11, 12))
+			ctx := context.Background()
+			if engine == store.Postgres {
+				d.explain(b, "user search", func() error {
+					_, err := d.social.SearchUsers(ctx, principal(d.users[3]), "user0123", 20, "")
+					return err
+				})
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				q := fmt.Sprintf("user%04d", rng.IntN(benchUsers/10))
+				if _, err := d.social.SearchUsers(ctx, principal(d.users[rng.IntN(len(d.users))]), q, 20, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // recorder keeps the SQL of the queries run while it is on.
 type recorder struct {
 	mu      sync.Mutex
@@ -274,15 +301,23 @@ func (r *recorder) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 	}
 }
 
-// explainFeed logs the Postgres plan (EXPLAIN ANALYZE) of every query one
-// feed page runs, as the service really sends them.
+// explainFeed logs the plans of a feed page's queries.
 func (d *dataset) explainFeed(b *testing.B) {
+	d.explain(b, "feed page", func() error {
+		_, err := d.posts2.ListFeed(context.Background(), principal(d.users[11]), 20, "")
+		return err
+	})
+}
+
+// explain logs the Postgres plan (EXPLAIN ANALYZE) of every query that run
+// sends, as the service really sends them.
+func (d *dataset) explain(b *testing.B, name string, run func() error) {
 	d.plansMu.Lock()
 	defer d.plansMu.Unlock()
 	ctx := context.Background()
 	rec := &recorder{on: true}
 	d.db.AddQueryHook(rec)
-	if _, err := d.posts2.ListFeed(ctx, principal(d.users[11]), 20, ""); err != nil {
+	if err := run(); err != nil {
 		b.Fatal(err)
 	}
 	rec.mu.Lock()
@@ -301,6 +336,6 @@ func (d *dataset) explainFeed(b *testing.B) {
 			plan = append(plan, line)
 		}
 		rows.Close()
-		b.Logf("feed page query %d of %d:\n%s\n%s", i+1, len(queries), q, strings.Join(plan, "\n"))
+		b.Logf("%s query %d of %d:\n%s\n%s", name, i+1, len(queries), q, strings.Join(plan, "\n"))
 	}
 }
