@@ -28,6 +28,7 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/ratelimit"
@@ -80,6 +81,7 @@ type App struct {
 	bucket   *blob.Bucket
 	accounts *account.Service
 	social   *social.Service
+	events   *notify.Service
 	posts    *post.Service
 	limiter  ratelimit.Limiter // nil when rate limits are off
 	handler  http.Handler
@@ -152,14 +154,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("FLOCK_MAILER: %w", err)
 	}
-	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, account.Config{
+	a.events = notify.NewService(a.db, a.broker, a.log)
+	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL,
 	}, a.log)
 	if err != nil {
 		return nil, err
 	}
-	a.social = social.NewService(a.db)
-	a.posts = post.NewService(a.db, a.social)
+	a.social = social.NewService(a.db, a.events)
+	a.posts = post.NewService(a.db, a.social, a.events)
 	a.handler = a.routes()
 	return a, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/flock-social/flock"
 	flockmail "github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -49,10 +50,12 @@ type Service struct {
 	log       *slog.Logger
 	dummyHash string
 	mailWG    sync.WaitGroup
+	events    *notify.Service
 }
 
-// NewService returns a Service. bucket stores profile pictures.
-func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, tokens *Tokens, cfg Config, log *slog.Logger) (*Service, error) {
+// NewService returns a Service. bucket stores profile pictures; events
+// records profile changes and announces ended sessions to open streams.
+func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, tokens *Tokens, events *notify.Service, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = 15 * time.Minute
 	}
@@ -70,7 +73,7 @@ func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, toke
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: db, mailer: mailer, bucket: bucket, tokens: tokens, cfg: cfg, log: log, dummyHash: dummy}, nil
+	return &Service{db: db, mailer: mailer, bucket: bucket, tokens: tokens, events: events, cfg: cfg, log: log, dummyHash: dummy}, nil
 }
 
 // Close waits for emails still being sent.
@@ -346,8 +349,9 @@ var errBadRefresh = flock.Errorf(flock.EUNAUTHORIZED, "refresh token is invalid,
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair, error) {
 	hash := hashToken(refreshToken)
 	var (
-		pair   *TokenPair
-		reused bool
+		pair    *TokenPair
+		reused  bool
+		revoked string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		ok, err := s.db.UseRefreshToken(ctx, tx, hash)
@@ -363,7 +367,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		if !ok {
 			if tok.UsedAt != nil {
 				// Commit the revocation, then refuse.
-				reused = true
+				reused, revoked = true, tok.SessionID
 				return s.db.RevokeSession(ctx, tx, tok.SessionID, "refresh token reused")
 			}
 			return errBadRefresh
@@ -386,6 +390,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 	})
 	if reused {
 		s.log.Warn("refresh token reuse: session revoked", "token_hash_prefix", hash[:8])
+		s.events.Announce(ctx, notify.SessionChannel(revoked))
 		return nil, errBadRefresh
 	}
 	if err != nil {
@@ -398,6 +403,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 // access token of that session stop working. An unknown token is not an
 // error, so logging out twice succeeds.
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	var session string
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		tok, err := s.db.GetRefreshToken(ctx, tx, hashToken(refreshToken))
 		if store.IsNotFound(err) {
@@ -405,10 +411,15 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		} else if err != nil {
 			return err
 		}
+		session = tok.SessionID
 		return s.db.RevokeSession(ctx, tx, tok.SessionID, "logout")
 	})
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
+	}
+	if session != "" {
+		// Open streams of the session close now, not at their next check.
+		s.events.Announce(ctx, notify.SessionChannel(session))
 	}
 	return nil
 }
@@ -507,18 +518,24 @@ func (s *Service) UpdateMe(ctx context.Context, p *Principal, in ProfileUpdate) 
 		}
 		upd.AvatarKey = &key
 	}
-	var before, after *store.User
+	var (
+		before, after *store.User
+		ev            notify.Events
+	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		if before, err = s.db.GetUser(ctx, tx, p.UserID); err != nil {
 			return err
 		}
-		after, err = s.db.UpdateUser(ctx, tx, p.UserID, upd)
-		return err
+		if after, err = s.db.UpdateUser(ctx, tx, p.UserID, upd); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.ProfileUpdated})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update me: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	if old := before.AvatarKey; old != "" && old != after.AvatarKey {
 		if err := s.bucket.Delete(ctx, old); err != nil {
 			s.log.WarnContext(ctx, "delete replaced avatar", "key", old, "err", err)

@@ -24,6 +24,8 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/notify"
+	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/testutil"
 )
@@ -77,7 +79,12 @@ func MustEnv(tb testing.TB, engine string) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, account.Config{PublicURL: "https://flock.test/"}, log)
+	broker, err := pubsub.Open("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { broker.Close() })
+	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, notify.NewService(e.db, broker, log), account.Config{PublicURL: "https://flock.test/"}, log)
 	if err != nil {
 		tb.Fatal(err)
 	}

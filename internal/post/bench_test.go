@@ -3,6 +3,7 @@ package post_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -15,7 +16,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
+	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
@@ -131,8 +134,13 @@ func benchDataset(b *testing.B, engine string) *dataset {
 			b.Fatal(err)
 		}
 	}
-	d.social = social.NewService(db)
-	d.posts2 = post.NewService(db, d.social)
+	broker, err := pubsub.Open("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := notify.NewService(db, broker, slog.New(slog.DiscardHandler))
+	d.social = social.NewService(db, events)
+	d.posts2 = post.NewService(db, d.social, events)
 	d.built = time.Since(start)
 	b.Logf("%s data set: %d users, %d follows, %d posts, built in %s", engine, benchUsers, benchUsers*benchFollows, benchPosts, d.built.Round(time.Millisecond))
 	datasets[engine] = d

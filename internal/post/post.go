@@ -22,6 +22,7 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
@@ -38,11 +39,12 @@ const (
 type Service struct {
 	db     *store.DB
 	social *social.Service
+	events *notify.Service
 }
 
-// NewService returns a Service.
-func NewService(db *store.DB, social *social.Service) *Service {
-	return &Service{db: db, social: social}
+// NewService returns a Service that records its actions with events.
+func NewService(db *store.DB, social *social.Service, events *notify.Service) *Service {
+	return &Service{db: db, social: social, events: events}
 }
 
 // View is a post as the viewer sees it: with its author and whether the
@@ -103,7 +105,8 @@ func requestHash(parts ...string) string {
 // with a different request is refused with EPRECONDITION. Two concurrent
 // requests with one key create one resource: the loser of the key's insert
 // rolls back and returns the winner's.
-func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash string, create func(ctx context.Context, tx bun.Tx) (string, error)) (id string, err error) {
+func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash string, create func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error)) (id string, err error) {
+	var ev notify.Events
 	find := func(ctx context.Context, tx bun.IDB) (string, bool, error) {
 		k, err := s.db.GetIdempotencyKey(ctx, tx, userID, scope, key)
 		if store.IsNotFound(err) {
@@ -123,7 +126,7 @@ func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash strin
 				return err
 			}
 		}
-		if id, err = create(ctx, tx); err != nil {
+		if id, err = create(ctx, tx, &ev); err != nil {
 			return err
 		}
 		if key == "" {
@@ -136,6 +139,10 @@ func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash strin
 		if id, found, err = find(ctx, s.db); err == nil && !found {
 			err = fmt.Errorf("idempotency key vanished after a conflict")
 		}
+		return id, err
+	}
+	if err == nil {
+		s.events.Publish(ctx, &ev)
 	}
 	return id, err
 }
@@ -166,10 +173,12 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 		return nil, flock.Errorf(flock.ENOTFOUND, "video %q not found", in.VideoID)
 	}
 	hash := requestHash(content, in.Visibility, in.GroupID, in.VideoID)
-	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx) (string, error) {
+	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
 		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: Hashtags(content)}
-		err := s.db.CreatePost(ctx, tx, post)
-		return post.ID, err
+		if err := s.db.CreatePost(ctx, tx, post); err != nil {
+			return "", err
+		}
+		return post.ID, s.events.Record(ctx, tx, ev, &store.Activity{UserID: p.UserID, Type: notify.PostCreated, PostID: &post.ID})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create post: %w", err)
@@ -224,30 +233,40 @@ func (s *Service) UpdatePost(ctx context.Context, p *account.Principal, id, cont
 	if err != nil {
 		return nil, err
 	}
+	var ev notify.Events
 	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.ownPost(ctx, tx, p, id, "edit"); err != nil {
 			return err
 		}
-		return s.db.UpdatePostContent(ctx, tx, id, content, Hashtags(content))
+		if err := s.db.UpdatePostContent(ctx, tx, id, content, Hashtags(content)); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.PostUpdated, PostID: &id})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update post: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return s.GetPost(ctx, p, id)
 }
 
 // DeletePost deletes a post with its likes, comments and hashtags. Author only.
 func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		post, err := s.ownPost(ctx, tx, p, id, "delete")
 		if err != nil {
 			return err
 		}
-		return s.db.DeletePost(ctx, tx, post)
+		if err := s.db.DeletePost(ctx, tx, post); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.PostDeleted, PostID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("delete post: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
@@ -363,31 +382,46 @@ func (s *Service) userViews(ctx context.Context, p *account.Principal, ids []str
 // LikePost likes a post the caller may see; liking again succeeds and
 // changes nothing. ENOTFOUND for a post the caller may not see.
 func (s *Service) LikePost(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.visiblePost(ctx, tx, p, id); err != nil {
+		post, err := s.visiblePost(ctx, tx, p, id)
+		if err != nil {
 			return err
 		}
-		_, err := s.db.CreateLike(ctx, tx, id, p.UserID)
-		return err
+		created, err := s.db.CreateLike(ctx, tx, id, p.UserID)
+		if err != nil || !created {
+			return err
+		}
+		if err := s.events.Notify(ctx, tx, &ev, &store.Notification{UserID: post.AuthorID, Type: notify.TypeLike, ActorID: p.UserID,
+			PostID: &id, DedupeKey: notify.Str("like:" + p.UserID + ":" + id)}); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.PostLiked, PostID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("like post: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
 // UnlikePost removes the caller's like; it succeeds when there was none.
 func (s *Service) UnlikePost(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.visiblePost(ctx, tx, p, id); err != nil {
 			return err
 		}
-		_, err := s.db.DeleteLike(ctx, tx, id, p.UserID)
-		return err
+		deleted, err := s.db.DeleteLike(ctx, tx, id, p.UserID)
+		if err != nil || !deleted {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.PostUnliked, PostID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("unlike post: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
@@ -402,13 +436,20 @@ func (s *Service) CreateComment(ctx context.Context, p *account.Principal, postI
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	id, err := s.idempotent(ctx, p.UserID, "comment:"+postID, key, requestHash(postID, content), func(ctx context.Context, tx bun.Tx) (string, error) {
-		if _, err := s.visiblePost(ctx, tx, p, postID); err != nil {
+	id, err := s.idempotent(ctx, p.UserID, "comment:"+postID, key, requestHash(postID, content), func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
+		post, err := s.visiblePost(ctx, tx, p, postID)
+		if err != nil {
 			return "", err
 		}
 		c := &store.Comment{PostID: postID, AuthorID: p.UserID, Content: content}
-		err := s.db.CreateComment(ctx, tx, c)
-		return c.ID, err
+		if err := s.db.CreateComment(ctx, tx, c); err != nil {
+			return "", err
+		}
+		if err := s.events.Notify(ctx, tx, ev, &store.Notification{UserID: post.AuthorID, Type: notify.TypeComment, ActorID: p.UserID,
+			PostID: &postID, CommentID: &c.ID}); err != nil {
+			return "", err
+		}
+		return c.ID, s.events.Record(ctx, tx, ev, &store.Activity{UserID: p.UserID, Type: notify.CommentCreated, PostID: &postID, CommentID: &c.ID})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create comment: %w", err)
@@ -466,6 +507,7 @@ func (s *Service) ListComments(ctx context.Context, p *account.Principal, postID
 // author. ENOTFOUND when the post or comment is not visible to the caller,
 // EFORBIDDEN for anyone else.
 func (s *Service) DeleteComment(ctx context.Context, p *account.Principal, postID, commentID string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		post, err := s.visiblePost(ctx, tx, p, postID)
 		if err != nil {
@@ -480,10 +522,14 @@ func (s *Service) DeleteComment(ctx context.Context, p *account.Principal, postI
 		if c.AuthorID != p.UserID && post.AuthorID != p.UserID {
 			return flock.Errorf(flock.EFORBIDDEN, "only the comment's author or the post's author may delete a comment")
 		}
-		return s.db.DeleteComment(ctx, tx, c)
+		if err := s.db.DeleteComment(ctx, tx, c); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.CommentDeleted, PostID: &postID, CommentID: &commentID})
 	})
 	if err != nil {
 		return fmt.Errorf("delete comment: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }

@@ -17,17 +17,21 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/store"
 )
 
 // Service carries out social actions.
 type Service struct {
-	db *store.DB
+	db     *store.DB
+	events *notify.Service
 }
 
-// NewService returns a Service.
-func NewService(db *store.DB) *Service { return &Service{db: db} }
+// NewService returns a Service that records its actions with events.
+func NewService(db *store.DB, events *notify.Service) *Service {
+	return &Service{db: db, events: events}
+}
 
 // UserView is a user as the viewer sees them.
 type UserView struct {
@@ -106,31 +110,45 @@ func (s *Service) target(ctx context.Context, tx bun.IDB, p *account.Principal, 
 // changes nothing. Returns EINVALID for yourself and ENOTFOUND for unknown
 // users and across a block.
 func (s *Service) Follow(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.target(ctx, tx, p, id, "follow", true); err != nil {
 			return err
 		}
-		_, err := s.db.CreateFollow(ctx, tx, p.UserID, id)
-		return err
+		created, err := s.db.CreateFollow(ctx, tx, p.UserID, id)
+		if err != nil || !created {
+			return err
+		}
+		if err := s.events.Notify(ctx, tx, &ev, &store.Notification{UserID: id, Type: notify.TypeFollow, ActorID: p.UserID,
+			DedupeKey: notify.Str("follow:" + p.UserID)}); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.UserFollowed, TargetUserID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("follow: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
 // Unfollow stops the caller following a user; it succeeds when they were not.
 func (s *Service) Unfollow(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if id == p.UserID {
 			return flock.FieldErrorf("user_id", "you cannot unfollow yourself")
 		}
-		_, err := s.db.DeleteFollow(ctx, tx, p.UserID, id)
-		return err
+		deleted, err := s.db.DeleteFollow(ctx, tx, p.UserID, id)
+		if err != nil || !deleted {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.UserUnfollowed, TargetUserID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("unfollow: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
@@ -138,38 +156,48 @@ func (s *Service) Unfollow(ctx context.Context, p *account.Principal, id string)
 // Blocking again succeeds. Returns EINVALID for yourself and ENOTFOUND for
 // unknown users.
 func (s *Service) Block(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.target(ctx, tx, p, id, "block", false); err != nil {
 			return err
 		}
-		if _, err := s.db.CreateBlock(ctx, tx, p.UserID, id); err != nil {
+		created, err := s.db.CreateBlock(ctx, tx, p.UserID, id)
+		if err != nil || !created {
 			return err
 		}
 		if _, err := s.db.DeleteFollow(ctx, tx, p.UserID, id); err != nil {
 			return err
 		}
-		_, err := s.db.DeleteFollow(ctx, tx, id, p.UserID)
-		return err
+		if _, err := s.db.DeleteFollow(ctx, tx, id, p.UserID); err != nil {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.UserBlocked, TargetUserID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("block: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 
 // Unblock lifts the caller's block; it succeeds when there was none. The
 // follows the block removed are not restored.
 func (s *Service) Unblock(ctx context.Context, p *account.Principal, id string) error {
+	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if id == p.UserID {
 			return flock.FieldErrorf("user_id", "you cannot unblock yourself")
 		}
-		_, err := s.db.DeleteBlock(ctx, tx, p.UserID, id)
-		return err
+		deleted, err := s.db.DeleteBlock(ctx, tx, p.UserID, id)
+		if err != nil || !deleted {
+			return err
+		}
+		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.UserUnblocked, TargetUserID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("unblock: %w", err)
 	}
+	s.events.Publish(ctx, &ev)
 	return nil
 }
 

@@ -178,3 +178,17 @@ func IsNotFound(err error) bool { return errors.Is(err, errNoRows) }
 func (db *DB) AddQueryHook(hook bun.QueryHook) {
 	db.DB = db.DB.WithQueryHook(hook)
 }
+
+// IDAt returns the smallest ID that NewID can make at t: every ID made at or
+// after t sorts after it. Streams start from IDAt(now) to skip history.
+func IDAt(t time.Time) string {
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	return id.String()
+}
+
+// ValidID reports whether s has the form of an ID that NewID makes.
+func ValidID(s string) bool {
+	_, err := ulid.ParseStrict(s)
+	return err == nil
+}

@@ -1,0 +1,354 @@
+// Package notify records notifications (what others did that concerns a
+// user) and activity-log entries (what a user did), and streams both live.
+//
+// Rows are the source of truth: an action writes them in its own
+// transaction, and after commit Publish sends a wake-up on the broker.
+// A stream never trusts the broker's message itself: it reads what is new
+// from the store, so ordering, blocks, deletions and suspensions are all
+// checked at delivery, a missed wake-up is caught by a periodic re-read,
+// and a reconnecting client resumes from the last id it saw.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/store"
+)
+
+// Notification types as stored.
+const (
+	TypeFollow           = "follow"
+	TypeLike             = "like"
+	TypeComment          = "comment"
+	TypeGroupInvite      = "group_invite"
+	TypeGroupJoinRequest = "group_join_request"
+	TypeGroupJoined      = "group_joined"
+)
+
+// Activity types as stored.
+const (
+	PostCreated    = "post_created"
+	PostUpdated    = "post_updated"
+	PostDeleted    = "post_deleted"
+	CommentCreated = "comment_created"
+	CommentDeleted = "comment_deleted"
+	PostLiked      = "post_liked"
+	PostUnliked    = "post_unliked"
+	UserFollowed   = "user_followed"
+	UserUnfollowed = "user_unfollowed"
+	UserBlocked    = "user_blocked"
+	UserUnblocked  = "user_unblocked"
+	ProfileUpdated = "profile_updated"
+	PostReported   = "post_reported"
+	GroupCreated   = "group_created"
+	GroupUpdated   = "group_updated"
+	GroupDeleted   = "group_deleted"
+	GroupJoined    = "group_joined"
+	GroupLeft      = "group_left"
+)
+
+// Service records and streams events.
+type Service struct {
+	db     *store.DB
+	broker pubsub.Broker
+	log    *slog.Logger
+	// Poll is how often a stream re-reads the store and re-checks its
+	// session even without a wake-up (default 15s).
+	Poll time.Duration
+}
+
+// NewService returns a Service.
+func NewService(db *store.DB, broker pubsub.Broker, log *slog.Logger) *Service {
+	return &Service{db: db, broker: broker, log: log, Poll: 15 * time.Second}
+}
+
+// Channels of the broker.
+func notificationsChannel(userID string) string { return "notifications:" + userID }
+func activityChannel(userID string) string      { return "activity:" + userID }
+
+// SessionChannel is where the end of a session is announced, so that its
+// open streams close at once.
+func SessionChannel(sessionID string) string { return "session:" + sessionID }
+
+// UserChannel is where the suspension of a user is announced.
+func UserChannel(userID string) string { return "user:" + userID }
+
+// Events collects the wake-ups an action owes, to send after its
+// transaction commits. The zero value is ready to use.
+type Events struct{ channels []string }
+
+func (e *Events) wake(channel string) {
+	for _, c := range e.channels {
+		if c == channel {
+			return
+		}
+	}
+	e.channels = append(e.channels, channel)
+}
+
+// Notify records a notification inside tx. Nothing is recorded when the
+// actor is the recipient, or when a notification with the same dedupe key
+// exists (liking again, following again).
+func (s *Service) Notify(ctx context.Context, tx bun.IDB, ev *Events, n *store.Notification) error {
+	if n.ActorID == n.UserID {
+		return nil
+	}
+	created, err := s.db.CreateNotification(ctx, tx, n)
+	if err != nil {
+		return err
+	}
+	if created {
+		ev.wake(notificationsChannel(n.UserID))
+	}
+	return nil
+}
+
+// Record records an activity-log entry inside tx.
+func (s *Service) Record(ctx context.Context, tx bun.IDB, ev *Events, a *store.Activity) error {
+	if err := s.db.CreateActivity(ctx, tx, a); err != nil {
+		return err
+	}
+	ev.wake(activityChannel(a.UserID))
+	return nil
+}
+
+// Publish sends the wake-ups of a committed action. A broker failure is
+// logged, not returned: the rows are committed, and streams find them on
+// their next read.
+func (s *Service) Publish(ctx context.Context, ev *Events) {
+	for _, c := range ev.channels {
+		s.Announce(ctx, c)
+	}
+}
+
+// Announce publishes an empty message on channel (see SessionChannel).
+func (s *Service) Announce(ctx context.Context, channel string) {
+	if err := s.broker.Publish(context.WithoutCancel(ctx), channel, nil); err != nil {
+		s.log.WarnContext(ctx, "publish wake-up", "channel", channel, "err", err)
+	}
+}
+
+// Str returns a pointer to s, or nil for "": the optional id columns.
+func Str(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// --- lists ---
+
+// List kinds, for page tokens.
+const (
+	kindNotifications = "notifications"
+	kindActivity      = "activity"
+)
+
+// NotificationPage is a page of notifications.
+type NotificationPage struct {
+	Notifications []*store.Notification
+	Unread        int
+	NextPageToken string
+}
+
+// ListNotifications lists a user's notifications, newest first, with the
+// number of unread ones.
+func (s *Service) ListNotifications(ctx context.Context, userID string, size int32, token string, unreadOnly bool) (*NotificationPage, error) {
+	n, before, err := decode(kindNotifications, size, token)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.ListNotifications(ctx, s.db, store.EventFilter{UserID: userID, BeforeID: before, UnreadOnly: unreadOnly, Limit: n + 1})
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	rows, next := nextPage(kindNotifications, rows, n, func(r *store.Notification) string { return r.ID })
+	unread, err := s.db.CountUnread(ctx, s.db, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return &NotificationPage{Notifications: rows, Unread: unread, NextPageToken: next}, nil
+}
+
+// MarkRead marks some (ids) or all (all) of a user's notifications read and
+// returns how many unread ones are left.
+func (s *Service) MarkRead(ctx context.Context, userID string, ids []string, all bool) (int, error) {
+	if all {
+		ids = nil
+	} else if len(ids) == 0 {
+		return 0, flock.FieldErrorf("notification_ids", "name the notifications to mark read, or set all")
+	}
+	if err := s.db.MarkNotificationsRead(ctx, s.db, userID, ids); err != nil {
+		return 0, fmt.Errorf("mark read: %w", err)
+	}
+	return s.db.CountUnread(ctx, s.db, userID)
+}
+
+// ActivityPage is a page of activity-log entries.
+type ActivityPage struct {
+	Activities    []*store.Activity
+	NextPageToken string
+}
+
+// ListActivity lists a user's actions, newest first.
+func (s *Service) ListActivity(ctx context.Context, userID string, size int32, token string) (*ActivityPage, error) {
+	n, before, err := decode(kindActivity, size, token)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.ListActivities(ctx, s.db, store.EventFilter{UserID: userID, BeforeID: before, Limit: n + 1})
+	if err != nil {
+		return nil, fmt.Errorf("list activity: %w", err)
+	}
+	rows, next := nextPage(kindActivity, rows, n, func(r *store.Activity) string { return r.ID })
+	return &ActivityPage{Activities: rows, NextPageToken: next}, nil
+}
+
+// --- streams ---
+
+// ErrSessionEnded ends a stream whose session was logged out or revoked,
+// or whose account was suspended.
+var ErrSessionEnded = flock.Errorf(flock.EUNAUTHORIZED, "the session ended (logged out, revoked or suspended); log in again")
+
+// ErrFellBehind ends a stream whose client did not keep up.
+var ErrFellBehind = flock.Errorf(flock.EUNAVAILABLE, "the stream fell behind and was closed; reconnect with the last id you received")
+
+// StreamNotifications sends a user's notifications after sinceID (or, when
+// it is empty, those from now on), oldest first, then each new one as it
+// happens, until ctx ends (nil), the session ends (ErrSessionEnded), the
+// client falls behind (ErrFellBehind) or send fails.
+func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, send func(*store.Notification) error) error {
+	return stream(ctx, s, userID, sessionID, sinceID, notificationsChannel(userID),
+		func(after string) ([]*store.Notification, error) {
+			return s.db.ListNotifications(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
+		},
+		func(n *store.Notification) string { return n.ID }, send)
+}
+
+// StreamActivities is StreamNotifications for the activity log.
+func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, send func(*store.Activity) error) error {
+	return stream(ctx, s, userID, sessionID, sinceID, activityChannel(userID),
+		func(after string) ([]*store.Activity, error) {
+			return s.db.ListActivities(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
+		},
+		func(a *store.Activity) string { return a.ID }, send)
+}
+
+// ErrShuttingDown ends streams when the server stops.
+var ErrShuttingDown = flock.Errorf(flock.EUNAVAILABLE, "the server is restarting; reconnect with the last id you received")
+
+func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, channel string,
+	fetch func(after string) ([]T, error), id func(T) string, send func(T) error) error {
+	cursor := sinceID
+	if cursor == "" {
+		cursor = store.IDAt(s.db.Now())
+	} else if !store.ValidID(cursor) {
+		return flock.FieldErrorf("since_id", "since_id must be the id of an event you received")
+	}
+	// Subscribe before the first read, so nothing committed in between is
+	// missed. Without the broker, the periodic re-read still delivers.
+	subscribe := func(c string) pubsub.Subscription {
+		sub, err := s.broker.Subscribe(ctx, c)
+		if err != nil {
+			s.log.WarnContext(ctx, "stream subscribe; falling back to polling", "channel", c, "err", err)
+			return nil
+		}
+		return sub
+	}
+	wake, session, user := subscribe(channel), subscribe(SessionChannel(sessionID)), subscribe(UserChannel(userID))
+	for _, sub := range []pubsub.Subscription{wake, session, user} {
+		if sub != nil {
+			defer sub.Close()
+		}
+	}
+	poll := time.NewTicker(s.Poll)
+	defer poll.Stop()
+	for {
+		if err := s.checkSession(ctx, userID, sessionID); err != nil {
+			return err
+		}
+		for {
+			rows, err := fetch(cursor)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			for _, r := range rows {
+				if err := send(r); err != nil {
+					return err
+				}
+				cursor = id(r)
+			}
+			if len(rows) < 100 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, open := <-messages(wake):
+			if !open {
+				return closedBecause(ctx, wake)
+			}
+		case _, open := <-messages(session):
+			if !open {
+				return closedBecause(ctx, session)
+			}
+			return ErrSessionEnded
+		case _, open := <-messages(user):
+			if !open {
+				return closedBecause(ctx, user)
+			}
+			// Re-checked at the top of the loop: a suspension ends the stream.
+		case <-poll.C:
+		}
+	}
+}
+
+// messages returns the channel of sub, or nil (never ready) without one.
+func messages(sub pubsub.Subscription) <-chan pubsub.Message {
+	if sub == nil {
+		return nil
+	}
+	return sub.C()
+}
+
+// closedBecause explains why a subscription closed under a stream.
+func closedBecause(ctx context.Context, sub pubsub.Subscription) error {
+	switch err := sub.Err(); {
+	case ctx.Err() != nil:
+		return nil
+	case errors.Is(err, pubsub.ErrSlowConsumer):
+		return ErrFellBehind
+	default:
+		return ErrShuttingDown
+	}
+}
+
+// checkSession ends a stream whose session is no longer live or whose
+// account was suspended.
+func (s *Service) checkSession(ctx context.Context, userID, sessionID string) error {
+	u, err := s.db.GetSessionUser(ctx, s.db, sessionID, userID)
+	switch {
+	case store.IsNotFound(err):
+		return ErrSessionEnded
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	case u.SuspendedAt != nil:
+		return ErrSessionEnded
+	}
+	return nil
+}
