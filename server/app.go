@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -85,6 +86,9 @@ type App struct {
 	posts    *post.Service
 	limiter  ratelimit.Limiter // nil when rate limits are off
 	handler  http.Handler
+	// sockets counts WebSocket handlers, which http.Server.Shutdown does
+	// not wait for (their connections are hijacked).
+	sockets sync.WaitGroup
 }
 
 // Open connects to every dependency the configuration names, applies
@@ -188,6 +192,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down", "drain", drain)
+	// Streams never end by themselves: close them first, with a reconnect hint.
+	a.events.Shutdown()
+	socketsDone := make(chan struct{})
+	go func() { a.sockets.Wait(); close(socketsDone) }()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -196,6 +204,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	select {
+	case <-socketsDone:
+	case <-shutdownCtx.Done():
+		return fmt.Errorf("shutdown: WebSocket streams still open after %s", drain)
 	}
 	return nil
 }

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
@@ -121,4 +123,80 @@ func (c converter) comment(v *post.CommentView, viewerID string) *flockv1.Commen
 		Content:   v.Content,
 		CreatedAt: timestamp(v.CreatedAt),
 	}
+}
+
+var notificationTypes = map[string]flockv1.NotificationType{
+	notify.TypeFollow:           flockv1.NotificationType_NOTIFICATION_TYPE_FOLLOW,
+	notify.TypeLike:             flockv1.NotificationType_NOTIFICATION_TYPE_LIKE,
+	notify.TypeComment:          flockv1.NotificationType_NOTIFICATION_TYPE_COMMENT,
+	notify.TypeGroupInvite:      flockv1.NotificationType_NOTIFICATION_TYPE_GROUP_INVITE,
+	notify.TypeGroupJoinRequest: flockv1.NotificationType_NOTIFICATION_TYPE_GROUP_JOIN_REQUEST,
+	notify.TypeGroupJoined:      flockv1.NotificationType_NOTIFICATION_TYPE_GROUP_JOINED,
+}
+
+// notifications converts notifications with their actors, loaded in one
+// query for the whole batch. The recipient sees actors' public fields.
+func (c converter) notifications(ctx context.Context, db *store.DB, ns []*store.Notification) ([]*flockv1.Notification, error) {
+	ids := make([]string, 0, len(ns))
+	for _, n := range ns {
+		ids = append(ids, n.ActorID)
+	}
+	actors, err := db.GetUsers(ctx, db, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*flockv1.Notification, len(ns))
+	for i, n := range ns {
+		out[i] = &flockv1.Notification{
+			Id:        n.ID,
+			Type:      notificationTypes[n.Type],
+			Actor:     c.user(actors[n.ActorID], false),
+			PostId:    deref(n.PostID),
+			CommentId: deref(n.CommentID),
+			GroupId:   deref(n.GroupID),
+			Read:      n.ReadAt != nil,
+			CreatedAt: timestamp(n.CreatedAt),
+		}
+	}
+	return out, nil
+}
+
+var activityTypes = map[string]flockv1.ActivityType{
+	notify.PostCreated:    flockv1.ActivityType_ACTIVITY_TYPE_POST_CREATED,
+	notify.PostUpdated:    flockv1.ActivityType_ACTIVITY_TYPE_POST_UPDATED,
+	notify.PostDeleted:    flockv1.ActivityType_ACTIVITY_TYPE_POST_DELETED,
+	notify.CommentCreated: flockv1.ActivityType_ACTIVITY_TYPE_COMMENT_CREATED,
+	notify.CommentDeleted: flockv1.ActivityType_ACTIVITY_TYPE_COMMENT_DELETED,
+	notify.PostLiked:      flockv1.ActivityType_ACTIVITY_TYPE_POST_LIKED,
+	notify.PostUnliked:    flockv1.ActivityType_ACTIVITY_TYPE_POST_UNLIKED,
+	notify.UserFollowed:   flockv1.ActivityType_ACTIVITY_TYPE_USER_FOLLOWED,
+	notify.UserUnfollowed: flockv1.ActivityType_ACTIVITY_TYPE_USER_UNFOLLOWED,
+	notify.UserBlocked:    flockv1.ActivityType_ACTIVITY_TYPE_USER_BLOCKED,
+	notify.UserUnblocked:  flockv1.ActivityType_ACTIVITY_TYPE_USER_UNBLOCKED,
+	notify.ProfileUpdated: flockv1.ActivityType_ACTIVITY_TYPE_PROFILE_UPDATED,
+	notify.PostReported:   flockv1.ActivityType_ACTIVITY_TYPE_POST_REPORTED,
+	notify.GroupCreated:   flockv1.ActivityType_ACTIVITY_TYPE_GROUP_CREATED,
+	notify.GroupUpdated:   flockv1.ActivityType_ACTIVITY_TYPE_GROUP_UPDATED,
+	notify.GroupDeleted:   flockv1.ActivityType_ACTIVITY_TYPE_GROUP_DELETED,
+	notify.GroupJoined:    flockv1.ActivityType_ACTIVITY_TYPE_GROUP_JOINED,
+	notify.GroupLeft:      flockv1.ActivityType_ACTIVITY_TYPE_GROUP_LEFT,
+}
+
+func (c converter) activity(a *store.Activity) *flockv1.Activity {
+	return &flockv1.Activity{
+		Id:           a.ID,
+		Type:         activityTypes[a.Type],
+		TargetUserId: deref(a.TargetUserID),
+		PostId:       deref(a.PostID),
+		CommentId:    deref(a.CommentID),
+		GroupId:      deref(a.GroupID),
+		CreatedAt:    timestamp(a.CreatedAt),
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -65,8 +65,10 @@ func (a *App) routes() http.Handler {
 	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
 	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, conv: conv}, opts...))
 	mount(flockv1connect.NewGroupServiceHandler(&groupServer{}, opts...))
-	mount(flockv1connect.NewNotificationServiceHandler(&notificationServer{}, opts...))
-	mount(flockv1connect.NewActivityServiceHandler(&activityServer{}, opts...))
+	notifications := &notificationServer{events: a.events, db: a.db, conv: conv}
+	activity := &activityServer{events: a.events, conv: conv}
+	mount(flockv1connect.NewNotificationServiceHandler(notifications, opts...))
+	mount(flockv1connect.NewActivityServiceHandler(activity, opts...))
 	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{}, opts...))
 
 	rest, err := vanguard.NewTranscoder(services)
@@ -82,7 +84,7 @@ func (a *App) routes() http.Handler {
 	}
 	reflector := grpcreflect.NewStaticReflector(serviceNames...)
 
-	mux.Handle("/api/", withNoStore(withoutTrailingSlash(a.withMultipartProfile(rest))))
+	mux.Handle("/api/", withNoStore(a.withWebSockets(notifications, activity, withoutTrailingSlash(a.withMultipartProfile(rest)))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle(grpchealth.NewHandler(dbChecker{a: a}))

@@ -8,12 +8,6 @@ type (
 	groupServer struct {
 		flockv1connect.UnimplementedGroupServiceHandler
 	}
-	notificationServer struct {
-		flockv1connect.UnimplementedNotificationServiceHandler
-	}
-	activityServer struct {
-		flockv1connect.UnimplementedActivityServiceHandler
-	}
 	moderationServer struct {
 		flockv1connect.UnimplementedModerationServiceHandler
 	}

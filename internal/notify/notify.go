@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -63,11 +64,21 @@ type Service struct {
 	// Poll is how often a stream re-reads the store and re-checks its
 	// session even without a wake-up (default 15s).
 	Poll time.Duration
+
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
 
 // NewService returns a Service.
 func NewService(db *store.DB, broker pubsub.Broker, log *slog.Logger) *Service {
-	return &Service{db: db, broker: broker, log: log, Poll: 15 * time.Second}
+	return &Service{db: db, broker: broker, log: log, Poll: 15 * time.Second, shutdown: make(chan struct{})}
+}
+
+// Shutdown ends every open stream with ErrShuttingDown, which tells the
+// client to reconnect (to another instance) and resume; the server calls
+// it before it drains requests.
+func (s *Service) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
 }
 
 // Channels of the broker.
@@ -224,9 +235,11 @@ var ErrFellBehind = flock.Errorf(flock.EUNAVAILABLE, "the stream fell behind and
 // StreamNotifications sends a user's notifications after sinceID (or, when
 // it is empty, those from now on), oldest first, then each new one as it
 // happens, until ctx ends (nil), the session ends (ErrSessionEnded), the
-// client falls behind (ErrFellBehind) or send fails.
-func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, send func(*store.Notification) error) error {
-	return stream(ctx, s, userID, sessionID, sinceID, notificationsChannel(userID),
+// client falls behind (ErrFellBehind), the server shuts down
+// (ErrShuttingDown) or send fails. ready is called once the stream is
+// listening, before the first event: from then on nothing is missed.
+func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(*store.Notification) error) error {
+	return stream(ctx, s, userID, sessionID, sinceID, notificationsChannel(userID), ready,
 		func(after string) ([]*store.Notification, error) {
 			return s.db.ListNotifications(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
 		},
@@ -234,8 +247,8 @@ func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, si
 }
 
 // StreamActivities is StreamNotifications for the activity log.
-func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, send func(*store.Activity) error) error {
-	return stream(ctx, s, userID, sessionID, sinceID, activityChannel(userID),
+func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(*store.Activity) error) error {
+	return stream(ctx, s, userID, sessionID, sinceID, activityChannel(userID), ready,
 		func(after string) ([]*store.Activity, error) {
 			return s.db.ListActivities(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
 		},
@@ -245,7 +258,7 @@ func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, since
 // ErrShuttingDown ends streams when the server stops.
 var ErrShuttingDown = flock.Errorf(flock.EUNAVAILABLE, "the server is restarting; reconnect with the last id you received")
 
-func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, channel string,
+func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, channel string, ready func() error,
 	fetch func(after string) ([]T, error), id func(T) string, send func(T) error) error {
 	cursor := sinceID
 	if cursor == "" {
@@ -269,11 +282,19 @@ func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, 
 			defer sub.Close()
 		}
 	}
+	if err := s.checkSession(ctx, userID, sessionID); err != nil {
+		return err
+	}
+	if err := ready(); err != nil {
+		return err
+	}
 	poll := time.NewTicker(s.Poll)
 	defer poll.Stop()
-	for {
-		if err := s.checkSession(ctx, userID, sessionID); err != nil {
-			return err
+	for first := true; ; first = false {
+		if !first {
+			if err := s.checkSession(ctx, userID, sessionID); err != nil {
+				return err
+			}
 		}
 		for {
 			rows, err := fetch(cursor)
@@ -296,6 +317,8 @@ func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, 
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.shutdown:
+			return ErrShuttingDown
 		case _, open := <-messages(wake):
 			if !open {
 				return closedBecause(ctx, wake)

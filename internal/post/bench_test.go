@@ -29,7 +29,7 @@ import (
 var (
 	benchUsers   = envInt("FLOCK_BENCH_USERS", 5_000)
 	benchPosts   = envInt("FLOCK_BENCH_POSTS", 200_000)
-	benchFollows = 50 // accounts each user follows
+	benchFollows = envInt("FLOCK_BENCH_FOLLOWS", 50) // accounts each user follows
 	benchTags    = 200
 )
 
@@ -41,13 +41,14 @@ func envInt(name string, def int) int {
 }
 
 type dataset struct {
-	db      *store.DB
-	users   []string
-	posts   []string
-	posts2  *post.Service
-	social  *social.Service
-	built   time.Duration
-	plansMu sync.Mutex
+	db        *store.DB
+	users     []string
+	usernames []string
+	posts     []string
+	posts2    *post.Service
+	social    *social.Service
+	built     time.Duration
+	plansMu   sync.Mutex
 }
 
 var (
@@ -81,9 +82,11 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	for i := range benchUsers {
 		id := store.NewID()
 		d.users = append(d.users, id)
-		users = append(users, store.User{ID: id, Username: fmt.Sprintf("user%05d", i), Email: fmt.Sprintf("user%05d@example.com", i),
-			PasswordHash: "x", FullName: fmt.Sprintf("Bench User %d", i), Role: store.RoleMember, EmailVerifiedAt: &verified,
-			CreatedAt: now, UpdatedAt: now})
+		username := fmt.Sprintf("%s%d", syllables(rng, 3), i)
+		d.usernames = append(d.usernames, username)
+		users = append(users, store.User{ID: id, Username: username, Email: username + "@example.com",
+			PasswordHash: "x", FullName: strings.ToUpper(syllables(rng, 2)[:1]) + syllables(rng, 2)[1:] + " " + syllables(rng, 3),
+			Role: store.RoleMember, EmailVerifiedAt: &verified, CreatedAt: now, UpdatedAt: now})
 		if len(users) == cap(users) || i == benchUsers-1 {
 			insert(&users)
 			users = users[:0]
@@ -147,13 +150,34 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	return d
 }
 
-// keepAlive stops the data set's store from being cleaned up when the first
-// benchmark ends; the process exit ends it (Postgres schemas are dropped by
-// the next run's cleanup only if it is the same test; a leftover schema is
-// named flock_test_* and harmless).
+// syllables makes a pronounceable random name, so that names spread over
+// trigrams the way real ones do.
+func syllables(rng *rand.Rand, n int) string {
+	const consonants, vowels = "bdfgklmnprstvz", "aeiou"
+	var sb strings.Builder
+	for range n {
+		sb.WriteByte(consonants[rng.IntN(len(consonants))])
+		sb.WriteByte(vowels[rng.IntN(len(vowels))])
+	}
+	return sb.String()
+}
+
+// keepAlive defers the data set's clean-up (closing it, dropping its
+// Postgres schema) from the first benchmark that builds it to the end of
+// the test binary (TestMain), so every benchmark shares one data set.
 type keepAlive struct{ testing.TB }
 
-func (keepAlive) Cleanup(func()) {}
+var deferredCleanups []func()
+
+func (keepAlive) Cleanup(f func()) { deferredCleanups = append(deferredCleanups, f) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for i := len(deferredCleanups) - 1; i >= 0; i-- {
+		deferredCleanups[i]()
+	}
+	os.Exit(code)
+}
 
 func engines(b *testing.B) []string { return tu.Engines(b) }
 
@@ -267,8 +291,8 @@ func BenchmarkSearchPosts(b *testing.B) {
 	}
 }
 
-// BenchmarkSearchUsers searches a username fragment ("user0123") and a
-// misspelt full name among the data set's users.
+// BenchmarkSearchUsers searches the first five letters of a random
+// username among the data set's users.
 func BenchmarkSearchUsers(b *testing.B) {
 	for _, engine := range engines(b) {
 		b.Run(engine, func(b *testing.B) {
@@ -277,13 +301,13 @@ func BenchmarkSearchUsers(b *testing.B) {
 			ctx := context.Background()
 			if engine == store.Postgres {
 				d.explain(b, "user search", func() error {
-					_, err := d.social.SearchUsers(ctx, principal(d.users[3]), "user0123", 20, "")
+					_, err := d.social.SearchUsers(ctx, principal(d.users[3]), d.usernames[42][:5], 20, "")
 					return err
 				})
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				q := fmt.Sprintf("user%04d", rng.IntN(benchUsers/10))
+				q := d.usernames[rng.IntN(len(d.usernames))][:5]
 				if _, err := d.social.SearchUsers(ctx, principal(d.users[rng.IntN(len(d.users))]), q, 20, ""); err != nil {
 					b.Fatal(err)
 				}
@@ -332,8 +356,26 @@ func (d *dataset) explain(b *testing.B, name string, run func() error) {
 	rec.on = false
 	queries := rec.queries
 	rec.mu.Unlock()
-	for i, q := range queries {
-		rows, err := d.db.QueryContext(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+q)
+	// Replayed in one transaction, so that SET LOCAL settings the service
+	// made apply to the plans as they did to the queries.
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a read-only replay
+	var selects []string
+	for _, q := range queries {
+		switch {
+		case strings.HasPrefix(q, "SET "):
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				b.Fatalf("replay %q: %v", q, err)
+			}
+		case strings.HasPrefix(q, "SELECT"):
+			selects = append(selects, q)
+		}
+	}
+	for i, q := range selects {
+		rows, err := tx.QueryContext(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+q)
 		if err != nil {
 			b.Fatalf("explain: %v", err)
 		}
@@ -344,6 +386,6 @@ func (d *dataset) explain(b *testing.B, name string, run func() error) {
 			plan = append(plan, line)
 		}
 		rows.Close()
-		b.Logf("%s query %d of %d:\n%s\n%s", name, i+1, len(queries), q, strings.Join(plan, "\n"))
+		b.Logf("%s query %d of %d:\n%s\n%s", name, i+1, len(selects), q, strings.Join(plan, "\n"))
 	}
 }

@@ -65,8 +65,20 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		tb.Fatalf("open server: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx, ln, 5*time.Second) }()
+	go func() { done <- app.Serve(ctx, ln, 10*time.Second) }()
+	srv := &Server{
+		URL:     "http://" + cfg.Addr,
+		App:     app,
+		MailDir: filepath.Join(dir, "mail"),
+		HTTP:    &http.Client{Timeout: 30 * time.Second},
+		H2C:     NewH2CClient(),
+		Config:  cfg,
+	}
 	tb.Cleanup(func() {
+		// The test's own connections go first, so that shutdown has no
+		// half-open client connection to wait for.
+		srv.HTTP.CloseIdleConnections()
+		srv.H2C.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("serve: %v", err)
@@ -75,14 +87,7 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 			tb.Errorf("close server: %v", err)
 		}
 	})
-	return &Server{
-		URL:     "http://" + cfg.Addr,
-		App:     app,
-		MailDir: filepath.Join(dir, "mail"),
-		HTTP:    &http.Client{Timeout: 30 * time.Second},
-		H2C:     NewH2CClient(),
-		Config:  cfg,
-	}
+	return srv
 }
 
 // NewH2CClient returns an HTTP client that speaks only cleartext HTTP/2
