@@ -13,7 +13,7 @@ STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
 TEST_FLAGS ?=
 
-.PHONY: run build test test-short generate check-generate lint fmt tools proto-deps clean
+.PHONY: run build test test-short bench bench-streams generate check-generate lint fmt tools proto-deps clean
 
 run:
 	$(GO) run ./server/cmd/flock
@@ -29,6 +29,14 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## bench: go test benchmarks of the social core on both engines (see docs/performance.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/post/
+
+## bench-streams: delay from an action to its arrival on 1,000 open streams, and memory per stream.
+bench-streams: build
+	$(GO) run ./bench/streamlat -streams 1000 -users 200 -actions 400
 
 tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(NPM_BIN)/protoc-gen-es
 

@@ -215,7 +215,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 
 // NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and
 // cleartext HTTP/2 (h2c, for gRPC without TLS) on one port, with timeouts
-// that bound slow clients but leave streams open.
+// that bound slow clients but leave streams open, and HTTP/2 pings as
+// stream heartbeats.
 func NewHTTPServer(h http.Handler) *http.Server {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -226,6 +227,15 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			// Heartbeats for gRPC and Connect streams over HTTP/2: a PING
+			// when a connection has been quiet for 30s keeps it open
+			// through proxies and finds dead peers; a peer that accepts no
+			// bytes for 30s (a stalled client) loses its connection.
+			SendPingTimeout:  30 * time.Second,
+			PingTimeout:      15 * time.Second,
+			WriteByteTimeout: 30 * time.Second,
+		},
 	}
 }
 

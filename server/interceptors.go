@@ -42,7 +42,9 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 	}
 	var fe *flock.Error
 	if errors.As(err, &fe) && fe.Code != flock.EINTERNAL {
-		if fe.Code == flock.EUNAVAILABLE {
+		if fe.Code == flock.EUNAVAILABLE && err != error(fe) {
+			// A dependency failed (the cause is wrapped); a bare flock error
+			// is a deliberate answer, such as streams closing on shutdown.
 			log.WarnContext(ctx, "unavailable", "procedure", procedure, "err", err)
 		}
 		out := connect.NewError(connectCodes[fe.Code], errors.New(fe.Message))
