@@ -35,15 +35,22 @@ func MustDatabaseURL(tb testing.TB, engine string) string {
 	}
 	ctx := context.Background()
 	base := DatabaseURL()
-	admin, err := store.Open(ctx, base, "")
-	if err != nil {
-		tb.Fatalf("open postgres: %v", err)
-	}
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails
 	schema := "flock_test_" + hex.EncodeToString(suffix[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
+	// The admin connection is opened for the moment it is needed, not
+	// held for the whole test: Postgres allows a limited number of clients
+	// and many tests run at once.
+	adminExec := func(ctx context.Context, sql string) error {
+		admin, err := store.Open(ctx, base, "")
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		_, err = admin.ExecContext(ctx, sql)
+		return err
+	}
+	if err := adminExec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		tb.Fatalf("create schema %s: %v", schema, err)
 	}
 	tb.Cleanup(func() {
@@ -51,10 +58,9 @@ func MustDatabaseURL(tb testing.TB, engine string) string {
 		// on this URL after this call is closed before the schema goes.
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(dctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+		if err := adminExec(dctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			tb.Errorf("drop schema %s: %v", schema, err)
 		}
-		admin.Close()
 	})
 	// pgdriver hands query parameters it does not know to the server as
 	// run-time parameters of every connection (SET search_path TO ...).

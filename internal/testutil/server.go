@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/server"
 )
 
@@ -63,6 +64,9 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		cancel()
 		ln.Close()
 		tb.Fatalf("open server: %v", err)
+	}
+	if app.DB().Engine == store.Postgres {
+		LimitPool(app.DB())
 	}
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, ln, 10*time.Second) }()

@@ -97,6 +97,7 @@ func MustStore(tb testing.TB, engine string) *store.DB {
 	// Registered after MustDatabaseURL's cleanup, so it runs before it: the
 	// store's connections end before the schema is dropped.
 	tb.Cleanup(func() { db.Close() })
+	LimitPool(db)
 	if engine == store.Postgres {
 		var schema string
 		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil || !strings.HasPrefix(schema, "flock_test_") {
@@ -153,4 +154,11 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// LimitPool keeps a test's connection pool small: many tests run at once
+// against one Postgres, which allows a limited number of clients.
+func LimitPool(db *store.DB) {
+	db.DB.DB.SetMaxOpenConns(4)
+	db.DB.DB.SetMaxIdleConns(2)
 }
