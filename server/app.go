@@ -27,8 +27,11 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/analytics"
+	"github.com/flock-social/flock/internal/group"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/pubsub"
@@ -69,6 +72,9 @@ type Config struct {
 	RateLimits bool
 	// AccessTTL overrides the access-token lifetime (default 15 minutes).
 	AccessTTL time.Duration
+	// ViewFlushInterval is how often counted post views are written to the
+	// database (default 5s; see docs/analytics.md).
+	ViewFlushInterval time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -84,11 +90,18 @@ type App struct {
 	social   *social.Service
 	events   *notify.Service
 	posts    *post.Service
+	groups   *group.Service
 	limiter  ratelimit.Limiter // nil when rate limits are off
 	handler  http.Handler
 	// sockets counts WebSocket handlers, which http.Server.Shutdown does
 	// not wait for (their connections are hijacked).
 	sockets sync.WaitGroup
+
+	// moderation serves reports: PostService.ReportPost and ModerationService.
+	moderation *moderation.Service
+
+	// analytics counts post views in memory and flushes them in the background.
+	analytics *analytics.Service
 }
 
 // Open connects to every dependency the configuration names, applies
@@ -106,6 +119,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.ViewFlushInterval <= 0 {
+		cfg.ViewFlushInterval = analytics.DefaultFlushInterval
 	}
 	if len(cfg.CORSOrigins) == 0 {
 		cfg.CORSOrigins = []string{"*"}
@@ -167,6 +183,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.social = social.NewService(a.db, a.events)
 	a.posts = post.NewService(a.db, a.social, a.events)
+	a.analytics = analytics.NewService(a.db, a.log, analytics.Config{FlushInterval: cfg.ViewFlushInterval})
+	a.analytics.Start()
+	a.moderation = moderation.NewService(a.db, a.events)
+	a.groups = group.NewService(a.db, a.social, a.posts, a.events)
 	a.handler = a.routes()
 	return a, nil
 }
@@ -242,6 +262,10 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // Close releases every dependency; it waits for emails still being sent.
 func (a *App) Close() error {
 	var errs []error
+	if a.analytics != nil {
+		// Writes the views still buffered, so it goes before the store.
+		errs = append(errs, a.analytics.Close())
+	}
 	if a.accounts != nil {
 		a.accounts.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/social"
@@ -199,4 +200,32 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// report converts a report for viewerID (staff, or the reporter): the
+// reporter's public profile, and the post as it is now, unset once it was
+// removed.
+func (c converter) report(v *moderation.View, viewerID string) *flockv1.Report {
+	out := &flockv1.Report{
+		Id:           v.ID,
+		PostId:       v.PostID,
+		Reporter:     c.user(v.Reporter, false),
+		Reason:       reportReasons[v.Reason],
+		Details:      v.Details,
+		Status:       reportStatuses[v.Status],
+		Action:       reportActions[deref(v.Action)],
+		CreatedAt:    timestamp(v.CreatedAt),
+		ResolvedById: deref(v.ResolvedByID),
+	}
+	if v.ResolvedAt != nil {
+		out.ResolvedAt = timestamp(*v.ResolvedAt)
+	}
+	if v.Post != nil {
+		pv := &post.View{Post: v.Post, LikedByMe: v.LikedByMe}
+		if v.Author != nil {
+			pv.Author = &social.UserView{User: v.Author, Rel: v.AuthorRel}
+		}
+		out.Post = c.post(pv, viewerID)
+	}
+	return out
 }

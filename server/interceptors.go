@@ -143,6 +143,8 @@ func principal(ctx context.Context) *account.Principal {
 // principal in the context.
 type authInterceptor struct{ accounts *account.Service }
 
+var errNotStaff = connect.NewError(connect.CodePermissionDenied, errors.New("only staff may moderate; an admin makes an account staff with `flock user promote <username>`"))
+
 var errNoToken = connect.NewError(connect.CodeUnauthenticated, errors.New("missing access token: send the header 'Authorization: Bearer <accessToken>' (get one from Login)"))
 
 func (i authInterceptor) authenticate(ctx context.Context, procedure, header string) (context.Context, error) {
@@ -159,6 +161,12 @@ func (i authInterceptor) authenticate(ctx context.Context, procedure, header str
 			return ctx, nil
 		}
 		return ctx, err
+	}
+	// Function-level authorization (security.md property 3), before the
+	// request is even validated: the moderation service is staff only. The
+	// domain checks again.
+	if strings.HasPrefix(procedure, "/"+flockv1connect.ModerationServiceName+"/") && !p.IsStaff() {
+		return ctx, errNotStaff
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }

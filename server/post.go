@@ -7,16 +7,20 @@ import (
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/analytics"
+	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/store"
 )
 
-// postServer serves flock.v1.PostService. RPCs of later features (reports,
-// analytics, videos) answer Unimplemented until they land.
+// postServer serves flock.v1.PostService. RPCs of later features
+// (videos) answer Unimplemented until they land.
 type postServer struct {
 	flockv1connect.UnimplementedPostServiceHandler
-	posts *post.Service
-	conv  converter
+	posts      *post.Service
+	moderation *moderation.Service // ReportPost (server/report.go)
+	analytics  *analytics.Service  // GetPost counts views; GetPostAnalytics (server/analytics.go)
+	conv       converter
 }
 
 var _ flockv1connect.PostServiceHandler = (*postServer)(nil)
@@ -61,6 +65,7 @@ func (s *postServer) GetPost(ctx context.Context, req *connect.Request[flockv1.G
 	if err != nil {
 		return nil, err
 	}
+	s.analytics.CountView(v.ID, principal(ctx).UserID)
 	return connect.NewResponse(&flockv1.GetPostResponse{Post: s.conv.post(v, principal(ctx).UserID)}), nil
 }
 

@@ -63,13 +63,13 @@ func (a *App) routes() http.Handler {
 		services = append(services, vanguard.NewService(path, h))
 	}
 	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
-	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, conv: conv}, opts...))
-	mount(flockv1connect.NewGroupServiceHandler(&groupServer{}, opts...))
+	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, moderation: a.moderation, analytics: a.analytics, conv: conv}, opts...))
+	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, conv: conv}, opts...))
 	notifications := &notificationServer{events: a.events, db: a.db, conv: conv}
 	activity := &activityServer{events: a.events, conv: conv}
 	mount(flockv1connect.NewNotificationServiceHandler(notifications, opts...))
 	mount(flockv1connect.NewActivityServiceHandler(activity, opts...))
-	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{}, opts...))
+	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{moderation: a.moderation, conv: conv}, opts...))
 
 	rest, err := vanguard.NewTranscoder(services)
 	if err != nil {

@@ -1,14 +1,6 @@
 package server
 
-import "github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
-
-// Services whose features have not landed yet: every RPC answers
-// Unimplemented ("flock.v1.GroupService.CreateGroup is not implemented").
-type (
-	groupServer struct {
-		flockv1connect.UnimplementedGroupServiceHandler
-	}
-	moderationServer struct {
-		flockv1connect.UnimplementedModerationServiceHandler
-	}
-)
+// Services whose features have not landed yet answer Unimplemented
+// ("flock.v1.PostService.GetVideo is not implemented") through the
+// Unimplemented handler their server type embeds. Every service has its
+// own server type now.

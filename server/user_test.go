@@ -364,9 +364,9 @@ func TestUnimplementedRPCs_SayWhat(t *testing.T) {
 	s := tu.MustServer(t, "sqlite")
 	a := s.MustAccount(t, "early")
 	for _, tr := range tu.Transports {
-		_, err := tu.Call[flockv1.CreateGroupResponse](t.Context(), s, tr, flockv1connect.GroupServiceCreateGroupProcedure, a.AccessToken, &flockv1.CreateGroupRequest{Name: "early birds"})
+		_, err := tu.Call[flockv1.GetVideoResponse](t.Context(), s, tr, flockv1connect.PostServiceGetVideoProcedure, a.AccessToken, &flockv1.GetVideoRequest{VideoId: "01NOSUCHVIDEO000000000000"})
 		wantCode(t, err, connect.CodeUnimplemented)
-		if !strings.Contains(err.Error(), "CreateGroup") {
+		if !strings.Contains(err.Error(), "GetVideo") {
 			t.Errorf("%s: %q does not name the RPC", tr, err)
 		}
 	}

@@ -147,10 +147,13 @@ func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash strin
 	return id, err
 }
 
-// CreatePost publishes a post. Returns EINVALID for empty or too long
-// content or an unknown visibility, ENOTFOUND for a group or video that
-// does not exist (groups and videos arrive with their features), and
-// EPRECONDITION when an Idempotency-Key is reused for another request.
+// CreatePost publishes a post, shared with a group when GroupID is set (it
+// is then visible to the group's members only, whatever Visibility says).
+// Returns EINVALID for empty or too long content or an unknown visibility,
+// ENOTFOUND for a group or video that does not exist (videos arrive with
+// their feature), EFORBIDDEN when posting to a group the caller is not a
+// member of, and EPRECONDITION when an Idempotency-Key is reused for
+// another request.
 func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in CreateInput) (*View, error) {
 	content, err := checkContent("content", in.Content, MaxPostLen)
 	if err != nil {
@@ -166,15 +169,18 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 	default:
 		return nil, flock.FieldErrorf("visibility", "visibility must be public or followers")
 	}
-	if in.GroupID != "" {
-		return nil, flock.Errorf(flock.ENOTFOUND, "group %q not found", in.GroupID)
-	}
 	if in.VideoID != "" {
 		return nil, flock.Errorf(flock.ENOTFOUND, "video %q not found", in.VideoID)
 	}
 	hash := requestHash(content, in.Visibility, in.GroupID, in.VideoID)
 	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
 		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: Hashtags(content)}
+		if in.GroupID != "" {
+			if err := s.checkGroupMember(ctx, tx, p, in.GroupID); err != nil {
+				return "", err
+			}
+			post.GroupID, post.Visibility = &in.GroupID, store.VisibilityGroup
+		}
 		if err := s.db.CreatePost(ctx, tx, post); err != nil {
 			return "", err
 		}
@@ -184,6 +190,21 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 		return nil, fmt.Errorf("create post: %w", err)
 	}
 	return s.GetPost(ctx, p, id)
+}
+
+// checkGroupMember refuses a group post by anyone but an active member:
+// ENOTFOUND for an unknown group, EFORBIDDEN for a non-member.
+func (s *Service) checkGroupMember(ctx context.Context, tx bun.IDB, p *account.Principal, groupID string) error {
+	if _, err := s.db.GetGroup(ctx, tx, groupID); store.IsNotFound(err) {
+		return flock.Errorf(flock.ENOTFOUND, "group %q not found", groupID)
+	} else if err != nil {
+		return err
+	}
+	m, err := s.db.GetMembership(ctx, tx, groupID, p.UserID)
+	if store.IsNotFound(err) || (err == nil && m.State != store.MemberActive) {
+		return flock.Errorf(flock.EFORBIDDEN, "only members of the group may post to it; join it first")
+	}
+	return err
 }
 
 func postNotFound(id string) error { return flock.Errorf(flock.ENOTFOUND, "post %q not found", id) }
@@ -282,6 +303,7 @@ const (
 	kindUser     = "user-posts"
 	kindTag      = "hashtag"
 	kindComments = "comments"
+	kindGroup    = "group-posts"
 )
 
 // ListFeed returns the caller's home feed, newest first: their own posts and
@@ -297,6 +319,12 @@ func (s *Service) ListUserPosts(ctx context.Context, p *account.Principal, userI
 		return nil, err
 	}
 	return s.list(ctx, p, kindUser, store.PostFilter{AuthorID: userID}, size, token)
+}
+
+// ListGroupPosts returns the posts shared with a group that the caller may
+// see (the group package checks membership first), newest first.
+func (s *Service) ListGroupPosts(ctx context.Context, p *account.Principal, groupID string, size int32, token string) (*Page, error) {
+	return s.list(ctx, p, kindGroup+":"+groupID, store.PostFilter{GroupID: groupID}, size, token)
 }
 
 // SearchPosts returns the posts with a hashtag that the caller may see,

@@ -143,23 +143,27 @@ func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
 // this is the visibility rule of internal/post in SQL, so that lists filter
 // and paginate in the database:
 //   - the author is not suspended and no block stands between the two;
-//   - the viewer is the author, or the post is public, or it is for
-//     followers and the viewer follows the author;
-//   - group posts are shown only where the caller handles groups
-//     (ListGroupPosts); no other list includes them.
-func visibleTo(q *bun.SelectQuery, viewerID string) *bun.SelectQuery {
-	return q.
-		Where("p.group_id IS NULL").
+//   - outside groups: the viewer is the author, or the post is public, or
+//     it is for followers and the viewer follows the author;
+//   - a post shared with a group: the viewer is an active member, and the
+//     list is one that shows group posts at all (withGroups: GetPost, the
+//     home feed, ListGroupPosts); others (profiles, hashtags) never do.
+func visibleTo(q *bun.SelectQuery, viewerID string, withGroups bool) *bun.SelectQuery {
+	q = q.
 		Where("EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL)").
-		Where("NOT EXISTS (SELECT 1 FROM blocks AS pb WHERE (pb.blocker_id = ? AND pb.blocked_id = p.author_id) OR (pb.blocker_id = p.author_id AND pb.blocked_id = ?))", viewerID, viewerID).
-		Where("(p.author_id = ? OR p.visibility = ? OR (p.visibility = ? AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ? AND pf.followee_id = p.author_id)))",
-			viewerID, VisibilityPublic, VisibilityFollowers, viewerID)
+		Where("NOT EXISTS (SELECT 1 FROM blocks AS pb WHERE (pb.blocker_id = ? AND pb.blocked_id = p.author_id) OR (pb.blocker_id = p.author_id AND pb.blocked_id = ?))", viewerID, viewerID)
+	outside := bun.Safe("(p.group_id IS NULL AND (p.author_id = ? OR p.visibility = ? OR (p.visibility = ? AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ? AND pf.followee_id = p.author_id))))")
+	if !withGroups {
+		return q.Where(string(outside), viewerID, VisibilityPublic, VisibilityFollowers, viewerID)
+	}
+	return q.Where("("+string(outside)+" OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS pg WHERE pg.group_id = p.group_id AND pg.user_id = ? AND pg.state = ?)))",
+		viewerID, VisibilityPublic, VisibilityFollowers, viewerID, viewerID, MemberActive)
 }
 
 // PostVisible reports whether viewerID may see the post with this ID; false
 // also when it does not exist.
 func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID string) (bool, error) {
-	ok, err := visibleTo(tx.NewSelect().Model((*Post)(nil)).Where("p.id = ?", postID), viewerID).Exists(ctx)
+	ok, err := visibleTo(tx.NewSelect().Model((*Post)(nil)).Where("p.id = ?", postID), viewerID, true).Exists(ctx)
 	if err != nil {
 		return false, fmt.Errorf("post visible: %w", translate(err))
 	}
@@ -167,12 +171,14 @@ func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID stri
 }
 
 // PostFilter selects a page of posts that ViewerID may see, newest first.
-// Exactly one of FeedOf, AuthorID and Tag is set.
+// Exactly one of FeedOf, AuthorID, Tag and GroupID is set.
 type PostFilter struct {
 	ViewerID string
-	// FeedOf lists the home feed of this user: their own posts and those of
-	// everyone they follow.
+	// FeedOf lists the home feed of this user: their own posts, those of
+	// everyone they follow, and those shared with their groups.
 	FeedOf string
+	// GroupID lists the posts shared with a group.
+	GroupID string
 	// AuthorID lists one user's posts.
 	AuthorID string
 	// Tag lists the posts with this normalised hashtag.
@@ -186,10 +192,14 @@ type PostFilter struct {
 // whatever the page size.
 func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
 	var posts []*Post
-	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID).OrderExpr("p.id DESC").Limit(int64(f.Limit))
+	withGroups := f.FeedOf != "" || f.GroupID != ""
+	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups).OrderExpr("p.id DESC").Limit(int64(f.Limit))
 	switch {
 	case f.FeedOf != "":
-		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?))", f.FeedOf, f.FeedOf)
+		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
+			f.FeedOf, f.FeedOf, f.FeedOf, MemberActive)
+	case f.GroupID != "":
+		q = q.Where("p.group_id = ?", f.GroupID)
 	case f.AuthorID != "":
 		q = q.Where("p.author_id = ?", f.AuthorID)
 	case f.Tag != "":

@@ -115,6 +115,22 @@ func (db *DB) RevokeUserSessions(ctx context.Context, tx bun.IDB, userID, why st
 	return nil
 }
 
+// RevokeUserSessionsReturningIDs is RevokeUserSessions that returns the IDs
+// of the sessions it revoked, so that their open streams can be told to
+// close (notify.SessionChannel). One statement.
+func (db *DB) RevokeUserSessionsReturningIDs(ctx context.Context, tx bun.IDB, userID, why string) ([]string, error) {
+	var ids []string
+	err := tx.NewUpdate().Model((*Session)(nil)).
+		Set("revoked_at = ?", db.Now()).Set("revoked_why = ?", why).
+		Where("user_id = ? AND revoked_at IS NULL", userID).
+		Returning("id").
+		Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", translate(err))
+	}
+	return ids, nil
+}
+
 // GetSessionUser returns the user of a live (unrevoked, unexpired) session,
 // in one query, for authenticating a request. Returns an error matching
 // IsNotFound when the session is not live or belongs to another user.

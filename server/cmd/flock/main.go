@@ -74,6 +74,15 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	str(&s.logLevel, "log-level", "FLOCK_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&s.logFormat, "log-format", "FLOCK_LOG_FORMAT", "text", "text or json")
 	fs.DurationVar(&s.drain, "shutdown-timeout", 25*time.Second, "how long SIGTERM waits for in-flight requests")
+	flush := 5 * time.Second
+	if v, ok := os.LookupEnv("FLOCK_VIEW_FLUSH_INTERVAL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, nil, fmt.Errorf("FLOCK_VIEW_FLUSH_INTERVAL: want a positive duration like 5s, got %q", v)
+		}
+		flush = d
+	}
+	fs.DurationVar(&s.ViewFlushInterval, "view-flush-interval", flush, "how often post views counted in memory are written to the database (FLOCK_VIEW_FLUSH_INTERVAL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  flock [flags]                       serve the API\n  flock [flags] migrate               apply database migrations\n  flock [flags] user promote <name>   make an account staff\n\nFlags (each also read from the environment variable in brackets):\n")
 		fs.PrintDefaults()

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Group privacies, roles and membership states as stored.
+const (
+	GroupPublic  = "public"
+	GroupPrivate = "private"
+
+	GroupRoleOwner  = "owner"
+	GroupRoleAdmin  = "admin"
+	GroupRoleMember = "member"
+
+	MemberActive    = "active"
+	MemberInvited   = "invited"
+	MemberRequested = "requested"
+)
+
+// Group is a group row.
+type Group struct {
+	bun.BaseModel `bun:"table:groups,alias:g"`
+
+	ID           string    `bun:"id,pk"`
+	Name         string    `bun:"name,notnull"`
+	Description  string    `bun:"description,notnull"`
+	Privacy      string    `bun:"privacy,notnull"`
+	OwnerID      string    `bun:"owner_id,notnull"`
+	MembersCount int64     `bun:"members_count,notnull"`
+	CreatedAt    time.Time `bun:"created_at,notnull"`
+	UpdatedAt    time.Time `bun:"updated_at,notnull"`
+}
+
+// GroupMember is a user's membership, invitation or request.
+type GroupMember struct {
+	bun.BaseModel `bun:"table:group_members,alias:gm"`
+
+	GroupID   string    `bun:"group_id,pk"`
+	UserID    string    `bun:"user_id,pk"`
+	Role      string    `bun:"role,notnull"`
+	State     string    `bun:"state,notnull"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+}
+
+// GroupUpdate lists the group fields to change; nil fields stay.
+type GroupUpdate struct {
+	Name, Description, Privacy *string
+}
+
+// CreateGroup inserts g with its owner as the first active member.
+func (db *DB) CreateGroup(ctx context.Context, tx bun.IDB, g *Group) error {
+	now := db.Now()
+	g.ID, g.CreatedAt, g.UpdatedAt, g.MembersCount = NewID(), now, now, 1
+	if _, err := tx.NewInsert().Model(g).Exec(ctx); err != nil {
+		return fmt.Errorf("create group: %w", translate(err))
+	}
+	m := &GroupMember{GroupID: g.ID, UserID: g.OwnerID, Role: GroupRoleOwner, State: MemberActive, CreatedAt: now}
+	if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+		return fmt.Errorf("create group owner: %w", translate(err))
+	}
+	return nil
+}
+
+// GetGroup returns a group. Returns an error matching IsNotFound when there is none.
+func (db *DB) GetGroup(ctx context.Context, tx bun.IDB, id string) (*Group, error) {
+	g := new(Group)
+	if err := tx.NewSelect().Model(g).Where("g.id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get group: %w", translate(err))
+	}
+	return g, nil
+}
+
+// UpdateGroup applies upd.
+func (db *DB) UpdateGroup(ctx context.Context, tx bun.IDB, id string, upd GroupUpdate) error {
+	q := tx.NewUpdate().Model((*Group)(nil)).Where("id = ?", id).Set("updated_at = ?", db.Now())
+	if upd.Name != nil {
+		q = q.Set("name = ?", *upd.Name)
+	}
+	if upd.Description != nil {
+		q = q.Set("description = ?", *upd.Description)
+	}
+	if upd.Privacy != nil {
+		q = q.Set("privacy = ?", *upd.Privacy)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("update group: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteGroup deletes a group, its memberships and the posts shared with it
+// (their likes, comments and hashtags cascade), and uncounts those posts on
+// their authors.
+func (db *DB) DeleteGroup(ctx context.Context, tx bun.IDB, id string) error {
+	if _, err := tx.NewUpdate().Model((*User)(nil)).
+		Set("posts_count = posts_count - (SELECT count(*) FROM posts AS gp WHERE gp.group_id = ? AND gp.author_id = u.id)", id).
+		Where("u.id IN (SELECT gp.author_id FROM posts AS gp WHERE gp.group_id = ?)", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete group: uncount posts: %w", translate(err))
+	}
+	if _, err := tx.NewDelete().Model((*Post)(nil)).Where("group_id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete group posts: %w", translate(err))
+	}
+	if _, err := tx.NewDelete().Model((*Group)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete group: %w", translate(err))
+	}
+	return nil
+}
+
+// GetMembership returns a user's membership row of a group. Returns an
+// error matching IsNotFound when there is none.
+func (db *DB) GetMembership(ctx context.Context, tx bun.IDB, groupID, userID string) (*GroupMember, error) {
+	m := new(GroupMember)
+	if err := tx.NewSelect().Model(m).Where("gm.group_id = ? AND gm.user_id = ?", groupID, userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get membership: %w", translate(err))
+	}
+	return m, nil
+}
+
+// Memberships returns userID's rows for each of groupIDs that has one.
+func (db *DB) Memberships(ctx context.Context, tx bun.IDB, userID string, groupIDs []string) (map[string]*GroupMember, error) {
+	out := map[string]*GroupMember{}
+	if len(groupIDs) == 0 {
+		return out, nil
+	}
+	var rows []*GroupMember
+	if err := tx.NewSelect().Model(&rows).Where("gm.user_id = ? AND gm.group_id IN (?)", userID, bun.List(groupIDs)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("memberships: %w", translate(err))
+	}
+	for _, m := range rows {
+		out[m.GroupID] = m
+	}
+	return out, nil
+}
+
+// PutMembership inserts or replaces a membership row, keeping the group's
+// count of active members right.
+func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) error {
+	old, err := db.GetMembership(ctx, tx, m.GroupID, m.UserID)
+	if err != nil && !IsNotFound(err) {
+		return err
+	}
+	wasActive := err == nil && old.State == MemberActive
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = db.Now()
+	}
+	if _, err := tx.NewInsert().Model(m).
+		On("CONFLICT (group_id, user_id) DO UPDATE").
+		Set("role = EXCLUDED.role, state = EXCLUDED.state, created_at = EXCLUDED.created_at").Exec(ctx); err != nil {
+		return fmt.Errorf("put membership: %w", translate(err))
+	}
+	return db.countMember(ctx, tx, m.GroupID, wasActive, m.State == MemberActive)
+}
+
+// DeleteMembership removes a membership row; false when there was none.
+func (db *DB) DeleteMembership(ctx context.Context, tx bun.IDB, groupID, userID string) (bool, error) {
+	old, err := db.GetMembership(ctx, tx, groupID, userID)
+	if IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if _, err := tx.NewDelete().Model((*GroupMember)(nil)).Where("group_id = ? AND user_id = ?", groupID, userID).Exec(ctx); err != nil {
+		return false, fmt.Errorf("delete membership: %w", translate(err))
+	}
+	return true, db.countMember(ctx, tx, groupID, old.State == MemberActive, false)
+}
+
+func (db *DB) countMember(ctx context.Context, tx bun.IDB, groupID string, was, is bool) error {
+	delta := 0
+	switch {
+	case is && !was:
+		delta = 1
+	case was && !is:
+		delta = -1
+	default:
+		return nil
+	}
+	if _, err := tx.NewUpdate().Model((*Group)(nil)).Set("members_count = members_count + ?", delta).
+		Where("id = ?", groupID).Exec(ctx); err != nil {
+		return fmt.Errorf("count members: %w", translate(err))
+	}
+	return nil
+}
+
+// GroupAdmins returns the IDs of a group's owner and admins.
+func (db *DB) GroupAdmins(ctx context.Context, tx bun.IDB, groupID string) ([]string, error) {
+	var ids []string
+	if err := tx.NewSelect().Model((*GroupMember)(nil)).Column("user_id").
+		Where("group_id = ? AND state = ? AND role IN (?)", groupID, MemberActive, bun.List([]string{GroupRoleOwner, GroupRoleAdmin})).
+		Scan(ctx, &ids); err != nil {
+		return nil, fmt.Errorf("group admins: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// ListGroupMembers returns a page of a group's memberships in one state,
+// newest first, without suspended users. One query; the caller loads the
+// users of the page with GetUsers.
+func (db *DB) ListGroupMembers(ctx context.Context, tx bun.IDB, groupID, state string, beforeAt time.Time, beforeID string, limit int) ([]*GroupMember, error) {
+	var rows []*GroupMember
+	q := tx.NewSelect().Model(&rows).
+		Where("gm.group_id = ? AND gm.state = ?", groupID, state).
+		Where("EXISTS (SELECT 1 FROM users AS mu WHERE mu.id = gm.user_id AND mu.suspended_at IS NULL)").
+		OrderExpr("gm.created_at DESC, gm.user_id DESC").Limit(int64(limit))
+	if beforeID != "" {
+		q = q.Where("(gm.created_at < ? OR (gm.created_at = ? AND gm.user_id < ?))", beforeAt, beforeAt, beforeID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list group members: %w", translate(err))
+	}
+	return rows, nil
+}
+
+// GroupRow is a group with the caller's membership, for lists.
+type GroupRow struct {
+	*Group
+	JoinedAt time.Time
+}
+
+// ListUserGroups returns the groups a user is an active member of, most
+// recently joined first. One query.
+func (db *DB) ListUserGroups(ctx context.Context, tx bun.IDB, userID string, beforeAt time.Time, beforeID string, limit int) ([]GroupRow, error) {
+	var rows []struct {
+		Group    `bun:",extend"`
+		JoinedAt time.Time `bun:"joined_at"`
+	}
+	q := tx.NewSelect().Model((*Group)(nil)).ColumnExpr("g.*").ColumnExpr("gm.created_at AS joined_at").
+		Join("JOIN group_members AS gm ON gm.group_id = g.id").
+		Where("gm.user_id = ? AND gm.state = ?", userID, MemberActive).
+		OrderExpr("gm.created_at DESC, g.id DESC").Limit(int64(limit))
+	if beforeID != "" {
+		q = q.Where("(gm.created_at < ? OR (gm.created_at = ? AND g.id < ?))", beforeAt, beforeAt, beforeID)
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list user groups: %w", translate(err))
+	}
+	out := make([]GroupRow, len(rows))
+	for i := range rows {
+		g := rows[i].Group
+		out[i] = GroupRow{Group: &g, JoinedAt: rows[i].JoinedAt}
+	}
+	return out, nil
+}

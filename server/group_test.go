@@ -1,0 +1,189 @@
+package server_test
+
+import (
+	"slices"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+)
+
+func (a api) createGroup(tok, name string, privacy flockv1.GroupPrivacy) *flockv1.Group {
+	a.t.Helper()
+	return must[flockv1.CreateGroupResponse](a, flockv1connect.GroupServiceCreateGroupProcedure, tok,
+		&flockv1.CreateGroupRequest{Name: name, Description: "about " + name, Privacy: privacy}).GetGroup()
+}
+
+func (a api) join(tok, groupID string) (*flockv1.GroupMember, error) {
+	res, err := call[flockv1.JoinGroupResponse](a, flockv1connect.GroupServiceJoinGroupProcedure, tok, &flockv1.JoinGroupRequest{GroupId: groupID})
+	return res.GetMembership(), err
+}
+
+func (a api) groupPost(tok, groupID, content string) (*flockv1.Post, error) {
+	res, err := call[flockv1.CreatePostResponse](a, flockv1connect.PostServiceCreatePostProcedure, tok, &flockv1.CreatePostRequest{Content: content, GroupId: groupID})
+	return res.GetPost(), err
+}
+
+// Groups end to end on every transport, with property 6: a group's posts
+// reach its members (the group's list, their feeds, GetPost) and nobody
+// and nothing else (profiles, hashtags, non-members' feeds).
+func TestGroups_PublicLifecycleAndPostPrivacy_P6(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, a api) {
+		owner, member, outsider := a.s.MustAccount(t, name(a, "gowner")), a.s.MustAccount(t, name(a, "gmember")), a.s.MustAccount(t, name(a, "goutsider"))
+		g := a.createGroup(owner.AccessToken, "Gophers "+string(a.tr), flockv1.GroupPrivacy_GROUP_PRIVACY_UNSPECIFIED)
+		if g.GetPrivacy() != flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC || g.GetMyRole() != flockv1.GroupRole_GROUP_ROLE_OWNER || g.GetMembersCount() != 1 || g.GetOwnerId() != owner.ID {
+			t.Fatalf("created group = %v", g)
+		}
+		m, err := a.join(member.AccessToken, g.GetId())
+		if err != nil || m.GetState() != flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_ACTIVE || m.GetRole() != flockv1.GroupRole_GROUP_ROLE_MEMBER {
+			t.Fatalf("join public = %v %v", m, err)
+		}
+		got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, outsider.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()})
+		if got.GetGroup().GetMembersCount() != 2 || len(got.GetMembers()) != 2 || got.GetGroup().GetMyRole() != flockv1.GroupRole_GROUP_ROLE_UNSPECIFIED {
+			t.Fatalf("outsider's view of a public group = %v", got)
+		}
+		mine := must[flockv1.ListGroupsResponse](a, flockv1connect.GroupServiceListGroupsProcedure, member.AccessToken, &flockv1.ListGroupsRequest{})
+		if !slices.Equal(ids(mine.GetGroups()), []string{g.GetId()}) {
+			t.Errorf("member's groups = %v", ids(mine.GetGroups()))
+		}
+
+		// The outsider follows the member, yet never sees the group post.
+		if err := a.follow(outsider.AccessToken, member.ID); err != nil {
+			t.Fatal(err)
+		}
+		tag := "grp" + string(a.tr)
+		p, err := a.groupPost(member.AccessToken, g.GetId(), "inside #"+tag)
+		if err != nil || p.GetGroupId() != g.GetId() || p.GetVisibility() != flockv1.Visibility_VISIBILITY_GROUP {
+			t.Fatalf("group post = %v %v", p, err)
+		}
+		_, err = a.groupPost(outsider.AccessToken, g.GetId(), "let me in")
+		wantCode(t, err, connect.CodePermissionDenied)
+		_, err = a.groupPost(outsider.AccessToken, "01NOSUCHGROUP000000000000", "where")
+		wantCode(t, err, connect.CodeNotFound)
+
+		for _, who := range []string{owner.AccessToken, member.AccessToken} {
+			if feed, _ := a.feed(who, 50, ""); !slices.Contains(ids(feed), p.GetId()) {
+				t.Errorf("a member's feed lacks the group post")
+			}
+			if _, err := call[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, who, &flockv1.GetPostRequest{PostId: p.GetId()}); err != nil {
+				t.Errorf("a member cannot read the group post: %v", err)
+			}
+			gp := must[flockv1.ListGroupPostsResponse](a, flockv1connect.GroupServiceListGroupPostsProcedure, who, &flockv1.ListGroupPostsRequest{GroupId: g.GetId()})
+			if !slices.Equal(ids(gp.GetPosts()), []string{p.GetId()}) {
+				t.Errorf("group posts = %v", ids(gp.GetPosts()))
+			}
+			if slices.Contains(ids(a.hashtag(who, tag)), p.GetId()) {
+				t.Errorf("the group post is found by hashtag")
+			}
+			up := must[flockv1.ListUserPostsResponse](a, flockv1connect.UserServiceListUserPostsProcedure, who, &flockv1.ListUserPostsRequest{UserId: member.ID})
+			if slices.Contains(ids(up.GetPosts()), p.GetId()) {
+				t.Errorf("the group post is among the author's profile posts")
+			}
+		}
+		if feed, _ := a.feed(outsider.AccessToken, 50, ""); slices.Contains(ids(feed), p.GetId()) {
+			t.Errorf("the outsider's feed shows the group post")
+		}
+		for _, err := range []error{
+			do[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, outsider.AccessToken, &flockv1.GetPostRequest{PostId: p.GetId()}),
+			do[flockv1.LikePostResponse](a, flockv1connect.PostServiceLikePostProcedure, outsider.AccessToken, &flockv1.LikePostRequest{PostId: p.GetId()}),
+			do[flockv1.CreateCommentResponse](a, flockv1connect.PostServiceCreateCommentProcedure, outsider.AccessToken, &flockv1.CreateCommentRequest{PostId: p.GetId(), Content: "hi"}),
+			do[flockv1.ListCommentsResponse](a, flockv1connect.PostServiceListCommentsProcedure, outsider.AccessToken, &flockv1.ListCommentsRequest{PostId: p.GetId()}),
+		} {
+			wantCode(t, err, connect.CodeNotFound)
+		}
+		wantCode(t, do[flockv1.ListGroupPostsResponse](a, flockv1connect.GroupServiceListGroupPostsProcedure, outsider.AccessToken, &flockv1.ListGroupPostsRequest{GroupId: g.GetId()}), connect.CodePermissionDenied)
+
+		// Settings: owner and admins only.
+		wantCode(t, do[flockv1.UpdateGroupResponse](a, flockv1connect.GroupServiceUpdateGroupProcedure, member.AccessToken, &flockv1.UpdateGroupRequest{GroupId: g.GetId(), Name: new("mine")}), connect.CodePermissionDenied)
+		upd := must[flockv1.UpdateGroupResponse](a, flockv1connect.GroupServiceUpdateGroupProcedure, owner.AccessToken, &flockv1.UpdateGroupRequest{GroupId: g.GetId(), Description: new("new words")})
+		if upd.GetGroup().GetDescription() != "new words" || upd.GetGroup().GetName() != g.GetName() {
+			t.Errorf("updated group = %v", upd.GetGroup())
+		}
+
+		// Leaving ends access; the owner cannot leave; only the owner deletes.
+		must[flockv1.LeaveGroupResponse](a, flockv1connect.GroupServiceLeaveGroupProcedure, member.AccessToken, &flockv1.LeaveGroupRequest{GroupId: g.GetId()})
+		wantCode(t, do[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, member.AccessToken, &flockv1.GetPostRequest{PostId: p.GetId()}), connect.CodeNotFound)
+		wantCode(t, do[flockv1.LeaveGroupResponse](a, flockv1connect.GroupServiceLeaveGroupProcedure, owner.AccessToken, &flockv1.LeaveGroupRequest{GroupId: g.GetId()}), connect.CodeFailedPrecondition)
+		wantCode(t, do[flockv1.DeleteGroupResponse](a, flockv1connect.GroupServiceDeleteGroupProcedure, member.AccessToken, &flockv1.DeleteGroupRequest{GroupId: g.GetId()}), connect.CodePermissionDenied)
+		must[flockv1.DeleteGroupResponse](a, flockv1connect.GroupServiceDeleteGroupProcedure, owner.AccessToken, &flockv1.DeleteGroupRequest{GroupId: g.GetId()})
+		wantCode(t, do[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, owner.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()}), connect.CodeNotFound)
+		if u, _ := a.user(owner.AccessToken, member.ID); u.GetPostsCount() != 0 {
+			t.Errorf("the deleted group's post still counts: %d", u.GetPostsCount())
+		}
+	})
+}
+
+func TestGroups_PrivateRequestsInvitesAndRoles(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, a api) {
+		owner, asker, invitee, outsider := a.s.MustAccount(t, name(a, "powner")), a.s.MustAccount(t, name(a, "pasker")), a.s.MustAccount(t, name(a, "pinvitee")), a.s.MustAccount(t, name(a, "pout"))
+		g := a.createGroup(owner.AccessToken, "Secret "+string(a.tr), flockv1.GroupPrivacy_GROUP_PRIVACY_PRIVATE)
+
+		m, err := a.join(asker.AccessToken, g.GetId())
+		if err != nil || m.GetState() != flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_REQUESTED {
+			t.Fatalf("join private = %v %v", m, err)
+		}
+		if got := types(a.notifications(owner.AccessToken).GetNotifications()); !slices.Equal(got, []string{"GROUP_JOIN_REQUEST"}) {
+			t.Errorf("owner's notifications = %v", got)
+		}
+		// Not yet a member: no posts, no member list.
+		wantCode(t, do[flockv1.ListGroupPostsResponse](a, flockv1connect.GroupServiceListGroupPostsProcedure, asker.AccessToken, &flockv1.ListGroupPostsRequest{GroupId: g.GetId()}), connect.CodePermissionDenied)
+		wantCode(t, do[flockv1.ListGroupMembersResponse](a, flockv1connect.GroupServiceListGroupMembersProcedure, outsider.AccessToken, &flockv1.ListGroupMembersRequest{GroupId: g.GetId()}), connect.CodePermissionDenied)
+		if got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, outsider.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()}); len(got.GetMembers()) != 0 {
+			t.Errorf("an outsider sees the members of a private group")
+		}
+		requests := must[flockv1.ListGroupMembersResponse](a, flockv1connect.GroupServiceListGroupMembersProcedure, owner.AccessToken,
+			&flockv1.ListGroupMembersRequest{GroupId: g.GetId(), State: flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_REQUESTED})
+		if len(requests.GetMembers()) != 1 || requests.GetMembers()[0].GetUser().GetId() != asker.ID {
+			t.Errorf("requests = %v", requests.GetMembers())
+		}
+
+		// Approve the request; invite someone, who accepts.
+		add := func(tok, userID string, role flockv1.GroupRole) (*flockv1.GroupMember, error) {
+			res, err := call[flockv1.AddGroupMemberResponse](a, flockv1connect.GroupServiceAddGroupMemberProcedure, tok, &flockv1.AddGroupMemberRequest{GroupId: g.GetId(), UserId: userID, Role: role})
+			return res.GetMembership(), err
+		}
+		if m, err := add(owner.AccessToken, asker.ID, 0); err != nil || m.GetState() != flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_ACTIVE {
+			t.Fatalf("approve = %v %v", m, err)
+		}
+		if m, err := add(owner.AccessToken, invitee.ID, 0); err != nil || m.GetState() != flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_INVITED {
+			t.Fatalf("invite = %v %v", m, err)
+		}
+		if got := types(a.notifications(invitee.AccessToken).GetNotifications()); !slices.Equal(got, []string{"GROUP_INVITE"}) {
+			t.Errorf("invitee's notifications = %v", got)
+		}
+		if m, err := a.join(invitee.AccessToken, g.GetId()); err != nil || m.GetState() != flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_ACTIVE {
+			t.Fatalf("accept invitation = %v %v", m, err)
+		}
+		if got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, asker.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()}); got.GetGroup().GetMembersCount() != 3 || len(got.GetMembers()) != 3 {
+			t.Errorf("members = %d listed %d", got.GetGroup().GetMembersCount(), len(got.GetMembers()))
+		}
+
+		// Roles: only the owner makes admins; admins manage members but not admins or the owner.
+		_, err = add(asker.AccessToken, outsider.ID, 0)
+		wantCode(t, err, connect.CodePermissionDenied)
+		must[flockv1.UpdateGroupMemberResponse](a, flockv1connect.GroupServiceUpdateGroupMemberProcedure, owner.AccessToken,
+			&flockv1.UpdateGroupMemberRequest{GroupId: g.GetId(), UserId: asker.ID, Role: flockv1.GroupRole_GROUP_ROLE_ADMIN})
+		_, err = add(asker.AccessToken, outsider.ID, flockv1.GroupRole_GROUP_ROLE_ADMIN)
+		wantCode(t, err, connect.CodePermissionDenied)
+		remove := func(tok, userID string) error {
+			return do[flockv1.RemoveGroupMemberResponse](a, flockv1connect.GroupServiceRemoveGroupMemberProcedure, tok, &flockv1.RemoveGroupMemberRequest{GroupId: g.GetId(), UserId: userID})
+		}
+		wantCode(t, remove(asker.AccessToken, owner.ID), connect.CodePermissionDenied)
+		if err := remove(asker.AccessToken, invitee.ID); err != nil {
+			t.Errorf("an admin cannot remove a member: %v", err)
+		}
+		wantCode(t, remove(invitee.AccessToken, asker.ID), connect.CodePermissionDenied)
+		if got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, owner.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()}); got.GetGroup().GetMembersCount() != 2 {
+			t.Errorf("members after a removal = %d", got.GetGroup().GetMembersCount())
+		}
+		// Group actions reach the activity log.
+		act := must[flockv1.ListActivityResponse](a, flockv1connect.ActivityServiceListActivityProcedure, owner.AccessToken, &flockv1.ListActivityRequest{})
+		if got := types(act.GetActivities()); !slices.Contains(got, "GROUP_CREATED") {
+			t.Errorf("owner's activity = %v", got)
+		}
+	})
+}
