@@ -104,6 +104,9 @@ func TestAuthorization_EveryRouteEveryRole_P1(t *testing.T) {
 		{"SearchUsers", func(a api, tok string, o objects) error {
 			return do[flockv1.SearchUsersResponse](a, flockv1connect.UserServiceSearchUsersProcedure, tok, &flockv1.SearchUsersRequest{Query: "x"})
 		}, map[string]connect.Code{owner: ok, anonymous: connect.CodeUnauthenticated}},
+		{"SuggestUsers", func(a api, tok string, o objects) error {
+			return do[flockv1.SuggestUsersResponse](a, flockv1connect.UserServiceSuggestUsersProcedure, tok, &flockv1.SuggestUsersRequest{})
+		}, map[string]connect.Code{owner: ok, other: ok, anonymous: connect.CodeUnauthenticated}},
 		{"ListBlocks", func(a api, tok string, o objects) error {
 			return do[flockv1.ListBlocksResponse](a, flockv1connect.UserServiceListBlocksProcedure, tok, &flockv1.ListBlocksRequest{})
 		}, map[string]connect.Code{owner: ok, anonymous: connect.CodeUnauthenticated}},

@@ -116,7 +116,7 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	posts := make([]store.Post, 0, 1000)
 	tags := make([]store.PostHashtag, 0, 1000)
 	for i := range benchPosts {
-		at := now.Add(-span + time.Duration(i)*span/time.Duration(benchPosts))
+		at := now.Add(-span + span/time.Duration(benchPosts)*time.Duration(i)) // (not i*span: that overflows)
 		id := ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String()
 		d.posts = append(d.posts, id)
 		vis := store.VisibilityPublic
