@@ -202,23 +202,9 @@ func (s *Service) members(ctx context.Context, p *account.Principal, v *View, st
 	for i, m := range rows {
 		ids[i] = m.UserID
 	}
-	users, err := s.db.GetUsers(ctx, s.db, ids)
+	byID, err := s.social.ViewsByID(ctx, p.UserID, ids)
 	if err != nil {
 		return nil, err
-	}
-	list := make([]*store.User, 0, len(rows))
-	for _, id := range ids {
-		if u := users[id]; u != nil {
-			list = append(list, u)
-		}
-	}
-	views, err := s.social.Views(ctx, s.db, p.UserID, list)
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[string]*social.UserView, len(views))
-	for _, uv := range views {
-		byID[uv.ID] = uv
 	}
 	out := make([]*MemberView, 0, len(rows))
 	for _, m := range rows {

@@ -370,7 +370,7 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 			authorIDs = append(authorIDs, post.AuthorID)
 		}
 	}
-	authors, err := s.userViews(ctx, p, authorIDs)
+	authors, err := s.social.ViewsByID(ctx, p.UserID, authorIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -381,28 +381,6 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 	out := make([]*View, len(posts))
 	for i, post := range posts {
 		out[i] = &View{Post: post, Author: authors[post.AuthorID], LikedByMe: liked[post.ID]}
-	}
-	return out, nil
-}
-
-func (s *Service) userViews(ctx context.Context, p *account.Principal, ids []string) (map[string]*social.UserView, error) {
-	users, err := s.db.GetUsers(ctx, s.db, ids)
-	if err != nil {
-		return nil, err
-	}
-	list := make([]*store.User, 0, len(users))
-	for _, id := range ids {
-		if u := users[id]; u != nil {
-			list = append(list, u)
-		}
-	}
-	views, err := s.social.Views(ctx, s.db, p.UserID, list)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*social.UserView, len(views))
-	for _, v := range views {
-		out[v.ID] = v
 	}
 	return out, nil
 }
@@ -486,7 +464,7 @@ func (s *Service) CreateComment(ctx context.Context, p *account.Principal, postI
 	if err != nil {
 		return nil, fmt.Errorf("create comment: %w", err)
 	}
-	authors, err := s.userViews(ctx, p, []string{p.UserID})
+	authors, err := s.social.ViewsByID(ctx, p.UserID, []string{p.UserID})
 	if err != nil {
 		return nil, fmt.Errorf("create comment: %w", err)
 	}
@@ -520,7 +498,7 @@ func (s *Service) ListComments(ctx context.Context, p *account.Principal, postID
 	for _, c := range comments {
 		authorIDs = append(authorIDs, c.AuthorID)
 	}
-	authors, err := s.userViews(ctx, p, authorIDs)
+	authors, err := s.social.ViewsByID(ctx, p.UserID, authorIDs)
 	if err != nil {
 		return nil, fmt.Errorf("list comments: %w", err)
 	}

@@ -57,6 +57,31 @@ func (s *Service) Views(ctx context.Context, tx bun.IDB, viewerID string, users 
 	return out, nil
 }
 
+// ViewsByID loads the users with the given IDs (those that exist) with the
+// viewer's relationship to each, keyed by ID: three queries whatever their
+// number.
+func (s *Service) ViewsByID(ctx context.Context, viewerID string, ids []string) (map[string]*UserView, error) {
+	users, err := s.db.GetUsers(ctx, s.db, ids)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]*store.User, 0, len(users))
+	for _, id := range ids {
+		if u := users[id]; u != nil {
+			list = append(list, u)
+		}
+	}
+	views, err := s.Views(ctx, s.db, viewerID, list)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*UserView, len(views))
+	for _, v := range views {
+		out[v.ID] = v
+	}
+	return out, nil
+}
+
 func notFound(id string) error { return flock.Errorf(flock.ENOTFOUND, "user %q not found", id) }
 
 // GetUser returns a user's profile as the viewer sees it. Returns ENOTFOUND
