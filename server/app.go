@@ -75,6 +75,10 @@ type Config struct {
 	// ViewFlushInterval is how often counted post views are written to the
 	// database (default 5s; see docs/analytics.md).
 	ViewFlushInterval time.Duration
+	// StreamPoll is how often a live stream re-reads the store without a
+	// wake-up from the broker (default 15s): the bound on how late an event
+	// arrives when a broker message is lost.
+	StreamPoll time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -175,6 +179,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("FLOCK_MAILER: %w", err)
 	}
 	a.events = notify.NewService(a.db, a.broker, a.log)
+	if cfg.StreamPoll > 0 {
+		a.events.Poll = cfg.StreamPoll
+	}
 	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL,
 	}, a.log)
@@ -268,6 +275,9 @@ func (a *App) Close() error {
 	}
 	if a.accounts != nil {
 		a.accounts.Close()
+	}
+	if a.events != nil {
+		a.events.Wait()
 	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close())

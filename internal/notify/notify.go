@@ -67,12 +67,17 @@ type Service struct {
 
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
+	publishing   sync.WaitGroup
 }
 
 // NewService returns a Service.
 func NewService(db *store.DB, broker pubsub.Broker, log *slog.Logger) *Service {
 	return &Service{db: db, broker: broker, log: log, Poll: 15 * time.Second, shutdown: make(chan struct{})}
 }
+
+// Wait waits for wake-ups still being published (at most publishTimeout),
+// so the broker can be closed after it.
+func (s *Service) Wait() { s.publishing.Wait() }
 
 // Shutdown ends every open stream with ErrShuttingDown, which tells the
 // client to reconnect (to another instance) and resume; the server calls
@@ -140,11 +145,23 @@ func (s *Service) Publish(ctx context.Context, ev *Events) {
 	}
 }
 
-// Announce publishes an empty message on channel (see SessionChannel).
+// publishTimeout bounds one wake-up: a broker that is away must not hold
+// anything up (streams catch up from the store on their next poll).
+const publishTimeout = time.Second
+
+// Announce publishes an empty message on channel (see SessionChannel), in
+// the background: the action that caused it never waits on the broker
+// (with Redis away, its client would retry for seconds).
 func (s *Service) Announce(ctx context.Context, channel string) {
-	if err := s.broker.Publish(context.WithoutCancel(ctx), channel, nil); err != nil {
-		s.log.WarnContext(ctx, "publish wake-up", "channel", channel, "err", err)
-	}
+	s.publishing.Add(1)
+	go func() {
+		defer s.publishing.Done()
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+		defer cancel()
+		if err := s.broker.Publish(pctx, channel, nil); err != nil {
+			s.log.WarnContext(ctx, "publish wake-up", "channel", channel, "err", err)
+		}
+	}()
 }
 
 // Str returns a pointer to s, or nil for "": the optional id columns.
