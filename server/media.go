@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 
+	"connectrpc.com/connect"
 	"gocloud.dev/gcerrors"
 
 	"github.com/flock-social/flock"
@@ -121,21 +122,27 @@ func multipartProfileJSON(w http.ResponseWriter, r *http.Request) ([]byte, error
 // writeRESTError answers a plain-HTTP endpoint under /api/ with the same
 // google.rpc.Status JSON body that vanguard writes for RPC errors.
 func writeRESTError(w http.ResponseWriter, err error) {
-	code, status := 13, http.StatusInternalServerError
-	msg := flock.ErrorMessage(err)
-	switch flock.ErrorCode(err) {
-	case flock.EINVALID:
-		code, status = 3, http.StatusBadRequest
-	case flock.ENOTFOUND:
-		code, status = 5, http.StatusNotFound
-	case flock.EUNAUTHORIZED:
-		code, status = 16, http.StatusUnauthorized
-	case flock.EFORBIDDEN:
-		code, status = 7, http.StatusForbidden
+	code, ok := connectCodes[flock.ErrorCode(err)]
+	if !ok {
+		code = connect.CodeInternal
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
+	w.WriteHeader(httpStatus[code])
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": flock.ErrorMessage(err)})
+}
+
+// httpStatus is the HTTP status of each Connect code that flock errors map
+// onto, as vanguard gives it for the RPCs.
+var httpStatus = map[connect.Code]int{
+	connect.CodeInvalidArgument:    http.StatusBadRequest,
+	connect.CodeFailedPrecondition: http.StatusBadRequest,
+	connect.CodeNotFound:           http.StatusNotFound,
+	connect.CodeAlreadyExists:      http.StatusConflict,
+	connect.CodePermissionDenied:   http.StatusForbidden,
+	connect.CodeUnauthenticated:    http.StatusUnauthorized,
+	connect.CodeResourceExhausted:  http.StatusTooManyRequests,
+	connect.CodeUnavailable:        http.StatusServiceUnavailable,
+	connect.CodeInternal:           http.StatusInternalServerError,
 }
 
 var verifyPage = template.Must(template.New("verify").Parse(`<!doctype html>
