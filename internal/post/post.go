@@ -211,14 +211,11 @@ func postNotFound(id string) error { return flock.Errorf(flock.ENOTFOUND, "post 
 
 // visiblePost loads a post the caller may see; ENOTFOUND otherwise.
 func (s *Service) visiblePost(ctx context.Context, tx bun.IDB, p *account.Principal, id string) (*store.Post, error) {
-	ok, err := s.db.PostVisible(ctx, tx, p.UserID, id)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	post, err := s.db.GetVisiblePost(ctx, tx, p.UserID, id)
+	if store.IsNotFound(err) {
 		return nil, postNotFound(id)
 	}
-	return s.db.GetPost(ctx, tx, id)
+	return post, err
 }
 
 // GetPost returns a post the caller may see. Returns ENOTFOUND when it does

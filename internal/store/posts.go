@@ -170,6 +170,20 @@ func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID stri
 	return ok, nil
 }
 
+// GetVisiblePost returns a post with its hashtags if viewerID may see it,
+// checking and loading in one query (two with the hashtags). Returns an
+// error matching IsNotFound when it does not exist or is not visible.
+func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID string) (*Post, error) {
+	p := new(Post)
+	if err := visibleTo(tx.NewSelect().Model(p).Where("p.id = ?", postID), viewerID, true).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get visible post: %w", translate(err))
+	}
+	if err := db.loadHashtags(ctx, tx, []*Post{p}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // PostFilter selects a page of posts that ViewerID may see, newest first.
 // Exactly one of FeedOf, AuthorID, Tag and GroupID is set.
 type PostFilter struct {
