@@ -9,14 +9,17 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/s3blob" // s3:// URLs: AWS S3 and S3-compatible storage
 )
 
 // OpenBucket opens media storage from a URL. A "file:///abs/dir" URL opens
 // a directory on local disk, created if missing, with temporary files kept
 // beside their targets so a volume mounted apart from /tmp still works;
-// fileblob query parameters (e.g. "?metadata=skip") are honoured. Any other
-// URL is handed to gocloud.dev/blob, whose driver for that scheme must be
-// linked in; only fileblob is at present. The caller closes the bucket.
+// fileblob query parameters (e.g. "?metadata=skip") are honoured. An
+// "s3://bucket?region=..." URL opens S3 or any S3-compatible store (add
+// "&endpoint=https://host&use_path_style=true" for MinIO, Garage, R2...),
+// with credentials from the usual AWS environment (AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, or an instance role). The caller closes the bucket.
 func OpenBucket(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
