@@ -41,8 +41,8 @@ func TestOpenBucket(t *testing.T) {
 	})
 	t.Run("unknown scheme is an error", func(t *testing.T) {
 		t.Parallel()
-		if _, err := media.OpenBucket(context.Background(), "s3://flock-media"); err == nil {
-			t.Error("OpenBucket(s3://) succeeded without the s3 driver linked in")
+		if _, err := media.OpenBucket(context.Background(), "gs://flock-media"); err == nil {
+			t.Error("OpenBucket(gs://) succeeded without a gcs driver linked in")
 		}
 	})
 }
