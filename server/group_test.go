@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	tu "github.com/flock-social/flock/internal/testutil"
 )
 
 func (a api) createGroup(tok, name string, privacy flockv1.GroupPrivacy) *flockv1.Group {
@@ -184,6 +187,38 @@ func TestGroups_PrivateRequestsInvitesAndRoles(t *testing.T) {
 		act := must[flockv1.ListActivityResponse](a, flockv1connect.ActivityServiceListActivityProcedure, owner.AccessToken, &flockv1.ListActivityRequest{})
 		if got := types(act.GetActivities()); !slices.Contains(got, "GROUP_CREATED") {
 			t.Errorf("owner's activity = %v", got)
+		}
+	})
+}
+
+// Members join at once (each a separate request and transaction) and the
+// count of members stays right.
+func TestGroups_ConcurrentJoinsCountedOnce(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		owner := s.MustAccount(t, "crowdowner")
+		g := a.createGroup(owner.AccessToken, "Crowd", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
+		joiners := make([]*tu.Account, 8)
+		for i := range joiners {
+			joiners[i] = s.MustAccount(t, fmt.Sprintf("joiner%d", i))
+		}
+		var wg sync.WaitGroup
+		for _, j := range joiners {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 2 { // joining twice changes nothing
+					if _, err := tu.Call[flockv1.JoinGroupResponse](t.Context(), s, tu.Connect, flockv1connect.GroupServiceJoinGroupProcedure, j.AccessToken, &flockv1.JoinGroupRequest{GroupId: g.GetId()}); err != nil {
+						t.Errorf("join: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, owner.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId(), PageSize: 100})
+		if got.GetGroup().GetMembersCount() != int32(len(joiners)+1) || len(got.GetMembers()) != len(joiners)+1 {
+			t.Fatalf("membersCount = %d, listed %d, want %d", got.GetGroup().GetMembersCount(), len(got.GetMembers()), len(joiners)+1)
 		}
 	})
 }

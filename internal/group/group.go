@@ -108,18 +108,20 @@ func (s *Service) CreateGroup(ctx context.Context, p *account.Principal, name, d
 		return nil, fmt.Errorf("create group: %w", err)
 	}
 	s.events.Publish(ctx, &ev)
-	return s.view(ctx, p, g.ID)
+	return s.view(ctx, s.db, p, g.ID)
 }
 
-// view loads a group with the caller's membership.
-func (s *Service) view(ctx context.Context, p *account.Principal, id string) (*View, error) {
-	g, err := s.db.GetGroup(ctx, s.db, id)
+// view loads a group with the caller's membership, through tx (inside a
+// transaction, reads must use it: another connection could wait on the
+// pool while this transaction holds one).
+func (s *Service) view(ctx context.Context, tx bun.IDB, p *account.Principal, id string) (*View, error) {
+	g, err := s.db.GetGroup(ctx, tx, id)
 	if store.IsNotFound(err) {
 		return nil, notFound(id)
 	} else if err != nil {
 		return nil, err
 	}
-	m, err := s.db.GetMembership(ctx, s.db, id, p.UserID)
+	m, err := s.db.GetMembership(ctx, tx, id, p.UserID)
 	if store.IsNotFound(err) {
 		m = nil
 	} else if err != nil {
@@ -143,7 +145,7 @@ func (v *View) canSeeMembers() bool { return v.Privacy == store.GroupPublic || v
 // for a private group the caller is not a member of). ENOTFOUND when it
 // does not exist.
 func (s *Service) GetGroup(ctx context.Context, p *account.Principal, id string, size int32) (*View, *MemberPage, error) {
-	v, err := s.view(ctx, p, id)
+	v, err := s.view(ctx, s.db, p, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get group: %w", err)
 	}
@@ -169,7 +171,7 @@ const kindMembers = "group-members"
 // for a private one (EFORBIDDEN otherwise); invitations and requests: the
 // owner and admins only.
 func (s *Service) ListGroupMembers(ctx context.Context, p *account.Principal, id, state string, size int32, token string) (*MemberPage, error) {
-	v, err := s.view(ctx, p, id)
+	v, err := s.view(ctx, s.db, p, id)
 	if err != nil {
 		return nil, fmt.Errorf("list group members: %w", err)
 	}
@@ -288,7 +290,7 @@ func (s *Service) UpdateGroup(ctx context.Context, p *account.Principal, id stri
 	}
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -304,14 +306,14 @@ func (s *Service) UpdateGroup(ctx context.Context, p *account.Principal, id stri
 		return nil, fmt.Errorf("update group: %w", err)
 	}
 	s.events.Publish(ctx, &ev)
-	return s.view(ctx, p, id)
+	return s.view(ctx, s.db, p, id)
 }
 
 // DeleteGroup deletes a group and the posts shared with it. Owner only.
 func (s *Service) DeleteGroup(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -339,7 +341,7 @@ func (s *Service) JoinGroup(ctx context.Context, p *account.Principal, id string
 		result *store.GroupMember
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -390,7 +392,7 @@ func (s *Service) JoinGroup(ctx context.Context, p *account.Principal, id string
 func (s *Service) LeaveGroup(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -431,7 +433,7 @@ func (s *Service) AddGroupMember(ctx context.Context, p *account.Principal, id, 
 		result *store.GroupMember
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -441,7 +443,9 @@ func (s *Service) AddGroupMember(ctx context.Context, p *account.Principal, id, 
 		if role == store.GroupRoleAdmin && !v.owner() {
 			return flock.Errorf(flock.EFORBIDDEN, "only the owner may make admins")
 		}
-		if _, err := s.social.GetUser(ctx, p, userID); err != nil {
+		if u, err := s.db.GetUser(ctx, tx, userID); store.IsNotFound(err) || (err == nil && u.SuspendedAt != nil) {
+			return flock.Errorf(flock.ENOTFOUND, "user %q not found", userID)
+		} else if err != nil {
 			return err
 		}
 		if blocked, err := s.db.Blocked(ctx, tx, p.UserID, userID); err != nil {
@@ -483,7 +487,7 @@ func (s *Service) UpdateGroupMember(ctx context.Context, p *account.Principal, i
 	}
 	var result *store.GroupMember
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -514,7 +518,7 @@ func (s *Service) UpdateGroupMember(ctx context.Context, p *account.Principal, i
 // removes the owner.
 func (s *Service) RemoveGroupMember(ctx context.Context, p *account.Principal, id, userID string) error {
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, p, id)
+		v, err := s.view(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -545,7 +549,7 @@ func (s *Service) RemoveGroupMember(ctx context.Context, p *account.Principal, i
 // ListGroupPosts lists the posts shared with a group, newest first. Members
 // only (EFORBIDDEN for others, whatever the group's privacy).
 func (s *Service) ListGroupPosts(ctx context.Context, p *account.Principal, id string, size int32, token string) (*post.Page, error) {
-	v, err := s.view(ctx, p, id)
+	v, err := s.view(ctx, s.db, p, id)
 	if err != nil {
 		return nil, fmt.Errorf("list group posts: %w", err)
 	}

@@ -137,9 +137,25 @@ func (db *DB) Memberships(ctx context.Context, tx bun.IDB, userID string, groupI
 	return out, nil
 }
 
+// lockGroup serialises membership changes of one group for the rest of the
+// transaction, so that counting members never races (Postgres; SQLite
+// transactions already take the write lock when they begin).
+func (db *DB) lockGroup(ctx context.Context, tx bun.IDB, groupID string) error {
+	if db.Engine != Postgres {
+		return nil
+	}
+	if _, err := tx.NewSelect().Model((*Group)(nil)).Column("id").Where("id = ?", groupID).For("UPDATE").Exec(ctx); err != nil {
+		return fmt.Errorf("lock group: %w", translate(err))
+	}
+	return nil
+}
+
 // PutMembership inserts or replaces a membership row, keeping the group's
-// count of active members right.
+// count of active members right, also under concurrent changes.
 func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) error {
+	if err := db.lockGroup(ctx, tx, m.GroupID); err != nil {
+		return err
+	}
 	old, err := db.GetMembership(ctx, tx, m.GroupID, m.UserID)
 	if err != nil && !IsNotFound(err) {
 		return err
@@ -158,6 +174,9 @@ func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) err
 
 // DeleteMembership removes a membership row; false when there was none.
 func (db *DB) DeleteMembership(ctx context.Context, tx bun.IDB, groupID, userID string) (bool, error) {
+	if err := db.lockGroup(ctx, tx, groupID); err != nil {
+		return false, err
+	}
 	old, err := db.GetMembership(ctx, tx, groupID, userID)
 	if IsNotFound(err) {
 		return false, nil
