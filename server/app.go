@@ -38,6 +38,7 @@ import (
 	"github.com/flock-social/flock/internal/ratelimit"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 )
 
 // Config is every setting of a Flock server. cmd/flock fills it from
@@ -79,6 +80,8 @@ type Config struct {
 	// wake-up from the broker (default 15s): the bound on how late an event
 	// arrives when a broker message is lost.
 	StreamPoll time.Duration
+	// Video sets video upload limits and processing (see video.Config).
+	Video video.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -106,6 +109,12 @@ type App struct {
 
 	// analytics counts post views in memory and flushes them in the background.
 	analytics *analytics.Service
+
+	// videos takes uploads and processes them in the background.
+	videos *video.Service
+	// signer signs the URLs of video files that are not public.
+	signer *media.Signer
+	conv   converter
 }
 
 // Open connects to every dependency the configuration names, applies
@@ -189,10 +198,19 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.social = social.NewService(a.db, a.events)
-	a.posts = post.NewService(a.db, a.social, a.events)
+	if a.videos, err = video.NewService(ctx, a.db, cfg.DatabaseURL, a.bucket, cfg.Video, a.log); err != nil {
+		return nil, err
+	}
+	// Jobs run until Close, not until the context of Open ends.
+	if err := a.videos.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	a.signer = media.NewSigner(secret)
+	a.conv = converter{mediaURL: cfg.PublicURL + "/media/", signer: a.signer}
+	a.posts = post.NewService(a.db, a.social, a.events, a.videos)
 	a.analytics = analytics.NewService(a.db, a.log, analytics.Config{FlushInterval: cfg.ViewFlushInterval})
 	a.analytics.Start()
-	a.moderation = moderation.NewService(a.db, a.events)
+	a.moderation = moderation.NewService(a.db, a.events, a.videos)
 	a.groups = group.NewService(a.db, a.social, a.posts, a.events)
 	a.handler = a.routes()
 	return a, nil
@@ -275,6 +293,12 @@ func (a *App) Close() error {
 	}
 	if a.accounts != nil {
 		a.accounts.Close()
+	}
+	if a.videos != nil {
+		// Running jobs get a while to finish, then go back to the queue.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		errs = append(errs, a.videos.Close(ctx))
+		cancel()
 	}
 	if a.events != nil {
 		a.events.Wait()

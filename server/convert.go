@@ -7,11 +7,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 )
 
 // converter turns store rows into API messages. It is the one place that
@@ -20,6 +22,46 @@ import (
 type converter struct {
 	// mediaURL is the public base URL of stored media, ending in "/".
 	mediaURL string
+	// signer signs the URLs of videos that are not public.
+	signer *media.Signer
+}
+
+var videoStatuses = map[string]flockv1.VideoStatus{
+	store.VideoProcessing: flockv1.VideoStatus_VIDEO_STATUS_PROCESSING,
+	store.VideoReady:      flockv1.VideoStatus_VIDEO_STATUS_READY,
+	store.VideoFailed:     flockv1.VideoStatus_VIDEO_STATUS_FAILED,
+}
+
+// video converts a video; once ready it carries its file URLs: plain for a
+// public video, else signed and valid until the top of the hour after next
+// (between one and two hours), so that a page shown twice within the hour
+// gets the same URL and the browser's cache.
+func (c converter) video(v *store.Video, now time.Time) *flockv1.Video {
+	if v == nil {
+		return nil
+	}
+	out := &flockv1.Video{
+		Id:              v.ID,
+		Status:          videoStatuses[v.Status],
+		DurationSeconds: v.DurationSeconds,
+		Width:           v.Width,
+		Height:          v.Height,
+		SizeBytes:       v.SizeBytes,
+		FailureReason:   v.FailureReason,
+		CreatedAt:       timestamp(v.CreatedAt),
+	}
+	if v.Status == store.VideoReady {
+		exp := now.Truncate(time.Hour).Add(2 * time.Hour)
+		url := func(key string) string {
+			if v.Public {
+				return c.mediaURL + key
+			}
+			return c.mediaURL + key + "?" + c.signer.Sign(key, exp)
+		}
+		out.PlaybackUrl = url(video.PlaybackKey(v.ID))
+		out.PosterUrl = url(video.PosterKey(v.ID))
+	}
+	return out
 }
 
 // user converts an account as the viewer sees it; self marks the viewer's
@@ -105,6 +147,7 @@ func (c converter) post(v *post.View, viewerID string) *flockv1.Post {
 	if v.GroupID != nil {
 		out.GroupId = *v.GroupID
 	}
+	out.Video = c.video(v.Video, time.Now())
 	return out
 }
 

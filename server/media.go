@@ -20,12 +20,21 @@ import (
 	"github.com/flock-social/flock/internal/media"
 )
 
-// serveMedia serves public stored media (avatars) by key. Keys are
-// content-addressed, so a response never changes and may be cached forever;
-// Range and conditional requests work through http.ServeContent.
+// serveMedia serves stored media by key: avatars, which are public and
+// content-addressed, so a response never changes and may be cached
+// forever; and video files, under the access rule of serveVideoFile. Range
+// and conditional requests work through http.ServeContent.
 func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/media/")
-	if !strings.HasPrefix(key, "avatars/") || path.Clean(key) != key || strings.Contains(key, "..") {
+	if path.Clean(key) != key || strings.Contains(key, "..") {
+		http.NotFound(w, r)
+		return
+	}
+	if strings.HasPrefix(key, "videos/") {
+		a.serveVideoFile(w, r, key)
+		return
+	}
+	if !strings.HasPrefix(key, "avatars/") {
 		http.NotFound(w, r)
 		return
 	}

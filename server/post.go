@@ -11,13 +11,14 @@ import (
 	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 )
 
-// postServer serves flock.v1.PostService. RPCs of later features
-// (videos) answer Unimplemented until they land.
+// postServer serves flock.v1.PostService (GetVideo and DeleteVideo are in
+// server/video.go, beside the upload).
 type postServer struct {
-	flockv1connect.UnimplementedPostServiceHandler
 	posts      *post.Service
+	videos     *video.Service
 	moderation *moderation.Service // ReportPost (server/report.go)
 	analytics  *analytics.Service  // GetPost counts views; GetPostAnalytics (server/analytics.go)
 	conv       converter

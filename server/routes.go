@@ -54,7 +54,7 @@ func (a *App) routes() http.Handler {
 		recoverHandler(a.log),
 	}
 	opts = append(opts, jsonCodecs()...)
-	conv := converter{mediaURL: a.cfg.PublicURL + "/media/"}
+	conv := a.conv
 
 	mux := http.NewServeMux()
 	var services []*vanguard.Service
@@ -63,7 +63,7 @@ func (a *App) routes() http.Handler {
 		services = append(services, vanguard.NewService(path, h))
 	}
 	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
-	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, moderation: a.moderation, analytics: a.analytics, conv: conv}, opts...))
+	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, moderation: a.moderation, analytics: a.analytics, videos: a.videos, conv: conv}, opts...))
 	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, conv: conv}, opts...))
 	notifications := &notificationServer{events: a.events, db: a.db, conv: conv}
 	activity := &activityServer{events: a.events, conv: conv}
@@ -84,6 +84,9 @@ func (a *App) routes() http.Handler {
 	}
 	reflector := grpcreflect.NewStaticReflector(serviceNames...)
 
+	// Before the /api/ catch-all, so that vanguard never buffers an upload.
+	mux.HandleFunc("POST /api/posts/videos", a.uploadVideo)
+	mux.HandleFunc("POST /api/posts/videos/{$}", a.uploadVideo)
 	mux.Handle("/api/", withNoStore(a.withWebSockets(notifications, activity, withoutTrailingSlash(a.withMultipartProfile(rest)))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))

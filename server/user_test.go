@@ -358,20 +358,6 @@ func TestRouting_TrailingSlashAndPlainConnectPOST(t *testing.T) {
 	}
 }
 
-// RPCs of features that have not landed answer Unimplemented with a message.
-func TestUnimplementedRPCs_SayWhat(t *testing.T) {
-	t.Parallel()
-	s := tu.MustServer(t, "sqlite")
-	a := s.MustAccount(t, "early")
-	for _, tr := range tu.Transports {
-		_, err := tu.Call[flockv1.GetVideoResponse](t.Context(), s, tr, flockv1connect.PostServiceGetVideoProcedure, a.AccessToken, &flockv1.GetVideoRequest{VideoId: "01NOSUCHVIDEO000000000000"})
-		wantCode(t, err, connect.CodeUnimplemented)
-		if !strings.Contains(err.Error(), "GetVideo") {
-			t.Errorf("%s: %q does not name the RPC", tr, err)
-		}
-	}
-}
-
 func TestVerifyEmailPage_GETDoesNotConsumeTheToken(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")

@@ -81,7 +81,7 @@ func buildBench(b *testing.B, engine string) *benchData {
 	}
 	b.Cleanup(func() { broker.Close() })
 	events := notify.NewService(db, broker, slog.New(slog.DiscardHandler))
-	d.posts = post.NewService(db, social.NewService(db, events), events)
+	d.posts = post.NewService(db, social.NewService(db, events), events, nil)
 	return d
 }
 

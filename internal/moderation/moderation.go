@@ -28,6 +28,7 @@ import (
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 )
 
 // MaxDetailsLen bounds a report's details, in characters.
@@ -44,12 +45,13 @@ var actions = []string{store.ActionDismiss, store.ActionRemovePost, store.Action
 type Service struct {
 	db     *store.DB
 	events *notify.Service
+	videos *video.Service // removes the files of a removed post's video; may be nil
 }
 
 // NewService returns a Service that records reports with events and
 // announces suspensions on it.
-func NewService(db *store.DB, events *notify.Service) *Service {
-	return &Service{db: db, events: events}
+func NewService(db *store.DB, events *notify.Service, videos *video.Service) *Service {
+	return &Service{db: db, events: events, videos: videos}
 }
 
 // View is a report as one viewer sees it.
@@ -209,8 +211,8 @@ func (s *Service) ListReports(ctx context.Context, p *account.Principal, status 
 // ResolveReport resolves an open report, and every other open report of
 // the same post with it, by one action (a store.Action* value):
 //   - dismiss changes nothing else;
-//   - remove_post deletes the post with its likes, comments and hashtags
-//     (nothing to do when its author already deleted it);
+//   - remove_post deletes the post with its likes, comments, hashtags and
+//     video (nothing to do when its author already deleted it);
 //   - suspend_author suspends the post's author and revokes all their
 //     sessions, then closes their open streams.
 //
@@ -227,6 +229,7 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 	var (
 		report    *store.Report
 		announces []string
+		videoID   *string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -257,6 +260,7 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 			} else if err != nil {
 				return err
 			}
+			videoID = post.VideoID
 			return s.db.DeletePost(ctx, tx, post)
 		case store.ActionSuspendAuthor:
 			if err := s.db.SuspendUser(ctx, tx, report.PostAuthorID); err != nil {
@@ -278,6 +282,9 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 	}
 	for _, c := range announces {
 		s.events.Announce(ctx, c)
+	}
+	if videoID != nil && s.videos != nil {
+		s.videos.Removed(ctx, *videoID)
 	}
 	if report, err = s.db.GetReport(ctx, s.db, reportID); err != nil {
 		return nil, fmt.Errorf("resolve report: %w", err)

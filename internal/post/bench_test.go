@@ -143,7 +143,7 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	}
 	events := notify.NewService(db, broker, slog.New(slog.DiscardHandler))
 	d.social = social.NewService(db, events)
-	d.posts2 = post.NewService(db, d.social, events)
+	d.posts2 = post.NewService(db, d.social, events, nil)
 	d.built = time.Since(start)
 	b.Logf("%s data set: %d users, %d follows, %d posts, built in %s", engine, benchUsers, benchUsers*benchFollows, benchPosts, d.built.Round(time.Millisecond))
 	datasets[engine] = d

@@ -26,6 +26,7 @@ import (
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 )
 
 // Content limits, in characters.
@@ -40,11 +41,13 @@ type Service struct {
 	db     *store.DB
 	social *social.Service
 	events *notify.Service
+	videos *video.Service // nil: posts cannot carry videos
 }
 
 // NewService returns a Service that records its actions with events.
-func NewService(db *store.DB, social *social.Service, events *notify.Service) *Service {
-	return &Service{db: db, social: social, events: events}
+// videos, when not nil, lets posts carry uploaded videos.
+func NewService(db *store.DB, social *social.Service, events *notify.Service, videos *video.Service) *Service {
+	return &Service{db: db, social: social, events: events, videos: videos}
 }
 
 // View is a post as the viewer sees it: with its author and whether the
@@ -53,6 +56,8 @@ type View struct {
 	*store.Post
 	Author    *social.UserView
 	LikedByMe bool
+	// Video is the video the post carries, if any.
+	Video *store.Video
 }
 
 // CommentView is a comment with its author.
@@ -150,8 +155,8 @@ func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash strin
 // CreatePost publishes a post, shared with a group when GroupID is set (it
 // is then visible to the group's members only, whatever Visibility says).
 // Returns EINVALID for empty or too long content or an unknown visibility,
-// ENOTFOUND for a group or video that does not exist (videos arrive with
-// their feature), EFORBIDDEN when posting to a group the caller is not a
+// ENOTFOUND for a group that does not exist or a video the caller did not
+// upload, ECONFLICT for a video another post carries, EFORBIDDEN when posting to a group the caller is not a
 // member of, and EPRECONDITION when an Idempotency-Key is reused for
 // another request.
 func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in CreateInput) (*View, error) {
@@ -169,8 +174,8 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 	default:
 		return nil, flock.FieldErrorf("visibility", "visibility must be public or followers")
 	}
-	if in.VideoID != "" {
-		return nil, flock.Errorf(flock.ENOTFOUND, "video %q not found", in.VideoID)
+	if in.VideoID != "" && s.videos == nil {
+		return nil, flock.FieldErrorf("videoId", "this server does not take videos")
 	}
 	hash := requestHash(content, in.Visibility, in.GroupID, in.VideoID)
 	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
@@ -181,7 +186,15 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 			}
 			post.GroupID, post.Visibility = &in.GroupID, store.VisibilityGroup
 		}
-		if err := s.db.CreatePost(ctx, tx, post); err != nil {
+		if in.VideoID != "" {
+			if err := s.videos.CheckAttach(ctx, tx, p.UserID, in.VideoID); err != nil {
+				return "", err
+			}
+			post.VideoID = &in.VideoID
+		}
+		if err := s.db.CreatePost(ctx, tx, post); errors.Is(err, store.ErrConflict) && in.VideoID != "" {
+			return "", flock.FieldErrorf("videoId", "video %q is already on another post; upload it again to post it twice", in.VideoID)
+		} else if err != nil {
 			return "", err
 		}
 		return post.ID, s.events.Record(ctx, tx, ev, &store.Activity{UserID: p.UserID, Type: notify.PostCreated, PostID: &post.ID})
@@ -268,14 +281,17 @@ func (s *Service) UpdatePost(ctx context.Context, p *account.Principal, id, cont
 	return s.GetPost(ctx, p, id)
 }
 
-// DeletePost deletes a post with its likes, comments and hashtags. Author only.
+// DeletePost deletes a post with its likes, comments, hashtags and video
+// (with the video's files). Author only.
 func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
+	var videoID *string
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		post, err := s.ownPost(ctx, tx, p, id, "delete")
 		if err != nil {
 			return err
 		}
+		videoID = post.VideoID
 		if err := s.db.DeletePost(ctx, tx, post); err != nil {
 			return err
 		}
@@ -283,6 +299,9 @@ func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id strin
 	})
 	if err != nil {
 		return fmt.Errorf("delete post: %w", err)
+	}
+	if videoID != nil && s.videos != nil {
+		s.videos.Removed(ctx, *videoID)
 	}
 	s.events.Publish(ctx, &ev)
 	return nil
@@ -375,9 +394,24 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 	if err != nil {
 		return nil, err
 	}
+	var videoIDs []string
+	for _, post := range posts {
+		if post.VideoID != nil {
+			videoIDs = append(videoIDs, *post.VideoID)
+		}
+	}
+	var videos map[string]*store.Video
+	if len(videoIDs) > 0 && s.videos != nil {
+		if videos, err = s.videos.ByID(ctx, videoIDs); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]*View, len(posts))
 	for i, post := range posts {
 		out[i] = &View{Post: post, Author: authors[post.AuthorID], LikedByMe: liked[post.ID]}
+		if post.VideoID != nil {
+			out[i].Video = videos[*post.VideoID]
+		}
 	}
 	return out, nil
 }

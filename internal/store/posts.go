@@ -127,10 +127,17 @@ func (db *DB) UpdatePostContent(ctx context.Context, tx bun.IDB, id, content str
 }
 
 // DeletePost deletes a post; its likes, comments and hashtags go with it
-// (foreign keys cascade) and its author's count drops.
+// (foreign keys cascade), so does the video it carries (p.VideoID; the
+// caller removes the video's files once committed), and its author's count
+// drops.
 func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
 	if _, err := tx.NewDelete().Model((*Post)(nil)).Where("id = ?", p.ID).Exec(ctx); err != nil {
 		return fmt.Errorf("delete post: %w", translate(err))
+	}
+	if p.VideoID != nil {
+		if _, err := tx.NewDelete().Model((*Video)(nil)).Where("id = ?", *p.VideoID).Exec(ctx); err != nil {
+			return fmt.Errorf("delete post's video: %w", translate(err))
+		}
 	}
 	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("posts_count = posts_count - 1").
 		Where("id = ?", p.AuthorID).Exec(ctx); err != nil {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
 )
 
@@ -83,12 +84,51 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		flush = d
 	}
 	fs.DurationVar(&s.ViewFlushInterval, "view-flush-interval", flush, "how often post views counted in memory are written to the database (FLOCK_VIEW_FLUSH_INTERVAL)")
+	var envErrs []error
+	num := func(name, env string, def float64, usage string) *float64 {
+		if v, ok := os.LookupEnv(env); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: want a number, got %q", env, v))
+			}
+			def = f
+		}
+		return fs.Float64(name, def, usage+" ("+env+")")
+	}
+	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				envErrs = append(envErrs, fmt.Errorf("%s: want a positive duration like 10m, got %q", env, v))
+			}
+			def = d
+		}
+		fs.DurationVar(p, name, def, usage+" ("+env+")")
+	}
+	videoMB := num("video-max-mb", "FLOCK_VIDEO_MAX_MB", video.DefaultMaxBytes>>20, "largest video upload in MiB; larger ones get 413")
+	dur(&s.Video.MaxDuration, "video-max-duration", "FLOCK_VIDEO_MAX_DURATION", video.DefaultMaxDuration, "longest video accepted")
+	videoDim := num("video-max-dimension", "FLOCK_VIDEO_MAX_DIMENSION", video.DefaultMaxDimension, "largest video width or height in pixels")
+	videoFPS := num("video-max-fps", "FLOCK_VIDEO_MAX_FPS", video.DefaultMaxFrameRate, "highest video frame rate")
+	dur(&s.Video.ProcessTimeout, "video-timeout", "FLOCK_VIDEO_TIMEOUT", video.DefaultProcessTimeout, "time limit of processing one video (probe, transcode, poster)")
+	videoWorkers := num("video-workers", "FLOCK_VIDEO_WORKERS", 1, "videos this instance transcodes at once; -1 for none (uploads are queued for other instances)")
+	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  flock [flags]                       serve the API\n  flock [flags] migrate               apply database migrations\n  flock [flags] user promote <name>   make an account staff\n\nFlags (each also read from the environment variable in brackets):\n")
 		fs.PrintDefaults()
 	}
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
+	}
+	if *videoMB < 1 || *videoDim < 16 || *videoFPS <= 0 || *videoWorkers != float64(int(*videoWorkers)) || *videoWorkers < -1 {
+		return nil, nil, fmt.Errorf("video limits: want FLOCK_VIDEO_MAX_MB >= 1, FLOCK_VIDEO_MAX_DIMENSION >= 16, FLOCK_VIDEO_MAX_FPS > 0 and FLOCK_VIDEO_WORKERS a whole number >= -1")
+	}
+	s.Video.MaxBytes = int64(*videoMB * (1 << 20))
+	s.Video.MaxDimension, s.Video.MaxFrameRate, s.Video.Workers = int(*videoDim), *videoFPS, int(*videoWorkers)
+	if s.Video.Workers == 0 {
+		s.Video.Workers = -1
 	}
 	switch s.env {
 	case "development", "production":
@@ -191,7 +231,13 @@ func migrate(ctx context.Context, s *settings, stdout io.Writer) error {
 	for _, name := range applied {
 		fmt.Fprintln(stdout, "applied", name)
 	}
-	return nil
+	// The video job queue's tables (River's migrations) come with opening it.
+	videos, err := video.NewService(ctx, db, s.DatabaseURL, nil, video.Config{Workers: -1}, s.Logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "job queue is up to date")
+	return videos.Close(ctx)
 }
 
 func promote(ctx context.Context, s *settings, username string, stdout io.Writer) error {

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"gocloud.dev/gcerrors"
+
+	"github.com/flock-social/flock"
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/internal/ratelimit"
+	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
+)
+
+// uploadVideo serves `POST /api/posts/videos/`: a multipart/form-data body
+// whose `file` part is the video. The part is streamed to media storage as
+// it arrives (internal/video), so memory use does not grow with the file;
+// past the limit the upload is refused with 413 and nothing is kept. It
+// answers 202 with {"video": {...}} in the processing state, the body of
+// GetVideo.
+func (a *App) uploadVideo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		writeRESTError(w, flock.Errorf(flock.EUNAUTHORIZED, "missing access token: send Authorization: Bearer <accessToken>"))
+		return
+	}
+	p, err := a.accounts.Authenticate(ctx, token)
+	if err != nil {
+		writeRESTError(w, err)
+		return
+	}
+	if a.limiter != nil {
+		res, err := ratelimit.Check(ctx, a.limiter, "upload", p.UserID, r.RemoteAddr)
+		if err != nil {
+			a.log.WarnContext(ctx, "rate limiter unavailable; letting the request through", "action", "upload", "err", err)
+		} else {
+			for k, v := range res.Headers() {
+				w.Header()[k] = v
+			}
+			if !res.Allowed {
+				writeRESTError(w, res.Err())
+				return
+			}
+		}
+	}
+	// The multipart envelope adds a little to the file; allow for it.
+	limit := a.videos.MaxBytes() + 1<<20
+	if r.ContentLength > limit {
+		writeTooLarge(w, a.videos.MaxBytes())
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+		writeRESTError(w, flock.FieldErrorf("file", "send the video as multipart/form-data with a file part, e.g. curl -F file=@clip.mp4"))
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeRESTError(w, flock.Errorf(flock.EINVALID, "malformed multipart body: %v", err))
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		var tooBig *http.MaxBytesError
+		switch {
+		case err == io.EOF:
+			writeRESTError(w, flock.FieldErrorf("file", "the form has no file part: send the video as file, e.g. curl -F file=@clip.mp4"))
+			return
+		case errors.As(err, &tooBig):
+			writeTooLarge(w, a.videos.MaxBytes())
+			return
+		case err != nil:
+			writeRESTError(w, flock.Errorf(flock.EINVALID, "malformed multipart body: %v", err))
+			return
+		}
+		if part.FormName() != "file" {
+			continue // other fields are not used; NextPart skips the rest of this one
+		}
+		v, err := a.videos.Upload(ctx, p, part)
+		if errors.Is(err, video.ErrTooLarge) || errors.As(err, &tooBig) {
+			writeTooLarge(w, a.videos.MaxBytes())
+			return
+		} else if err != nil {
+			if flock.ErrorCode(err) == flock.EINTERNAL {
+				a.log.ErrorContext(ctx, "upload video", "err", err, "request_id", requestID(ctx))
+				err = flock.Errorf(flock.EINTERNAL, "internal error (request id %s)", requestID(ctx))
+			}
+			writeRESTError(w, err)
+			return
+		}
+		body, err := jsonMarshal.Marshal(&flockv1.GetVideoResponse{Video: a.conv.video(v, time.Now())})
+		if err != nil {
+			writeRESTError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Location", "/api/posts/videos/"+v.ID+"/")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write(body)
+		return
+	}
+}
+
+// writeTooLarge answers 413 with the limit.
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	msg := flock.ErrorMessage(flock.FieldErrorf("file", "the video is too large: the limit is %d MiB", limit>>20))
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(connect.CodeResourceExhausted), "message": msg})
+}
+
+// serveVideoFile serves videos/<id>/video.mp4 and videos/<id>/poster.jpg
+// to whoever holds a signed URL for it, or to anyone when the video is
+// public (carried by a public post). Anything else is 404, so that a
+// video's existence does not leak. Range and conditional requests work
+// through http.ServeContent.
+func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string) {
+	parts := strings.Split(key, "/") // videos, id, name
+	if len(parts) != 3 || !store.ValidID(parts[1]) || (parts[2] != "video.mp4" && parts[2] != "poster.jpg") {
+		http.NotFound(w, r)
+		return
+	}
+	id := parts[1]
+	cache := "private, max-age=3600"
+	if !a.signer.Verify(key, r.URL.Query(), time.Now()) {
+		public, err := a.videos.Public(r.Context(), id)
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)
+			http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
+			return
+		}
+		if !public {
+			http.NotFound(w, r)
+			return
+		}
+		// Short: a deleted post or a suspended author ends public access.
+		cache = "public, max-age=300"
+	}
+	rd, err := a.bucket.NewReader(r.Context(), key, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		http.NotFound(w, r)
+		return
+	} else if err != nil {
+		a.log.ErrorContext(r.Context(), "open media", "key", key, "err", err)
+		http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", rd.ContentType())
+	w.Header().Set("Cache-Control", cache)
+	// A video's files never change once written: its ID and file name
+	// identify the content.
+	w.Header().Set("ETag", `"`+id+"-"+strings.TrimSuffix(parts[2], ".mp4")+`"`)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", rd.ModTime(), rd)
+}
+
+// GetVideo serves flock.v1.PostService/GetVideo.
+func (s *postServer) GetVideo(ctx context.Context, req *connect.Request[flockv1.GetVideoRequest]) (*connect.Response[flockv1.GetVideoResponse], error) {
+	v, err := s.videos.Get(ctx, principal(ctx), req.Msg.GetVideoId())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.GetVideoResponse{Video: s.conv.video(v, time.Now())}), nil
+}
+
+// DeleteVideo serves flock.v1.PostService/DeleteVideo.
+func (s *postServer) DeleteVideo(ctx context.Context, req *connect.Request[flockv1.DeleteVideoRequest]) (*connect.Response[flockv1.DeleteVideoResponse], error) {
+	if err := s.videos.Delete(ctx, principal(ctx), req.Msg.GetVideoId()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.DeleteVideoResponse{}), nil
+}
