@@ -296,9 +296,7 @@ func (a *App) Close() error {
 	}
 	if a.videos != nil {
 		// Running jobs get a while to finish, then go back to the queue.
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		errs = append(errs, a.videos.Close(ctx))
-		cancel()
+		errs = append(errs, a.videos.Close())
 	}
 	if a.events != nil {
 		a.events.Wait()

@@ -156,7 +156,8 @@ func (s *Service) idempotent(ctx context.Context, userID, scope, key, hash strin
 // is then visible to the group's members only, whatever Visibility says).
 // Returns EINVALID for empty or too long content or an unknown visibility,
 // ENOTFOUND for a group that does not exist or a video the caller did not
-// upload, ECONFLICT for a video another post carries, EFORBIDDEN when posting to a group the caller is not a
+// upload, ECONFLICT for a video another post carries, EPRECONDITION for a
+// video that failed processing, EFORBIDDEN when posting to a group the caller is not a
 // member of, and EPRECONDITION when an Idempotency-Key is reused for
 // another request.
 func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in CreateInput) (*View, error) {
@@ -193,7 +194,7 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 			post.VideoID = &in.VideoID
 		}
 		if err := s.db.CreatePost(ctx, tx, post); errors.Is(err, store.ErrConflict) && in.VideoID != "" {
-			return "", flock.FieldErrorf("videoId", "video %q is already on another post; upload it again to post it twice", in.VideoID)
+			return "", flock.Errorf(flock.ECONFLICT, "video %q is already on another post; upload it again to post it twice", in.VideoID)
 		} else if err != nil {
 			return "", err
 		}

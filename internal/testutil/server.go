@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
 )
 
@@ -53,7 +54,10 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		DatabaseURL: MustDatabaseURL(tb, engine),
 		Mailer:      "file:" + filepath.Join(dir, "mail"),
 		JWTSecret:   "test-secret-that-is-at-least-32-bytes-long",
-		Logger:      slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Videos are queued but not processed unless a test asks for it
+		// (Video.Workers > 0), so that most servers run no ffmpeg.
+		Video:  video.Config{Workers: -1, JobPoll: 50 * time.Millisecond},
+		Logger: slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, f := range configure {
 		f(&cfg)

@@ -98,6 +98,11 @@ func (t tools) probe(ctx context.Context, dir, file string) (*Probe, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseProbe(out)
+}
+
+// parseProbe reads the JSON of `ffprobe -show_format -show_streams`.
+func parseProbe(out []byte) (*Probe, error) {
 	var o ffprobeOutput
 	if err := json.Unmarshal(out, &o); err != nil {
 		return nil, fmt.Errorf("ffprobe output: %w", err)

@@ -155,7 +155,7 @@ func (s *Service) checkLimits(p *Probe) error {
 	switch {
 	case p.Video == nil:
 		return failf("the file has no video stream")
-	case p.Duration <= 0:
+	case !(p.Duration > 0): // also NaN
 		return failf("the video has no duration")
 	case p.Duration > s.cfg.MaxDuration.Seconds():
 		return failf("the video is %s long; the limit is %s", time.Duration(p.Duration*float64(time.Second)).Round(time.Second), s.cfg.MaxDuration)
@@ -163,7 +163,7 @@ func (s *Service) checkLimits(p *Probe) error {
 		return failf("the video is %dx%d pixels; the limit is %d on either side", p.Video.Width, p.Video.Height, s.cfg.MaxDimension)
 	case p.Video.Width <= 0 || p.Video.Height <= 0:
 		return failf("the video has no picture size")
-	case p.Video.FrameRate > s.cfg.MaxFrameRate:
+	case !(p.Video.FrameRate <= s.cfg.MaxFrameRate): // also NaN; 0 is unknown (variable rate)
 		return failf("the video has %.4g frames per second; the limit is %.4g", p.Video.FrameRate, s.cfg.MaxFrameRate)
 	}
 	return nil

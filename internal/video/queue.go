@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
@@ -21,9 +22,10 @@ import (
 // The queue is River (github.com/riverqueue/river): jobs are rows in the
 // database, so a queued video survives a restart, and a job is locked by
 // the one worker that takes it, so it runs once across any number of
-// instances. On Postgres River has a pgx pool of its own (its leader
-// election does not work over bun's pgdriver; see docs/architecture.md);
-// on SQLite it shares the store's database/sql pool.
+// instances. On Postgres a working instance gives River a pgx pool of its
+// own (its leader election does not work over bun's pgdriver; see
+// docs/architecture.md); an instance that only queues, and SQLite, share
+// the store's database/sql pool.
 
 // queueName is the River queue of video jobs.
 const queueName = "video"
@@ -87,13 +89,13 @@ func openQueue(ctx context.Context, db *store.DB, databaseURL string, s *Service
 		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute),
 			func() (river.JobArgs, *river.InsertOpts) { return rescueArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})}
 	}
-	switch db.Engine {
-	case store.Postgres:
+	switch {
+	case db.Engine == store.Postgres && q.working:
 		pcfg, err := pgxpool.ParseConfig(databaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("job queue: %w", err)
 		}
-		pcfg.MaxConns = int32(max(s.cfg.Workers, 0) + 4)
+		pcfg.MaxConns = int32(s.cfg.Workers + 3)
 		if q.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 			return nil, fmt.Errorf("job queue: %w", err)
 		}
@@ -107,7 +109,22 @@ func openQueue(ctx context.Context, db *store.DB, databaseURL string, s *Service
 			return nil, fmt.Errorf("job queue: %w", err)
 		}
 		driver := riverpgxv5.New(q.pool)
-		if err := migratePostgres(ctx, q.pool, driver, cfg.Schema, log); err != nil {
+		if err := migrateLocked(ctx, db, driver, cfg.Schema, log); err != nil {
+			return nil, err
+		}
+		if q.client, err = river.NewClient(driver, cfg); err != nil {
+			return nil, fmt.Errorf("job queue: %w", err)
+		}
+	case db.Engine == store.Postgres:
+		// An instance that only queues jobs inserts them over the store's
+		// own pool (River's database/sql driver: inserting works over
+		// pgdriver; only a working client's leader election needs pgx), so
+		// it holds no connections of its own.
+		if err := db.NewRaw("SELECT current_schema()").Scan(ctx, &cfg.Schema); err != nil {
+			return nil, fmt.Errorf("job queue: %w", err)
+		}
+		driver := riverdatabasesql.New(db.DB.DB)
+		if err := migrateLocked(ctx, db, driver, cfg.Schema, log); err != nil {
 			return nil, err
 		}
 		if q.client, err = river.NewClient(driver, cfg); err != nil {
@@ -140,19 +157,20 @@ func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schem
 	return nil
 }
 
-// migratePostgres applies River's migrations under an advisory lock, so
-// instances starting together do not race to create its tables.
-func migratePostgres(ctx context.Context, pool *pgxpool.Pool, driver *riverpgxv5.Driver, schema string, log *slog.Logger) error {
-	conn, err := pool.Acquire(ctx)
+// migrateLocked applies River's migrations on Postgres under an advisory
+// lock, so that instances starting together do not race to create its
+// tables.
+func migrateLocked[TTx any](ctx context.Context, db *store.DB, driver riverdriver.Driver[TTx], schema string, log *slog.Logger) error {
+	conn, err := db.DB.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("job queue migrations: %w", err)
 	}
-	defer conn.Release()
+	defer conn.Close()
 	const lockKey = 0x666c6f636b726976 // "flockriv"
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
 		return fmt.Errorf("job queue migrations: lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(lockKey)) //nolint:errcheck
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(lockKey)) //nolint:errcheck
 	return migrate(ctx, driver, schema, log)
 }
 

@@ -63,6 +63,9 @@ type Config struct {
 	// JobPoll is how often the queue is polled for new jobs where it cannot
 	// be notified (SQLite; default 1s).
 	JobPoll time.Duration
+	// StopGrace is how long Close lets running jobs finish before it
+	// cancels them; a cancelled job goes back to the queue (default 20s).
+	StopGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -89,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.JobPoll <= 0 {
 		c.JobPoll = time.Second
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = 20 * time.Second
 	}
 }
 
@@ -154,9 +160,14 @@ func lookPath(path, name string) (string, error) {
 // periodic rescue of videos whose job was lost.
 func (s *Service) Start(ctx context.Context) error { return s.queue.start(ctx) }
 
-// Close stops processing: jobs running get until ctx ends to finish, then
-// are cancelled and go back to the queue for a later attempt.
-func (s *Service) Close(ctx context.Context) error { return s.queue.close(ctx) }
+// Close stops processing: jobs running get StopGrace to finish, then are
+// cancelled and go back to the queue for a later attempt (here or on
+// another instance).
+func (s *Service) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopGrace)
+	defer cancel()
+	return s.queue.close(ctx)
+}
 
 // MaxBytes is the largest upload accepted.
 func (s *Service) MaxBytes() int64 { return s.cfg.MaxBytes }
@@ -272,12 +283,12 @@ func (s *Service) Delete(ctx context.Context, p *account.Principal, id string) e
 func (s *Service) CheckAttach(ctx context.Context, tx bun.IDB, authorID, id string) error {
 	v, err := s.db.GetVideo(ctx, tx, id)
 	if store.IsNotFound(err) || (err == nil && v.OwnerID != authorID) {
-		return flock.FieldErrorf("videoId", "video %q not found: upload it first with POST /api/posts/videos/", id)
+		return flock.Errorf(flock.ENOTFOUND, "video %q not found: upload it first with POST /api/posts/videos/", id)
 	} else if err != nil {
 		return err
 	}
 	if v.Status == store.VideoFailed {
-		return flock.FieldErrorf("videoId", "video %q failed processing (%s) and cannot be posted", id, v.FailureReason)
+		return flock.Errorf(flock.EPRECONDITION, "video %q failed processing (%s) and cannot be posted", id, v.FailureReason)
 	}
 	return nil
 }

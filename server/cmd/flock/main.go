@@ -237,7 +237,7 @@ func migrate(ctx context.Context, s *settings, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "job queue is up to date")
-	return videos.Close(ctx)
+	return videos.Close()
 }
 
 func promote(ctx context.Context, s *settings, username string, stdout io.Writer) error {

@@ -1,0 +1,189 @@
+package server_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/store"
+	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/server"
+)
+
+// The processing job is durable: a video uploaded to an instance that
+// stops before processing it is processed by the next one to start.
+func TestVideoJobs_SurviveARestart(t *testing.T) {
+	t.Parallel()
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dbURL, data := tu.MustDatabaseURL(t, engine), t.TempDir()
+			shared := func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, data }
+			var token, id string
+			t.Run("upload to an instance that does not process, then stop it", func(t *testing.T) {
+				s := tu.MustServer(t, engine, shared)
+				alice := s.MustAccount(t, "alice")
+				token, id = alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId()
+			})
+			s := tu.MustServer(t, engine, shared, processing)
+			waitReady(t, s, token, id)
+		})
+	}
+}
+
+// Two instances on one Postgres take jobs from one queue, and each video
+// is processed once: every job completed on its first attempt (a second
+// run of a job would be a second attempt).
+func TestVideoJobs_RunOnceAcrossInstances(t *testing.T) {
+	t.Parallel()
+	if !strings.Contains(strings.Join(tu.Engines(t), " "), store.Postgres) {
+		t.Skip("needs Postgres")
+	}
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	dbURL, data := tu.MustDatabaseURL(t, store.Postgres), t.TempDir()
+	shared := func(c *server.Config) { c.DatabaseURL, c.DataDir, c.Video.Workers = dbURL, data, 2 }
+	a, b := tu.MustServer(t, store.Postgres, shared), tu.MustServer(t, store.Postgres, shared)
+	alice := a.MustAccount(t, "alice")
+	var ids []string
+	for i := range 6 {
+		s := []*tu.Server{a, b}[i%2]
+		ids = append(ids, upload(t, s, alice.AccessToken, mp4).GetId())
+	}
+	for _, id := range ids {
+		waitReady(t, b, alice.AccessToken, id)
+	}
+	type job struct {
+		State       string   `bun:"state"`
+		Attempt     int      `bun:"attempt"`
+		AttemptedBy []string `bun:"attempted_by,array"`
+	}
+	var jobs []job
+	// River records a completion shortly after the work returns.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		jobs = nil
+		if err := a.App.DB().NewSelect().Table("river_job").Column("state", "attempt", "attempted_by").
+			Where("kind = ?", "video.process").Scan(t.Context(), &jobs); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(jobs, func(j job) bool { return j.State == "running" }) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(jobs) != len(ids) {
+		t.Fatalf("%d process jobs for %d videos", len(jobs), len(ids))
+	}
+	workers := map[string]int{}
+	for _, j := range jobs {
+		if j.State != "completed" || j.Attempt != 1 || len(j.AttemptedBy) != 1 {
+			t.Errorf("job %+v: want completed on its one attempt", j)
+		}
+		if len(j.AttemptedBy) > 0 {
+			workers[j.AttemptedBy[0]]++
+		}
+	}
+	t.Logf("jobs per instance: %v", workers)
+}
+
+// Media storage on an S3-protocol server (gofakes3, in process, speaking
+// the real protocol to gocloud.dev's s3blob): the upload streams to it, the
+// job reads and writes it, playback reads ranges from it, and deletion
+// removes the objects.
+func TestVideo_OnS3Storage(t *testing.T) {
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	backend := s3mem.New()
+	if err := backend.CreateBucket("media"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(backend).Server())
+	defer s3.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+	q := url.Values{"region": {"us-east-1"}, "endpoint": {s3.URL}, "use_path_style": {"true"}, "disable_https": {"true"}}
+	s := tu.MustServer(t, "sqlite", processing, func(c *server.Config) { c.MediaURL = "s3://media?" + q.Encode() })
+	alice := s.MustAccount(t, "alice")
+	objects := func() []string {
+		list, err := backend.ListBucket("media", &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range list.Contents {
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+	v := waitReady(t, s, alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId())
+	if got := strings.Join(objects(), " "); got != "videos/"+v.GetId()+"/poster.jpg videos/"+v.GetId()+"/video.mp4" {
+		t.Errorf("objects = %s, want the poster and the playable file", got)
+	}
+	res, body := get(t, s, v.GetPlaybackUrl())
+	if res.StatusCode != http.StatusOK || int64(len(body)) != v.GetSizeBytes() {
+		t.Fatalf("playback from S3 = %d, %d bytes", res.StatusCode, len(body))
+	}
+	res, part := get(t, s, v.GetPlaybackUrl(), "Range", "bytes=10-19")
+	if res.StatusCode != http.StatusPartialContent || string(part) != string(body[10:20]) {
+		t.Errorf("range from S3 = %d, %q", res.StatusCode, part)
+	}
+	tu.MustCall[flockv1.DeleteVideoResponse](t, s, tu.Connect, flockv1connect.PostServiceDeleteVideoProcedure, alice.AccessToken, &flockv1.DeleteVideoRequest{VideoId: v.GetId()})
+	if got := objects(); len(got) != 0 {
+		t.Errorf("objects after delete = %v", got)
+	}
+}
+
+// Shutdown cancels a job that is running past the grace period and puts it
+// back in the queue (property 19); the next instance finishes it.
+func TestVideoJobs_ShutdownRequeuesARunningJob_P19(t *testing.T) {
+	t.Parallel()
+	avi := fixture(t, "slow.avi", "1280x720", 30, 20, "-c:v", "mpeg4", "-q:v", "2", "-c:a", "mp2")
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dbURL, data := tu.MustDatabaseURL(t, engine), t.TempDir()
+			shared := func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, data }
+			var token, id string
+			state := func(db *store.DB) (st string, attempt int) {
+				_ = db.NewSelect().Table("river_job").Column("state", "attempt").
+					Where("kind = ?", "video.process").Scan(t.Context(), &st, &attempt)
+				return st, attempt
+			}
+			t.Run("stop while the job runs", func(t *testing.T) {
+				s := tu.MustServer(t, engine, shared, processing, func(c *server.Config) { c.Video.StopGrace = time.Millisecond })
+				alice := s.MustAccount(t, "alice")
+				token, id = alice.AccessToken, upload(t, s, alice.AccessToken, avi).GetId()
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					if st, _ := state(s.App.DB()); st == "running" {
+						break
+					} else if time.Now().After(deadline) {
+						t.Fatalf("job state %q, never running", st)
+					}
+				}
+			})
+			db, err := store.Open(t.Context(), dbURL, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// River puts a job cancelled by its stop back as available
+			// without counting the attempt (a failed attempt would be
+			// retryable).
+			if st, attempt := state(db); st != "available" && st != "retryable" {
+				t.Errorf("after shutdown the job is %s (attempt %d), want back in the queue", st, attempt)
+			}
+			db.Close()
+			s := tu.MustServer(t, engine, shared, processing)
+			if v, _ := getVideo(t, s, tu.Connect, token, id); v.GetStatus() != flockv1.VideoStatus_VIDEO_STATUS_PROCESSING {
+				t.Fatalf("after the interrupted job the video is %s, want processing", v.GetStatus())
+			}
+			waitReady(t, s, token, id)
+		})
+	}
+}
