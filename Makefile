@@ -13,7 +13,7 @@ STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
 TEST_FLAGS ?=
 
-.PHONY: run build test test-short bench bench-streams generate check-generate lint fmt tools proto-deps clean
+.PHONY: run build test test-short bench bench-streams bench-upload generate check-generate lint fmt tools proto-deps clean
 
 run:
 	$(GO) run ./server/cmd/flock
@@ -33,6 +33,10 @@ test-short:
 ## bench: go test benchmarks of the social core on both engines (see docs/performance.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/post/
+
+## bench-upload: a 1 GiB video upload's throughput and server peak memory, next to copying the file.
+bench-upload: build
+	$(GO) run ./bench/upload
 
 ## bench-streams: delay from an action to its arrival on 1,000 open streams, and memory per stream.
 bench-streams: build

@@ -143,13 +143,3 @@ func (db *DB) StaleProcessingVideos(ctx context.Context, tx bun.IDB, t time.Time
 	}
 	return ids, nil
 }
-
-// PostIDOfVideo returns the ID of the post that carries a video; an error
-// matching IsNotFound when none does.
-func (db *DB) PostIDOfVideo(ctx context.Context, tx bun.IDB, videoID string) (string, error) {
-	var id string
-	if err := tx.NewSelect().Model((*Post)(nil)).Column("id").Where("video_id = ?", videoID).Scan(ctx, &id); err != nil {
-		return "", fmt.Errorf("post of video: %w", translate(err))
-	}
-	return id, nil
-}

@@ -8,6 +8,7 @@
 package video
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -203,7 +204,13 @@ func (s *Service) Upload(ctx context.Context, p *account.Principal, r io.Reader)
 		return nil, fmt.Errorf("upload video: open storage: %w", err)
 	}
 	limit := s.cfg.MaxBytes
-	written, err := io.Copy(w, io.LimitReader(io.MultiReader(bytes.NewReader(head), r), limit+1))
+	// Large writes: the reader may hand over a few KiB at a time, and
+	// every write costs a system call (local disk) and a hash update.
+	bw := bufio.NewWriterSize(w, 1<<20)
+	written, err := io.Copy(bw, io.LimitReader(io.MultiReader(bytes.NewReader(head), r), limit+1))
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil && written > limit {
 		err = fmt.Errorf("%w: the video may be at most %s", ErrTooLarge, humanBytes(limit))
 	}
