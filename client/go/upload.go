@@ -1,6 +1,3 @@
-// Package client holds helpers for Go programs that use Flock beyond the
-// generated clients of gen/go/flock/v1/flockv1connect: the video upload,
-// which is plain HTTP rather than an RPC, and waiting for its processing.
 package client
 
 import (
@@ -20,6 +17,26 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 )
+
+// UploadVideo uploads a video as the Client's account: see the function
+// UploadVideo, which it calls with the Client's HTTP client, base URL and
+// access token (refreshed first when it is about to expire). The upload
+// is not retried: r may be a stream that cannot be read twice.
+func (c *Client) UploadVideo(ctx context.Context, filename string, r io.Reader) (*flockv1.Video, error) {
+	access, err := c.auth.current(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("upload video: %w", err)
+	}
+	return UploadVideo(ctx, c.httpClient, c.baseURL, access, filename, r)
+}
+
+// WaitVideo waits for an uploaded video to be processed, asking the
+// server every second: see the function WaitVideo. The Client renews its
+// token during a long wait.
+func (c *Client) WaitVideo(ctx context.Context, videoID string) (*flockv1.Video, error) {
+	access, _ := c.auth.tokens()
+	return WaitVideo(ctx, c.Posts, access, videoID, time.Second)
+}
 
 // UploadVideo uploads a video to the Flock server at baseURL (e.g.
 // "http://127.0.0.1:8080") as the holder of accessToken, streaming r as the
