@@ -64,13 +64,14 @@ generate: tools proto-deps
 	rm -rf gen
 	buf generate
 	cp gen/openapi/openapi.yaml server/openapi.yaml
+	./scripts/apidocs.sh
 
 ## check-generate: fails when gen/ is not what make generate writes.
 check-generate: generate
-	@git add -N gen server/openapi.yaml >/dev/null 2>&1 || true
-	@if ! git diff --quiet -- gen server/openapi.yaml; then \
+	@git add -N gen server/openapi.yaml server/apidocs >/dev/null 2>&1 || true
+	@if ! git diff --quiet -- gen server/openapi.yaml server/apidocs; then \
 		echo "gen/ is stale: run make generate and commit the result" >&2; \
-		git diff --stat -- gen server/openapi.yaml >&2; exit 1; fi
+		git diff --stat -- gen server/openapi.yaml server/apidocs >&2; exit 1; fi
 
 lint: proto-deps $(TOOLS_BIN)/buf
 	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt: files above need formatting" >&2; exit 1; }

@@ -33,6 +33,7 @@ var openAPISpec []byte
 //	/api/...                    REST JSON through vanguard, trailing slash optional
 //	/grpc.reflection.*, /grpc.health.v1.*
 //	/healthz, /readyz, /metrics, /openapi.yaml
+//	/docs/                      the browsable API reference (embedded Swagger UI)
 //	/media/...                  stored media (avatars)
 //	/verify-email               the page the verification link opens
 func (a *App) routes() http.Handler {
@@ -101,6 +102,7 @@ func (a *App) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPISpec)
 	})
+	mux.Handle("GET /docs/", apiDocsHandler())
 	mux.HandleFunc("GET /media/", a.serveMedia)
 	mux.HandleFunc("/verify-email", a.verifyEmailPage)
 
