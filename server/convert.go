@@ -178,14 +178,20 @@ var notificationTypes = map[string]flockv1.NotificationType{
 	notify.TypeGroupJoined:      flockv1.NotificationType_NOTIFICATION_TYPE_GROUP_JOINED,
 }
 
-// notifications converts notifications with their actors, loaded in one
-// query for the whole batch. The recipient sees actors' public fields.
-func (c converter) notifications(ctx context.Context, db *store.DB, ns []*store.Notification) ([]*flockv1.Notification, error) {
+// notifications converts notifications with their actors as their
+// recipient sees them (public fields and the recipient's relationship to
+// each: followedByMe and the rest), loaded for the whole batch in a fixed
+// number of queries. A batch has one recipient.
+func (c converter) notifications(ctx context.Context, sv *social.Service, ns []*store.Notification) ([]*flockv1.Notification, error) {
+	if len(ns) == 0 {
+		return []*flockv1.Notification{}, nil
+	}
 	ids := make([]string, 0, len(ns))
 	for _, n := range ns {
 		ids = append(ids, n.ActorID)
 	}
-	actors, err := db.GetUsers(ctx, db, ids)
+	recipient := ns[0].UserID
+	actors, err := sv.ViewsByID(ctx, recipient, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +200,7 @@ func (c converter) notifications(ctx context.Context, db *store.DB, ns []*store.
 		out[i] = &flockv1.Notification{
 			Id:        n.ID,
 			Type:      notificationTypes[n.Type],
-			Actor:     c.user(actors[n.ActorID], false),
+			Actor:     c.userView(actors[n.ActorID], recipient),
 			PostId:    deref(n.PostID),
 			CommentId: deref(n.CommentID),
 			GroupId:   deref(n.GroupID),

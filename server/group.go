@@ -8,12 +8,14 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/group"
+	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 )
 
 // groupServer serves flock.v1.GroupService.
 type groupServer struct {
 	groups *group.Service
+	social *social.Service // the member's profile in membership answers
 	conv   converter
 }
 
@@ -150,9 +152,15 @@ func (s *groupServer) DeleteGroup(ctx context.Context, req *connect.Request[floc
 	return connect.NewResponse(&flockv1.DeleteGroupResponse{}), nil
 }
 
-// membershipOf converts the caller's own membership (the caller is its user).
-func (s *groupServer) ownMembership(ctx context.Context, m *store.GroupMember) *flockv1.GroupMember {
-	return s.membership(m, &flockv1.User{Id: principal(ctx).UserID})
+// memberOf converts a membership with its user's profile as the caller
+// sees it.
+func (s *groupServer) memberOf(ctx context.Context, m *store.GroupMember) (*flockv1.GroupMember, error) {
+	viewer := principal(ctx).UserID
+	users, err := s.social.ViewsByID(ctx, viewer, []string{m.UserID})
+	if err != nil {
+		return nil, err
+	}
+	return s.membership(m, s.conv.userView(users[m.UserID], viewer)), nil
 }
 
 func (s *groupServer) JoinGroup(ctx context.Context, req *connect.Request[flockv1.JoinGroupRequest]) (*connect.Response[flockv1.JoinGroupResponse], error) {
@@ -160,7 +168,11 @@ func (s *groupServer) JoinGroup(ctx context.Context, req *connect.Request[flockv
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&flockv1.JoinGroupResponse{Membership: s.ownMembership(ctx, m)}), nil
+	out, err := s.memberOf(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.JoinGroupResponse{Membership: out}), nil
 }
 
 func (s *groupServer) LeaveGroup(ctx context.Context, req *connect.Request[flockv1.LeaveGroupRequest]) (*connect.Response[flockv1.LeaveGroupResponse], error) {
@@ -176,7 +188,11 @@ func (s *groupServer) AddGroupMember(ctx context.Context, req *connect.Request[f
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&flockv1.AddGroupMemberResponse{Membership: s.membership(gm, &flockv1.User{Id: gm.UserID})}), nil
+	out, err := s.memberOf(ctx, gm)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.AddGroupMemberResponse{Membership: out}), nil
 }
 
 func (s *groupServer) UpdateGroupMember(ctx context.Context, req *connect.Request[flockv1.UpdateGroupMemberRequest]) (*connect.Response[flockv1.UpdateGroupMemberResponse], error) {
@@ -185,7 +201,11 @@ func (s *groupServer) UpdateGroupMember(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&flockv1.UpdateGroupMemberResponse{Membership: s.membership(gm, &flockv1.User{Id: gm.UserID})}), nil
+	out, err := s.memberOf(ctx, gm)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.UpdateGroupMemberResponse{Membership: out}), nil
 }
 
 func (s *groupServer) RemoveGroupMember(ctx context.Context, req *connect.Request[flockv1.RemoveGroupMemberRequest]) (*connect.Response[flockv1.RemoveGroupMemberResponse], error) {

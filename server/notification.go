@@ -8,6 +8,7 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/notify"
+	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -16,6 +17,7 @@ import (
 type notificationServer struct {
 	events *notify.Service
 	db     *store.DB
+	social *social.Service // actors as the recipient sees them
 	conv   converter
 }
 
@@ -27,7 +29,7 @@ func (s *notificationServer) ListNotifications(ctx context.Context, req *connect
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.conv.notifications(ctx, s.db, pg.Notifications)
+	out, err := s.conv.notifications(ctx, s.social, pg.Notifications)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +50,7 @@ func (s *notificationServer) Subscribe(ctx context.Context, req *connect.Request
 	// once the stream listens, so it knows nothing after that is missed.
 	ready := func() error { return stream.Send(nil) }
 	return s.events.StreamNotifications(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(n *store.Notification) error {
-		out, err := s.conv.notifications(ctx, s.db, []*store.Notification{n})
+		out, err := s.conv.notifications(ctx, s.social, []*store.Notification{n})
 		if err != nil {
 			return err
 		}

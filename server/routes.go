@@ -65,8 +65,8 @@ func (a *App) routes() http.Handler {
 	}
 	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
 	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, moderation: a.moderation, analytics: a.analytics, videos: a.videos, conv: conv}, opts...))
-	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, conv: conv}, opts...))
-	notifications := &notificationServer{events: a.events, db: a.db, conv: conv}
+	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, social: a.social, conv: conv}, opts...))
+	notifications := &notificationServer{events: a.events, db: a.db, social: a.social, conv: conv}
 	activity := &activityServer{events: a.events, conv: conv}
 	mount(flockv1connect.NewNotificationServiceHandler(notifications, opts...))
 	mount(flockv1connect.NewActivityServiceHandler(activity, opts...))

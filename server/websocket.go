@@ -39,7 +39,7 @@ func (a *App) withWebSockets(notifications *notificationServer, activity *activi
 		case "/api/notifications":
 			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error {
 				return a.events.StreamNotifications(ctx, p.UserID, p.SessionID, since, ready, func(n *store.Notification) error {
-					out, err := notifications.conv.notifications(ctx, a.db, []*store.Notification{n})
+					out, err := notifications.conv.notifications(ctx, a.social, []*store.Notification{n})
 					if err != nil {
 						return err
 					}

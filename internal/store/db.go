@@ -88,7 +88,9 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", dialect, translate(err))
 	}
-	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC() }}, nil
+	// Now is truncated to microseconds, what both engines store, so that an
+	// answer made from a row just written says the same as a later read.
+	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
 }
 
 // postgresDSN sets the session time zone to UTC (pgdriver sends query
