@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/alexedwards/argon2id"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -82,6 +83,9 @@ type Config struct {
 	StreamPoll time.Duration
 	// Video sets video upload limits and processing (see video.Config).
 	Video video.Config
+	// PasswordParams overrides the argon2id cost of new password hashes,
+	// for test harnesses only (see account.Config); nil in production.
+	PasswordParams *argon2id.Params
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -192,7 +196,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.events.Poll = cfg.StreamPoll
 	}
 	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
-		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL,
+		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL, PasswordParams: cfg.PasswordParams,
 	}, a.log)
 	if err != nil {
 		return nil, err

@@ -39,8 +39,11 @@ func checkPassword(password string) error {
 	return nil
 }
 
-func hashPassword(password string) (string, error) {
-	h, err := argon2id.CreateHash(password, passwordParams)
+func hashPassword(password string, params *argon2id.Params) (string, error) {
+	if params == nil {
+		params = passwordParams
+	}
+	h, err := argon2id.CreateHash(password, params)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -59,6 +62,6 @@ func passwordMatches(password, hash string) (bool, error) {
 // newDummyHash returns the hash of a random password. Login compares
 // passwords against it when the account does not exist, so that an unknown
 // account costs the same time as a wrong password.
-func newDummyHash() (string, error) {
-	return hashPassword(rand.Text())
+func newDummyHash(params *argon2id.Params) (string, error) {
+	return hashPassword(rand.Text(), params)
 }

@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"errors"
+	"github.com/alexedwards/argon2id"
 	"io"
 	"log/slog"
 	"mime/quotedprintable"
@@ -56,8 +57,12 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		JWTSecret:   "test-secret-that-is-at-least-32-bytes-long",
 		// Videos are queued but not processed unless a test asks for it
 		// (Video.Workers > 0), so that most servers run no ffmpeg.
-		Video:  video.Config{Workers: -1, JobPoll: 50 * time.Millisecond},
-		Logger: slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Video: video.Config{Workers: -1, JobPoll: 50 * time.Millisecond},
+		// Cheap password hashes: MustAccount would otherwise spend ~0.4 s
+		// of CPU per account under -race. internal/account's tests keep
+		// the production parameters.
+		PasswordParams: &argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
+		Logger:         slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, f := range configure {
 		f(&cfg)
