@@ -555,3 +555,20 @@ func TestVideo_DeleteRemovesFiles(t *testing.T) {
 		})
 	}
 }
+
+// An instance that cannot run ffmpeg serves everything else and answers
+// uploads with 503 and the reason, instead of queueing videos nobody will
+// process (`make run` on a machine without ffmpeg).
+func TestVideoUpload_WithoutFFmpegIsUnavailable(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite", processing, func(c *server.Config) { c.Video.FFmpeg = "/nonexistent/ffmpeg" })
+	alice := s.MustAccount(t, "alice")
+	ct, body := videoForm(t, "file", []byte("\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"))
+	status, out := postUpload(t, s, alice.AccessToken, ct, body)
+	if msg, _ := out["message"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "ffmpeg is not installed") {
+		t.Errorf("upload = %d %q, want 503 naming ffmpeg", status, msg)
+	}
+	if files := mediaFiles(t, s); len(files) != 0 {
+		t.Errorf("a refused upload left %v", files)
+	}
+}
