@@ -38,6 +38,13 @@ func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	a.serveStored(w, r, key, "public, max-age=31536000, immutable", `"`+strings.TrimSuffix(path.Base(key), path.Ext(key))+`"`)
+}
+
+// serveStored serves the stored file at key with its content type and the
+// given Cache-Control and ETag; Range and conditional requests work through
+// http.ServeContent (ranged reads on S3 too).
+func (a *App) serveStored(w http.ResponseWriter, r *http.Request, key, cacheControl, etag string) {
 	rd, err := a.bucket.NewReader(r.Context(), key, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		http.NotFound(w, r)
@@ -49,8 +56,8 @@ func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rd.Close()
 	w.Header().Set("Content-Type", rd.ContentType())
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	w.Header().Set("ETag", `"`+strings.TrimSuffix(path.Base(key), path.Ext(key))+`"`)
+	w.Header().Set("Cache-Control", cacheControl)
+	w.Header().Set("ETag", etag)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "", rd.ModTime(), rd)
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"gocloud.dev/gcerrors"
 
 	"github.com/flock-social/flock"
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
@@ -153,23 +152,9 @@ func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string)
 		// Short: a deleted post or a suspended author ends public access.
 		cache = "public, max-age=300"
 	}
-	rd, err := a.bucket.NewReader(r.Context(), key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		http.NotFound(w, r)
-		return
-	} else if err != nil {
-		a.log.ErrorContext(r.Context(), "open media", "key", key, "err", err)
-		http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
-		return
-	}
-	defer rd.Close()
-	w.Header().Set("Content-Type", rd.ContentType())
-	w.Header().Set("Cache-Control", cache)
 	// A video's files never change once written: its ID and file name
 	// identify the content.
-	w.Header().Set("ETag", `"`+id+"-"+strings.TrimSuffix(parts[2], ".mp4")+`"`)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", rd.ModTime(), rd)
+	a.serveStored(w, r, key, cache, `"`+id+"-"+strings.TrimSuffix(parts[2], ".mp4")+`"`)
 }
 
 // GetVideo serves flock.v1.PostService/GetVideo.

@@ -16,18 +16,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"mime/quotedprintable"
-	"net"
 	"net/http"
-	"net/mail"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +28,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/flock-social/flock/bench/internal/flockproc"
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 )
@@ -69,11 +62,16 @@ func run(binary string, nStreams, nUsers, nActions int, dbURL, redisURL string) 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	base, stop, err := startServer(ctx, binary, dir, dbURL, redisURL)
+	srv, err := flockproc.Start(ctx, binary, dir, "FLOCK_DATABASE_URL="+dbURL, "FLOCK_REDIS_URL="+redisURL,
+		// Frequent collections keep the heap in use close to the live heap,
+		// so the per-stream memory is not lost in the garbage that making
+		// users (argon2id, 19 MiB a hash) leaves behind.
+		"GOGC=10")
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer srv.Stop()
+	base := srv.URL
 
 	h1 := &http.Client{Timeout: time.Minute}
 	var protocols http.Protocols
@@ -84,7 +82,7 @@ func run(binary string, nStreams, nUsers, nActions int, dbURL, redisURL string) 
 	notes := flockv1connect.NewNotificationServiceClient(h2c, base, connect.WithGRPC())
 
 	fmt.Printf("making %d users (argon2id makes this the slow part)\n", nUsers+1)
-	accounts, err := makeUsers(ctx, usersAPI, filepath.Join(dir, "mail"), nUsers+1)
+	accounts, err := makeUsers(ctx, srv, usersAPI, nUsers+1)
 	if err != nil {
 		return err
 	}
@@ -212,48 +210,8 @@ func authed[T any](msg *T, token string) *connect.Request[T] {
 	return req
 }
 
-// startServer runs the flock binary on a free loopback port until stop.
-func startServer(ctx context.Context, binary, dir, dbURL, redisURL string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.CommandContext(ctx, binary)
-	cmd.Env = append(os.Environ(), "FLOCK_ADDR="+addr, "FLOCK_DATA_DIR="+dir, "FLOCK_MAILER=file:"+filepath.Join(dir, "mail"),
-		"FLOCK_RATE_LIMITS=off", "FLOCK_LOG_LEVEL=warn", "FLOCK_DATABASE_URL="+dbURL, "FLOCK_REDIS_URL="+redisURL,
-		// Frequent collections keep the heap in use close to the live heap,
-		// so the per-stream memory is not lost in the garbage that making
-		// users (argon2id, 19 MiB a hash) leaves behind.
-		"GOGC=10")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start %s (build it with: go build -o bin/flock ./server/cmd/flock): %w", binary, err)
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if res, err := http.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("server did not become ready in 30s")
-		}
-	}
-}
-
-var tokenInLink = regexp.MustCompile(`/verify-email\?token=([A-Za-z0-9_-]+)`)
-
 // makeUsers registers, verifies and logs in n users, 8 at a time.
-func makeUsers(ctx context.Context, api flockv1connect.UserServiceClient, mailDir string, n int) ([]*account, error) {
+func makeUsers(ctx context.Context, srv *flockproc.Server, api flockv1connect.UserServiceClient, n int) ([]*account, error) {
 	out := make([]*account, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 8)
@@ -264,12 +222,13 @@ func makeUsers(ctx context.Context, api flockv1connect.UserServiceClient, mailDi
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			a, err := makeUser(ctx, api, mailDir, fmt.Sprintf("lat%05d", i))
+			name := fmt.Sprintf("lat%05d", i)
+			id, token, err := srv.MakeUser(ctx, api, name)
 			if err != nil {
 				errs <- err
 				return
 			}
-			out[i] = a
+			out[i] = &account{id: id, name: name, token: token}
 		}()
 	}
 	wg.Wait()
@@ -278,66 +237,6 @@ func makeUsers(ctx context.Context, api flockv1connect.UserServiceClient, mailDi
 		return nil, err
 	}
 	return out, nil
-}
-
-func makeUser(ctx context.Context, api flockv1connect.UserServiceClient, mailDir, name string) (*account, error) {
-	email := name + "@example.com"
-	reg, err := api.Register(ctx, connect.NewRequest(&flockv1.RegisterRequest{Username: name, Email: email, Password: "benchmark-password"}))
-	if err != nil {
-		return nil, fmt.Errorf("register %s: %w", name, err)
-	}
-	var token string
-	for deadline := time.Now().Add(30 * time.Second); token == ""; time.Sleep(20 * time.Millisecond) {
-		if token, err = findToken(mailDir, email); err != nil {
-			return nil, err
-		}
-		if token == "" && time.Now().After(deadline) {
-			return nil, fmt.Errorf("no verification email for %s", email)
-		}
-	}
-	if _, err := api.VerifyEmail(ctx, connect.NewRequest(&flockv1.VerifyEmailRequest{Token: token})); err != nil {
-		return nil, fmt.Errorf("verify %s: %w", name, err)
-	}
-	login, err := api.Login(ctx, connect.NewRequest(&flockv1.LoginRequest{
-		Identifier: &flockv1.LoginRequest_Username{Username: name}, Password: "benchmark-password"}))
-	if err != nil {
-		return nil, fmt.Errorf("login %s: %w", name, err)
-	}
-	return &account{id: reg.Msg.GetUser().GetId(), name: name, token: login.Msg.GetAccessToken()}, nil
-}
-
-// findToken reads the verification token sent to email from the file mailer's .eml files.
-func findToken(dir, email string) (string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".eml") {
-			continue
-		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return "", err
-		}
-		msg, err := mail.ReadMessage(bufio.NewReader(f))
-		if err != nil {
-			f.Close()
-			continue // still being written
-		}
-		if !strings.Contains(msg.Header.Get("To"), email) {
-			f.Close()
-			continue
-		}
-		b, _ := io.ReadAll(quotedprintable.NewReader(msg.Body))
-		f.Close()
-		if m := tokenInLink.FindSubmatch(b); m != nil {
-			return string(m[1]), nil
-		}
-	}
-	return "", nil
 }
 
 type memory struct{ heap, stack, rss, goroutines float64 }

@@ -42,24 +42,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"mime/quotedprintable"
-	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"connectrpc.com/connect"
-
+	"github.com/flock-social/flock/bench/internal/flockproc"
 	client "github.com/flock-social/flock/client/go"
-	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 )
 
@@ -100,15 +93,15 @@ func run(binary string, size int64, parent, dbURL string) error {
 	fmt.Printf("wrote %s (%.0f MiB) in %s\n", input, float64(size)/mib, time.Since(t0).Round(time.Millisecond))
 
 	maxMB := max(int64(2048), size/mib+2)
-	base, cmd, stop, err := startServer(ctx, binary, dataDir, dbURL,
+	srv, err := flockproc.Start(ctx, binary, dataDir, "FLOCK_DATABASE_URL="+dbURL,
 		"FLOCK_VIDEO_MAX_MB="+strconv.FormatInt(maxMB, 10), "FLOCK_VIDEO_WORKERS=-1")
 	if err != nil {
 		return err
 	}
-	defer stop()
-	pid := cmd.Process.Pid
+	defer srv.Stop()
+	base, pid := srv.URL, srv.Cmd.Process.Pid
 	users := flockv1connect.NewUserServiceClient(&http.Client{Timeout: time.Minute}, base)
-	token, err := makeUser(ctx, users, filepath.Join(dataDir, "mail"), "uploader")
+	_, token, err := srv.MakeUser(ctx, users, "uploader")
 	if err != nil {
 		return err
 	}
@@ -452,106 +445,4 @@ func serverMetrics(ctx context.Context, base string) (goMemory, error) {
 		}
 	}
 	return m, sc.Err()
-}
-
-// startServer runs the flock binary on a free loopback port, with its data
-// in dir and extra environment, until stop.
-func startServer(ctx context.Context, binary, dir, dbURL string, extraEnv ...string) (string, *exec.Cmd, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.CommandContext(ctx, binary)
-	cmd.Env = append(os.Environ(), "FLOCK_ADDR="+addr, "FLOCK_DATA_DIR="+dir, "FLOCK_MAILER=file:"+filepath.Join(dir, "mail"),
-		"FLOCK_RATE_LIMITS=off", "FLOCK_LOG_LEVEL=warn", "FLOCK_DATABASE_URL="+dbURL)
-	cmd.Env = append(cmd.Env, extraEnv...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, nil, fmt.Errorf("start %s (build it with: go build -o bin/flock ./server/cmd/flock): %w", binary, err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			_ = cmd.Wait()
-		})
-	}
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if res, err := http.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base, cmd, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, nil, errors.New("server did not become ready in 30s")
-		}
-	}
-}
-
-var tokenInLink = regexp.MustCompile(`/verify-email\?token=([A-Za-z0-9_-]+)`)
-
-// makeUser registers, verifies and logs in a user, and returns its access token.
-func makeUser(ctx context.Context, api flockv1connect.UserServiceClient, mailDir, name string) (string, error) {
-	email := name + "@example.com"
-	if _, err := api.Register(ctx, connect.NewRequest(&flockv1.RegisterRequest{Username: name, Email: email, Password: "benchmark-password"})); err != nil {
-		return "", fmt.Errorf("register %s: %w", name, err)
-	}
-	var token string
-	for deadline := time.Now().Add(30 * time.Second); token == ""; time.Sleep(20 * time.Millisecond) {
-		var err error
-		if token, err = findToken(mailDir, email); err != nil {
-			return "", err
-		}
-		if token == "" && time.Now().After(deadline) {
-			return "", fmt.Errorf("no verification email for %s", email)
-		}
-	}
-	if _, err := api.VerifyEmail(ctx, connect.NewRequest(&flockv1.VerifyEmailRequest{Token: token})); err != nil {
-		return "", fmt.Errorf("verify %s: %w", name, err)
-	}
-	login, err := api.Login(ctx, connect.NewRequest(&flockv1.LoginRequest{
-		Identifier: &flockv1.LoginRequest_Username{Username: name}, Password: "benchmark-password"}))
-	if err != nil {
-		return "", fmt.Errorf("login %s: %w", name, err)
-	}
-	return login.Msg.GetAccessToken(), nil
-}
-
-// findToken reads the verification token sent to email from the file mailer's .eml files.
-func findToken(dir, email string) (string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".eml") {
-			continue
-		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return "", err
-		}
-		msg, err := mail.ReadMessage(bufio.NewReader(f))
-		if err != nil {
-			f.Close()
-			continue // still being written
-		}
-		if !strings.Contains(msg.Header.Get("To"), email) {
-			f.Close()
-			continue
-		}
-		b, _ := io.ReadAll(quotedprintable.NewReader(msg.Body))
-		f.Close()
-		if m := tokenInLink.FindSubmatch(b); m != nil {
-			return string(m[1]), nil
-		}
-	}
-	return "", nil
 }
