@@ -848,19 +848,25 @@ func docAvatarExample(w *docWorld) docOut {
 		note: "UpdateMe over REST also takes a form: an `avatar` file part (JPEG, PNG, GIF or WebP; " +
 			"cropped to a square, at most 512x512, re-encoded as JPEG without metadata) and `fullName`, `bio`, " +
 			"`interests` (comma-separated) text parts. The answer is UpdateMe's."}
+	var res flockv1.UpdateMeResponse
+	w.runForm(&out, words, 200, &res)
+	w.ids["avatar"] = res.GetUser().GetAvatarUrl()
+	return out
+}
+
+// runForm runs a plain-HTTP curl example, wants its status, decodes its
+// JSON answer into res and fills out's command, status and bodies.
+func (w *docWorld) runForm(out *docOut, words [][]string, wantStatus int, res proto.Message) {
 	out.cmd = w.names.command(words, nil)
 	status, body := w.curl(docShell(words, nil))
-	if status != 200 {
+	if status != wantStatus {
 		w.t.Fatalf("%s: %d %s", out.cmd, status, body)
 	}
-	var res flockv1.UpdateMeResponse
-	docUnmarshal(w.t, body, &res)
-	w.ids["avatar"] = res.GetUser().GetAvatarUrl()
+	docUnmarshal(w.t, body, res)
 	v := w.names.normalise(w.t, body, "")
 	out.status, out.body = docStatus(status), v.pretty()
 	v.dropNulls()
 	out.cmp = v.pretty()
-	return out
 }
 
 // docMediaExample fetches alice's picture without a token.
@@ -919,18 +925,9 @@ func docUploadExample(w *docWorld) docOut {
 		note: "A `multipart/form-data` body whose `file` part is the video; the answer is `202 Accepted` with the " +
 			"video in processing (the body of GetVideo) and a `Location` header. Follow it with GetVideo; attach " +
 			"it with CreatePost's `videoId`. Refusals: 400 (not a video, no file part), 401, 413 (too large), 429."}
-	out.cmd = w.names.command(words, nil)
-	status, body := w.curl(docShell(words, nil))
-	if status != 202 {
-		w.t.Fatalf("%s: %d %s", out.cmd, status, body)
-	}
 	var res flockv1.GetVideoResponse
-	docUnmarshal(w.t, body, &res)
+	w.runForm(&out, words, 202, &res)
 	w.ids["video"] = res.GetVideo().GetId()
-	v := w.names.normalise(w.t, body, "")
-	out.status, out.body = docStatus(status), v.pretty()
-	v.dropNulls()
-	out.cmp = v.pretty()
 	return out
 }
 
