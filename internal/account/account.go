@@ -508,7 +508,7 @@ func (s *Service) UpdateMe(ctx context.Context, p *Principal, in ProfileUpdate) 
 	if in.Avatar != nil {
 		key := ""
 		if len(*in.Avatar) > 0 {
-			img, err := media.ProcessAvatar(*in.Avatar)
+			img, err := media.ProcessAvatar(ctx, *in.Avatar)
 			var fe *flock.Error
 			if errors.As(err, &fe) && fe.Field == "" {
 				return nil, &flock.Error{Code: fe.Code, Field: "avatar", Message: fe.Message}

@@ -3,6 +3,7 @@ package media_test
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"image"
@@ -150,7 +151,7 @@ func TestProcessAvatarRejects(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			img, err := media.ProcessAvatar(tc.data)
+			img, err := media.ProcessAvatar(t.Context(), tc.data)
 			if got := flock.ErrorCode(err); got != flock.EINVALID {
 				t.Fatalf("ProcessAvatar() = %+v, %v; want an %s error", img, err, flock.EINVALID)
 			}
@@ -166,7 +167,7 @@ func TestProcessAvatarRefusesTooManyPixelsBeforeDecoding(t *testing.T) {
 	data := pngHeader(7000, 6000) // 42 MP: decoding would allocate 168 MB
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := media.ProcessAvatar(data)
+	_, err := media.ProcessAvatar(context.Background(), data)
 	runtime.ReadMemStats(&after)
 	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
 		t.Errorf("allocated %d bytes before refusing; the header's size was trusted", n)
@@ -189,7 +190,7 @@ func FuzzProcessAvatar(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := media.ProcessAvatar(data)
+		img, err := media.ProcessAvatar(context.Background(), data)
 		if err != nil {
 			if code := flock.ErrorCode(err); code != flock.EINVALID {
 				t.Fatalf("error code = %s (%v), want %s", code, err, flock.EINVALID)
@@ -211,7 +212,7 @@ func FuzzProcessAvatar(f *testing.F) {
 // invariants every processed avatar has.
 func MustProcess(tb testing.TB, data []byte) media.Image {
 	tb.Helper()
-	img, err := media.ProcessAvatar(data)
+	img, err := media.ProcessAvatar(context.Background(), data)
 	if err != nil {
 		tb.Fatalf("ProcessAvatar() error = %v", err)
 	}
