@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,8 +73,22 @@ type Config struct {
 	// RateLimits turns rate limiting on: per account and per IP, shared
 	// through Redis when RedisURL is set (see ratelimit.Rules).
 	RateLimits bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// is believed: behind them, the client is the first untrusted address
+	// of that header, read from the right (see internal/clientip). Empty
+	// means the TCP peer is the client and the header is never read.
+	TrustedProxies []netip.Prefix
 	// AccessTTL overrides the access-token lifetime (default 15 minutes).
 	AccessTTL time.Duration
+	// RefreshReuseGrace is how long after its rotation a refresh token still
+	// gets a new pair in its session instead of revoking it, so that two
+	// tabs refreshing at once stay signed in (security.md property 8).
+	// 0 means the default (account.DefaultRefreshReuseGrace, 30 s);
+	// negative means none.
+	RefreshReuseGrace time.Duration
+	// Now is the clock of the store and of access tokens; nil means the
+	// system clock. Tests move it forward instead of sleeping.
+	Now func() time.Time
 	// ViewFlushInterval is how often counted post views are written to the
 	// database (default 5s; see docs/analytics.md).
 	ViewFlushInterval time.Duration
@@ -81,6 +96,24 @@ type Config struct {
 	// wake-up from the broker (default 15s): the bound on how late an event
 	// arrives when a broker message is lost.
 	StreamPoll time.Duration
+	// MaxStreamsPerUser caps the live streams (WebSocket and Subscribe,
+	// notifications and activity log together) one account holds open on
+	// an instance; past it a new stream is refused with resource_exhausted.
+	// 0 means the default (notify.DefaultMaxStreamsPerUser, 20); negative
+	// means no cap.
+	MaxStreamsPerUser int
+	// MaxStreams caps the live streams of all accounts on an instance.
+	// 0 means the default (notify.DefaultMaxStreams, 10,000); negative
+	// means no cap.
+	MaxStreams int
+	// BodyIdleTimeout is how long a request body may send nothing before it
+	// is cut off (default DefaultBodyIdleTimeout); BodyMinRate is the
+	// average rate, in bytes per second, a body must keep up once that time
+	// has passed (default DefaultBodyMinRate; negative turns the rate check
+	// off). Together they bound slow and stalled bodies without a total
+	// deadline that long uploads would hit (security.md property 23).
+	BodyIdleTimeout time.Duration
+	BodyMinRate     int64
 	// Video sets video upload limits and processing (see video.Config).
 	Video video.Config
 	// PasswordParams overrides the argon2id cost of new password hashes,
@@ -137,6 +170,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 15 * time.Minute
 	}
+	if cfg.RefreshReuseGrace == 0 {
+		cfg.RefreshReuseGrace = account.DefaultRefreshReuseGrace
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
+	if cfg.BodyMinRate == 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
 	if cfg.ViewFlushInterval <= 0 {
 		cfg.ViewFlushInterval = analytics.DefaultFlushInterval
 	}
@@ -154,12 +196,19 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := account.NewTokens(secret, cfg.AccessTTL, func() time.Time { return time.Now().UTC() })
+	now := func() time.Time { return time.Now().UTC() }
+	if cfg.Now != nil {
+		now = func() time.Time { return cfg.Now().UTC() }
+	}
+	tokens, err := account.NewTokens(secret, cfg.AccessTTL, now)
 	if err != nil {
 		return nil, fmt.Errorf("FLOCK_JWT_SECRET: %w", err)
 	}
 	if a.db, err = store.Open(ctx, cfg.DatabaseURL, cfg.DataDir); err != nil {
 		return nil, err
+	}
+	if cfg.Now != nil {
+		a.db.Now = func() time.Time { return now().Truncate(time.Microsecond) }
 	}
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {
@@ -195,8 +244,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.StreamPoll > 0 {
 		a.events.Poll = cfg.StreamPoll
 	}
+	if cfg.MaxStreamsPerUser != 0 {
+		a.events.MaxStreamsPerUser = cfg.MaxStreamsPerUser
+	}
+	if cfg.MaxStreams != 0 {
+		a.events.MaxStreams = cfg.MaxStreams
+	}
 	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL, PasswordParams: cfg.PasswordParams,
+		RefreshReuseGrace: max(cfg.RefreshReuseGrace, 0),
 	}, a.log)
 	if err != nil {
 		return nil, err
@@ -211,6 +267,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.signer = media.NewSigner(secret)
 	a.conv = converter{mediaURL: cfg.PublicURL + "/media/", signer: a.signer}
+	// Streams convert each batch of events once for all of a user's streams.
+	a.events.PrepareNotifications, a.events.PrepareActivities = a.prepareNotifications, a.prepareActivities
 	a.posts = post.NewService(a.db, a.social, a.events, a.videos)
 	a.analytics = analytics.NewService(a.db, a.log, analytics.Config{FlushInterval: cfg.ViewFlushInterval})
 	a.analytics.Start()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -55,8 +56,8 @@ func (r *statusRecorder) Flush() {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // withRequestLog gives every request an id (a sane incoming X-Request-Id is
-// kept), echoes it in the response, logs one line per request and turns a
-// panic outside the Connect handlers into a 500.
+// kept), echoes it in the response, logs one line per request (with the
+// client's address) and turns a panic outside the Connect handlers into a 500.
 func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -78,10 +79,20 @@ func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
 				}
 			}
 			log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-				"status", rec.status, "duration_ms", time.Since(start).Milliseconds(), "proto", r.Proto)
+				"status", rec.status, "duration_ms", time.Since(start).Milliseconds(), "proto", r.Proto,
+				"client", clientHost(r.RemoteAddr))
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
+}
+
+// clientHost is the address part of a RemoteAddr: the client's, behind a
+// trusted proxy (withClientIP).
+func clientHost(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
 }
 
 // withCORS lets browsers in the allowed origins call every transport.

@@ -2,9 +2,14 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -86,5 +91,181 @@ func TestRateLimits_Off(t *testing.T) {
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("login with limits off = %d", res.StatusCode)
 		}
+	}
+}
+
+// behindProxy returns a copy of s whose requests, on every transport, carry
+// "X-Forwarded-For: <xff>" as a proxy in front of Flock would send it (none
+// when xff is ""), and the headers of the latest answer it got.
+func behindProxy(t *testing.T, s *tu.Server, xff string) (*tu.Server, func() http.Header) {
+	t.Helper()
+	last := &lastHeader{}
+	h1 := &http.Transport{}
+	h2c := tu.NewH2CClient()
+	c := *s
+	c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &forwardedFor{xff: xff, next: h1, last: last}}
+	c.H2C = &http.Client{Transport: &forwardedFor{xff: xff, next: h2c.Transport, last: last}}
+	t.Cleanup(func() {
+		h1.CloseIdleConnections()
+		h2c.CloseIdleConnections()
+	})
+	return &c, last.get
+}
+
+type lastHeader struct {
+	mu sync.Mutex
+	h  http.Header
+}
+
+func (l *lastHeader) get() http.Header {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.h
+}
+
+// forwardedFor adds an X-Forwarded-For header to each request and keeps the
+// headers of each answer.
+type forwardedFor struct {
+	xff  string
+	next http.RoundTripper
+	last *lastHeader
+}
+
+func (f *forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.xff != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-Forwarded-For", f.xff)
+	}
+	res, err := f.next.RoundTrip(r)
+	if err == nil {
+		f.last.mu.Lock()
+		f.last.h = res.Header.Clone()
+		f.last.mu.Unlock()
+	}
+	return res, err
+}
+
+func withTrustedProxies(cidrs ...string) func(*server.Config) {
+	return func(c *server.Config) {
+		for _, p := range cidrs {
+			c.TrustedProxies = append(c.TrustedProxies, netip.MustParsePrefix(p))
+		}
+	}
+}
+
+// wantRateLimited fails the test unless err is resource_exhausted with the
+// plain message "<tooMany>; try again in <when>", <when> in words for the
+// Retry-After the answer carried (from the error's metadata, or for REST
+// from the answer's headers), and no "flock error: code=" in it.
+func wantRateLimited(t *testing.T, tr tu.Transport, err error, header http.Header, tooMany string) {
+	t.Helper()
+	wantCode(t, err, connect.CodeResourceExhausted)
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a *connect.Error", err)
+	}
+	retry := ce.Meta().Get("Retry-After")
+	if tr == tu.REST {
+		retry = header.Get("Retry-After")
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			if header.Get(h) == "" {
+				t.Errorf("no %s header on the REST refusal: %v", h, header)
+			}
+		}
+	}
+	n, convErr := strconv.Atoi(retry)
+	if convErr != nil || n < 1 {
+		t.Fatalf("Retry-After = %q, want whole seconds >= 1", retry)
+	}
+	var when string
+	switch {
+	case n == 1:
+		when = "1 second"
+	case n < 60:
+		when = strconv.Itoa(n) + " seconds"
+	case n <= 60:
+		when = "1 minute"
+	case n < 2*3600:
+		when = strconv.Itoa((n+59)/60) + " minutes"
+	default:
+		when = strconv.Itoa((n+3599)/3600) + " hours"
+	}
+	if want := tooMany + "; try again in " + when; ce.Message() != want {
+		t.Errorf("refusal message = %q, want %q", ce.Message(), want)
+	}
+}
+
+// P24: a login counts against the account it names and the client's IP,
+// never against the token that rides along: an attacker who sends the valid
+// token of an account of their own (or a broken token) with each guess
+// still gets 429 on the victim's sixth wrong password in a minute, with the
+// plain message, on every transport and engine.
+func TestRateLimit_LoginCountsAgainstNamedAccount_P24(t *testing.T) {
+	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, withRateLimits, withTrustedProxies("127.0.0.1/32"))
+			for i, tr := range tu.Transports {
+				t.Run(string(tr), func(t *testing.T) {
+					t.Parallel()
+					// Every account and every case from its own client
+					// address (5 registrations and 10 logins per IP), so
+					// that only the victim's own budget can run out.
+					ac, _ := behindProxy(t, s, fmt.Sprintf("198.51.100.%d", 10*i+1))
+					attacker := ac.MustAccount(t, "attacker_"+string(tr))
+					for j, tc := range []struct{ name, token string }{
+						{"valid token of another account", attacker.AccessToken},
+						{"invalid token", "not-a-token"},
+						{"tampered token of another account", attacker.AccessToken + "x"},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							c, header := behindProxy(t, s, fmt.Sprintf("198.51.100.%d", 10*i+j+2))
+							victim := c.MustAccount(t, fmt.Sprintf("victim_%s_%d", tr, j))
+							login := func(username, password string) error {
+								_, err := tu.Call[flockv1.LoginResponse](t.Context(), c, tr, flockv1connect.UserServiceLoginProcedure, tc.token,
+									&flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Username{Username: username}, Password: password})
+								return err
+							}
+							// MustAccount logged the victim in once; four wrong
+							// guesses use up the five.
+							for range 4 {
+								wantCode(t, login(strings.ToUpper(victim.Username), "wrong guess"), connect.CodeUnauthenticated)
+							}
+							err := login(victim.Username, "wrong guess")
+							wantRateLimited(t, tr, err, header(), "too many login attempts")
+							// Even the right password waits: the budget is the account's.
+							wantCode(t, login(victim.Username, victim.Password), connect.CodeResourceExhausted)
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+// P24: registration counts against the username and the email it names, so
+// one address cannot be probed with endless registrations from many IPs.
+func TestRateLimit_RegisterCountsAgainstNamedUsernameAndEmail_P24(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite", withRateLimits, withTrustedProxies("127.0.0.1/32"))
+	register := func(tr tu.Transport, xff, username, email string) (http.Header, error) {
+		c, header := behindProxy(t, s, xff)
+		_, err := tu.Call[flockv1.RegisterResponse](t.Context(), c, tr, flockv1connect.UserServiceRegisterProcedure, "",
+			&flockv1.RegisterRequest{Username: username, Email: email, Password: "password-123", FullName: "Probe"})
+		return header(), err
+	}
+	// The first registration takes the email; the next four are refused as
+	// taken, each from a fresh address and with a fresh username.
+	if _, err := register(tu.Connect, "203.0.113.1", "taken_one", "taken@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		_, err := register(tu.Transports[i], fmt.Sprintf("203.0.113.%d", i+2), fmt.Sprintf("probe_%d", i), " TAKEN@example.com")
+		wantCode(t, err, connect.CodeAlreadyExists)
+	}
+	for i, tr := range tu.Transports {
+		header, err := register(tr, fmt.Sprintf("203.0.113.%d", i+10), "probe_"+string(tr), "Taken@Example.com")
+		wantRateLimited(t, tr, err, header, "too many registrations")
 	}
 }

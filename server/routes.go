@@ -39,11 +39,13 @@ var openAPISpec []byte
 func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(streamCollectors(a.events)...)
 
 	interceptors := []connect.Interceptor{
 		errorInterceptor{log: a.log},
 		newMetricsInterceptor(reg),
 		authInterceptor{accounts: a.accounts},
+		fieldCheckInterceptor{},
 	}
 	if a.limiter != nil {
 		interceptors = append(interceptors, rateLimitInterceptor{limiter: a.limiter, log: a.log})
@@ -72,7 +74,7 @@ func (a *App) routes() http.Handler {
 	mount(flockv1connect.NewActivityServiceHandler(activity, opts...))
 	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{moderation: a.moderation, conv: conv}, opts...))
 
-	rest, err := vanguard.NewTranscoder(services)
+	rest, err := vanguard.NewTranscoder(services, vanguard.WithCodec(newRESTJSONCodec))
 	if err != nil {
 		// The services and their annotations are compiled in; a failure
 		// here is a programming error caught by every test.
@@ -88,7 +90,7 @@ func (a *App) routes() http.Handler {
 	// Before the /api/ catch-all, so that vanguard never buffers an upload.
 	mux.HandleFunc("POST /api/posts/videos", a.uploadVideo)
 	mux.HandleFunc("POST /api/posts/videos/{$}", a.uploadVideo)
-	mux.Handle("/api/", withNoStore(a.withWebSockets(notifications, activity, withoutTrailingSlash(a.withMultipartProfile(rest)))))
+	mux.Handle("/api/", withRESTHygiene(maxRequestBytes, withNoStore(a.withWebSockets(withoutTrailingSlash(a.withMultipartProfile(rest))))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle(grpchealth.NewHandler(dbChecker{a: a}))
@@ -106,7 +108,9 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /media/", a.serveMedia)
 	mux.HandleFunc("/verify-email", a.verifyEmailPage)
 
-	return withRequestLog(a.log, withCORS(a.cfg.CORSOrigins, mux))
+	// withClientIP goes first: everything inside sees the client's address.
+	return withClientIP(a.cfg.TrustedProxies,
+		withBodyGuard(a.cfg.BodyIdleTimeout, a.cfg.BodyMinRate, withRequestLog(a.log, withCORS(a.cfg.CORSOrigins, mux))))
 }
 
 // ready answers 200 when the database answers, 503 otherwise.

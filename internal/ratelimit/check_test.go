@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,7 +129,7 @@ func (f failing) Close() error { return nil }
 
 func TestRules(t *testing.T) {
 	t.Parallel()
-	for _, action := range []string{"login", "register", "resend_verification", "refresh", "post", "comment", "upload", "search"} {
+	for _, action := range []string{"login", "register", "resend_verification", "refresh", "post", "comment", "upload", "search", "avatar"} {
 		rule, ok := ratelimit.Rules[action]
 		if !ok {
 			t.Errorf("Rules has no %q", action)
@@ -196,7 +197,74 @@ func TestResultErr(t *testing.T) {
 	if flock.ErrorCode(err) != flock.ERATELIMIT {
 		t.Errorf("denied Err() = %v, want code %s", err, flock.ERATELIMIT)
 	}
-	if msg := flock.ErrorMessage(err); msg != "too many requests: retry in 3 seconds" {
-		t.Errorf("denied message = %q", msg)
+	// The message is one plain sentence: what was limited, when to come back.
+	tests := []struct {
+		action string
+		retry  time.Duration
+		want   string
+	}{
+		{"", 2500 * time.Millisecond, "too many requests; try again in 3 seconds"},
+		{"login", 11*time.Second + time.Millisecond, "too many login attempts; try again in 12 seconds"},
+		{"login", time.Millisecond, "too many login attempts; try again in 1 second"},
+		{"login", 0, "too many login attempts; try again in 1 second"},
+		{"register", 11*time.Minute + 30*time.Second, "too many registrations; try again in 12 minutes"},
+		{"register", time.Minute, "too many registrations; try again in 1 minute"},
+		{"avatar", 119 * time.Minute, "too many profile picture changes; try again in 119 minutes"},
+		{"upload", 2*time.Hour + time.Second, "too many video uploads; try again in 3 hours"},
+		{"no such action", time.Second, "too many requests; try again in 1 second"},
+	}
+	for _, tt := range tests {
+		err := ratelimit.Result{Action: tt.action, RetryAfter: tt.retry}.Err()
+		if msg := flock.ErrorMessage(err); msg != tt.want {
+			t.Errorf("message for %q after %v = %q, want %q", tt.action, tt.retry, msg, tt.want)
+		}
+	}
+}
+
+// Check names the action it counted, so that the refusal says what was limited.
+func TestCheck_RefusalNamesTheAction(t *testing.T) {
+	t.Parallel()
+	l := ratelimit.NewMemory(newClock().Now)
+	var res ratelimit.Result
+	for range ratelimit.Rules["login"].PerAccount.Burst + 1 {
+		res = MustCheck(t, l, "login", "dave", "192.0.2.10")
+	}
+	if res.Allowed || res.Action != "login" {
+		t.Fatalf("sixth login: got %+v, want denied for action login", res)
+	}
+	if msg := flock.ErrorMessage(res.Err()); !strings.HasPrefix(msg, "too many login attempts; try again in ") {
+		t.Errorf("message = %q", msg)
+	}
+}
+
+// CheckAll gives each account a request names its own budget: a
+// registration is refused once its username or its email is used up, and
+// naming one account twice counts it once.
+func TestCheckAll_EachNamedAccountHasABudget(t *testing.T) {
+	t.Parallel()
+	reg := ratelimit.Rules["register"]
+	l := ratelimit.NewMemory(newClock().Now)
+	check := func(accounts []string, ip string) ratelimit.Result {
+		t.Helper()
+		res, err := ratelimit.CheckAll(context.Background(), l, "register", accounts, ip)
+		if err != nil {
+			t.Fatalf("CheckAll(%v, %q): %v", accounts, ip, err)
+		}
+		return res
+	}
+	for i := range reg.PerAccount.Burst {
+		res := check([]string{"eve", "eve@example.com", "eve"}, fmt.Sprintf("198.51.100.%d", i))
+		if !res.Allowed || res.Remaining != reg.PerAccount.Burst-1-i {
+			t.Fatalf("registration %d: got %+v, want allowed with %d remaining", i+1, res, reg.PerAccount.Burst-1-i)
+		}
+	}
+	if res := check([]string{"other", "eve@example.com"}, "192.0.2.20"); res.Allowed || res.Limit != reg.PerAccount {
+		t.Errorf("fresh username, used-up email: got %+v, want denied per account", res)
+	}
+	if res := check([]string{"eve", "fresh@example.com"}, "192.0.2.21"); res.Allowed {
+		t.Errorf("used-up username, fresh email: got %+v, want denied", res)
+	}
+	if res := check([]string{"", "fresh@example.com"}, "192.0.2.22"); !res.Allowed {
+		t.Errorf("fresh email, no username: got %+v, want allowed", res)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ type Result struct {
 	RetryAfter time.Duration
 	// ResetAfter is how long until the full burst is available again.
 	ResetAfter time.Duration
+	// Action is the action of Rules that Check counted, "" for a bare
+	// Limiter result; Err names it in its message.
+	Action string
 }
 
 // Limiter decides whether the request identified by key may proceed now and,
@@ -92,20 +96,26 @@ type Rule struct {
 	Action     string
 	PerAccount Limit
 	PerIP      Limit
+	// TooMany is the start of the refusal's message, such as "too many
+	// login attempts"; Result.Err adds when to try again.
+	TooMany string
 }
 
 // Rules maps each rate-limited action, as named by the transport, to its
-// Rule. The account of "login" and "resend_verification" is the normalised
-// login identifier or email; of the others, the account ID. Read only.
+// Rule. The account of "login", "register" and "resend_verification" is the
+// identity the request names (the normalised username or email: both, for
+// "register"), whoever is signed in; of the others, the account ID of the
+// caller. Read only.
 var Rules = map[string]Rule{
-	"login":               {Action: "login", PerAccount: perMinute(5), PerIP: perMinute(10)},
-	"register":            {Action: "register", PerIP: perHour(5)},
-	"resend_verification": {Action: "resend_verification", PerAccount: perHour(3), PerIP: perHour(5)},
-	"refresh":             {Action: "refresh", PerAccount: perMinute(30), PerIP: perMinute(60)},
-	"post":                {Action: "post", PerAccount: perMinute(30), PerIP: perMinute(60)},
-	"comment":             {Action: "comment", PerAccount: perMinute(60), PerIP: perMinute(120)},
-	"upload":              {Action: "upload", PerAccount: perHour(10), PerIP: perHour(30)},
-	"search":              {Action: "search", PerAccount: perMinute(60), PerIP: perMinute(120)},
+	"login":               {Action: "login", PerAccount: perMinute(5), PerIP: perMinute(10), TooMany: "too many login attempts"},
+	"register":            {Action: "register", PerAccount: perHour(5), PerIP: perHour(5), TooMany: "too many registrations"},
+	"resend_verification": {Action: "resend_verification", PerAccount: perHour(3), PerIP: perHour(5), TooMany: "too many verification emails requested"},
+	"refresh":             {Action: "refresh", PerAccount: perMinute(30), PerIP: perMinute(60), TooMany: "too many token refreshes"},
+	"post":                {Action: "post", PerAccount: perMinute(30), PerIP: perMinute(60), TooMany: "too many posts"},
+	"comment":             {Action: "comment", PerAccount: perMinute(60), PerIP: perMinute(120), TooMany: "too many comments"},
+	"upload":              {Action: "upload", PerAccount: perHour(10), PerIP: perHour(30), TooMany: "too many video uploads"},
+	"search":              {Action: "search", PerAccount: perMinute(60), PerIP: perMinute(120), TooMany: "too many searches"},
+	"avatar":              {Action: "avatar", PerAccount: perHour(10), PerIP: perHour(30), TooMany: "too many profile picture changes"},
 }
 
 func perMinute(n int) Limit { return Limit{Rate: n, Period: time.Minute, Burst: n} }
@@ -118,11 +128,23 @@ func perHour(n int) Limit   { return Limit{Rate: n, Period: time.Hour, Burst: n}
 // Both budgets are counted even when one denies. Returns an error for an
 // action missing from Rules or when l fails.
 func Check(ctx context.Context, l Limiter, action, account, ip string) (Result, error) {
+	var accounts []string
+	if account != "" {
+		accounts = []string{account}
+	}
+	return CheckAll(ctx, l, action, accounts, ip)
+}
+
+// CheckAll is Check for a request that names several accounts, such as a
+// registration (its username and its email): each non-empty one has its own
+// per-account budget, and the request is denied if any budget, or the IP's,
+// is used up. Duplicates count once.
+func CheckAll(ctx context.Context, l Limiter, action string, accounts []string, ip string) (Result, error) {
 	rule, ok := Rules[action]
 	if !ok {
 		return Result{}, fmt.Errorf("ratelimit: check: unknown action %q", action)
 	}
-	res := Result{Allowed: true}
+	res := Result{Allowed: true, Action: action}
 	check := func(key string, lim Limit) error {
 		if lim == (Limit{}) {
 			return nil
@@ -133,10 +155,14 @@ func Check(ctx context.Context, l Limiter, action, account, ip string) (Result, 
 		}
 		if res.Limit == (Limit{}) || stricter(r, res) {
 			res = r
+			res.Action = action
 		}
 		return nil
 	}
-	if account != "" {
+	for i, account := range accounts {
+		if account == "" || slices.Contains(accounts[:i], account) {
+			continue
+		}
 		if err := check("acct:"+action+":"+account, rule.PerAccount); err != nil {
 			return Result{}, err
 		}
@@ -205,12 +231,39 @@ func (r Result) Headers() http.Header {
 }
 
 // Err returns nil when r is allowed, else a resource_exhausted *flock.Error
-// that tells the client when to retry.
+// whose Message is a plain sentence that says what was limited and when to
+// try again, such as "too many login attempts; try again in 12 seconds".
+// The transport sends Message alone (never Error(), which adds the code).
 func (r Result) Err() error {
 	if r.Allowed {
 		return nil
 	}
-	return flock.Errorf(flock.ERATELIMIT, "too many requests: retry in %d seconds", max(ceilSeconds(r.RetryAfter), 1))
+	what := "too many requests"
+	if rule, ok := Rules[r.Action]; ok && rule.TooMany != "" {
+		what = rule.TooMany
+	}
+	return flock.Errorf(flock.ERATELIMIT, "%s; try again in %s", what, waitText(r.RetryAfter))
+}
+
+// waitText says d in words for a person: whole seconds under a minute,
+// whole minutes under two hours, else whole hours; always rounded up, and
+// never less than one second, so that a client that waits that long is let in.
+func waitText(d time.Duration) string {
+	s := max(ceilSeconds(d), 1)
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return strconv.FormatInt(n, 10) + " " + name + "s"
+	}
+	switch {
+	case s < 60:
+		return unit(s, "second")
+	case s < 2*3600:
+		return unit((s+59)/60, "minute")
+	default:
+		return unit((s+3599)/3600, "hour")
+	}
 }
 
 func ceilSeconds(d time.Duration) int64 {

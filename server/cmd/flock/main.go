@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/clientip"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
@@ -47,6 +50,7 @@ type settings struct {
 	logFormat string
 	cors      string
 	rate      string
+	proxies   string
 	drain     time.Duration
 }
 
@@ -71,6 +75,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	str(&s.JWTSecret, "jwt-secret", "FLOCK_JWT_SECRET", "", "HS256 key for access tokens, 32+ bytes, used as given (default: generated once into the data dir; required in production)")
 	str(&s.cors, "cors-origins", "FLOCK_CORS_ORIGINS", "*", "comma-separated origins browsers may call from")
 	str(&s.rate, "rate-limits", "FLOCK_RATE_LIMITS", "on", "on or off (off is for load tests and test harnesses)")
+	str(&s.proxies, "trusted-proxies", "FLOCK_TRUSTED_PROXIES", "", "comma-separated CIDRs (or single IPs) of reverse proxies whose X-Forwarded-For is believed; empty means the TCP peer is the client")
 	str(&s.env, "env", "FLOCK_ENV", "development", "development or production (production requires an explicit JWT secret)")
 	str(&s.logLevel, "log-level", "FLOCK_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&s.logFormat, "log-format", "FLOCK_LOG_FORMAT", "text", "text or json")
@@ -105,13 +110,26 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		}
 		fs.DurationVar(p, name, def, usage+" ("+env+")")
 	}
+	dur(&s.BodyIdleTimeout, "body-idle-timeout", "FLOCK_BODY_IDLE_TIMEOUT", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before it is cut off")
+	bodyRate := num("body-min-rate", "FLOCK_BODY_MIN_RATE", server.DefaultBodyMinRate, "bytes per second a request body must average once the idle timeout has passed (uploads on slow links); -1 turns the check off")
 	videoMB := num("video-max-mb", "FLOCK_VIDEO_MAX_MB", video.DefaultMaxBytes>>20, "largest video upload in MiB; larger ones get 413")
 	dur(&s.Video.MaxDuration, "video-max-duration", "FLOCK_VIDEO_MAX_DURATION", video.DefaultMaxDuration, "longest video accepted")
 	videoDim := num("video-max-dimension", "FLOCK_VIDEO_MAX_DIMENSION", video.DefaultMaxDimension, "largest video width or height in pixels")
 	videoFPS := num("video-max-fps", "FLOCK_VIDEO_MAX_FPS", video.DefaultMaxFrameRate, "highest video frame rate")
 	dur(&s.Video.ProcessTimeout, "video-timeout", "FLOCK_VIDEO_TIMEOUT", video.DefaultProcessTimeout, "time limit of processing one video (probe, transcode, poster)")
 	videoWorkers := num("video-workers", "FLOCK_VIDEO_WORKERS", 1, "videos this instance transcodes at once; -1 for none (uploads are queued for other instances)")
+	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
+	maxStreams := num("max-streams", "FLOCK_MAX_STREAMS", notify.DefaultMaxStreams, "live streams this instance holds open for all accounts together; 0 for no cap")
 	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
+	grace := account.DefaultRefreshReuseGrace
+	if v, ok := os.LookupEnv("FLOCK_REFRESH_REUSE_GRACE"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			envErrs = append(envErrs, fmt.Errorf("FLOCK_REFRESH_REUSE_GRACE: want a duration like 30s, or 0 for none, got %q", v))
+		}
+		grace = d
+	}
+	fs.DurationVar(&s.RefreshReuseGrace, "refresh-reuse-grace", grace, "how long after its rotation a refresh token still gets a new pair in its session (two tabs refreshing at once) instead of revoking it; 0 for none (FLOCK_REFRESH_REUSE_GRACE)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  flock [flags]                       serve the API\n  flock [flags] migrate               apply database migrations\n  flock [flags] user promote <name>   make an account staff\n\nFlags (each also read from the environment variable in brackets):\n")
 		fs.PrintDefaults()
@@ -124,6 +142,28 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	}
 	if *videoMB < 1 || *videoDim < 16 || *videoFPS <= 0 || *videoWorkers != float64(int(*videoWorkers)) || *videoWorkers < -1 {
 		return nil, nil, fmt.Errorf("video limits: want FLOCK_VIDEO_MAX_MB >= 1, FLOCK_VIDEO_MAX_DIMENSION >= 16, FLOCK_VIDEO_MAX_FPS > 0 and FLOCK_VIDEO_WORKERS a whole number >= -1")
+	}
+	if *bodyRate != -1 && *bodyRate < 1 {
+		return nil, nil, fmt.Errorf("FLOCK_BODY_MIN_RATE: want a number of bytes per second >= 1, or -1 for no minimum, got %v", *bodyRate)
+	}
+	s.BodyMinRate = int64(*bodyRate)
+	switch {
+	case s.RefreshReuseGrace < 0:
+		return nil, nil, fmt.Errorf("FLOCK_REFRESH_REUSE_GRACE: want a duration like 30s, or 0 for none, got %s", s.RefreshReuseGrace)
+	case s.RefreshReuseGrace == 0:
+		s.RefreshReuseGrace = -1 // none (0 in server.Config means the default)
+	}
+	for _, v := range []struct {
+		env string
+		n   float64
+		p   *int
+	}{{"FLOCK_MAX_STREAMS_PER_USER", *maxStreamsPerUser, &s.MaxStreamsPerUser}, {"FLOCK_MAX_STREAMS", *maxStreams, &s.MaxStreams}} {
+		if v.n < 0 || v.n != float64(int(v.n)) {
+			return nil, nil, fmt.Errorf("%s: want a whole number >= 0 (0 for no cap), got %v", v.env, v.n)
+		}
+		if *v.p = int(v.n); *v.p == 0 {
+			*v.p = -1 // no cap (0 in server.Config means the default)
+		}
 	}
 	s.Video.MaxBytes = int64(*videoMB * (1 << 20))
 	s.Video.MaxDimension, s.Video.MaxFrameRate, s.Video.Workers = int(*videoDim), *videoFPS, int(*videoWorkers)
@@ -141,6 +181,9 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		return nil, nil, fmt.Errorf("FLOCK_RATE_LIMITS: %w", err)
 	}
 	s.RateLimits = on
+	if s.TrustedProxies, err = clientip.ParsePrefixes(s.proxies); err != nil {
+		return nil, nil, fmt.Errorf("FLOCK_TRUSTED_PROXIES: want comma-separated CIDRs like 10.0.0.0/8,fd00::/8 or single IPs: %w", err)
+	}
 	for _, o := range strings.Split(s.cors, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			s.CORSOrigins = append(s.CORSOrigins, o)

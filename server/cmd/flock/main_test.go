@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -24,7 +26,7 @@ func TestHelp_ListsEverySetting(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
-		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS"} {
+		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s:\n%s", env, out.String())
 		}
@@ -84,12 +86,26 @@ func TestBadSettings_SayWhatIsAccepted(t *testing.T) {
 		"--mailer=carrier-pigeon":              "log",
 		"--log-level=loud":                     "debug, info",
 		"--redis-url=memcached://127.0.0.1:11": "redis://",
+		"--trusted-proxies=10.0.0.0/33":        `FLOCK_TRUSTED_PROXIES: want comma-separated CIDRs like 10.0.0.0/8,fd00::/8 or single IPs: "10.0.0.0/33" is not a CIDR prefix`,
+		"--trusted-proxies=10.0.0.0/8,nginx":   `"nginx" is neither an IP address nor a CIDR prefix`,
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), []string{args, "--data-dir", t.TempDir()}, &out, &out)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v does not mention %q", args, err, want)
 		}
+	}
+}
+
+// FLOCK_TRUSTED_PROXIES takes CIDRs and plain addresses (one-address prefixes).
+func TestTrustedProxies_CIDRsAndPlainIPs(t *testing.T) {
+	t.Setenv("FLOCK_TRUSTED_PROXIES", " 10.0.0.0/8, 127.0.0.1 ,::1,")
+	s, _, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.TrustedProxies); got != "[10.0.0.0/8 127.0.0.1/32 ::1/128]" {
+		t.Errorf("TrustedProxies = %s", got)
 	}
 }
 
