@@ -26,6 +26,10 @@ import (
 	"github.com/flock-social/flock/internal/store"
 )
 
+// DefaultRefreshReuseGrace is the refresh reuse grace that cmd/flock and
+// server.Config use when none is set (see Config.RefreshReuseGrace).
+const DefaultRefreshReuseGrace = 30 * time.Second
+
 // Config holds the account settings.
 type Config struct {
 	// PublicURL is the base of links in emails, without a trailing slash.
@@ -39,6 +43,14 @@ type Config struct {
 	SessionTTL time.Duration
 	// VerificationTTL is how long a verification link works (default 24 hours).
 	VerificationTTL time.Duration
+	// RefreshReuseGrace is how long after its rotation a refresh token is
+	// still answered with a new pair in the same session, so that two tabs
+	// or processes refreshing one token at once both stay signed in (Okta's
+	// rotation grace, Auth0's reuse interval). Within it a stolen rotated
+	// token works too. Zero, the default here, means none: a rotated token
+	// presented again revokes its session at once. server.Config defaults
+	// to DefaultRefreshReuseGrace.
+	RefreshReuseGrace time.Duration
 	// PasswordParams are the argon2id parameters of new password hashes;
 	// nil means OWASP's minimum (m=19 MiB, t=2, p=1). Only test harnesses
 	// set cheaper ones: a hash takes ~45 ms, and ~215 ms under the race
@@ -348,10 +360,16 @@ func (s *Service) issue(ctx context.Context, tx bun.IDB, u *store.User, sess *st
 var errBadRefresh = flock.Errorf(flock.EUNAUTHORIZED, "refresh token is invalid, expired or already used; log in again")
 
 // Refresh rotates a refresh token: it is used up and a new pair is issued in
-// the same session. Presenting a token that was already used revokes the
-// session (RFC 9700 reuse detection), so a stolen token stops working for
-// the thief and the victim alike. Of two concurrent refreshes with one
-// token, at most one succeeds. Returns EUNAUTHORIZED otherwise.
+// the same session. Presenting a token that was used longer than
+// RefreshReuseGrace ago revokes the session (RFC 9700 reuse detection), so
+// a stolen token stops working for the thief and the victim alike; every
+// token of the session, those issued within the grace included, ends with
+// it. Within the grace the used token gets a fresh pair of its own in the
+// same session, and the successor issued by the first use stays valid: of
+// two concurrent refreshes with one token both succeed, and each caller
+// goes on with its own refresh token. Without a grace, at most one
+// succeeds. Returns EUNAUTHORIZED when the token is unknown, expired, or
+// its session has ended, and EFORBIDDEN when the account is suspended.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair, error) {
 	hash := hashToken(refreshToken)
 	var (
@@ -360,7 +378,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		revoked string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		ok, err := s.db.UseRefreshToken(ctx, tx, hash)
+		ok, err := s.db.UseRefreshToken(ctx, tx, hash, max(s.cfg.RefreshReuseGrace, 0))
 		if err != nil {
 			return err
 		}

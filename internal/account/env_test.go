@@ -60,7 +60,8 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // MustEnv returns an env on the given engine, torn down when the test ends.
-func MustEnv(tb testing.TB, engine string) *env {
+// configure, when given, adjusts the service's configuration.
+func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *env {
 	tb.Helper()
 	ctx := context.Background()
 	e := &env{db: testutil.MustStore(tb, engine), clock: &clock{t: time.Now().UTC()}, mailDir: filepath.Join(tb.TempDir(), "mail")}
@@ -84,7 +85,11 @@ func MustEnv(tb testing.TB, engine string) *env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { broker.Close() })
-	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, notify.NewService(e.db, broker, log), account.Config{PublicURL: "https://flock.test/"}, log)
+	cfg := account.Config{PublicURL: "https://flock.test/"}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, notify.NewService(e.db, broker, log), cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,12 +101,12 @@ func MustEnv(tb testing.TB, engine string) *env {
 
 // forEachEngine runs fn in parallel subtests, one per engine, each with its
 // own env.
-func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
+func forEachEngine(t *testing.T, fn func(t *testing.T, e *env), configure ...func(*account.Config)) {
 	t.Helper()
 	for _, engine := range testutil.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			fn(t, MustEnv(t, engine))
+			fn(t, MustEnv(t, engine, configure...))
 		})
 	}
 }

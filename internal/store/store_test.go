@@ -408,7 +408,7 @@ func TestUseRefreshToken_SingleUse(t *testing.T) {
 		MustCreateRefreshToken(t, db, s.ID, "hash-1", time.Hour)
 
 		for i, want := range []bool{true, false, false} {
-			ok, err := db.UseRefreshToken(ctx, db, "hash-1")
+			ok, err := db.UseRefreshToken(ctx, db, "hash-1", 0)
 			if err != nil {
 				t.Fatalf("use %d: %v", i+1, err)
 			}
@@ -423,7 +423,7 @@ func TestUseRefreshToken_SingleUse(t *testing.T) {
 		if rt.UsedAt == nil {
 			t.Fatal("a used refresh token has no UsedAt")
 		}
-		ok, err := db.UseRefreshToken(ctx, db, "unknown-hash")
+		ok, err := db.UseRefreshToken(ctx, db, "unknown-hash", 0)
 		if err != nil || ok {
 			t.Fatalf("UseRefreshToken of an unknown hash = %v, %v; want false, nil", ok, err)
 		}
@@ -452,7 +452,7 @@ func TestUseRefreshToken_ConcurrentUsesExactlyOneWins(t *testing.T) {
 				<-start
 				// In a transaction, as Refresh uses it.
 				err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-					ok, err := db.UseRefreshToken(ctx, tx, "hash-1")
+					ok, err := db.UseRefreshToken(ctx, tx, "hash-1", 0)
 					if ok {
 						wins.Add(1)
 					}
@@ -471,6 +471,96 @@ func TestUseRefreshToken_ConcurrentUsesExactlyOneWins(t *testing.T) {
 		}
 		if got := wins.Load(); got != 1 {
 			t.Fatalf("%d of %d concurrent uses of one refresh token succeeded, want exactly 1", got, n)
+		}
+	})
+}
+
+func TestUseRefreshToken_AcceptedAgainWithinTheGraceOnly_P8(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := useClock(db)
+		const grace = 30 * time.Second
+		u := MustCreateUser(t, db, "alice")
+		s := MustCreateSession(t, db, u.ID, time.Hour)
+		MustCreateRefreshToken(t, db, s.ID, "hash-1", time.Hour)
+
+		use := func(what string, want bool) {
+			t.Helper()
+			ok, err := db.UseRefreshToken(ctx, db, "hash-1", grace)
+			if err != nil || ok != want {
+				t.Fatalf("UseRefreshToken %s = %v, %v; want %v", what, ok, err, want)
+			}
+		}
+		use("first", true)
+		first, err := db.GetRefreshToken(ctx, db, "hash-1")
+		if err != nil || first.UsedAt == nil {
+			t.Fatalf("after the first use: %+v, %v", first, err)
+		}
+		clk.Advance(20 * time.Second)
+		use("20 s after the first use", true)
+		again, err := db.GetRefreshToken(ctx, db, "hash-1")
+		if err != nil || again.UsedAt == nil || !again.UsedAt.Equal(*first.UsedAt) {
+			t.Fatalf("a use within the grace moved UsedAt from %v to %+v (%v); the grace runs from the first use", first.UsedAt, again, err)
+		}
+		clk.Advance(15 * time.Second)
+		use("35 s after the first use", false)
+
+		// Within the grace, a revoked session still refuses.
+		MustCreateRefreshToken(t, db, s.ID, "hash-2", time.Hour)
+		if ok, err := db.UseRefreshToken(ctx, db, "hash-2", grace); err != nil || !ok {
+			t.Fatalf("first use of hash-2 = %v, %v", ok, err)
+		}
+		if err := db.RevokeSession(ctx, db, s.ID, "logout"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := db.UseRefreshToken(ctx, db, "hash-2", grace); err != nil || ok {
+			t.Fatalf("use within the grace after the session was revoked = %v, %v; want false", ok, err)
+		}
+	})
+}
+
+func TestUseRefreshToken_ConcurrentUsesWithinTheGraceAllWin_P8(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		u := MustCreateUser(t, db, "alice")
+		s := MustCreateSession(t, db, u.ID, time.Hour)
+		MustCreateRefreshToken(t, db, s.ID, "hash-1", time.Hour)
+
+		const n = 16
+		var (
+			wins  atomic.Int32
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			errs  = make(chan error, n)
+		)
+		for range n {
+			wg.Go(func() {
+				<-start
+				// In a transaction that also writes a new token, as Refresh does.
+				err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+					ok, err := db.UseRefreshToken(ctx, tx, "hash-1", time.Minute)
+					if err != nil || !ok {
+						return err
+					}
+					wins.Add(1)
+					now := db.Now()
+					return db.CreateRefreshToken(ctx, tx, &store.RefreshToken{TokenHash: store.NewID(), SessionID: s.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+				})
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("concurrent UseRefreshToken within the grace: %v", err)
+		}
+		if got := wins.Load(); got != n {
+			t.Fatalf("%d of %d concurrent uses of one refresh token within the grace succeeded, want all", got, n)
 		}
 	})
 }
@@ -515,18 +605,18 @@ func TestUseRefreshToken_RefusedForDeadSessionsAndExpiredTokens(t *testing.T) {
 			{"revoked", revoked.ID, "revoked session"},
 			{"session-expires", shortSession.ID, "expired session"},
 		} {
-			ok, err := db.UseRefreshToken(ctx, db, c.hash)
+			ok, err := db.UseRefreshToken(ctx, db, c.hash, 0)
 			if err != nil || ok {
 				t.Errorf("UseRefreshToken in a %s = %v, %v; want false", c.why, ok, err)
 			}
 			_, err = db.GetSessionUser(ctx, db, c.session, u.ID)
 			wantNotFound(t, "GetSessionUser of a "+c.why, err)
 		}
-		ok, err := db.UseRefreshToken(ctx, db, "token-expires")
+		ok, err := db.UseRefreshToken(ctx, db, "token-expires", 0)
 		if err != nil || ok {
 			t.Errorf("UseRefreshToken of an expired token = %v, %v; want false", ok, err)
 		}
-		ok, err = db.UseRefreshToken(ctx, db, "fine")
+		ok, err = db.UseRefreshToken(ctx, db, "fine", 0)
 		if err != nil || !ok {
 			t.Errorf("UseRefreshToken of a live token in a live session = %v, %v; want true", ok, err)
 		}

@@ -71,20 +71,32 @@ func (db *DB) GetRefreshToken(ctx context.Context, tx bun.IDB, hash string) (*Re
 }
 
 // UseRefreshToken marks an unused, unexpired refresh token of a live session
-// used, atomically: of two concurrent calls with the same token, exactly one
-// gets true. It returns false when the token was already used, has expired,
-// or its session is revoked or expired.
-func (db *DB) UseRefreshToken(ctx context.Context, tx bun.IDB, hash string) (bool, error) {
+// used, atomically, and reports whether the caller may rotate it. A token
+// already used within the last grace (its first use at or after now-grace)
+// is accepted again and keeps its first use time, so that two clients
+// refreshing one token at once both get an answer; with grace 0 a token
+// works once, and of two concurrent calls exactly one gets true. It returns
+// false when the token is unknown, was used longer than grace ago, has
+// expired, or its session is revoked or expired.
+//
+// The one UPDATE decides: on Postgres a concurrent call waits for the row
+// lock and re-checks the condition against the committed row; on SQLite
+// transactions take the write lock at BEGIN and run one after another.
+func (db *DB) UseRefreshToken(ctx context.Context, tx bun.IDB, hash string, grace time.Duration) (bool, error) {
 	now := db.Now()
 	live := tx.NewSelect().Model((*Session)(nil)).Column("id").
 		Where("revoked_at IS NULL").Where("expires_at > ?", now)
-	res, err := tx.NewUpdate().Model((*RefreshToken)(nil)).
-		Set("used_at = ?", now).
+	q := tx.NewUpdate().Model((*RefreshToken)(nil)).
 		Where("token_hash = ?", hash).
-		Where("used_at IS NULL").
 		Where("expires_at > ?", now).
-		Where("session_id IN (?)", live).
-		Exec(ctx)
+		Where("session_id IN (?)", live)
+	if grace > 0 {
+		q = q.Set("used_at = COALESCE(used_at, ?)", now).
+			Where("(used_at IS NULL OR used_at >= ?)", now.Add(-grace))
+	} else {
+		q = q.Set("used_at = ?", now).Where("used_at IS NULL")
+	}
+	res, err := q.Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("use refresh token: %w", translate(err))
 	}

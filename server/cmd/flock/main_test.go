@@ -109,6 +109,31 @@ func TestTrustedProxies_CIDRsAndPlainIPs(t *testing.T) {
 	}
 }
 
+// FLOCK_REFRESH_REUSE_GRACE defaults to 30 s; 0 turns the grace off
+// (negative in server.Config, where 0 means the default).
+func TestRefreshReuseGrace_DefaultAndOff_P8(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want time.Duration
+	}{{"", 30 * time.Second}, {"0", -1}, {"5s", 5 * time.Second}} {
+		env, want := c.env, c.want
+		if env != "" {
+			t.Setenv("FLOCK_REFRESH_REUSE_GRACE", env)
+		}
+		s, _, err := parse(nil, io.Discard)
+		if err != nil {
+			t.Fatalf("FLOCK_REFRESH_REUSE_GRACE=%q: %v", env, err)
+		}
+		if s.RefreshReuseGrace != want {
+			t.Errorf("FLOCK_REFRESH_REUSE_GRACE=%q: RefreshReuseGrace = %s, want %s", env, s.RefreshReuseGrace, want)
+		}
+	}
+	_, _, err := parse([]string{"--refresh-reuse-grace=-1s"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "FLOCK_REFRESH_REUSE_GRACE: want a duration like 30s, or 0 for none") {
+		t.Errorf("a negative grace: error %v", err)
+	}
+}
+
 // `flock` with no subcommand serves, and SIGTERM (here: ctx) drains and exits.
 func TestServe_ServesThenShutsDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
