@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"bytes"
+	"image"
+	"image/jpeg"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,8 +18,10 @@ import (
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
 )
 
@@ -184,6 +190,85 @@ func TestVideoJobs_ShutdownRequeuesARunningJob_P19(t *testing.T) {
 				t.Fatalf("after the interrupted job the video is %s, want processing", v.GetStatus())
 			}
 			waitReady(t, s, token, id)
+		})
+	}
+}
+
+// READY means playable with nothing of the upload kept. The upload is
+// deleted after the outputs are stored and before the video is marked
+// ready; an attempt that stopped in between (a crash) leaves the outputs
+// and no upload, and the retry only marks the video ready.
+func TestVideoJobs_ResumeAfterOutputsStored(t *testing.T) {
+	t.Parallel()
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dbURL, data := tu.MustDatabaseURL(t, engine), t.TempDir()
+			shared := func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, data }
+			var token, id string
+			t.Run("upload, then store the outputs and delete the upload as a stopped attempt did", func(t *testing.T) {
+				s := tu.MustServer(t, engine, shared)
+				alice := s.MustAccount(t, "alice")
+				token, id = alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId()
+			})
+			abs, err := filepath.Abs(filepath.Join(data, "media"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bucket, err := media.OpenBucket(t.Context(), "file://"+abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bucket.Close()
+			var poster bytes.Buffer
+			if err := jpeg.Encode(&poster, image.NewRGBA(image.Rect(0, 0, 160, 120)), nil); err != nil {
+				t.Fatal(err)
+			}
+			for key, b := range map[string][]byte{video.PlaybackKey(id): mp4, video.PosterKey(id): poster.Bytes()} {
+				if err := bucket.WriteAll(t.Context(), key, b, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := bucket.Delete(t.Context(), video.OriginalKey(id)); err != nil {
+				t.Fatal(err)
+			}
+
+			s := tu.MustServer(t, engine, shared, processing)
+			v := waitReady(t, s, token, id)
+			if v.GetWidth() != 160 || v.GetHeight() != 120 || v.GetDurationSeconds() <= 0 {
+				t.Errorf("resumed video = %dx%d, %gs; want 160x120 and its duration", v.GetWidth(), v.GetHeight(), v.GetDurationSeconds())
+			}
+			if res, body := get(t, s, v.GetPlaybackUrl()); res.StatusCode != http.StatusOK || !bytes.Equal(body, mp4) {
+				t.Errorf("playback = %d (%d bytes), want 200 with the stored file", res.StatusCode, len(body))
+			}
+		})
+	}
+}
+
+// A video is READY only once its upload is gone: whoever reads READY finds
+// the two outputs and nothing else.
+func TestVideo_ReadyMeansUploadGone(t *testing.T) {
+	t.Parallel()
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, processing)
+			alice := s.MustAccount(t, "alice")
+			for range 3 {
+				v := waitReady(t, s, alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId())
+				var got []string
+				for _, f := range mediaFiles(t, s) {
+					if strings.HasPrefix(f, v.GetId()+"/") {
+						got = append(got, strings.TrimPrefix(f, v.GetId()+"/"))
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, []string{"poster.jpg", "video.mp4"}) {
+					t.Fatalf("files of a READY video = %v, want [poster.jpg video.mp4]", got)
+				}
+			}
 		})
 	}
 }

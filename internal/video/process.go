@@ -100,8 +100,18 @@ func (s *Service) process(ctx context.Context, id string) error {
 	return err
 }
 
+// processIn does the work of process in dir. READY means playable and
+// nothing of the upload kept: the upload is deleted after both outputs are
+// stored and before the video is marked ready, so an attempt that stopped
+// in between finds the outputs on its retry and only marks it ready.
 func (s *Service) processIn(ctx context.Context, dir string, v *store.Video) error {
 	if err := s.download(ctx, OriginalKey(v.ID), filepath.Join(dir, "original")); err != nil {
+		var f *failure
+		if errors.As(err, &f) {
+			if done, rerr := s.resumeStored(ctx, dir, v); rerr != nil || done {
+				return rerr
+			}
+		}
 		return err
 	}
 	p, err := s.tools.probe(ctx, dir, "original")
@@ -132,6 +142,43 @@ func (s *Service) processIn(ctx context.Context, dir string, v *store.Video) err
 	if _, err := s.upload(ctx, filepath.Join(dir, "poster.jpg"), PosterKey(v.ID), "image/jpeg"); err != nil {
 		return err
 	}
+	if err := s.bucket.Delete(ctx, OriginalKey(v.ID)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("delete processed upload: %w", err)
+	}
+	return s.finishReady(ctx, v, size, out)
+}
+
+// resumeStored finishes a video whose outputs an earlier attempt stored
+// (and whose upload it then deleted) before it stopped. It reports false
+// when the outputs are not both there.
+func (s *Service) resumeStored(ctx context.Context, dir string, v *store.Video) (bool, error) {
+	if ok, err := s.bucket.Exists(ctx, PosterKey(v.ID)); err != nil || !ok {
+		return false, err
+	}
+	path := filepath.Join(dir, "video.mp4")
+	if err := s.download(ctx, PlaybackKey(v.ID), path); err != nil {
+		var f *failure
+		if errors.As(err, &f) {
+			return false, nil
+		}
+		return false, err
+	}
+	out, err := s.tools.probe(ctx, dir, "video.mp4")
+	if err != nil {
+		return false, fmt.Errorf("probe stored video: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return true, s.finishReady(ctx, v, fi.Size(), out)
+}
+
+// finishReady marks v ready with the numbers of its playable file.
+func (s *Service) finishReady(ctx context.Context, v *store.Video, size int64, out *Probe) error {
+	if out.Video == nil {
+		return failf("the converted video has no video stream")
+	}
 	v.Status, v.SizeBytes, v.DurationSeconds = store.VideoReady, size, out.Duration
 	v.Width, v.Height = int32(out.Video.Width), int32(out.Video.Height)
 	ok, err := s.db.FinishVideo(ctx, s.db, v)
@@ -141,10 +188,6 @@ func (s *Service) processIn(ctx context.Context, dir string, v *store.Video) err
 	if !ok {
 		// Deleted while it was processed: drop what was just stored.
 		s.removeFiles(ctx, v.ID)
-		return nil
-	}
-	if err := s.bucket.Delete(ctx, OriginalKey(v.ID)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		s.log.WarnContext(ctx, "delete processed upload", "video", v.ID, "err", err)
 	}
 	return nil
 }
