@@ -96,23 +96,9 @@ type anyMessage struct{ proto.Message }
 // annotation names: path variables from req's fields, the rest as the JSON
 // body (body "*") or as query parameters (GET, DELETE).
 func (s *Server) callREST(ctx context.Context, procedure, token string, req, res proto.Message) error {
-	md, err := methodByProcedure(procedure)
+	method, tmpl, hasBody, err := RESTMapping(procedure)
 	if err != nil {
 		return err
-	}
-	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-	var method, tmpl string
-	switch p := rule.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		method, tmpl = http.MethodGet, p.Get
-	case *annotations.HttpRule_Post:
-		method, tmpl = http.MethodPost, p.Post
-	case *annotations.HttpRule_Patch:
-		method, tmpl = http.MethodPatch, p.Patch
-	case *annotations.HttpRule_Delete:
-		method, tmpl = http.MethodDelete, p.Delete
-	default:
-		return fmt.Errorf("%s has no REST mapping", procedure)
 	}
 	msg := req.ProtoReflect()
 	fields := msg.Descriptor().Fields()
@@ -132,7 +118,7 @@ func (s *Server) callREST(ctx context.Context, procedure, token string, req, res
 	// The contract's paths end in a slash; both forms must work.
 	u := s.URL + path + "/"
 	var body io.Reader
-	if rule.GetBody() == "*" {
+	if hasBody {
 		b, err := protojson.Marshal(req)
 		if err != nil {
 			return err
@@ -180,6 +166,30 @@ func (s *Server) callREST(ctx context.Context, procedure, token string, req, res
 		return restError(hres.StatusCode, data)
 	}
 	return protojson.Unmarshal(data, res)
+}
+
+// RESTMapping returns the HTTP method and path template (`/api/posts/{post_id}`)
+// of procedure's google.api.http annotation, and whether the request
+// message is the JSON body (`body: "*"`) rather than query parameters.
+func RESTMapping(procedure string) (method, template string, body bool, err error) {
+	md, err := methodByProcedure(procedure)
+	if err != nil {
+		return "", "", false, err
+	}
+	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+	switch p := rule.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		method, template = http.MethodGet, p.Get
+	case *annotations.HttpRule_Post:
+		method, template = http.MethodPost, p.Post
+	case *annotations.HttpRule_Patch:
+		method, template = http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Delete:
+		method, template = http.MethodDelete, p.Delete
+	default:
+		return "", "", false, fmt.Errorf("%s has no REST mapping", procedure)
+	}
+	return method, template, rule.GetBody() == "*", nil
 }
 
 func scalarString(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
