@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"image/color"
+	"image/png"
+	"mime/multipart"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -12,9 +16,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/ratelimit"
 	tu "github.com/flock-social/flock/internal/testutil"
 	"github.com/flock-social/flock/server"
 )
@@ -173,8 +179,17 @@ func wantRateLimited(t *testing.T, tr tu.Transport, err error, header http.Heade
 			}
 		}
 	}
-	n, convErr := strconv.Atoi(retry)
-	if convErr != nil || n < 1 {
+	if want := refusalMessage(t, tooMany, retry); ce.Message() != want {
+		t.Errorf("refusal message = %q, want %q", ce.Message(), want)
+	}
+}
+
+// refusalMessage is the message a 429 with Retry-After retry must carry:
+// "<tooMany>; try again in <retry in words>".
+func refusalMessage(t *testing.T, tooMany, retry string) string {
+	t.Helper()
+	n, err := strconv.Atoi(retry)
+	if err != nil || n < 1 {
 		t.Fatalf("Retry-After = %q, want whole seconds >= 1", retry)
 	}
 	var when string
@@ -190,9 +205,7 @@ func wantRateLimited(t *testing.T, tr tu.Transport, err error, header http.Heade
 	default:
 		when = strconv.Itoa((n+3599)/3600) + " hours"
 	}
-	if want := tooMany + "; try again in " + when; ce.Message() != want {
-		t.Errorf("refusal message = %q, want %q", ce.Message(), want)
-	}
+	return tooMany + "; try again in " + when
 }
 
 // P24: a login counts against the account it names and the client's IP,
@@ -267,5 +280,176 @@ func TestRateLimit_RegisterCountsAgainstNamedUsernameAndEmail_P24(t *testing.T) 
 	for i, tr := range tu.Transports {
 		header, err := register(tr, fmt.Sprintf("203.0.113.%d", i+10), "probe_"+string(tr), "Taken@Example.com")
 		wantRateLimited(t, tr, err, header, "too many registrations")
+	}
+}
+
+// P25: behind a trusted proxy each client has its own per-IP budget, read
+// from the first untrusted X-Forwarded-For hop, and forged hops left of it
+// buy nothing; with no trusted proxy configured, X-Forwarded-For is ignored,
+// so forging it never buys a fresh budget. Every transport, both engines.
+func TestRateLimit_PerClientBehindTrustedProxy_P25(t *testing.T) {
+	t.Parallel()
+	perIP := ratelimit.Rules["login"].PerIP.Burst
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			// login tries an unknown account each time, so that only the
+			// per-IP budget is counted down.
+			n := 0
+			login := func(c *tu.Server, tr tu.Transport) error {
+				n++
+				_, err := tu.Call[flockv1.LoginResponse](t.Context(), c, tr, flockv1connect.UserServiceLoginProcedure, "",
+					&flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Username{Username: fmt.Sprintf("nobody_%d", n)}, Password: "wrong guess"})
+				return err
+			}
+
+			t.Run("trusted proxy: one budget per client", func(t *testing.T) {
+				s := tu.MustServer(t, engine, withRateLimits, withTrustedProxies("127.0.0.1/32"))
+				for i, tr := range tu.Transports {
+					a, aHeader := behindProxy(t, s, fmt.Sprintf("203.0.113.%d", 10*i+1))
+					for range perIP {
+						wantCode(t, login(a, tr), connect.CodeUnauthenticated)
+					}
+					err := login(a, tr)
+					wantRateLimited(t, tr, err, aHeader(), "too many login attempts")
+					// The same client with a forged hop in front: the proxy
+					// appended the real address, which is what counts.
+					forged, _ := behindProxy(t, s, fmt.Sprintf("192.0.2.77, 203.0.113.%d", 10*i+1))
+					wantCode(t, login(forged, tr), connect.CodeResourceExhausted)
+					// Another client behind the same proxy has its own budget.
+					b, _ := behindProxy(t, s, fmt.Sprintf("203.0.113.%d", 10*i+2))
+					wantCode(t, login(b, tr), connect.CodeUnauthenticated)
+				}
+			})
+
+			t.Run("no trusted proxy: X-Forwarded-For is ignored", func(t *testing.T) {
+				s := tu.MustServer(t, engine, withRateLimits)
+				a, _ := behindProxy(t, s, "203.0.113.1")
+				for range perIP {
+					wantCode(t, login(a, tu.Connect), connect.CodeUnauthenticated)
+				}
+				for i, tr := range tu.Transports {
+					forged, header := behindProxy(t, s, fmt.Sprintf("203.0.113.%d", 100+i))
+					wantRateLimited(t, tr, login(forged, tr), header(), "too many login attempts")
+				}
+			})
+		})
+	}
+}
+
+// P23: changing the profile picture is limited per account (and per IP),
+// since each upload is decoded: the eleventh picture in an hour is refused
+// with 429 on every transport, JSON and multipart alike, while other profile
+// edits and removing the picture go on. Both engines.
+func TestRateLimit_AvatarChanges_P23(t *testing.T) {
+	t.Parallel()
+	rule := ratelimit.Rules["avatar"]
+	var pic bytes.Buffer
+	if err := png.Encode(&pic, solid(8, 8, color.RGBA{200, 0, 0, 255})); err != nil {
+		t.Fatal(err)
+	}
+	ways := []struct {
+		name string
+		tr   tu.Transport
+	}{{"connect", tu.Connect}, {"grpc", tu.GRPC}, {"grpcweb", tu.GRPCWeb}, {"rest", tu.REST}, {"rest multipart", ""}}
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, withRateLimits, withTrustedProxies("127.0.0.1/32"))
+			for i, way := range ways {
+				t.Run(way.name, func(t *testing.T) {
+					t.Parallel()
+					c, header := behindProxy(t, s, fmt.Sprintf("192.0.2.%d", i+1))
+					a := c.MustAccount(t, fmt.Sprintf("pic_%d", i))
+					// update sends a profile change the way of this subtest and
+					// returns the error a client sees.
+					update := func(req *flockv1.UpdateMeRequest) error {
+						if way.tr != "" {
+							_, err := tu.Call[flockv1.UpdateMeResponse](t.Context(), c, way.tr, flockv1connect.UserServiceUpdateMeProcedure, a.AccessToken, req)
+							return err
+						}
+						fields := map[string]string{}
+						if req.Bio != nil {
+							fields["bio"] = req.GetBio()
+						}
+						var res *http.Response
+						var out map[string]any
+						if req.Avatar != nil {
+							body, ctype := multipartBody(t, fields, "avatar", req.GetAvatar())
+							res, out = rawJSON(t, c, http.MethodPatch, "/api/users/", a.AccessToken, body, ctype)
+						} else {
+							var b bytes.Buffer
+							w := multipart.NewWriter(&b)
+							for k, v := range fields {
+								_ = w.WriteField(k, v)
+							}
+							_ = w.Close()
+							res, out = rawJSON(t, c, http.MethodPatch, "/api/users/", a.AccessToken, b.String(), w.FormDataContentType())
+						}
+						if res.StatusCode == http.StatusOK {
+							return nil
+						}
+						code, _ := out["code"].(float64)
+						msg, _ := out["message"].(string)
+						return connect.NewError(connect.Code(code), errors.New(msg))
+					}
+					for j := range rule.PerAccount.Burst {
+						if err := update(&flockv1.UpdateMeRequest{Avatar: pic.Bytes()}); err != nil {
+							t.Fatalf("picture %d: %v", j+1, err)
+						}
+					}
+					err := update(&flockv1.UpdateMeRequest{Avatar: pic.Bytes()})
+					wantRateLimited(t, orREST(way.tr), err, header(), "too many profile picture changes")
+					// Other profile edits are not limited.
+					if err := update(&flockv1.UpdateMeRequest{Bio: new("still here")}); err != nil {
+						t.Errorf("bio edit after the picture limit: %v", err)
+					}
+					if way.tr != "" {
+						// Removing the picture decodes nothing and is not limited.
+						if err := update(&flockv1.UpdateMeRequest{Avatar: []byte{}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"avatar"}}}); err != nil {
+							t.Errorf("removing the picture after the limit: %v", err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// orREST is tr, or REST for the plain multipart form (tr "").
+func orREST(tr tu.Transport) tu.Transport {
+	if tr == "" {
+		return tu.REST
+	}
+	return tr
+}
+
+// The refusal of the plain-HTTP video upload is the same plain sentence,
+// with Retry-After and the RateLimit-* headers. Both engines.
+func TestRateLimit_VideoUploadRefusalIsPlainSentence(t *testing.T) {
+	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, withRateLimits)
+			a := s.MustAccount(t, "uploader")
+			var res *http.Response
+			var out map[string]any
+			for range ratelimit.Rules["upload"].PerAccount.Burst + 1 {
+				// Not multipart: refused with 400 after it is counted.
+				res, out = rawJSON(t, s, http.MethodPost, "/api/posts/videos/", a.AccessToken, `{"not":"a video"}`)
+			}
+			if res.StatusCode != http.StatusTooManyRequests || out["code"] != float64(connect.CodeResourceExhausted) {
+				t.Fatalf("eleventh upload = %d %v, want 429", res.StatusCode, out)
+			}
+			if want := refusalMessage(t, "too many video uploads", res.Header.Get("Retry-After")); out["message"] != want {
+				t.Errorf("message = %q, want %q", out["message"], want)
+			}
+			for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+				if res.Header.Get(h) == "" {
+					t.Errorf("no %s header: %v", h, res.Header)
+				}
+			}
+		})
 	}
 }
