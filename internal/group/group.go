@@ -193,7 +193,7 @@ func (s *Service) members(ctx context.Context, p *account.Principal, v *View, st
 		return nil, err
 	}
 	n := page.Size(size)
-	rows, err := s.db.ListGroupMembers(ctx, s.db, v.ID, state, cur.Time, cur.ID, n+1)
+	rows, err := s.db.ListGroupMembers(ctx, s.db, store.MemberFilter{GroupID: v.ID, State: state, ViewerID: p.UserID, BeforeAt: cur.Time, BeforeID: cur.ID, Limit: n + 1})
 	if err != nil {
 		return nil, err
 	}

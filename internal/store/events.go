@@ -84,7 +84,7 @@ func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) 
 	q := tx.NewSelect().Model(&out).
 		Where("n.user_id = ?", f.UserID).
 		Where("EXISTS (SELECT 1 FROM users AS na WHERE na.id = n.actor_id AND na.suspended_at IS NULL)").
-		Where("NOT EXISTS (SELECT 1 FROM blocks AS nb WHERE (nb.blocker_id = n.user_id AND nb.blocked_id = n.actor_id) OR (nb.blocker_id = n.actor_id AND nb.blocked_id = n.user_id))").
+		Where(noBlockBetween, bun.Ident("n.user_id"), bun.Ident("n.actor_id")).
 		Limit(int64(f.Limit))
 	q = keyset(q, "n.id", f.BeforeID, f.AfterID)
 	if f.UnreadOnly {
@@ -101,7 +101,7 @@ func (db *DB) CountUnread(ctx context.Context, tx bun.IDB, userID string) (int, 
 	n, err := tx.NewSelect().Model((*Notification)(nil)).
 		Where("n.user_id = ? AND n.read_at IS NULL", userID).
 		Where("EXISTS (SELECT 1 FROM users AS na WHERE na.id = n.actor_id AND na.suspended_at IS NULL)").
-		Where("NOT EXISTS (SELECT 1 FROM blocks AS nb WHERE (nb.blocker_id = n.user_id AND nb.blocked_id = n.actor_id) OR (nb.blocker_id = n.actor_id AND nb.blocked_id = n.user_id))").
+		Where(noBlockBetween, bun.Ident("n.user_id"), bun.Ident("n.actor_id")).
 		Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count unread: %w", translate(err))

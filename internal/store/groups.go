@@ -217,17 +217,31 @@ func (db *DB) GroupAdmins(ctx context.Context, tx bun.IDB, groupID string) ([]st
 	return ids, nil
 }
 
-// ListGroupMembers returns a page of a group's memberships in one state,
-// newest first, without suspended users. One query; the caller loads the
-// users of the page with GetUsers.
-func (db *DB) ListGroupMembers(ctx context.Context, tx bun.IDB, groupID, state string, beforeAt time.Time, beforeID string, limit int) ([]*GroupMember, error) {
+// MemberFilter selects a page of a group's memberships in one state,
+// newest first.
+type MemberFilter struct {
+	GroupID, State string
+	// ViewerID hides users a block stands between with the viewer, either
+	// way (and suspended users are always hidden).
+	ViewerID string
+	// BeforeAt and BeforeID continue after the last row of the previous page.
+	BeforeAt time.Time
+	BeforeID string
+	Limit    int
+}
+
+// ListGroupMembers returns a page of memberships as f selects. One query,
+// through group_members_group_idx, probing users and blocks by primary key
+// per row; the caller loads the users of the page with GetUsers.
+func (db *DB) ListGroupMembers(ctx context.Context, tx bun.IDB, f MemberFilter) ([]*GroupMember, error) {
 	var rows []*GroupMember
 	q := tx.NewSelect().Model(&rows).
-		Where("gm.group_id = ? AND gm.state = ?", groupID, state).
+		Where("gm.group_id = ? AND gm.state = ?", f.GroupID, f.State).
 		Where("EXISTS (SELECT 1 FROM users AS mu WHERE mu.id = gm.user_id AND mu.suspended_at IS NULL)").
-		OrderExpr("gm.created_at DESC, gm.user_id DESC").Limit(int64(limit))
-	if beforeID != "" {
-		q = q.Where("(gm.created_at < ? OR (gm.created_at = ? AND gm.user_id < ?))", beforeAt, beforeAt, beforeID)
+		Where(noBlockBetween, f.ViewerID, bun.Ident("gm.user_id")).
+		OrderExpr("gm.created_at DESC, gm.user_id DESC").Limit(int64(f.Limit))
+	if f.BeforeID != "" {
+		q = q.Where("(gm.created_at < ? OR (gm.created_at = ? AND gm.user_id < ?))", f.BeforeAt, f.BeforeAt, f.BeforeID)
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list group members: %w", translate(err))

@@ -158,7 +158,7 @@ func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
 func visibleTo(q *bun.SelectQuery, viewerID string, withGroups bool) *bun.SelectQuery {
 	q = q.
 		Where("EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL)").
-		Where("NOT EXISTS (SELECT 1 FROM blocks AS pb WHERE (pb.blocker_id = ? AND pb.blocked_id = p.author_id) OR (pb.blocker_id = p.author_id AND pb.blocked_id = ?))", viewerID, viewerID)
+		Where(noBlockBetween, viewerID, bun.Ident("p.author_id"))
 	outside := bun.Safe("(p.group_id IS NULL AND (p.author_id = ? OR p.visibility = ? OR (p.visibility = ? AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ? AND pf.followee_id = p.author_id))))")
 	if !withGroups {
 		return q.Where(string(outside), viewerID, VisibilityPublic, VisibilityFollowers, viewerID)
@@ -359,7 +359,7 @@ func (db *DB) ListComments(ctx context.Context, tx bun.IDB, f CommentFilter) ([]
 	q := tx.NewSelect().Model(&comments).
 		Where("c.post_id = ?", f.PostID).
 		Where("EXISTS (SELECT 1 FROM users AS ca WHERE ca.id = c.author_id AND ca.suspended_at IS NULL)").
-		Where("NOT EXISTS (SELECT 1 FROM blocks AS cb WHERE (cb.blocker_id = ? AND cb.blocked_id = c.author_id) OR (cb.blocker_id = c.author_id AND cb.blocked_id = ?))", f.ViewerID, f.ViewerID).
+		Where(noBlockBetween, f.ViewerID, bun.Ident("c.author_id")).
 		OrderExpr("c.id ASC").Limit(int64(f.Limit))
 	if f.AfterID != "" {
 		q = q.Where("c.id > ?", f.AfterID)
