@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
@@ -49,13 +52,47 @@ func (s *notificationServer) Subscribe(ctx context.Context, req *connect.Request
 	// Send(nil) flushes the response headers: the client's call returns
 	// once the stream listens, so it knows nothing after that is missed.
 	ready := func() error { return stream.Send(nil) }
-	return s.events.StreamNotifications(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(n *store.Notification) error {
-		out, err := s.conv.notifications(ctx, s.social, []*store.Notification{n})
+	return s.events.StreamNotifications(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(e notify.Event) error {
+		n, err := eventMessage[*flockv1.Notification](e)
 		if err != nil {
 			return err
 		}
-		return stream.Send(out[0])
+		return stream.Send(n)
 	})
+}
+
+// prepareNotifications converts a batch of notifications once for all of
+// the recipient's streams (notify.Service.PrepareNotifications): actors
+// as the recipient sees them, in one read.
+func (a *App) prepareNotifications(ctx context.Context, rows []*store.Notification) ([]any, error) {
+	out, err := a.conv.notifications(ctx, a.social, rows)
+	if err != nil {
+		return nil, err
+	}
+	values := make([]any, len(out))
+	for i, n := range out {
+		values[i] = n
+	}
+	return values, nil
+}
+
+// prepareActivities converts a batch of activity-log entries once for all
+// of the user's streams (notify.Service.PrepareActivities).
+func (a *App) prepareActivities(_ context.Context, rows []*store.Activity) ([]any, error) {
+	values := make([]any, len(rows))
+	for i, r := range rows {
+		values[i] = a.conv.activity(r)
+	}
+	return values, nil
+}
+
+// eventMessage is the wire message a prepared stream event carries.
+func eventMessage[M proto.Message](e notify.Event) (M, error) {
+	m, ok := e.Value.(M)
+	if !ok {
+		return m, fmt.Errorf("stream event %s: prepared as %T, want %T", e.ID, e.Value, m)
+	}
+	return m, nil
 }
 
 // activityServer serves flock.v1.ActivityService; the WebSocket at
@@ -82,7 +119,34 @@ func (s *activityServer) ListActivity(ctx context.Context, req *connect.Request[
 func (s *activityServer) Subscribe(ctx context.Context, req *connect.Request[flockv1.ActivityServiceSubscribeRequest], stream *connect.ServerStream[flockv1.Activity]) error {
 	p := principal(ctx)
 	ready := func() error { return stream.Send(nil) }
-	return s.events.StreamActivities(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(a *store.Activity) error {
-		return stream.Send(s.conv.activity(a))
+	return s.events.StreamActivities(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(e notify.Event) error {
+		a, err := eventMessage[*flockv1.Activity](e)
+		if err != nil {
+			return err
+		}
+		return stream.Send(a)
 	})
+}
+
+// streamCollectors exposes what live streams hold and cost on /metrics.
+func streamCollectors(events *notify.Service) []prometheus.Collector {
+	counter := func(name, help string, v func(notify.StreamStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(events.StreamStats())) })
+	}
+	reads := func(read string, v func(notify.StreamStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flock_stream_store_reads_total", ConstLabels: prometheus.Labels{"read": read},
+			Help: "Store reads made for live streams: events (one per wake-up per user, plus one per stream opening), prepare (converting a batch of events for every stream of a user), session (liveness checks).",
+		}, func() float64 { return float64(v(events.StreamStats())) })
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flock_streams_open", Help: "Live streams (WebSocket and Subscribe) open on this instance."},
+			func() float64 { return float64(events.StreamStats().Open) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flock_stream_hubs", Help: "Users (per kind of stream) with live streams on this instance; each is read once per event."},
+			func() float64 { return float64(events.StreamStats().Hubs) }),
+		counter("flock_streams_refused_total", "Streams refused by the per-account or per-instance cap.", func(s notify.StreamStats) uint64 { return s.Refused }),
+		reads("events", func(s notify.StreamStats) uint64 { return s.EventReads }),
+		reads("prepare", func(s notify.StreamStats) uint64 { return s.Prepares }),
+		reads("session", func(s notify.StreamStats) uint64 { return s.SessionReads }),
+	}
 }

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flock-social/flock"
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/notify"
-	"github.com/flock-social/flock/internal/store"
 )
 
 // WebSocket timings: a ping every wsPing keeps idle connections open
@@ -28,8 +28,9 @@ const (
 )
 
 // withWebSockets serves the two live paths as WebSockets when the request
-// is an upgrade; a plain GET goes on to the REST list (vanguard).
-func (a *App) withWebSockets(notifications *notificationServer, activity *activityServer, next http.Handler) http.Handler {
+// is an upgrade; a plain GET goes on to the REST list (vanguard). Events
+// arrive converted (App.prepareNotifications, App.prepareActivities).
+func (a *App) withWebSockets(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r)
@@ -38,18 +39,22 @@ func (a *App) withWebSockets(notifications *notificationServer, activity *activi
 		switch strings.TrimRight(r.URL.Path, "/") {
 		case "/api/notifications":
 			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error {
-				return a.events.StreamNotifications(ctx, p.UserID, p.SessionID, since, ready, func(n *store.Notification) error {
-					out, err := notifications.conv.notifications(ctx, a.social, []*store.Notification{n})
+				return a.events.StreamNotifications(ctx, p.UserID, p.SessionID, since, ready, func(e notify.Event) error {
+					n, err := eventMessage[*flockv1.Notification](e)
 					if err != nil {
 						return err
 					}
-					return send(out[0])
+					return send(n)
 				})
 			})
 		case "/api/activity-log":
 			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error {
-				return a.events.StreamActivities(ctx, p.UserID, p.SessionID, since, ready, func(e *store.Activity) error {
-					return send(activity.conv.activity(e))
+				return a.events.StreamActivities(ctx, p.UserID, p.SessionID, since, ready, func(e notify.Event) error {
+					act, err := eventMessage[*flockv1.Activity](e)
+					if err != nil {
+						return err
+					}
+					return send(act)
 				})
 			})
 		default:

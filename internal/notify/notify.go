@@ -11,7 +11,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -64,15 +63,35 @@ type Service struct {
 	// Poll is how often a stream re-reads the store and re-checks its
 	// session even without a wake-up (default 15s).
 	Poll time.Duration
+	// MaxStreamsPerUser caps the live streams one account holds open on
+	// this instance, notifications and activity log together (default
+	// DefaultMaxStreamsPerUser); 0 or less means no cap.
+	MaxStreamsPerUser int
+	// MaxStreams caps the live streams open on this instance, all
+	// accounts together (default DefaultMaxStreams); 0 or less means no cap.
+	MaxStreams int
+	// PrepareNotifications and PrepareActivities turn a batch of rows,
+	// oldest first, into what streams send (one value per row, in order):
+	// the server converts them to its wire messages there, once per batch
+	// for all of a user's streams. Nil sends the rows themselves.
+	PrepareNotifications func(ctx context.Context, rows []*store.Notification) ([]any, error)
+	PrepareActivities    func(ctx context.Context, rows []*store.Activity) ([]any, error)
 
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
 	publishing   sync.WaitGroup
+
+	// streams holds the open streams and their hubs (stream.go).
+	streams streamRegistry
 }
 
 // NewService returns a Service.
 func NewService(db *store.DB, broker pubsub.Broker, log *slog.Logger) *Service {
-	return &Service{db: db, broker: broker, log: log, Poll: 15 * time.Second, shutdown: make(chan struct{})}
+	return &Service{
+		db: db, broker: broker, log: log, Poll: 15 * time.Second, shutdown: make(chan struct{}),
+		MaxStreamsPerUser: DefaultMaxStreamsPerUser, MaxStreams: DefaultMaxStreams,
+		streams: streamRegistry{hubs: make(map[hubKey]*hub), perUser: make(map[string]int)},
+	}
 }
 
 // Wait waits for wake-ups still being published (at most publishTimeout),
@@ -238,157 +257,4 @@ func (s *Service) ListActivity(ctx context.Context, userID string, size int32, t
 	}
 	rows, next := nextPage(kindActivity, rows, n, func(r *store.Activity) string { return r.ID })
 	return &ActivityPage{Activities: rows, NextPageToken: next}, nil
-}
-
-// --- streams ---
-
-// ErrSessionEnded ends a stream whose session was logged out or revoked,
-// or whose account was suspended.
-var ErrSessionEnded = flock.Errorf(flock.EUNAUTHORIZED, "the session ended (logged out, revoked or suspended); log in again")
-
-// ErrFellBehind ends a stream whose client did not keep up.
-var ErrFellBehind = flock.Errorf(flock.EUNAVAILABLE, "the stream fell behind and was closed; reconnect with the last id you received")
-
-// StreamNotifications sends a user's notifications after sinceID (or, when
-// it is empty, those from now on), oldest first, then each new one as it
-// happens, until ctx ends (nil), the session ends (ErrSessionEnded), the
-// client falls behind (ErrFellBehind), the server shuts down
-// (ErrShuttingDown) or send fails. ready is called once the stream is
-// listening, before the first event: from then on nothing is missed.
-func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(*store.Notification) error) error {
-	return stream(ctx, s, userID, sessionID, sinceID, notificationsChannel(userID), ready,
-		func(after string) ([]*store.Notification, error) {
-			return s.db.ListNotifications(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
-		},
-		func(n *store.Notification) string { return n.ID }, send)
-}
-
-// StreamActivities is StreamNotifications for the activity log.
-func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(*store.Activity) error) error {
-	return stream(ctx, s, userID, sessionID, sinceID, activityChannel(userID), ready,
-		func(after string) ([]*store.Activity, error) {
-			return s.db.ListActivities(ctx, s.db, store.EventFilter{UserID: userID, AfterID: after, Limit: 100})
-		},
-		func(a *store.Activity) string { return a.ID }, send)
-}
-
-// ErrShuttingDown ends streams when the server stops.
-var ErrShuttingDown = flock.Errorf(flock.EUNAVAILABLE, "the server is restarting; reconnect with the last id you received")
-
-func stream[T any](ctx context.Context, s *Service, userID, sessionID, sinceID, channel string, ready func() error,
-	fetch func(after string) ([]T, error), id func(T) string, send func(T) error) error {
-	cursor := sinceID
-	if cursor == "" {
-		cursor = store.IDAt(s.db.Now())
-	} else if !store.ValidID(cursor) {
-		return flock.FieldErrorf("since_id", "since_id must be the id of an event you received")
-	}
-	// Subscribe before the first read, so nothing committed in between is
-	// missed. Without the broker, the periodic re-read still delivers.
-	subscribe := func(c string) pubsub.Subscription {
-		sub, err := s.broker.Subscribe(ctx, c)
-		if err != nil {
-			s.log.WarnContext(ctx, "stream subscribe; falling back to polling", "channel", c, "err", err)
-			return nil
-		}
-		return sub
-	}
-	wake, session, user := subscribe(channel), subscribe(SessionChannel(sessionID)), subscribe(UserChannel(userID))
-	for _, sub := range []pubsub.Subscription{wake, session, user} {
-		if sub != nil {
-			defer sub.Close()
-		}
-	}
-	if err := s.checkSession(ctx, userID, sessionID); err != nil {
-		return err
-	}
-	if err := ready(); err != nil {
-		return err
-	}
-	poll := time.NewTicker(s.Poll)
-	defer poll.Stop()
-	for first := true; ; first = false {
-		if !first {
-			if err := s.checkSession(ctx, userID, sessionID); err != nil {
-				return err
-			}
-		}
-		for {
-			rows, err := fetch(cursor)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			for _, r := range rows {
-				if err := send(r); err != nil {
-					return err
-				}
-				cursor = id(r)
-			}
-			if len(rows) < 100 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.shutdown:
-			return ErrShuttingDown
-		case _, open := <-messages(wake):
-			if !open {
-				return closedBecause(ctx, wake)
-			}
-		case _, open := <-messages(session):
-			if !open {
-				return closedBecause(ctx, session)
-			}
-			return ErrSessionEnded
-		case _, open := <-messages(user):
-			if !open {
-				return closedBecause(ctx, user)
-			}
-			// Re-checked at the top of the loop: a suspension ends the stream.
-		case <-poll.C:
-		}
-	}
-}
-
-// messages returns the channel of sub, or nil (never ready) without one.
-func messages(sub pubsub.Subscription) <-chan pubsub.Message {
-	if sub == nil {
-		return nil
-	}
-	return sub.C()
-}
-
-// closedBecause explains why a subscription closed under a stream.
-func closedBecause(ctx context.Context, sub pubsub.Subscription) error {
-	switch err := sub.Err(); {
-	case ctx.Err() != nil:
-		return nil
-	case errors.Is(err, pubsub.ErrSlowConsumer):
-		return ErrFellBehind
-	default:
-		return ErrShuttingDown
-	}
-}
-
-// checkSession ends a stream whose session is no longer live or whose
-// account was suspended.
-func (s *Service) checkSession(ctx context.Context, userID, sessionID string) error {
-	u, err := s.db.GetSessionUser(ctx, s.db, sessionID, userID)
-	switch {
-	case store.IsNotFound(err):
-		return ErrSessionEnded
-	case err != nil:
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	case u.SuspendedAt != nil:
-		return ErrSessionEnded
-	}
-	return nil
 }
