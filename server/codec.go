@@ -6,6 +6,8 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/flock-social/flock/server/fieldcheck"
 )
 
 // jsonCodec is Connect's JSON codec with zero values written out, so a JSON
@@ -38,6 +40,11 @@ func (c jsonCodec) Unmarshal(data []byte, v any) error {
 		// An empty body is an empty message, as for Connect's own codec.
 		proto.Reset(m)
 		return nil
+	}
+	// Unknown fields are ignored on purpose, but an unknown enum name is
+	// refused (protojson would read it as the default).
+	if err := fieldcheck.JSONEnums(data, m.ProtoReflect().Descriptor()); err != nil {
+		return err
 	}
 	return jsonUnmarshal.Unmarshal(data, m)
 }

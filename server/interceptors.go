@@ -11,10 +11,13 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/server/fieldcheck"
 )
 
 // connectCodes maps flock error codes onto Connect codes, 1:1. Vanguard
@@ -81,6 +84,10 @@ func withBadRequest(ce *connect.Error) error {
 	}
 	br := &errdetails.BadRequest{}
 	for _, v := range verr.Violations {
+		if fd := v.FieldDescriptor; fd != nil && fd.Kind() == protoreflect.EnumKind && strings.HasPrefix(v.Proto.GetRuleId(), "enum.") {
+			// "must not be in list [0]" says nothing to a JSON client.
+			v.Proto.Message = proto.String("must be one of " + fieldcheck.Allowed(fd.Enum()))
+		}
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 			Field:       protovalidate.FieldPathString(v.Proto.GetField()),
 			Description: v.Proto.GetMessage(),

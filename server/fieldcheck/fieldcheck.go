@@ -107,7 +107,7 @@ func jsonValue(fd protoreflect.FieldDescriptor, val any, path string) error {
 			return nil
 		}
 		if ed.Values().ByName(protoreflect.Name(name)) == nil {
-			return &Error{Field: path, Reason: fmt.Sprintf("%q is not a %s; use one of %s", name, ed.Name(), allowed(ed))}
+			return &Error{Field: path, Reason: fmt.Sprintf("%q is not a %s; use one of %s", name, ed.Name(), Allowed(ed))}
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		if obj, ok := val.(map[string]any); ok {
@@ -194,7 +194,7 @@ func value(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) (
 	case protoreflect.EnumKind:
 		ed := fd.Enum()
 		if ed.Values().ByNumber(v.Enum()) == nil {
-			return nil, &Error{Field: path, Reason: fmt.Sprintf("%d is not a %s; use one of %s", v.Enum(), ed.Name(), allowed(ed))}
+			return nil, &Error{Field: path, Reason: fmt.Sprintf("%d is not a %s; use one of %s", v.Enum(), ed.Name(), Allowed(ed))}
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return nil, message(v.Message(), path)
@@ -232,9 +232,9 @@ func invisible(r rune) bool {
 	return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zs, r)
 }
 
-// allowed lists the values a client may send for ed: every value but the
+// Allowed lists the values a client may send for ed: every value but the
 // zero one, which means "unset".
-func allowed(ed protoreflect.EnumDescriptor) string {
+func Allowed(ed protoreflect.EnumDescriptor) string {
 	var names []string
 	vals := ed.Values()
 	for i := range vals.Len() {
