@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"gocloud.dev/gcerrors"
@@ -111,6 +112,9 @@ func multipartProfileJSON(w http.ResponseWriter, r *http.Request) ([]byte, error
 			return nil, flock.FieldErrorf("avatar", "the avatar may be at most %d MiB", media.MaxAvatarBytes>>20)
 		} else if err != nil {
 			return nil, flock.Errorf(flock.EINVALID, "malformed multipart body: %v", err)
+		}
+		if name := part.FormName(); name != "avatar" && !utf8.Valid(data) {
+			return nil, flock.FieldErrorf(name, "%s is not valid UTF-8 text; send form fields encoded as UTF-8", name)
 		}
 		switch name := part.FormName(); name {
 		case "avatar":

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+)
+
+// Defaults of Config.BodyIdleTimeout and Config.BodyMinRate.
+const (
+	DefaultBodyIdleTimeout = 30 * time.Second
+	DefaultBodyMinRate     = 8 << 10 // bytes per second
+)
+
+// withBodyGuard bounds how long a request body may take (security.md
+// property 23) without a total deadline, so that large uploads on slow
+// links still work: a read that brings no byte for idle fails, and once
+// idle has passed the body must keep up minRate bytes per second on
+// average. Requests without a body (and WebSocket upgrades, whose
+// connections outlive the request) are left alone.
+//
+// net/http has only whole-request timeouts (ReadTimeout), which would end
+// live streams and long uploads alike, so the guard sets the connection's
+// (or HTTP/2 stream's) read deadline itself, read by read.
+func withBodyGuard(idle time.Duration, minRate int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = &guardedBody{body: r.Body, rc: http.NewResponseController(w), start: time.Now(), idle: idle, minRate: minRate}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errBodyTooSlow ends a body that stalled or trickled.
+var errBodyTooSlow = errors.New("the request body arrived too slowly and was cut off")
+
+type guardedBody struct {
+	body    io.ReadCloser
+	rc      *http.ResponseController
+	start   time.Time
+	idle    time.Duration
+	minRate int64
+	n       int64
+	done    bool
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.body.Read(p)
+	}
+	// ErrNotSupported leaves the guard off for this request; both HTTP/1.1
+	// and HTTP/2 connections of net/http support deadlines.
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.body.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF:
+		// The body is whole: lift the deadline, which would otherwise end
+		// the connection under a long answer (a stream) or the next
+		// keep-alive request.
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w: no byte for %s", errBodyTooSlow, b.idle)
+		}
+		b.done = true
+	default:
+		if elapsed := time.Since(b.start); b.minRate > 0 && elapsed > b.idle+time.Duration(float64(b.n)/float64(b.minRate)*float64(time.Second)) {
+			b.done = true
+			return n, fmt.Errorf("%w: %d bytes in %s, below the minimum of %d bytes per second", errBodyTooSlow, b.n, elapsed.Round(time.Second), b.minRate)
+		}
+	}
+	return n, err
+}
+
+func (b *guardedBody) Close() error { return b.body.Close() }
+
+// withRESTHygiene guards the REST routes (/api/...) before vanguard sees a
+// request (security.md properties 22 and 23):
+//   - a path or query parameter that is not valid UTF-8 or holds a NUL
+//     byte answers 400 (vanguard would otherwise fail to encode it and
+//     answer 500);
+//   - a body over maxBytes answers 413, from Content-Length before a byte
+//     is read when it is known, and as soon as the limit is passed when it
+//     is not (vanguard would answer 429, which clients retry).
+func withRESTHygiene(maxBytes int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkURLText(r); err != nil {
+			writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
+			return
+		}
+		if r.ContentLength > maxBytes {
+			writeBodyTooLarge(w, maxBytes)
+			return
+		}
+		if r.ContentLength < 0 && r.Body != nil && r.Header.Get("Upgrade") == "" {
+			// Length unknown (chunked): read it here, at most maxBytes+1.
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+			switch {
+			case err != nil:
+				writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body: "+err.Error())
+				return
+			case int64(len(body)) > maxBytes:
+				writeBodyTooLarge(w, maxBytes)
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkURLText refuses a path or query that is not text.
+func checkURLText(r *http.Request) error {
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+	if bad(r.URL.Path) {
+		return errors.New("the URL path is not valid UTF-8 text or holds a NUL byte (%00); percent-encode UTF-8 text only")
+	}
+	for key, values := range r.URL.Query() {
+		if bad(key) {
+			return errors.New("a query parameter name is not valid UTF-8 text or holds a NUL byte (%00); percent-encode UTF-8 text only")
+		}
+		for _, v := range values {
+			if bad(v) {
+				return fmt.Errorf("query parameter %s: not valid UTF-8 text or holds a NUL byte (%%00); percent-encode UTF-8 text only", key)
+			}
+		}
+	}
+	return nil
+}
+
+func writeBodyTooLarge(w http.ResponseWriter, maxBytes int64) {
+	w.Header().Set("Connection", "close")
+	writeStatus(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted,
+		fmt.Sprintf("the request body is too large: the limit is %d MiB (send media as multipart/form-data where an endpoint takes a file)", maxBytes>>20))
+}
+
+// writeStatus writes a REST error: a google.rpc.Status in JSON, as vanguard does.
+func writeStatus(w http.ResponseWriter, status int, code connect.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg})
+}
