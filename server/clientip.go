@@ -37,9 +37,9 @@ func withClientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
-		// A shallow copy: only RemoteAddr changes, the context stays.
-		r2 := *req
+		// A shallow copy (WithContext's): only RemoteAddr changes.
+		r2 := req.WithContext(req.Context())
 		r2.RemoteAddr = netip.AddrPortFrom(client, peer.Port()).String()
-		next.ServeHTTP(w, &r2)
+		next.ServeHTTP(w, r2)
 	})
 }
