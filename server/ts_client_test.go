@@ -50,13 +50,16 @@ func TestTSClient(t *testing.T) {
 		mainConfig = append(mainConfig, processing)
 	}
 	s := tu.MustServer(t, "sqlite", mainConfig...)
-	short := tu.MustServer(t, "sqlite", func(c *server.Config) { c.AccessTTL = tsAccessTTL })
+	// The short server has no refresh reuse grace, so that presenting a
+	// rotated refresh token revokes the session at once; the main one has
+	// the default grace (30 s) that tabs refreshing at once rely on.
+	short := tu.MustServer(t, "sqlite", func(c *server.Config) { c.AccessTTL = tsAccessTTL; c.RefreshReuseGrace = -1 })
 
 	// Each test file has accounts of its own, so that files running at
 	// once see only their own notifications.
 	accounts := map[string]tsAccount{}
 	for srv, names := range map[*tu.Server][]string{
-		s:     {"vic", "alice", "bob", "sam", "tom", "uma"},
+		s:     {"vic", "alice", "bob", "sam", "tom", "uma", "tabby", "tilda"},
 		short: {"dave", "erin"},
 	} {
 		for _, name := range names {

@@ -12,6 +12,7 @@ import { PostService } from "./gen/flock/v1/post_pb.js";
 import type { Video } from "./gen/flock/v1/types_pb.js";
 import { type LoginResponse, UserService } from "./gen/flock/v1/user_pb.js";
 import { runSubscription, type StreamSource, type SubscribeOptions } from "./subscribe.js";
+import { openTabShare } from "./tabs.js";
 import { FlockError, pollVideo, uploadVideo } from "./video.js";
 
 /** The token pair of a session. */
@@ -40,6 +41,18 @@ export interface FlockClientOptions {
   useBinaryFormat?: boolean;
   /** More interceptors, run inside the one that adds the token (they see the Authorization header). */
   interceptors?: Interceptor[];
+  /**
+   * Shares refreshes with the other clients of this origin that hold the
+   * same tokens (browser tabs, workers) over a BroadcastChannel: one of them
+   * calls RefreshToken and the others adopt the new pair (and call onTokens
+   * with it) instead of refreshing again; a logout or a refused refresh in
+   * one ends the others too. `true` uses the channel "flock-tokens " +
+   * baseUrl; a string names the channel. Web Locks (navigator.locks) decide
+   * which client refreshes where they exist. Where BroadcastChannel does not
+   * exist the client refreshes alone, as without this option; the server's
+   * reuse grace still keeps clients that refresh one token at once signed in.
+   */
+  shareAcrossTabs?: boolean | string;
 }
 
 /** Options of the client's waitVideo. */
@@ -105,6 +118,13 @@ export interface FlockClient {
   waitVideo(videoId: string, options?: WaitVideoOptions): Promise<Video>;
 
   /**
+   * Stops sharing refreshes with other tabs (closes the channel of
+   * shareAcrossTabs); the client keeps working on its own. Does nothing
+   * without that option.
+   */
+  close(): void;
+
+  /**
    * Delivers the caller's notifications as they happen, reconnecting after
    * disconnects without missing or repeating any (see SubscribeOptions).
    * Resolves with the last delivered id when opts.signal aborts.
@@ -130,8 +150,9 @@ function isPublic(service: string, method: string): boolean {
  * When a unary call is refused with Code.Unauthenticated and a refresh token
  * is held, the client refreshes the tokens (one RefreshToken request shared
  * by every call that failed meanwhile: refresh tokens rotate, and presenting
- * a used one again revokes the session), reports the new pair to onTokens
- * and retries the call once.
+ * a used one again after the server's short reuse grace revokes the session),
+ * reports the new pair to onTokens and retries the call once. With
+ * shareAcrossTabs, the clients of other tabs share that request too.
  */
 export function createFlockClient(options: FlockClientOptions): FlockClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -147,17 +168,36 @@ export function createFlockClient(options: FlockClientOptions): FlockClient {
     if (notify) options.onTokens?.(tokens === null ? null : { ...tokens });
   };
 
+  // Other tabs' refreshes and logouts apply to this client when it holds
+  // the refresh token they are about.
+  const tabs = options.shareAcrossTabs
+    ? openTabShare(typeof options.shareAcrossTabs === "string" ? options.shareAcrossTabs : `flock-tokens ${baseUrl}`, {
+        tokens(used, tokens) {
+          if (current?.refreshToken === used) store({ ...tokens }, true);
+        },
+        ended(used) {
+          if (current?.refreshToken === used) store(null, true);
+        },
+      })
+    : undefined;
+
+  const exchange = async (used: string): Promise<Tokens> => {
+    const res = await users.refreshToken({ refreshToken: used });
+    return { accessToken: res.accessToken, refreshToken: res.refreshToken };
+  };
+
   let inflight: Promise<Tokens> | undefined;
-  // One RefreshToken request at a time, shared by whoever asks meanwhile.
+  // One RefreshToken request at a time, shared by whoever asks meanwhile
+  // (and, with shareAcrossTabs, by the other tabs).
   const refresh = (): Promise<Tokens> => {
     if (inflight) return inflight;
     const used = current?.refreshToken;
     if (!used) return Promise.reject(new ConnectError("no refresh token: log in again", Code.Unauthenticated));
     inflight = (async () => {
       try {
-        const res = await users.refreshToken({ refreshToken: used });
-        const tokens = { accessToken: res.accessToken, refreshToken: res.refreshToken };
-        // A login or logout while the request was out wins over its answer.
+        const tokens = tabs ? { ...(await tabs.refresh(used, () => exchange(used))) } : await exchange(used);
+        // A login or logout while the request was out wins over its answer;
+        // a pair adopted from another tab meanwhile is kept as it is.
         if (current?.refreshToken === used) store(tokens, true);
         return tokens;
       } catch (err) {
@@ -237,6 +277,7 @@ export function createFlockClient(options: FlockClientOptions): FlockClient {
       const refreshToken = current?.refreshToken;
       store(null, true);
       if (!refreshToken) return;
+      tabs?.ended(refreshToken);
       try {
         await users.logout({ refreshToken });
       } catch (err) {
@@ -281,6 +322,10 @@ export function createFlockClient(options: FlockClientOptions): FlockClient {
         opts?.intervalMs,
         signal,
       );
+    },
+
+    close() {
+      tabs?.close();
     },
 
     subscribeNotifications(opts) {
