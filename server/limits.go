@@ -37,7 +37,7 @@ func withBodyGuard(idle time.Duration, minRate int64, next http.Handler) http.Ha
 			next.ServeHTTP(w, r)
 			return
 		}
-		r.Body = &guardedBody{body: r.Body, rc: http.NewResponseController(w), start: time.Now(), idle: idle, minRate: minRate}
+		r.Body = &guardedBody{body: r.Body, w: w, rc: http.NewResponseController(w), start: time.Now(), idle: idle, minRate: minRate}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -47,6 +47,7 @@ var errBodyTooSlow = errors.New("the request body arrived too slowly and was cut
 
 type guardedBody struct {
 	body    io.ReadCloser
+	w       http.ResponseWriter
 	rc      *http.ResponseController
 	start   time.Time
 	idle    time.Duration
@@ -73,16 +74,25 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case err != nil:
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("%w: no byte for %s", errBodyTooSlow, b.idle)
+			err = b.cut(fmt.Errorf("%w: no byte for %s", errBodyTooSlow, b.idle))
 		}
 		b.done = true
 	default:
 		if elapsed := time.Since(b.start); b.minRate > 0 && elapsed > b.idle+time.Duration(float64(b.n)/float64(b.minRate)*float64(time.Second)) {
 			b.done = true
-			return n, fmt.Errorf("%w: %d bytes in %s, below the minimum of %d bytes per second", errBodyTooSlow, b.n, elapsed.Round(time.Second), b.minRate)
+			return n, b.cut(fmt.Errorf("%w: %d bytes in %s, below the minimum of %d bytes per second", errBodyTooSlow, b.n, elapsed.Round(time.Second), b.minRate))
 		}
 	}
 	return n, err
+}
+
+// cut makes sure the connection of a body cut off is closed after the
+// answer (HTTP/1.1 would otherwise wait on it for the next request; an
+// HTTP/2 stream is reset by the server).
+func (b *guardedBody) cut(err error) error {
+	b.w.Header().Set("Connection", "close")
+	_ = b.rc.SetReadDeadline(time.Now())
+	return err
 }
 
 func (b *guardedBody) Close() error { return b.body.Close() }
