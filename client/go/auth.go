@@ -59,8 +59,9 @@ func (c *Client) Logout(ctx context.Context) error {
 // Refresh exchanges the refresh token for a new pair now, as the Client
 // does by itself shortly before the access token expires and when the
 // server refuses it. Concurrent refreshes, including the automatic ones,
-// share one request: a refresh token works once, and presenting a used one
-// again ends the session.
+// share one request: a refresh token is exchanged once, and presenting a
+// used one again after the server's short reuse grace (30 s by default)
+// ends the session.
 //
 // Returns CodeUnauthenticated when the Client holds no refresh token or the
 // server refuses it (expired, used or revoked: the session is over, and
