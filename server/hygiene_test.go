@@ -353,8 +353,6 @@ func TestText_InvisibleOnlyCountsAsEmpty_P22(t *testing.T) {
 	})
 }
 
-
-
 // A required enum left out names the values it takes, not "must not be in
 // list [0]".
 func TestEnums_MissingRequiredNamesTheValues(t *testing.T) {
