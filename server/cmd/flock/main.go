@@ -110,6 +110,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		}
 		fs.DurationVar(p, name, def, usage+" ("+env+")")
 	}
+	dur(&s.AccessTTL, "access-token-ttl", "FLOCK_ACCESS_TOKEN_TTL", 15*time.Minute, "access-token lifetime (clients refresh before it ends)")
 	dur(&s.BodyIdleTimeout, "body-idle-timeout", "FLOCK_BODY_IDLE_TIMEOUT", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before it is cut off")
 	bodyRate := num("body-min-rate", "FLOCK_BODY_MIN_RATE", server.DefaultBodyMinRate, "bytes per second a request body must average once the idle timeout has passed (uploads on slow links); -1 turns the check off")
 	videoMB := num("video-max-mb", "FLOCK_VIDEO_MAX_MB", video.DefaultMaxBytes>>20, "largest video upload in MiB; larger ones get 413")

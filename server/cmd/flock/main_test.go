@@ -26,7 +26,8 @@ func TestHelp_ListsEverySetting(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
-		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES"} {
+		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES",
+		"FLOCK_ACCESS_TOKEN_TTL", "FLOCK_BODY_IDLE_TIMEOUT", "FLOCK_BODY_MIN_RATE"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s:\n%s", env, out.String())
 		}
@@ -88,6 +89,7 @@ func TestBadSettings_SayWhatIsAccepted(t *testing.T) {
 		"--redis-url=memcached://127.0.0.1:11": "redis://",
 		"--trusted-proxies=10.0.0.0/33":        `FLOCK_TRUSTED_PROXIES: want comma-separated CIDRs like 10.0.0.0/8,fd00::/8 or single IPs: "10.0.0.0/33" is not a CIDR prefix`,
 		"--trusted-proxies=10.0.0.0/8,nginx":   `"nginx" is neither an IP address nor a CIDR prefix`,
+		"--body-min-rate=0":                    "FLOCK_BODY_MIN_RATE: want a number of bytes per second >= 1, or -1",
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), []string{args, "--data-dir", t.TempDir()}, &out, &out)
