@@ -109,7 +109,7 @@ func TestAvatar_RefusesDecodeBombs_P23(t *testing.T) {
 		want []string // parts of the client-facing message
 	}{
 		{"16-bit RGBA PNG, 4000x4000 (124 KB, 128 MB decoded)", bomb,
-			[]string{"4000x4000 16-bit RGBA PNG", "135 MiB", "limit is 128 MiB", "8-bit"}},
+			[]string{"4000x4000 16-bit RGBA PNG", "138 MiB", "limit is 128 MiB", "8-bit"}},
 		{"16-bit greyscale PNG with transparency, decoded as 16-bit RGBA", pngHeaderWith(4000, 4000, 16, 0, [2]string{"tRNS", "\x00\x00"}),
 			[]string{"16-bit greyscale PNG", "limit is 128 MiB"}},
 		{"interlaced 8-bit RGBA PNG, decoded twice over", interlaced(pngHeaderWith(4000, 4000, 8, 6)),
@@ -312,4 +312,71 @@ func interlaced(data []byte) []byte {
 	data[28] = 1
 	binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
 	return data
+}
+
+// The header's estimate bounds what a decode really allocates: for each
+// kind of picture, all the bytes ProcessAvatar allocates (garbage
+// included) stay within DecodeCost. Not parallel, so that no other test
+// allocates while this one measures.
+func TestAvatar_DecodeCostCoversAllocation_P23(t *testing.T) {
+	photo := func(w, h int) *image.NRGBA {
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i * 7 % 251)
+		}
+		return img
+	}
+	gray := image.NewGray(image.Rect(0, 0, 1500, 1000))
+	testCases := []struct {
+		name string
+		data []byte
+	}{
+		{"8-bit RGBA PNG", MustPNG(t, photo(1500, 1100))},
+		{"16-bit RGBA PNG", zeroPNG(t, 1500, 1100, 16, 6)},
+		{"16-bit greyscale PNG", zeroPNG(t, 1500, 1100, 16, 0)},
+		{"8-bit greyscale PNG", MustPNG(t, gray)},
+		{"paletted PNG", MustPNG(t, paletted(photo(300, 200)))},
+		{"interlaced 8-bit RGBA PNG", interlacedZeroPNG(t, 1500, 1100)},
+		{"baseline 4:2:0 JPEG (image/jpeg writes no other)", MustJPEG(t, photo(1500, 1100))},
+		{"greyscale JPEG", MustJPEG(t, gray)},
+		{"GIF", MustGIF(t, photo(300, 200))},
+		{"lossless WebP", MustWebP(t, 1500, 1100, red)},
+	}
+	MustProcess(t, MustPNG(t, solid(8, 8, red))) // warm up one-time tables
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := media.DecodeCost(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			MustProcess(t, tc.data)
+			runtime.ReadMemStats(&after)
+			if got := int64(after.TotalAlloc - before.TotalAlloc); got > want {
+				t.Errorf("allocated %d bytes, more than the %d the header predicted", got, want)
+			} else {
+				t.Logf("allocated %d of the %d bytes predicted (%.0f%%)", got, want, 100*float64(got)/float64(want))
+			}
+		})
+	}
+}
+
+// interlacedZeroPNG returns an Adam7-interlaced 8-bit RGBA PNG of w x h
+// zero pixels.
+func interlacedZeroPNG(tb testing.TB, w, h uint32) []byte {
+	tb.Helper()
+	var n int64
+	for _, p := range [][4]uint32{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}} {
+		pw, ph := (w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3]
+		if pw > 0 && ph > 0 {
+			n += int64(ph) * (1 + 4*int64(pw))
+		}
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 6, 0, 0, 1)
+	out := pngChunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
+	out = pngChunk(out, "IDAT", zeroZlib(tb, n))
+	return pngChunk(out, "IEND", nil)
 }

@@ -18,8 +18,9 @@ import (
 // size differs from its VP8X canvas), so the header bounds the decode.
 
 // encodeOverhead covers the JPEG encoder, its output buffer (a 512x512
-// JPEG is well under 1 MiB) and the decoders' fixed tables.
-const encodeOverhead = 1 << 20
+// JPEG, even of noise, is under 1 MiB, and the buffer's doublings allocate
+// up to 4 times what it holds) and the decoders' fixed tables.
+const encodeOverhead = 4 << 20
 
 // resizeCost is what squareAvatar allocates for a w x h source: the box
 // reduction, the kernel scaler's buffer of n x rows float64 quads and the

@@ -39,7 +39,7 @@ const (
 	// working memory (a progressive JPEG keeps 4 bytes of coefficients per
 	// sample, an interlaced PNG a second copy) and the resize buffers. Every
 	// 8-bit picture within MaxAvatarPixels fits, as does a 12-megapixel
-	// progressive JPEG; a 4000x4000 16-bit PNG (135 MiB) does not.
+	// progressive JPEG; a 4000x4000 16-bit PNG (138 MiB) does not.
 	MaxAvatarDecodeBytes = 128 << 20
 	// MaxConcurrentDecodes is how many avatars one process decodes at once;
 	// the others wait for a slot (or for their request to end), so avatar

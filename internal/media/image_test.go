@@ -184,6 +184,12 @@ func FuzzProcessAvatar(f *testing.F) {
 		MustGIF(f, solid(5, 5, blue)),
 		MustWebP(f, 6, 2, green),
 		pngHeader(100_000, 100_000),
+		pngHeaderWith(4000, 4000, 16, 6),
+		pngHeaderWith(300, 200, 16, 0, [2]string{"tRNS", "\x00\x00"}),
+		progressiveJPEGHeader(4000, 4000, 0x11),
+		progressiveJPEGHeader(40, 30, 0x22),
+		vp8xWebP(MustWebP(f, 40, 40, red), 16, 16),
+		gifFrameLargerThanScreen(),
 		gifHeader(1, 1),
 		[]byte("%PDF-1.7"),
 	} {
