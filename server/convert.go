@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
@@ -65,7 +66,9 @@ func (c converter) video(v *store.Video, now time.Time) *flockv1.Video {
 }
 
 // user converts an account as the viewer sees it; self marks the viewer's
-// own account, which alone carries the private fields.
+// own account, which alone carries the private fields (email,
+// emailVerified, role, interests). Another user's profile leaves them unset,
+// so that they are absent from the answer on every transport (property 26).
 func (c converter) user(u *store.User, self bool) *flockv1.User {
 	if u == nil {
 		return nil
@@ -84,13 +87,15 @@ func (c converter) user(u *store.User, self bool) *flockv1.User {
 		out.AvatarUrl = c.mediaURL + u.AvatarKey
 	}
 	if self {
-		out.Email = u.Email
-		out.EmailVerified = u.EmailVerifiedAt != nil
-		out.Interests = u.Interests
-		out.Role = flockv1.UserRole_USER_ROLE_MEMBER
+		// Set, even to false: the caller's own profile always carries them.
+		role := flockv1.UserRole_USER_ROLE_MEMBER
 		if u.Role == store.RoleStaff {
-			out.Role = flockv1.UserRole_USER_ROLE_STAFF
+			role = flockv1.UserRole_USER_ROLE_STAFF
 		}
+		out.Email = proto.String(u.Email)
+		out.EmailVerified = proto.Bool(u.EmailVerifiedAt != nil)
+		out.Role = role.Enum()
+		out.Interests = u.Interests
 	}
 	return out
 }

@@ -48,7 +48,10 @@ test("a client can start from stored tokens", { skip, timeout: 30_000 }, async (
   const client = createFlockClient({ baseUrl, accessToken: bob.accessToken, refreshToken: bob.refreshToken });
   const { user } = await client.users.getUser({ userId: alice.id });
   assert.equal(user.username, alice.username);
-  assert.equal(user.email, ""); // another user's profile has no private fields
+  // Another user's profile carries no private fields at all (P26): not even empty.
+  assert.equal(user.email, undefined);
+  assert.equal(user.emailVerified, undefined);
+  assert.equal(user.role, undefined);
 });
 
 test("logout ends the session: its token and its open stream stop working", { skip, timeout: 30_000 }, async () => {

@@ -383,13 +383,17 @@ type User struct {
 	FollowsMe bool `protobuf:"varint,11,opt,name=follows_me,json=followsMe,proto3" json:"follows_me,omitempty"`
 	// True when the caller has blocked this user.
 	BlockedByMe bool `protobuf:"varint,12,opt,name=blocked_by_me,json=blockedByMe,proto3" json:"blocked_by_me,omitempty"`
-	// The account's email address, trimmed and lower-cased.
-	Email         string `protobuf:"bytes,20,opt,name=email,proto3" json:"email,omitempty"`
-	EmailVerified bool   `protobuf:"varint,21,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// The account's email address, trimmed and lower-cased. Private: only on
+	// the caller's own profile.
+	Email *string `protobuf:"bytes,20,opt,name=email,proto3,oneof" json:"email,omitempty"`
+	// Whether the email address is verified (present when false too). Private:
+	// only on the caller's own profile.
+	EmailVerified *bool `protobuf:"varint,21,opt,name=email_verified,json=emailVerified,proto3,oneof" json:"email_verified,omitempty"`
 	// Topics the user is interested in (lower-case, without `#`); used for
-	// follow suggestions.
-	Interests     []string `protobuf:"bytes,22,rep,name=interests,proto3" json:"interests,omitempty"`
-	Role          UserRole `protobuf:"varint,23,opt,name=role,proto3,enum=flock.v1.UserRole" json:"role,omitempty"`
+	// follow suggestions. Private: empty on other users' profiles.
+	Interests []string `protobuf:"bytes,22,rep,name=interests,proto3" json:"interests,omitempty"`
+	// What the account may do. Private: only on the caller's own profile.
+	Role          *UserRole `protobuf:"varint,23,opt,name=role,proto3,enum=flock.v1.UserRole,oneof" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,15 +513,15 @@ func (x *User) GetBlockedByMe() bool {
 }
 
 func (x *User) GetEmail() string {
-	if x != nil {
-		return x.Email
+	if x != nil && x.Email != nil {
+		return *x.Email
 	}
 	return ""
 }
 
 func (x *User) GetEmailVerified() bool {
-	if x != nil {
-		return x.EmailVerified
+	if x != nil && x.EmailVerified != nil {
+		return *x.EmailVerified
 	}
 	return false
 }
@@ -530,8 +534,8 @@ func (x *User) GetInterests() []string {
 }
 
 func (x *User) GetRole() UserRole {
-	if x != nil {
-		return x.Role
+	if x != nil && x.Role != nil {
+		return *x.Role
 	}
 	return UserRole_USER_ROLE_UNSPECIFIED
 }
@@ -933,7 +937,7 @@ var File_flock_v1_types_proto protoreflect.FileDescriptor
 
 const file_flock_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x14flock/v1/types.proto\x12\bflock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
+	"\x14flock/v1/types.proto\x12\bflock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x04\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
@@ -951,11 +955,14 @@ const file_flock_v1_types_proto_rawDesc = "" +
 	" \x01(\bR\ffollowedByMe\x12\x1d\n" +
 	"\n" +
 	"follows_me\x18\v \x01(\bR\tfollowsMe\x12\"\n" +
-	"\rblocked_by_me\x18\f \x01(\bR\vblockedByMe\x12\x14\n" +
-	"\x05email\x18\x14 \x01(\tR\x05email\x12%\n" +
-	"\x0eemail_verified\x18\x15 \x01(\bR\remailVerified\x12\x1c\n" +
-	"\tinterests\x18\x16 \x03(\tR\tinterests\x12&\n" +
-	"\x04role\x18\x17 \x01(\x0e2\x12.flock.v1.UserRoleR\x04role\"\xca\x03\n" +
+	"\rblocked_by_me\x18\f \x01(\bR\vblockedByMe\x12\x19\n" +
+	"\x05email\x18\x14 \x01(\tH\x00R\x05email\x88\x01\x01\x12*\n" +
+	"\x0eemail_verified\x18\x15 \x01(\bH\x01R\remailVerified\x88\x01\x01\x12\x1c\n" +
+	"\tinterests\x18\x16 \x03(\tR\tinterests\x12+\n" +
+	"\x04role\x18\x17 \x01(\x0e2\x12.flock.v1.UserRoleH\x02R\x04role\x88\x01\x01B\b\n" +
+	"\x06_emailB\x11\n" +
+	"\x0f_email_verifiedB\a\n" +
+	"\x05_role\"\xca\x03\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x06author\x18\x02 \x01(\v2\x0e.flock.v1.UserR\x06author\x12\x18\n" +
@@ -1095,6 +1102,7 @@ func file_flock_v1_types_proto_init() {
 	if File_flock_v1_types_proto != nil {
 		return
 	}
+	file_flock_v1_types_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
