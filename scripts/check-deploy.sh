@@ -28,7 +28,9 @@
 #                redirect, REST, Connect, a Connect stream receiving an event,
 #                gRPC (grpc_pass, h2c), gRPC-Web (proxy_pass), a WebSocket
 #                upgrade, a 12 MiB upload reaching flock while other paths keep
-#                nginx's 10m limit, and which way each request was routed
+#                nginx's 10m limit, X-Forwarded-For reaching flock (trusted as
+#                flock.env.example says) on both proxy_pass and grpc_pass, and
+#                which way each request was routed
 #
 # What it cannot check here: building or running the images (no Docker engine;
 # Docker Hub and gcr.io are unreachable), hadolint's rules (no binary, GitHub
@@ -624,8 +626,11 @@ EOF
     skip "requests through nginx: needs curl, perl and python3"
   else
     mkdir -p "$TMP/flock/mail"
+    # Trusting nginx as the systemd example does (FLOCK_TRUSTED_PROXIES).
+    TRUSTED=$(sed -n 's/^FLOCK_TRUSTED_PROXIES=//p' deploy/systemd/flock.env.example)
+    [ -n "$TRUSTED" ] || fail "deploy/systemd/flock.env.example sets no FLOCK_TRUSTED_PROXIES for its nginx"
     FLOCK_ADDR=127.0.0.1:$FP FLOCK_DATA_DIR=$TMP/flock/data FLOCK_MAILER=file:$TMP/flock/mail \
-      FLOCK_RATE_LIMITS=off FLOCK_PUBLIC_URL=https://127.0.0.1:$SP "$BIN" >"$TMP/flock/log" 2>&1 &
+      FLOCK_RATE_LIMITS=off FLOCK_TRUSTED_PROXIES=$TRUSTED FLOCK_PUBLIC_URL=https://127.0.0.1:$SP "$BIN" >"$TMP/flock/log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 60); do curl -fsS -o /dev/null "http://127.0.0.1:$FP/healthz" 2>/dev/null && break; sleep 0.5; done
     if ! nginx -p "$N" -c "$N/run.conf" -e "$N/error.log"; then
@@ -700,6 +705,19 @@ EOF
       code=$("${C[@]}" --max-time 60 -o /dev/null -w '%{http_code}' -X POST "$U/api/posts/" \
         -H "Authorization: Bearer $AT" -H 'Content-Type: application/json' --data-binary @"$TMP/big.bin")
       check "12 MiB POST /api/posts/ stops at nginx's client_max_body_size (413)" test "$code" = 413
+
+      # Client addresses: nginx appends the address it saw to X-Forwarded-For
+      # on proxy_pass and grpc_pass, and flock (trusting nginx) takes the
+      # first untrusted one from the right. The test client is on loopback,
+      # which is trusted too, so the address it sends itself is the client.
+      "${C[@]}" -o /dev/null -H 'X-Forwarded-For: 203.0.113.9' "$U/readyz"
+      "${C[@]}" --http2 -o /dev/null -X POST "$U/grpc.health.v1.Health/Check" -H 'Content-Type: application/grpc' \
+        -H 'TE: trailers' -H 'X-Forwarded-For: 203.0.113.10' --data-binary @"$TMP/empty.grpc"
+      sleep 0.3
+      check "X-Forwarded-For through proxy_pass: flock logs the client (client=203.0.113.9)" \
+        grep -q 'path=/readyz .*client=203\.0\.113\.9' "$TMP/flock/log"
+      check "X-Forwarded-For through grpc_pass: flock logs the client (client=203.0.113.10)" \
+        grep -q 'path=/grpc.health.v1.Health/Check .*client=203\.0\.113\.10' "$TMP/flock/log"
 
       # Which way nginx routed each RPC: $flock_grpc in the access log.
       kill -USR1 "$(cat "$N/nginx.pid")" 2>/dev/null; sleep 0.3
