@@ -34,6 +34,9 @@ const (
 	minBackoff   = 250 * time.Millisecond
 	maxBackoff   = 30 * time.Second
 	healthyAfter = 10 * time.Second
+	// exhaustedFailures is where the backoff starts after a refusal for
+	// too many streams (resource_exhausted): a 2s step.
+	exhaustedFailures = 3
 )
 
 // SubscribeNotifications calls fn with each of the account's notifications
@@ -47,6 +50,10 @@ const (
 // is missed and nothing repeats (an event whose id is not after the last
 // one is skipped). An access token the server refuses is refreshed before
 // reconnecting. OnConnect tells when each connection listens.
+//
+// A refusal for too many streams open (CodeResourceExhausted: the
+// server's per-account cap) is retried too, with the backoff starting
+// at seconds: the stream gets in once another of the account's closes.
 //
 // Returns the stream's error, without reconnecting, when the session is
 // over (CodeUnauthenticated or CodePermissionDenied that a refresh does not
@@ -138,6 +145,11 @@ func follow[T any](ctx context.Context, s *session, sinceID string,
 			// try again.
 		case code == connect.CodeInvalidArgument || code == connect.CodeUnimplemented:
 			return fmt.Errorf("subscribe: %w", err)
+		case code == connect.CodeResourceExhausted:
+			// Too many streams open for the account: a slot frees only
+			// when another stream ends, so retrying within milliseconds
+			// is pointless. Wait seconds, and longer each time.
+			failures = max(failures, exhaustedFailures)
 		}
 		if err := sleep(ctx, backoff(failures)); err != nil {
 			return err

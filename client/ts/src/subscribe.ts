@@ -62,6 +62,10 @@ const terminal = new Set<Code>([
   Code.Unauthenticated,
 ]);
 
+// Where the backoff starts after resource_exhausted (the server's cap on
+// streams per account): initialMs * 2^2, 2 s by default.
+const exhaustedAttempt = 2;
+
 // A connection that delivered an event or lasted this long was healthy:
 // the next failure starts the backoff over.
 const healthyAfterMs = 10_000;
@@ -76,7 +80,9 @@ const healthyAfterMs = 10_000;
  * Every other end of a connection (network failure, Unavailable, a stream
  * that ends) is followed by a reconnect after a capped exponential backoff
  * with jitter, passing the last delivered id as since_id, so that no event
- * is missed or delivered twice.
+ * is missed or delivered twice. ResourceExhausted (the account holds as
+ * many streams as the server allows) is retried too, the backoff starting
+ * at seconds: the stream gets in once another of the account's closes.
  */
 export async function runSubscription<T extends { id: string }>(
   source: StreamSource<T>,
@@ -144,6 +150,9 @@ export async function runSubscription<T extends { id: string }>(
     }
     if (terminal.has(failure.code)) throw failure;
     if (opened && (delivered || Date.now() - started >= healthyAfterMs)) attempt = 0;
+    // Too many streams open for the account: a slot frees only when another
+    // stream ends, so start the backoff at seconds, not milliseconds.
+    if (failure.code === Code.ResourceExhausted) attempt = Math.max(attempt, exhaustedAttempt);
     const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     attempt++;
