@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -162,8 +163,11 @@ func (a *App) serveWebSocket(w http.ResponseWriter, r *http.Request, run streamF
 		code, reason = websocket.StatusGoingAway, "server restarting; reconnect with since_id"
 	case flock.ErrorCode(err) == flock.EINVALID:
 		code, reason = websocket.StatusPolicyViolation, flock.ErrorMessage(err)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, net.ErrClosed):
 		return // the client left or stopped answering pings
+	case errors.Is(err, context.DeadlineExceeded):
+		// A write waited wsWriteTimeout: the client stopped reading.
+		code, reason = websocket.StatusTryAgainLater, "fell behind; reconnect with since_id"
 	default:
 		a.log.ErrorContext(ctx, "websocket stream", "err", err)
 		code, reason = websocket.StatusInternalError, "internal error"
