@@ -27,7 +27,8 @@ func TestHelp_ListsEverySetting(t *testing.T) {
 	}
 	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
 		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES",
-		"FLOCK_ACCESS_TOKEN_TTL", "FLOCK_BODY_IDLE_TIMEOUT", "FLOCK_BODY_MIN_RATE"} {
+		"FLOCK_ACCESS_TOKEN_TTL", "FLOCK_BODY_IDLE_TIMEOUT", "FLOCK_BODY_MIN_RATE",
+		"FLOCK_MAX_STREAMS_PER_USER", "FLOCK_MAX_STREAMS"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s:\n%s", env, out.String())
 		}
@@ -90,6 +91,8 @@ func TestBadSettings_SayWhatIsAccepted(t *testing.T) {
 		"--trusted-proxies=10.0.0.0/33":        `FLOCK_TRUSTED_PROXIES: want comma-separated CIDRs like 10.0.0.0/8,fd00::/8 or single IPs: "10.0.0.0/33" is not a CIDR prefix`,
 		"--trusted-proxies=10.0.0.0/8,nginx":   `"nginx" is neither an IP address nor a CIDR prefix`,
 		"--body-min-rate=0":                    "FLOCK_BODY_MIN_RATE: want a number of bytes per second >= 1, or -1",
+		"--max-streams-per-user=-1":            "FLOCK_MAX_STREAMS_PER_USER: want a whole number >= 0 (0 for no cap)",
+		"--max-streams=2.5":                    "FLOCK_MAX_STREAMS: want a whole number >= 0",
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), []string{args, "--data-dir", t.TempDir()}, &out, &out)
@@ -168,5 +171,27 @@ func TestServe_ServesThenShutsDown(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop after its context ended")
+	}
+}
+
+// P24: the stream caps default to 20 per account and 10,000 per instance;
+// 0 turns a cap off (no cap reaches server.Config as a negative number,
+// since 0 there means the default).
+func TestStreamCaps_DefaultsAndZeroMeansNone_P24(t *testing.T) {
+	for _, tc := range []struct {
+		args                 []string
+		perUser, perInstance int
+	}{
+		{nil, 20, 10000},
+		{[]string{"--max-streams-per-user=5", "--max-streams=100"}, 5, 100},
+		{[]string{"--max-streams-per-user=0", "--max-streams=0"}, -1, -1},
+	} {
+		s, _, err := parse(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if s.MaxStreamsPerUser != tc.perUser || s.MaxStreams != tc.perInstance {
+			t.Errorf("%v: MaxStreamsPerUser %d, MaxStreams %d; want %d, %d", tc.args, s.MaxStreamsPerUser, s.MaxStreams, tc.perUser, tc.perInstance)
+		}
 	}
 }
