@@ -236,9 +236,18 @@ func TestStreams_CapCountsBothKindsAndFreesSlots_P24(t *testing.T) {
 		if err := <-first.done; err != nil {
 			t.Fatalf("first stream ended with %v", err)
 		}
-		f.open(t, t.Context(), "") // the freed slot
-		if st := f.events.StreamStats(); st.Open != 2 || st.Refused != 1 {
-			t.Fatalf("stats %+v, want 2 open and 1 refused", st)
+		last, stop := context.WithCancel(t.Context())
+		s := f.open(t, last, "") // the freed slot
+		if st := f.events.StreamStats(); st.Open != 2 || st.Refused != 1 || st.Hubs != 2 {
+			t.Fatalf("stats %+v, want 2 open (one hub per kind) and 1 refused", st)
+		}
+		stop()
+		if err := <-s.done; err != nil {
+			t.Fatalf("stream ended with %v", err)
+		}
+		// The notifications hub stops with its last stream; the activity one stays.
+		if st := f.events.StreamStats(); st.Open != 1 || st.Hubs != 1 {
+			t.Fatalf("stats %+v after the last notification stream ended, want 1 open and 1 hub", st)
 		}
 	})
 }
