@@ -934,11 +934,15 @@ export const UserService: GenService<{
     output: typeof LoginResponseSchema;
   },
   /**
-   * RefreshToken exchanges a refresh token for a new token pair. Each refresh
-   * token works once: presenting a used one again revokes the whole session
-   * (every token descended from the same login).
+   * RefreshToken exchanges a refresh token for a new token pair (rotation).
+   * A used refresh token presented again within the reuse grace
+   * (FLOCK_REFRESH_REUSE_GRACE, 30 s by default) gets another new pair in the
+   * same session, so two tabs refreshing at once both stay signed in; after
+   * the grace, presenting it revokes the whole session (every token
+   * descended from the same login).
    *
-   * Errors: unauthenticated when the token is unknown, expired, used or revoked.
+   * Errors: unauthenticated when the token is unknown, expired, revoked, or
+   * used longer ago than the grace.
    *
    * @generated from rpc flock.v1.UserService.RefreshToken
    */

@@ -104,11 +104,15 @@ type UserServiceClient interface {
 	// same answer for both); failed_precondition when the email is not verified
 	// yet; permission_denied when the account is suspended.
 	Login(context.Context, *connect.Request[v1.LoginRequest]) (*connect.Response[v1.LoginResponse], error)
-	// RefreshToken exchanges a refresh token for a new token pair. Each refresh
-	// token works once: presenting a used one again revokes the whole session
-	// (every token descended from the same login).
+	// RefreshToken exchanges a refresh token for a new token pair (rotation).
+	// A used refresh token presented again within the reuse grace
+	// (FLOCK_REFRESH_REUSE_GRACE, 30 s by default) gets another new pair in the
+	// same session, so two tabs refreshing at once both stay signed in; after
+	// the grace, presenting it revokes the whole session (every token
+	// descended from the same login).
 	//
-	// Errors: unauthenticated when the token is unknown, expired, used or revoked.
+	// Errors: unauthenticated when the token is unknown, expired, revoked, or
+	// used longer ago than the grace.
 	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
 	// Logout ends the session a refresh token belongs to: the refresh token and
 	// every access token issued in that session stop working.
@@ -428,11 +432,15 @@ type UserServiceHandler interface {
 	// same answer for both); failed_precondition when the email is not verified
 	// yet; permission_denied when the account is suspended.
 	Login(context.Context, *connect.Request[v1.LoginRequest]) (*connect.Response[v1.LoginResponse], error)
-	// RefreshToken exchanges a refresh token for a new token pair. Each refresh
-	// token works once: presenting a used one again revokes the whole session
-	// (every token descended from the same login).
+	// RefreshToken exchanges a refresh token for a new token pair (rotation).
+	// A used refresh token presented again within the reuse grace
+	// (FLOCK_REFRESH_REUSE_GRACE, 30 s by default) gets another new pair in the
+	// same session, so two tabs refreshing at once both stay signed in; after
+	// the grace, presenting it revokes the whole session (every token
+	// descended from the same login).
 	//
-	// Errors: unauthenticated when the token is unknown, expired, used or revoked.
+	// Errors: unauthenticated when the token is unknown, expired, revoked, or
+	// used longer ago than the grace.
 	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
 	// Logout ends the session a refresh token belongs to: the refresh token and
 	// every access token issued in that session stop working.
