@@ -42,6 +42,9 @@ var rateLimitedActions = map[string]string{
 type rateLimitInterceptor struct {
 	limiter ratelimit.Limiter
 	log     *slog.Logger
+	// loginIdentity names the account a login is against
+	// (account.Service.LoginIdentity).
+	loginIdentity func(ctx context.Context, login string) string
 }
 
 func (i rateLimitInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -51,7 +54,7 @@ func (i rateLimitInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFun
 		if !ok {
 			return next(ctx, req)
 		}
-		res, err := ratelimit.CheckAll(ctx, i.limiter, action, rateLimitAccounts(ctx, req.Any()), req.Peer().Addr)
+		res, err := ratelimit.CheckAll(ctx, i.limiter, action, i.accounts(ctx, req.Any()), req.Peer().Addr)
 		if err != nil {
 			i.log.WarnContext(ctx, "rate limiter unavailable; letting the request through", "action", action, "err", err)
 			return next(ctx, req)
@@ -117,21 +120,23 @@ func uploadsAvatar(m *flockv1.UpdateMeRequest) bool {
 	return len(paths) == 0 || slices.Contains(paths, "avatar")
 }
 
-// rateLimitAccounts are whom an action counts against, besides the
+// accounts are whom an action counts against, besides the
 // client's IP. The actions that sign in or create an account count against
 // the identity the request names, normalised so that letter case and
 // spaces do not buy a fresh budget, and never against the token that may
 // ride along: else every account an attacker holds would buy more guesses
-// against a victim. Login names a username or an email, ResendVerification
-// an email, Register both its username and its email. Every other action
+// against a victim. Login names an account by its username or its email,
+// and both count against that one account; ResendVerification names an
+// email, Register both its username and its email. Every other action
 // counts against the signed-in caller, or only the IP when there is none.
-func rateLimitAccounts(ctx context.Context, msg any) []string {
+func (i rateLimitInterceptor) accounts(ctx context.Context, msg any) []string {
 	switch m := msg.(type) {
 	case *flockv1.LoginRequest:
+		login := m.GetUsername()
 		if m.GetEmail() != "" {
-			return []string{normalizedEmail(m.GetEmail())}
+			login = normalizedEmail(m.GetEmail())
 		}
-		return []string{normalizedUsername(m.GetUsername())}
+		return []string{i.loginIdentity(ctx, login)}
 	case *flockv1.RegisterRequest:
 		return []string{normalizedUsername(m.GetUsername()), normalizedEmail(m.GetEmail())}
 	case *flockv1.ResendVerificationRequest:

@@ -453,3 +453,35 @@ func TestRateLimit_VideoUploadRefusalIsPlainSentence(t *testing.T) {
 		})
 	}
 }
+
+// P24: logging in by username and by email names one account, so the two
+// forms draw on one budget: an attacker alternating them gets no more
+// guesses than one who does not.
+func TestRateLimit_LoginByUsernameOrEmailSharesOneBudget_P24(t *testing.T) {
+	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, withRateLimits, withTrustedProxies("127.0.0.1/32"))
+			for i, tr := range tu.Transports {
+				t.Run(string(tr), func(t *testing.T) {
+					t.Parallel()
+					c, _ := behindProxy(t, s, fmt.Sprintf("198.51.100.%d", 100+i))
+					victim := c.MustAccount(t, "twoforms_"+string(tr))
+					login := func(id *flockv1.LoginRequest) error {
+						_, err := tu.Call[flockv1.LoginResponse](t.Context(), c, tr, flockv1connect.UserServiceLoginProcedure, "", id)
+						return err
+					}
+					byName := &flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Username{Username: victim.Username}, Password: "wrong guess"}
+					byEmail := &flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Email{Email: " " + strings.ToUpper(victim.Email)}, Password: "wrong guess"}
+					// MustAccount logged in once; four more guesses, two each way.
+					for _, req := range []*flockv1.LoginRequest{byEmail, byName, byEmail, byName} {
+						wantCode(t, login(req), connect.CodeUnauthenticated)
+					}
+					wantCode(t, login(byEmail), connect.CodeResourceExhausted)
+					wantCode(t, login(byName), connect.CodeResourceExhausted)
+				})
+			}
+		})
+	}
+}

@@ -48,7 +48,7 @@ func (a *App) routes() http.Handler {
 		fieldCheckInterceptor{},
 	}
 	if a.limiter != nil {
-		interceptors = append(interceptors, rateLimitInterceptor{limiter: a.limiter, log: a.log})
+		interceptors = append(interceptors, rateLimitInterceptor{limiter: a.limiter, log: a.log, loginIdentity: a.accounts.LoginIdentity})
 	}
 	interceptors = append(interceptors, validate.NewInterceptor())
 	opts := []connect.HandlerOption{
@@ -113,12 +113,19 @@ func (a *App) routes() http.Handler {
 		withBodyGuard(a.cfg.BodyIdleTimeout, a.cfg.BodyMinRate, withRequestLog(a.log, withCORS(a.cfg.CORSOrigins, mux))))
 }
 
-// ready answers 200 when the database answers, 503 otherwise.
+// ready answers 200 when the database answers, 503 otherwise, and 503 from
+// the moment shutdown begins, so that load balancers stop sending requests
+// during the drain (see Serve).
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
 	if err := a.db.Ping(ctx); err != nil {
 		a.log.WarnContext(ctx, "not ready", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -128,12 +135,16 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// dbChecker answers gRPC health checks: serving while the database answers.
+// dbChecker answers gRPC health checks: serving while the database answers,
+// not serving from the moment shutdown begins.
 type dbChecker struct{ a *App }
 
 func (c dbChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
 	if req.Service != "" && !strings.HasPrefix(req.Service, "flock.v1.") {
 		return nil, connect.NewError(connect.CodeNotFound, nil)
+	}
+	if c.a.draining.Load() {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -293,6 +293,19 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error
 	return nil
 }
 
+// LoginIdentity names the account a login attempt is against, for rate
+// limits (security.md property 24): "user:<id>" when the username or email
+// belongs to an account, so that trying a victim by username and by email
+// draws on one budget; otherwise the normalised identifier itself.
+func (s *Service) LoginIdentity(ctx context.Context, login string) string {
+	// Usernames match in any letter case, emails are stored lower-cased.
+	login = strings.ToLower(strings.TrimSpace(login))
+	if u, err := s.db.FindUserByLogin(ctx, s.db, login); err == nil {
+		return "user:" + u.ID
+	}
+	return login
+}
+
 var errBadLogin = flock.Errorf(flock.EUNAUTHORIZED, "invalid username/email or password")
 
 // Login checks a username or email and a password and starts a session.
