@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -114,6 +115,13 @@ type Config struct {
 	// deadline that long uploads would hit (security.md property 23).
 	BodyIdleTimeout time.Duration
 	BodyMinRate     int64
+	// ShutdownDrain is how long Serve keeps serving after it is told to
+	// stop, with /readyz and gRPC health answering "not serving" and every
+	// HTTP/1.1 answer carrying Connection: close, before it closes its
+	// listener: the time a proxy or load balancer gets to stop sending new
+	// requests and to stop reusing kept-alive connections to this instance
+	// (docs/deployment.md#rolling-restarts). 0 means none.
+	ShutdownDrain time.Duration
 	// Video sets video upload limits and processing (see video.Config).
 	Video video.Config
 	// PasswordParams overrides the argon2id cost of new password hashes,
@@ -140,6 +148,9 @@ type App struct {
 	// sockets counts WebSocket handlers, which http.Server.Shutdown does
 	// not wait for (their connections are hijacked).
 	sockets sync.WaitGroup
+	// draining is set once Serve has been told to stop: /readyz answers 503
+	// and HTTP/1.1 answers close their connections.
+	draining atomic.Bool
 
 	// moderation serves reports: PostService.ReportPost and ModerationService.
 	moderation *moderation.Service
@@ -288,9 +299,17 @@ func (a *App) DB() *store.DB { return a.db }
 func (a *App) Accounts() *account.Service { return a.accounts }
 
 // Serve serves on ln (HTTP/1.1 and cleartext HTTP/2) until ctx is done,
-// then drains in-flight requests for up to drain before returning.
-func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	srv := NewHTTPServer(a.handler)
+// then shuts down in the order that lets a proxy in front lose nothing:
+//
+//  1. /readyz and gRPC health turn to "not serving", and open streams end
+//     with a reconnect hint;
+//  2. for Config.ShutdownDrain, requests are still served, but every
+//     HTTP/1.1 answer says Connection: close, so that no kept-alive
+//     connection is reused after the listener closes;
+//  3. the listener closes, HTTP/2 connections get GOAWAY, idle connections
+//     close, and in-flight requests get up to timeout to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener, timeout time.Duration) error {
+	srv := NewHTTPServer(a.closeWhileDraining(a.handler))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -298,12 +317,23 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 		return err
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "drain", drain)
+	a.log.Info("shutting down", "drain", a.cfg.ShutdownDrain, "timeout", timeout)
+	a.draining.Store(true)
 	// Streams never end by themselves: close them first, with a reconnect hint.
 	a.events.Shutdown()
+	if a.cfg.ShutdownDrain > 0 {
+		t := time.NewTimer(a.cfg.ShutdownDrain)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+		a.log.Info("drained; closing the listener")
+	}
 	socketsDone := make(chan struct{})
 	go func() { a.sockets.Wait(); close(socketsDone) }()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
@@ -315,9 +345,24 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 	select {
 	case <-socketsDone:
 	case <-shutdownCtx.Done():
-		return fmt.Errorf("shutdown: WebSocket streams still open after %s", drain)
+		return fmt.Errorf("shutdown: WebSocket streams still open after %s", timeout)
 	}
 	return nil
+}
+
+// closeWhileDraining makes every HTTP/1.1 answer given after shutdown has
+// begun close its connection (net/http honours a handler's Connection:
+// close), so that a proxy takes each kept-alive connection out of its pool
+// with a complete answer instead of reusing it as the listener closes.
+// WebSocket upgrades are left alone. HTTP/2 has no such header; its
+// connections get GOAWAY when the listener closes.
+func (a *App) closeWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and

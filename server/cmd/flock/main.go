@@ -111,6 +111,15 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		fs.DurationVar(p, name, def, usage+" ("+env+")")
 	}
 	dur(&s.AccessTTL, "access-token-ttl", "FLOCK_ACCESS_TOKEN_TTL", 15*time.Minute, "access-token lifetime (clients refresh before it ends)")
+	drainFor := 5 * time.Second
+	if v, ok := os.LookupEnv("FLOCK_SHUTDOWN_DRAIN"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			envErrs = append(envErrs, fmt.Errorf("FLOCK_SHUTDOWN_DRAIN: want a duration like 5s, or 0 for none, got %q", v))
+		}
+		drainFor = d
+	}
+	fs.DurationVar(&s.ShutdownDrain, "shutdown-drain", drainFor, "after SIGTERM, how long /readyz answers 503 and every answer closes its connection while requests are still served, before the listener closes (time for the proxy in front to move away; 0 for none) (FLOCK_SHUTDOWN_DRAIN)")
 	dur(&s.BodyIdleTimeout, "body-idle-timeout", "FLOCK_BODY_IDLE_TIMEOUT", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before it is cut off")
 	bodyRate := num("body-min-rate", "FLOCK_BODY_MIN_RATE", server.DefaultBodyMinRate, "bytes per second a request body must average once the idle timeout has passed (uploads on slow links); -1 turns the check off")
 	videoMB := num("video-max-mb", "FLOCK_VIDEO_MAX_MB", video.DefaultMaxBytes>>20, "largest video upload in MiB; larger ones get 413")
@@ -148,6 +157,9 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		return nil, nil, fmt.Errorf("FLOCK_BODY_MIN_RATE: want a number of bytes per second >= 1, or -1 for no minimum, got %v", *bodyRate)
 	}
 	s.BodyMinRate = int64(*bodyRate)
+	if s.ShutdownDrain < 0 {
+		return nil, nil, fmt.Errorf("FLOCK_SHUTDOWN_DRAIN: want a duration like 5s, or 0 for none, got %s", s.ShutdownDrain)
+	}
 	switch {
 	case s.RefreshReuseGrace < 0:
 		return nil, nil, fmt.Errorf("FLOCK_REFRESH_REUSE_GRACE: want a duration like 30s, or 0 for none, got %s", s.RefreshReuseGrace)
