@@ -30,7 +30,11 @@
 #                upgrade, a 12 MiB upload reaching flock while other paths keep
 #                nginx's 10m limit, X-Forwarded-For reaching flock (trusted as
 #                flock.env.example says) on both proxy_pass and grpc_pass, and
-#                which way each request was routed
+#                which way each request was routed. All of it with the second
+#                upstream server stopped (a restarting instance: every request
+#                must still succeed); then that server accepts and closes
+#                connections without answering: POSTs with an Idempotency-Key
+#                are retried on flock, POSTs without one are not (502)
 #
 # What it cannot check here: building or running the images (no Docker engine;
 # Docker Hub and gcr.io are unreachable), hadolint's rules (no binary, GitHub
@@ -589,12 +593,12 @@ else
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=flock.example.com \
     -keyout "$N/key.pem" -out "$N/cert.pem" >/dev/null 2>&1
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-  FP=$(free_port) HP=$(free_port) SP=$(free_port)
+  FP=$(free_port) FP2=$(free_port) HP=$(free_port) SP=$(free_port)
   # The file as shipped, with the test certificate, for nginx -t; then a copy
   # on loopback ports in front of the flock started below.
   sed -e "s|/etc/ssl/flock/fullchain.pem|$N/cert.pem|; s|/etc/ssl/flock/privkey.pem|$N/key.pem|" \
     deploy/nginx/flock.conf >"$N/flock.conf"
-  sed -e "s|server 127.0.0.1:8080;|server 127.0.0.1:$FP;|" -e '/listen \[::\]/d' \
+  sed -e "s|server 127.0.0.1:8080 |server 127.0.0.1:$FP |" -e "s|server 127.0.0.1:8081 |server 127.0.0.1:$FP2 |" -e '/listen \[::\]/d' \
     -e "s|listen 80;|listen 127.0.0.1:$HP;|" -e "s|listen 443 |listen 127.0.0.1:$SP |" \
     "$N/flock.conf" >"$N/flock-test.conf"
   wrapper() {
@@ -603,7 +607,7 @@ pid $N/nginx.pid;
 error_log $N/error.log warn;
 events { worker_connections 256; }
 http {
-    log_format routed '\$request_uri grpc=\$flock_grpc status=\$status';
+    log_format routed '\$request_uri grpc=\$flock_grpc status=\$status upstream=\$upstream_addr';
     access_log $N/access.log routed;
     client_body_temp_path $N/body;
     proxy_temp_path $N/proxy;
@@ -724,6 +728,43 @@ EOF
       check "routing: gRPC went to grpc_pass (flock_grpc=1)" grep -q '^/grpc.health.v1.Health/Check grpc=1 status=200' "$N/access.log"
       check "routing: gRPC-Web and Connect went to proxy_pass (flock_grpc=0)" \
         sh -c "grep -q '^/grpc.health.v1.Health/Check grpc=0 status=200' '$N/access.log' && grep -q '^/flock.v1.UserService/Login grpc=0 status=200' '$N/access.log'"
+      # Both upstream servers are in the shipped form, and the second one
+      # (127.0.0.1:$FP2) was stopped all along: each request that picked it
+      # went on to flock (max_fails=0 never takes flock out, either).
+      check "two servers per upstream, the second stopped: nginx tried it and went on to flock" \
+        grep -q "upstream=127.0.0.1:$FP2, 127.0.0.1:$FP\$" "$N/access.log"
+      # Now the second server takes each request and closes without an
+      # answer (an instance dying mid-request): a POST with an
+      # Idempotency-Key goes on to flock; one without it does not (502).
+      python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept(); c.settimeout(2); data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            d = c.recv(65536)
+            if not d: break
+            data += d
+    except OSError: pass
+    c.close()
+' "$FP2" &
+      PIDS+=($!)
+      sleep 0.5
+      keyed_ok=0 plain_502=0
+      for i in 1 2 3 4 5 6; do
+        code=$("${C[@]}" -o /dev/null -w '%{http_code}' -X POST "$U/api/posts/" -H "Authorization: Bearer $AT" \
+          -H 'Content-Type: application/json' -H "Idempotency-Key: check-deploy-$i-$$" -d "{\"content\":\"keyed $i\"}")
+        [ "$code" = 200 ] && keyed_ok=$((keyed_ok + 1))
+      done
+      for i in 1 2 3 4 5 6; do # round robin: every other one goes to the closer first
+        code=$("${C[@]}" -o /dev/null -w '%{http_code}' -X POST "$U/api/posts/" -H "Authorization: Bearer $AT" \
+          -H 'Content-Type: application/json' -d "{\"content\":\"plain $i\"}")
+        [ "$code" = 502 ] && plain_502=$((plain_502 + 1))
+      done
+      check "POST with Idempotency-Key, one upstream closing without an answer: 6 of 6 answered by flock ($keyed_ok)" test "$keyed_ok" = 6
+      check "POST without Idempotency-Key is not retried after it was sent: some 502 ($plain_502 of 6)" test "$plain_502" -gt 0
       if [ "$failures" -gt 0 ]; then
         echo "--- nginx error log"; tail -n 20 "$N/error.log"
         echo "--- nginx access log"; cat "$N/access.log"
