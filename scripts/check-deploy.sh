@@ -22,7 +22,9 @@
 #                wrong types) into the k8s.io/api types, in a throwaway Go module
 #                outside this repo; apiVersion, kind, metadata.name, no namespace;
 #                selectors, named ports, ConfigMap/Secret references, probe paths,
-#                non-root and read-only root, volumes for FLOCK_DATA_DIR and /tmp
+#                non-root and read-only root, volumes for FLOCK_DATA_DIR and /tmp;
+#                a preStop sleep, a grace period covering preStop + drain +
+#                shutdown timeout + video jobs, a surge-first rollout
 #   nginx        nginx -t on deploy/nginx/flock.conf with a self-signed
 #                certificate, then nginx in front of a running flock (SQLite):
 #                redirect, REST, Connect, a Connect stream receiving an event,
@@ -258,9 +260,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -475,8 +479,31 @@ func main() {
 		if !labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
 			problem("%s: the selector does not match the pod labels", where)
 		}
-		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g < 50 {
-			problem("%s: terminationGracePeriodSeconds must cover the 25 s drain and the 20 s video job grace", where)
+		// Termination: preStop sleep, then FLOCK_SHUTDOWN_DRAIN (default 5 s),
+		// then in-flight requests (25 s) and video jobs (20 s).
+		need, drain := int64(25+20), int64(5)
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
+				problem("%s: container %s has no preStop sleep (endpoint removal would race the drain)", where, c.Name)
+				continue
+			}
+			need += c.Lifecycle.PreStop.Sleep.Seconds
+		}
+		for _, cm := range configMaps {
+			if v, ok := cm.Data["FLOCK_SHUTDOWN_DRAIN"]; ok {
+				dd, err := time.ParseDuration(v)
+				if err != nil {
+					problem("ConfigMap %s: FLOCK_SHUTDOWN_DRAIN %q is no duration", cm.Name, v)
+				}
+				drain = int64(math.Ceil(dd.Seconds()))
+			}
+		}
+		need += drain
+		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g < need {
+			problem("%s: terminationGracePeriodSeconds must cover preStop, the %d s drain, the 25 s shutdown timeout and the 20 s video job grace (%d s)", where, drain, need)
+		}
+		if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != "0" || ru.MaxSurge == nil || ru.MaxSurge.String() == "0" {
+			problem("%s: a rollout must surge a new pod before taking one away (maxUnavailable: 0, maxSurge >= 1)", where)
 		}
 		checkPod(where, &d.Spec.Template.Spec, true)
 		found := false
