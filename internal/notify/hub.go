@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flock-social/flock/internal/pubsub"
-	"github.com/flock-social/flock/internal/store"
 )
 
 // streamRegistry holds the open streams of a Service and their hubs.
@@ -38,7 +37,9 @@ type hub struct {
 	// listening is closed once the hub is subscribed and has its position:
 	// a member may then read the store, knowing the hub catches the rest.
 	listening chan struct{}
-	pos       position // the hub goroutine's only
+	// err is why the hub could not start (set before listening closes).
+	err error
+	pos position // the hub goroutine's only
 
 	mu      sync.Mutex
 	members map[*member]struct{}
@@ -104,8 +105,8 @@ func (m *member) take() ([]Event, error) {
 // join adds a member for a stream of userID to the hub of f, starting the
 // hub if it is the first, and returns once the hub listens. leave removes
 // it (and stops the hub after its last member). It returns nil when ctx
-// ends first.
-func (s *Service) join(ctx context.Context, f *feed, userID, sessionID string) (m *member, leave func()) {
+// ends first, and an error when the hub could not start.
+func (s *Service) join(ctx context.Context, f *feed, userID, sessionID string) (m *member, leave func(), err error) {
 	r := &s.streams
 	key := hubKey{userID: userID, kind: f.kind}
 	m = &member{sessionID: sessionID, wake: make(chan struct{}, 1)}
@@ -136,10 +137,14 @@ func (s *Service) join(ctx context.Context, f *feed, userID, sessionID string) (
 	}
 	select {
 	case <-h.listening:
-		return m, leave
+		if h.err != nil {
+			leave()
+			return nil, nil, h.err
+		}
+		return m, leave, nil
 	case <-ctx.Done():
 		leave()
-		return nil, nil
+		return nil, nil, nil
 	}
 }
 
@@ -155,7 +160,22 @@ func (h *hub) run(ctx context.Context) {
 			}
 		}
 	}()
-	h.pos = position{last: store.IDAt(s.db.Now())}
+	// The hub starts after the last event committed before it listened:
+	// from then on it reads each one (see position).
+	pos, err := s.startPosition(ctx, h.feed, h.key.userID, "")
+	if err != nil {
+		h.err = err
+		// Later streams start a new hub rather than join this one.
+		s.streams.mu.Lock()
+		if s.streams.hubs[h.key] == h {
+			delete(s.streams.hubs, h.key)
+		}
+		s.streams.mu.Unlock()
+		h.cancel()
+		close(h.listening)
+		return
+	}
+	h.pos = pos
 	close(h.listening)
 	poll := time.NewTicker(s.Poll)
 	defer poll.Stop()

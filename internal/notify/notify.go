@@ -195,8 +195,8 @@ func Str(s string) *string {
 
 // List kinds, for page tokens.
 const (
-	kindNotifications = "notifications"
-	kindActivity      = "activity"
+	kindNotifications = store.NotificationEvents
+	kindActivity      = store.ActivityEvents
 )
 
 // NotificationPage is a page of notifications.

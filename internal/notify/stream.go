@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/pubsub"
@@ -70,20 +69,38 @@ type Event struct {
 }
 
 // position is how far a stream (or a hub) has read: the id of the last
-// event it took. Every decision about "already seen" goes through it, so
-// that a change of cursor (one that commit order cannot overtake) is made
-// here alone.
+// event it took. Every decision about "already seen" goes through it.
+//
+// A position is a plain cursor because commit order cannot overtake it:
+// ids of one user's events of one kind are given under a lock held until
+// commit (store.NextEventID), so they increase in commit order. Once a
+// read returns id X, every event of that user below X is committed and was
+// returned by that read or an earlier one; every event committed later has
+// an id above X. Taking "id > last" therefore skips nothing and repeats
+// nothing, whatever the instances' clocks say.
 type position struct{ last string }
 
-// startPosition is where a stream starts: after sinceID, or now.
-func startPosition(sinceID string, now time.Time) (position, error) {
-	switch {
-	case sinceID == "":
-		return position{last: store.IDAt(now)}, nil
-	case !store.ValidID(sinceID):
-		return position{}, flock.FieldErrorf("since_id", "since_id must be the id of an event you received")
+// checkSinceID refuses a since_id that is not the form of an event id.
+func checkSinceID(sinceID string) error {
+	if sinceID != "" && !store.ValidID(sinceID) {
+		return flock.FieldErrorf("since_id", "since_id must be the id of an event you received")
 	}
-	return position{last: sinceID}, nil
+	return nil
+}
+
+// startPosition is where a stream (or, with sinceID "", a hub) starts:
+// after sinceID, or after the last event of the user committed so far (the
+// head), so that "from now on" misses no event committed after it, even
+// one whose id was made before now or by an instance whose clock is behind.
+func (s *Service) startPosition(ctx context.Context, f *feed, userID, sinceID string) (position, error) {
+	if sinceID != "" {
+		return position{last: sinceID}, nil
+	}
+	head, err := s.db.EventHead(ctx, s.db, userID, f.kind)
+	if err != nil {
+		return position{}, fmt.Errorf("start %s stream: %w", f.kind, err)
+	}
+	return position{last: head}, nil
 }
 
 // fresh reports whether the event id comes after the position.
@@ -178,8 +195,7 @@ func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, since
 }
 
 func (s *Service) stream(ctx context.Context, f *feed, userID, sessionID, sinceID string, ready func() error, send func(Event) error) error {
-	pos, err := startPosition(sinceID, s.db.Now())
-	if err != nil {
+	if err := checkSinceID(sinceID); err != nil {
 		return err
 	}
 	release, err := s.admit(userID)
@@ -194,11 +210,23 @@ func (s *Service) stream(ctx context.Context, f *feed, userID, sessionID, sinceI
 	}
 	// Join the hub before the first read, so nothing committed in between
 	// is missed; what both deliver is skipped the second time.
-	m, leave := s.join(ctx, f, userID, sessionID)
+	m, leave, err := s.join(ctx, f, userID, sessionID)
+	if err != nil {
+		return err
+	}
 	if m == nil {
 		return nil // ctx ended
 	}
 	defer leave()
+	// The position is read after the hub's: what the hub delivers up to it
+	// is skipped, what commits later is above it.
+	pos, err := s.startPosition(ctx, f, userID, sinceID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if err := s.checkSession(ctx, userID, sessionID); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -148,6 +149,31 @@ func NewID() string {
 	return id.String()
 }
 
+// MinID sorts before every id that NewID or IDAfter makes.
+const MinID = "00000000000000000000000000"
+
+// IDAfter returns an id that sorts after id: NewID when the clock is past
+// it, else id plus one (its random part incremented), so that ids stay
+// increasing when they must follow one made by an instance whose clock is
+// ahead.
+func IDAfter(id string) (string, error) {
+	next := NewID()
+	if next > id {
+		return next, nil
+	}
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return "", fmt.Errorf("id after %q: %w", id, err)
+	}
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]++
+		if u[i] != 0 {
+			break
+		}
+	}
+	return u.String(), nil
+}
+
 // idGen is the state of NewID: the last millisecond used and entropy that
 // increases within it.
 var idGen = struct {
@@ -157,11 +183,54 @@ var idGen = struct {
 }{entropy: ulid.Monotonic(rand.Reader, 0)}
 
 // InTx runs fn inside a transaction, committing when fn returns nil and
-// rolling back otherwise.
+// rolling back otherwise. When Postgres aborts the transaction as a
+// deadlock victim or a serialization failure (SQLSTATE 40P01, 40001; see
+// Retryable), nothing of it was committed, and InTx runs fn again in a new
+// transaction, up to txAttempts times in all, after a short jittered pause
+// so that the two contenders do not meet again. fn must therefore be safe
+// to rerun: it sets what it returns on each run rather than appending to
+// it, and does nothing outside the database that a rerun would repeat
+// (work that must happen once goes after InTx returns). The last error, if
+// all attempts fail, carries flock.EUNAVAILABLE (see translate).
 func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return fn(ctx, tx)
-	})
+	var err error
+	for attempt := range txAttempts {
+		if attempt > 0 {
+			if !sleepCtx(ctx, retryPause(attempt)) {
+				return err
+			}
+		}
+		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return fn(ctx, tx)
+		})
+		if !Retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// txAttempts bounds the runs of one InTx: deadlocks are rare once locks are
+// taken in order (see locks.go), so a few attempts cover bursts of them.
+const txAttempts = 1
+
+// retryPause is the pause before attempt (1, 2, ...): a random duration
+// up to 5 ms, 10 ms, 20 ms ("full jitter").
+func retryPause(attempt int) time.Duration {
+	limit := 5 * time.Millisecond << (attempt - 1)
+	return time.Duration(mrand.Int64N(int64(limit)) + 1)
+}
+
+// sleepCtx waits d, or less when ctx ends first; false when it did.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Ping reports whether the database answers, for readiness checks.

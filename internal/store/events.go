@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,12 +40,23 @@ type Activity struct {
 	CreatedAt    time.Time `bun:"created_at,notnull"`
 }
 
+// Kinds of events, each with its own head per user (see NextEventID).
+const (
+	NotificationEvents = "notifications"
+	ActivityEvents     = "activity"
+)
+
 // CreateNotification inserts n unless a notification with the same
-// recipient and dedupe key exists; it reports whether it inserted.
+// recipient and dedupe key exists; it reports whether it inserted. Its id
+// comes from NextEventID (an id set by the caller is replaced), so the
+// recipient's notifications have ids in commit order; call it last in tx,
+// after any other lock the transaction takes.
 func (db *DB) CreateNotification(ctx context.Context, tx bun.IDB, n *Notification) (bool, error) {
-	if n.ID == "" {
-		n.ID = NewID()
+	id, err := db.NextEventID(ctx, tx, n.UserID, NotificationEvents)
+	if err != nil {
+		return false, fmt.Errorf("create notification: %w", err)
 	}
+	n.ID = id
 	n.CreatedAt = db.Now()
 	res, err := tx.NewInsert().Model(n).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
@@ -53,16 +66,85 @@ func (db *DB) CreateNotification(ctx context.Context, tx bun.IDB, n *Notificatio
 	return rows == 1, nil
 }
 
-// CreateActivity inserts an activity-log entry.
+// CreateActivity inserts an activity-log entry. Its id comes from
+// NextEventID, as for CreateNotification.
 func (db *DB) CreateActivity(ctx context.Context, tx bun.IDB, a *Activity) error {
-	if a.ID == "" {
-		a.ID = NewID()
+	id, err := db.NextEventID(ctx, tx, a.UserID, ActivityEvents)
+	if err != nil {
+		return fmt.Errorf("create activity: %w", err)
 	}
+	a.ID = id
 	a.CreatedAt = db.Now()
 	if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
 		return fmt.Errorf("create activity: %w", translate(err))
 	}
 	return nil
+}
+
+// NextEventID returns the id of a new event of userID of the given kind
+// (NotificationEvents, ActivityEvents), made inside tx: an id above every
+// id given to such an event before, by any instance whatever its clock.
+//
+// It locks the user's head row (event_heads) until tx ends: a concurrent
+// transaction recording an event for the same user and kind waits for this
+// one to commit or roll back, then takes a larger id. Ids of one user's
+// events therefore increase in commit order, and a reader that sees id X
+// committed has every smaller id of that user committed too: a stream that
+// moves its cursor to the last id it delivered skips nothing.
+//
+// To rule out deadlocks, a transaction takes heads last (after any other
+// row it locks) and, when it takes several, notifications before activity
+// and each kind in one order (see notify.Events). The lock is held only
+// from this call to the commit.
+func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) (string, error) {
+	// Most often the id made now is above the head: one statement sets it
+	// and locks the row. On Postgres the row stays locked even when the
+	// WHERE below is false (the head is ahead), as documented for
+	// ON CONFLICT DO UPDATE; on SQLite the transaction holds the database's
+	// write lock from BEGIN.
+	candidate := NewID()
+	var id string
+	err := tx.QueryRowContext(ctx, `INSERT INTO event_heads (user_id, kind, last_id) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, kind) DO UPDATE SET last_id = excluded.last_id
+		WHERE excluded.last_id > event_heads.last_id
+		RETURNING last_id`, userID, kind, candidate).Scan(&id)
+	switch {
+	case err == nil:
+		return id, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", fmt.Errorf("next event id: %w", translate(err))
+	}
+	// The head is ahead of this instance's clock (another instance's clock
+	// is ahead, or an event committed while this one waited for the lock):
+	// go just above it.
+	var head string
+	if err := tx.QueryRowContext(ctx, "SELECT last_id FROM event_heads WHERE user_id = ? AND kind = ?", userID, kind).Scan(&head); err != nil {
+		return "", fmt.Errorf("next event id: read head: %w", translate(err))
+	}
+	id, err = IDAfter(head)
+	if err != nil {
+		return "", fmt.Errorf("next event id: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE event_heads SET last_id = ? WHERE user_id = ? AND kind = ?", id, userID, kind); err != nil {
+		return "", fmt.Errorf("next event id: move head: %w", translate(err))
+	}
+	return id, nil
+}
+
+// EventHead returns the id of the last event of userID of the given kind
+// recorded by a committed transaction, or the smallest id when there is
+// none: every event committed later has a larger id. A stream that starts
+// "from now on" starts there.
+func (db *DB) EventHead(ctx context.Context, tx bun.IDB, userID, kind string) (string, error) {
+	var head string
+	err := tx.QueryRowContext(ctx, "SELECT last_id FROM event_heads WHERE user_id = ? AND kind = ?", userID, kind).Scan(&head)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return MinID, nil
+	case err != nil:
+		return "", fmt.Errorf("event head: %w", translate(err))
+	}
+	return head, nil
 }
 
 // EventFilter selects a user's notifications or activity entries.

@@ -95,8 +95,28 @@ func (db *DB) UpdateGroup(ctx context.Context, tx bun.IDB, id string, upd GroupU
 
 // DeleteGroup deletes a group, its memberships and the posts shared with it
 // (their likes, comments and hashtags cascade), and uncounts those posts on
-// their authors.
+// their authors. It locks in the global order (see locks.go): the group,
+// then its posts, then their authors in id order, so that it deadlocks
+// neither with a post to the group (which holds the group, then its
+// author) nor with a like of one of its posts (the post, then users).
 func (db *DB) DeleteGroup(ctx context.Context, tx bun.IDB, id string) error {
+	if err := db.LockGroup(ctx, tx, id, true); err != nil {
+		return err
+	}
+	var authors []string
+	if db.Engine == Postgres {
+		if _, err := tx.NewSelect().Model((*Post)(nil)).ColumnExpr("p.id").Where("p.group_id = ?", id).
+			OrderExpr("p.id").For("UPDATE").Exec(ctx); err != nil {
+			return fmt.Errorf("delete group: lock posts: %w", translate(err))
+		}
+		if err := tx.NewSelect().Model((*Post)(nil)).Distinct().ColumnExpr("p.author_id").Where("p.group_id = ?", id).
+			Scan(ctx, &authors); err != nil {
+			return fmt.Errorf("delete group: authors: %w", translate(err))
+		}
+		if err := db.LockUsers(ctx, tx, authors...); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.NewUpdate().Model((*User)(nil)).
 		Set("posts_count = posts_count - (SELECT count(*) FROM posts AS gp WHERE gp.group_id = ? AND gp.author_id = u.id)", id).
 		Where("u.id IN (SELECT gp.author_id FROM posts AS gp WHERE gp.group_id = ?)", id).Exec(ctx); err != nil {
@@ -137,23 +157,10 @@ func (db *DB) Memberships(ctx context.Context, tx bun.IDB, userID string, groupI
 	return out, nil
 }
 
-// lockGroup serialises membership changes of one group for the rest of the
-// transaction, so that counting members never races (Postgres; SQLite
-// transactions already take the write lock when they begin).
-func (db *DB) lockGroup(ctx context.Context, tx bun.IDB, groupID string) error {
-	if db.Engine != Postgres {
-		return nil
-	}
-	if _, err := tx.NewSelect().Model((*Group)(nil)).Column("id").Where("id = ?", groupID).For("UPDATE").Exec(ctx); err != nil {
-		return fmt.Errorf("lock group: %w", translate(err))
-	}
-	return nil
-}
-
 // PutMembership inserts or replaces a membership row, keeping the group's
 // count of active members right, also under concurrent changes.
 func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) error {
-	if err := db.lockGroup(ctx, tx, m.GroupID); err != nil {
+	if err := db.LockGroup(ctx, tx, m.GroupID, false); err != nil {
 		return err
 	}
 	old, err := db.GetMembership(ctx, tx, m.GroupID, m.UserID)
@@ -174,7 +181,7 @@ func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) err
 
 // DeleteMembership removes a membership row; false when there was none.
 func (db *DB) DeleteMembership(ctx context.Context, tx bun.IDB, groupID, userID string) (bool, error) {
-	if err := db.lockGroup(ctx, tx, groupID); err != nil {
+	if err := db.LockGroup(ctx, tx, groupID, false); err != nil {
 		return false, err
 	}
 	old, err := db.GetMembership(ctx, tx, groupID, userID)
@@ -211,6 +218,9 @@ func (db *DB) GroupAdmins(ctx context.Context, tx bun.IDB, groupID string) ([]st
 	var ids []string
 	if err := tx.NewSelect().Model((*GroupMember)(nil)).Column("user_id").
 		Where("group_id = ? AND state = ? AND role IN (?)", groupID, MemberActive, bun.List([]string{GroupRoleOwner, GroupRoleAdmin})).
+		// In one order, so that two joins notifying the same admins lock
+		// their event heads in one order (see NextEventID).
+		OrderExpr("user_id").
 		Scan(ctx, &ids); err != nil {
 		return nil, fmt.Errorf("group admins: %w", translate(err))
 	}
