@@ -13,7 +13,7 @@ STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
 TEST_FLAGS ?=
 
-.PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload generate check-generate lint fmt tools proto-deps clean
+.PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling generate check-generate lint fmt tools proto-deps clean
 
 run:
 	$(GO) run ./server/cmd/flock
@@ -41,6 +41,10 @@ bench-upload: build
 ## bench-streams: delay from an action to its arrival on 1,000 open streams, and memory per stream.
 bench-streams: build
 	$(GO) run ./bench/streamlat -streams 1000 -users 200 -actions 400
+
+## bench-rolling: two instances (Postgres + Redis) behind deploy/nginx/flock.conf under load, restarted in turn and 5 s apart: failed requests, p50/p99 and stream events lost per phase (needs nginx).
+bench-rolling: build
+	$(GO) run ./bench/rolling
 
 ## bench-stream-flood: one account tries 1,000 streams; other users' latency and server CPU, with and without them.
 bench-stream-flood: build
