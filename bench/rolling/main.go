@@ -722,8 +722,8 @@ func startNginx(ctx context.Context, dir, conf string, portA, portB int) (*nginx
 	httpPort, httpsPort := freePort(), freePort()
 	text := string(b)
 	for _, r := range [][2]string{
-		{"server 127.0.0.1:8080 ", fmt.Sprintf("server 127.0.0.1:%d ", portA)},
-		{"server 127.0.0.1:8081 ", fmt.Sprintf("server 127.0.0.1:%d ", portB)},
+		{"server 127.0.0.1:8080", fmt.Sprintf("server 127.0.0.1:%d", portA)},
+		{"server 127.0.0.1:8081", fmt.Sprintf("server 127.0.0.1:%d", portB)},
 		{"/etc/ssl/flock/fullchain.pem", filepath.Join(dir, "cert.pem")},
 		{"/etc/ssl/flock/privkey.pem", filepath.Join(dir, "key.pem")},
 		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort)},
