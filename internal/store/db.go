@@ -212,7 +212,7 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 
 // txAttempts bounds the runs of one InTx: deadlocks are rare once locks are
 // taken in order (see locks.go), so a few attempts cover bursts of them.
-const txAttempts = 1
+const txAttempts = 4
 
 // retryPause is the pause before attempt (1, 2, ...): a random duration
 // up to 5 ms, 10 ms, 20 ms ("full jitter").

@@ -24,9 +24,12 @@ var ErrConflict = errors.New("store: unique constraint violated")
 // translate maps driver errors onto flock errors by their type and code,
 // never by message text: a unique violation (Postgres SQLSTATE 23505, SQLite
 // SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY) wraps ErrConflict and carries
-// flock.ECONFLICT; a lost or refused connection carries flock.EUNAVAILABLE.
-// Other errors pass through unchanged, so the transport reports them as
-// internal.
+// flock.ECONFLICT; a foreign key violation (23503, SQLITE_CONSTRAINT_FOREIGNKEY),
+// which means that what the write refers to was deleted meanwhile, carries
+// flock.ENOTFOUND; a lost or refused connection, and a deadlock or
+// serialization failure (40P01, 40001) that InTx's retries did not
+// overcome, carry flock.EUNAVAILABLE. Other errors pass through unchanged,
+// so the transport reports them as internal.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -37,6 +40,10 @@ func translate(err error) error {
 		switch {
 		case code == "23505":
 			return &conflictError{err: err}
+		case code == "23503":
+			return goneError(err)
+		case code == sqlstateSerializationFailure, code == sqlstateDeadlock:
+			return fmt.Errorf("%w: %w", flock.Errorf(flock.EUNAVAILABLE, "the database is busy with conflicting changes; try again"), err)
 		case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03":
 			return unavailable(err)
 		}
@@ -47,6 +54,8 @@ func translate(err error) error {
 		switch liteErr.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return &conflictError{err: err}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return goneError(err)
 		}
 		return err
 	}
@@ -58,6 +67,29 @@ func translate(err error) error {
 		return unavailable(err)
 	}
 	return err
+}
+
+// Postgres SQLSTATEs after which a transaction may simply run again.
+const (
+	sqlstateSerializationFailure = "40001"
+	sqlstateDeadlock             = "40P01"
+)
+
+// Retryable reports whether err is Postgres aborting a transaction as a
+// deadlock victim or a serialization failure (SQLSTATE 40P01, 40001),
+// by the driver's error code: nothing of the transaction was committed,
+// and running it again is expected to succeed.
+func Retryable(err error) bool {
+	var pgErr pgdriver.Error
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	code := pgErr.Field('C')
+	return code == sqlstateSerializationFailure || code == sqlstateDeadlock
+}
+
+func goneError(err error) error {
+	return fmt.Errorf("%w: %w", flock.Errorf(flock.ENOTFOUND, "what this refers to no longer exists; reload it"), err)
 }
 
 func unavailable(err error) error {

@@ -28,7 +28,9 @@ type Block struct {
 }
 
 // CreateFollow makes follower follow followee and counts it on both users.
-// It returns false, changing nothing, when the follow already exists.
+// It returns false, changing nothing, when the follow already exists. The
+// caller locks both users first (LockUsers), so that follows of the pair
+// the other way cannot deadlock with it.
 func (db *DB) CreateFollow(ctx context.Context, tx bun.IDB, followerID, followeeID string) (bool, error) {
 	res, err := tx.NewInsert().Model(&Follow{FollowerID: followerID, FolloweeID: followeeID, CreatedAt: db.Now()}).
 		On("CONFLICT DO NOTHING").Exec(ctx)
@@ -42,6 +44,7 @@ func (db *DB) CreateFollow(ctx context.Context, tx bun.IDB, followerID, followee
 }
 
 // DeleteFollow removes a follow and its counts; false when there was none.
+// The caller locks both users first (LockUsers), as for CreateFollow.
 func (db *DB) DeleteFollow(ctx context.Context, tx bun.IDB, followerID, followeeID string) (bool, error) {
 	res, err := tx.NewDelete().Model((*Follow)(nil)).
 		Where("follower_id = ? AND followee_id = ?", followerID, followeeID).Exec(ctx)
