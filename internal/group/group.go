@@ -130,6 +130,18 @@ func (s *Service) view(ctx context.Context, tx bun.IDB, p *account.Principal, id
 	return &View{Group: g, Mine: m}, nil
 }
 
+// lockedView locks the group (store.LockGroup; FOR UPDATE when forDelete)
+// and then reads it and the caller's membership: membership changes of a
+// group run one after the other and decide on what the previous committed,
+// the count of members stays right, and a deletion in progress is waited
+// for and then found.
+func (s *Service) lockedView(ctx context.Context, tx bun.IDB, p *account.Principal, id string, forDelete bool) (*View, error) {
+	if err := s.db.LockGroup(ctx, tx, id, forDelete); err != nil {
+		return nil, err
+	}
+	return s.view(ctx, tx, p, id)
+}
+
 func (v *View) active() bool { return v.Mine != nil && v.Mine.State == store.MemberActive }
 
 func (v *View) manager() bool {
@@ -313,7 +325,7 @@ func (s *Service) UpdateGroup(ctx context.Context, p *account.Principal, id stri
 func (s *Service) DeleteGroup(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, true)
 		if err != nil {
 			return err
 		}
@@ -341,7 +353,7 @@ func (s *Service) JoinGroup(ctx context.Context, p *account.Principal, id string
 		result *store.GroupMember
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, false)
 		if err != nil {
 			return err
 		}
@@ -392,7 +404,7 @@ func (s *Service) JoinGroup(ctx context.Context, p *account.Principal, id string
 func (s *Service) LeaveGroup(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, false)
 		if err != nil {
 			return err
 		}
@@ -433,7 +445,7 @@ func (s *Service) AddGroupMember(ctx context.Context, p *account.Principal, id, 
 		result *store.GroupMember
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, false)
 		if err != nil {
 			return err
 		}
@@ -487,7 +499,7 @@ func (s *Service) UpdateGroupMember(ctx context.Context, p *account.Principal, i
 	}
 	var result *store.GroupMember
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, false)
 		if err != nil {
 			return err
 		}
@@ -518,7 +530,7 @@ func (s *Service) UpdateGroupMember(ctx context.Context, p *account.Principal, i
 // removes the owner.
 func (s *Service) RemoveGroupMember(ctx context.Context, p *account.Principal, id, userID string) error {
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.view(ctx, tx, p, id)
+		v, err := s.lockedView(ctx, tx, p, id, false)
 		if err != nil {
 			return err
 		}

@@ -182,6 +182,12 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
 		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: Hashtags(content)}
 		if in.GroupID != "" {
+			// Held as the post's foreign key will hold it, but before the
+			// check: a deletion of the group in progress is waited for and
+			// then found, instead of failing the insert.
+			if err := s.db.ShareGroup(ctx, tx, in.GroupID); err != nil {
+				return "", err
+			}
 			if err := s.checkGroupMember(ctx, tx, p, in.GroupID); err != nil {
 				return "", err
 			}
@@ -288,6 +294,10 @@ func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id strin
 	var ev notify.Events
 	var videoID *string
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		// The post first, then its author's counter (store.LockPost).
+		if err := s.db.LockPost(ctx, tx, id, true); err != nil {
+			return err
+		}
 		post, err := s.ownPost(ctx, tx, p, id, "delete")
 		if err != nil {
 			return err
@@ -422,6 +432,11 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 func (s *Service) LikePost(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		// The post first (store.LockPost): a deletion in progress is
+		// waited for, and the check below then finds the post gone.
+		if err := s.db.LockPost(ctx, tx, id, false); err != nil {
+			return err
+		}
 		post, err := s.visiblePost(ctx, tx, p, id)
 		if err != nil {
 			return err
@@ -447,6 +462,9 @@ func (s *Service) LikePost(ctx context.Context, p *account.Principal, id string)
 func (s *Service) UnlikePost(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.db.LockPost(ctx, tx, id, false); err != nil {
+			return err
+		}
 		if _, err := s.visiblePost(ctx, tx, p, id); err != nil {
 			return err
 		}
@@ -475,6 +493,9 @@ func (s *Service) CreateComment(ctx context.Context, p *account.Principal, postI
 		return nil, err
 	}
 	id, err := s.idempotent(ctx, p.UserID, "comment:"+postID, key, requestHash(postID, content), func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
+		if err := s.db.LockPost(ctx, tx, postID, false); err != nil {
+			return "", err
+		}
 		post, err := s.visiblePost(ctx, tx, p, postID)
 		if err != nil {
 			return "", err
@@ -493,7 +514,10 @@ func (s *Service) CreateComment(ctx context.Context, p *account.Principal, postI
 		return nil, fmt.Errorf("create comment: %w", err)
 	}
 	c, err := s.db.GetComment(ctx, s.db, postID, id)
-	if err != nil {
+	if store.IsNotFound(err) {
+		// Deleted since the commit, alone or with its post.
+		return nil, flock.Errorf(flock.ENOTFOUND, "the comment was deleted as soon as it was made, or post %q was", postID)
+	} else if err != nil {
 		return nil, fmt.Errorf("create comment: %w", err)
 	}
 	authors, err := s.social.ViewsByID(ctx, p.UserID, []string{p.UserID})
@@ -547,6 +571,9 @@ func (s *Service) ListComments(ctx context.Context, p *account.Principal, postID
 func (s *Service) DeleteComment(ctx context.Context, p *account.Principal, postID, commentID string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.db.LockPost(ctx, tx, postID, false); err != nil {
+			return err
+		}
 		post, err := s.visiblePost(ctx, tx, p, postID)
 		if err != nil {
 			return err

@@ -137,6 +137,12 @@ func (s *Service) target(ctx context.Context, tx bun.IDB, p *account.Principal, 
 func (s *Service) Follow(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		// Both users first, in id order (store.LockUsers): the follow
+		// and its counters cannot deadlock with one the other way, and
+		// the block check below sees a concurrent block committed.
+		if err := s.db.LockUsers(ctx, tx, p.UserID, id); err != nil {
+			return err
+		}
 		if _, err := s.target(ctx, tx, p, id, "follow", true); err != nil {
 			return err
 		}
@@ -164,6 +170,9 @@ func (s *Service) Unfollow(ctx context.Context, p *account.Principal, id string)
 		if id == p.UserID {
 			return flock.FieldErrorf("user_id", "you cannot unfollow yourself")
 		}
+		if err := s.db.LockUsers(ctx, tx, p.UserID, id); err != nil {
+			return err
+		}
 		deleted, err := s.db.DeleteFollow(ctx, tx, p.UserID, id)
 		if err != nil || !deleted {
 			return err
@@ -183,6 +192,11 @@ func (s *Service) Unfollow(ctx context.Context, p *account.Principal, id string)
 func (s *Service) Block(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		// Both users first, as Follow does: the block and the follows it
+		// removes, both ways, cannot deadlock with a follow or unfollow.
+		if err := s.db.LockUsers(ctx, tx, p.UserID, id); err != nil {
+			return err
+		}
 		if _, err := s.target(ctx, tx, p, id, "block", false); err != nil {
 			return err
 		}
