@@ -132,6 +132,12 @@ func (e *Events) wake(channel string) {
 // Notify records a notification inside tx. Nothing is recorded when the
 // actor is the recipient, or when a notification with the same dedupe key
 // exists (liking again, following again).
+//
+// It locks the recipient's event head until tx ends (store.NextEventID),
+// which keeps each user's event ids in commit order. So that no two
+// transactions wait for each other's heads, call Notify and Record last in
+// the transaction, after every other lock it takes: notifications first,
+// several recipients in ascending id order, then Record.
 func (s *Service) Notify(ctx context.Context, tx bun.IDB, ev *Events, n *store.Notification) error {
 	if n.ActorID == n.UserID {
 		return nil
@@ -146,7 +152,8 @@ func (s *Service) Notify(ctx context.Context, tx bun.IDB, ev *Events, n *store.N
 	return nil
 }
 
-// Record records an activity-log entry inside tx.
+// Record records an activity-log entry inside tx, locking the actor's
+// activity head until tx ends: call it last (see Notify).
 func (s *Service) Record(ctx context.Context, tx bun.IDB, ev *Events, a *store.Activity) error {
 	if err := s.db.CreateActivity(ctx, tx, a); err != nil {
 		return err

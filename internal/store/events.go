@@ -93,9 +93,10 @@ func (db *DB) CreateActivity(ctx context.Context, tx bun.IDB, a *Activity) error
 // moves its cursor to the last id it delivered skips nothing.
 //
 // To rule out deadlocks, a transaction takes heads last (after any other
-// row it locks) and, when it takes several, notifications before activity
-// and each kind in one order (see notify.Events). The lock is held only
-// from this call to the commit.
+// row it locks, see locks.go) and, when it takes several, notifications
+// before activity and the notifications' recipients in one order (see
+// notify.Service.Notify). The lock is held only from this call to the
+// commit.
 func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) (string, error) {
 	// Most often the id made now is above the head: one statement sets it
 	// and locks the row. On Postgres the row stays locked even when the
