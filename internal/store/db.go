@@ -251,7 +251,9 @@ func (db *DB) AddQueryHook(hook bun.QueryHook) {
 }
 
 // IDAt returns the smallest ID that NewID can make at t: every ID made at or
-// after t sorts after it. Streams start from IDAt(now) to skip history.
+// after t sorts after it. (Streams start from their user's event head, not
+// from IDAt(now): an event's id may be made before it commits, or by an
+// instance whose clock is behind; see EventHead.)
 func IDAt(t time.Time) string {
 	var id ulid.ULID
 	_ = id.SetTime(ulid.Timestamp(t))
