@@ -29,6 +29,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/analytics"
 	"github.com/flock-social/flock/internal/group"
@@ -354,12 +355,22 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, timeout time.Duration)
 // begun close its connection (net/http honours a handler's Connection:
 // close), so that a proxy takes each kept-alive connection out of its pool
 // with a complete answer instead of reusing it as the listener closes.
-// WebSocket upgrades are left alone. HTTP/2 has no such header; its
-// connections get GOAWAY when the listener closes.
+// HTTP/2 has no such header; its connections get GOAWAY when the listener
+// closes. A WebSocket upgrade during the drain is refused with 503 and
+// Retry-After before it is upgraded: a proxy retries it on another
+// instance (nginx: proxy_next_upstream http_503), where it would otherwise
+// be given its backlog here and closed again at once.
 func (a *App) closeWhileDraining(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.draining.Load() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
-			w.Header().Set("Connection", "close")
+		if !a.draining.Load() || r.ProtoMajor != 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			w.Header().Set("Retry-After", "1")
+			writeRESTError(w, flock.Errorf(flock.EUNAVAILABLE, "the server is restarting: reconnect with since_id"))
+			return
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/coder/websocket"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	tu "github.com/flock-social/flock/internal/testutil"
@@ -29,7 +30,8 @@ const drainFor = 4 * time.Second
 // requests are still answered, every HTTP/1.1 answer closes its connection,
 // and a keep-alive client whose idle connections were opened before the
 // signal gets an answer to every POST it sends during the drain (no reset,
-// no EOF on a reused connection); then Serve returns without error.
+// no EOF on a reused connection); a WebSocket upgrade is refused with 503
+// for a proxy to retry elsewhere; then Serve returns without error.
 func TestShutdown_DrainAnswersWithConnectionCloseAndNotReady_P19(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -143,6 +145,12 @@ func TestShutdown_DrainAnswersWithConnectionCloseAndNotReady_P19(t *testing.T) {
 		if !res.Close {
 			t.Errorf("during the drain, an answer kept its connection open: %v", res.Header)
 		}
+	}
+	// A WebSocket upgrade is refused before it is upgraded, with 503 and
+	// Retry-After, so that a proxy retries it on another instance.
+	_, wsRes, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/api/notifications/", nil)
+	if err == nil || wsRes == nil || wsRes.StatusCode != http.StatusServiceUnavailable || wsRes.Header.Get("Retry-After") == "" {
+		t.Errorf("WebSocket upgrade during the drain: %v, %v; want 503 with Retry-After", wsRes, err)
 	}
 	// HTTP/2: still served; gRPC health says not serving.
 	h2c := tu.NewH2CClient()

@@ -461,7 +461,7 @@ func (s *stream) run(ctx context.Context) {
 	}
 }
 
-var digits = regexp.MustCompile(`[0-9]+`)
+var digits = regexp.MustCompile(`[0-9]{4,}`)
 
 // reason shortens an error to what ended a stream, without addresses.
 func reason(err error) string {
@@ -479,8 +479,8 @@ func reason(err error) string {
 		return ce.Code().String() + ": " + m
 	}
 	m := digits.ReplaceAllString(err.Error(), "N")
-	if len(m) > 70 {
-		m = m[:70]
+	if len(m) > 110 {
+		m = m[:110]
 	}
 	return m
 }
