@@ -791,9 +791,16 @@ while True:
         [ "$code" = 502 ] && plain_502=$((plain_502 + 1))
       done
       check "POST with Idempotency-Key, one upstream closing without an answer: 6 of 6 answered by flock ($keyed_ok)" test "$keyed_ok" = 6
+      keyed_ok=0
+      for i in 1 2 3 4; do # Connect, through the RPC location
+        code=$("${C[@]}" -o /dev/null -w '%{http_code}' -X POST "$U/flock.v1.PostService/CreatePost" -H "Authorization: Bearer $AT" \
+          -H 'Content-Type: application/json' -H "Idempotency-Key: check-deploy-connect-$i-$$" -d "{\"content\":\"connect $i\"}")
+        [ "$code" = 200 ] && keyed_ok=$((keyed_ok + 1))
+      done
+      check "Connect CreatePost with Idempotency-Key, one upstream closing without an answer: 4 of 4 answered by flock ($keyed_ok)" test "$keyed_ok" = 4
       check "POST without Idempotency-Key is not retried after it was sent: some 502 ($plain_502 of 6)" test "$plain_502" -gt 0
       if [ "$failures" -gt 0 ]; then
-        echo "--- nginx error log"; tail -n 20 "$N/error.log"
+        echo "--- nginx error log"; tail -n 40 "$N/error.log"
         echo "--- nginx access log"; cat "$N/access.log"
         echo "--- flock log"; tail -n 20 "$TMP/flock/log"
       fi
