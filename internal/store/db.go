@@ -24,6 +24,8 @@ import (
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/flock-social/flock"
 )
 
 // Dialects that Open understands.
@@ -206,6 +208,9 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 		if !Retryable(err) {
 			return err
 		}
+	}
+	if flock.ErrorCode(err) != flock.EUNAVAILABLE {
+		err = busy(err)
 	}
 	return err
 }

@@ -43,7 +43,7 @@ func translate(err error) error {
 		case code == "23503":
 			return goneError(err)
 		case code == sqlstateSerializationFailure, code == sqlstateDeadlock:
-			return fmt.Errorf("%w: %w", flock.Errorf(flock.EUNAVAILABLE, "the database is busy with conflicting changes; try again"), err)
+			return busy(err)
 		case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03":
 			return unavailable(err)
 		}
@@ -86,6 +86,12 @@ func Retryable(err error) bool {
 	}
 	code := pgErr.Field('C')
 	return code == sqlstateSerializationFailure || code == sqlstateDeadlock
+}
+
+// busy marks a deadlock or serialization failure that retries did not
+// overcome: the client may try again.
+func busy(err error) error {
+	return fmt.Errorf("%w: %w", flock.Errorf(flock.EUNAVAILABLE, "the database is busy with conflicting changes; try again"), err)
 }
 
 func goneError(err error) error {
