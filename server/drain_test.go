@@ -34,13 +34,22 @@ const drainFor = 4 * time.Second
 // for a proxy to retry elsewhere; then Serve returns without error.
 func TestShutdown_DrainAnswersWithConnectionCloseAndNotReady_P19(t *testing.T) {
 	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testDrain(t, tu.MustDatabaseURL(t, engine))
+		})
+	}
+}
+
+func testDrain(t *testing.T, databaseURL string) {
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	app, err := server.Open(t.Context(), server.Config{
-		Addr: ln.Addr().String(), DataDir: dir, Mailer: "file:" + filepath.Join(dir, "mail"),
+		Addr: ln.Addr().String(), DataDir: dir, DatabaseURL: databaseURL, Mailer: "file:" + filepath.Join(dir, "mail"),
 		JWTSecret:     "test-secret-that-is-at-least-32-bytes-long",
 		ShutdownDrain: drainFor,
 		Logger:        slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
