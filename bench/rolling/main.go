@@ -77,6 +77,7 @@ func main() {
 	if *short {
 		o.steady = 3 * time.Second
 	}
+	phaseNames[phaseApart] = fmt.Sprintf("during: %s apart", o.apart)
 	ok, err := run(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rolling:", err)
@@ -103,7 +104,7 @@ const (
 	phaseDone
 )
 
-var phaseNames = []string{"setup", "before", "during: each in turn", "during: 5 s apart", "after"}
+var phaseNames = []string{"setup", "before", "during: each in turn", "during: restarts apart", "after"}
 
 func run(o options) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
