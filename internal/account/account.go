@@ -391,6 +391,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		revoked string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		reused, revoked = false, "" // InTx may run this again after a deadlock
 		ok, err := s.db.UseRefreshToken(ctx, tx, hash, max(s.cfg.RefreshReuseGrace, 0))
 		if err != nil {
 			return err

@@ -232,6 +232,7 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 		videoID   *string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		announces, videoID = nil, nil // InTx may run this again after a deadlock
 		var err error
 		report, err = s.db.GetReport(ctx, tx, reportID)
 		if store.IsNotFound(err) {
