@@ -60,10 +60,13 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 		}
 		return out
 	}
-	if errors.Is(err, context.Canceled) {
+	// A client that went away or ran out of time: whatever failed after
+	// that (a transaction database/sql rolled back on cancel, say) is not
+	// a server error to log.
+	if errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled) {
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("request timed out"))
 	}
 	id := requestID(ctx)
