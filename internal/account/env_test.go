@@ -89,7 +89,12 @@ func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *
 	for _, f := range configure {
 		f(&cfg)
 	}
-	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, notify.NewService(e.db, broker, log), cfg, log)
+	events := notify.NewService(e.db, broker, log)
+	// Wake-ups are published in the background: wait for them before the
+	// broker closes, or a late one would fail and log after the test ended
+	// (a data race on the test's output).
+	tb.Cleanup(events.Wait)
+	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, events, cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
