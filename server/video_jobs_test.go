@@ -33,18 +33,25 @@ func TestVideoJobs_SurviveARestart(t *testing.T) {
 	for _, engine := range tu.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			dbURL, data := tu.MustDatabaseURL(t, engine), t.TempDir()
-			shared := func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, data }
-			var token, id string
-			t.Run("upload to an instance that does not process, then stop it", func(t *testing.T) {
-				s := tu.MustServer(t, engine, shared)
-				alice := s.MustAccount(t, "alice")
-				token, id = alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId()
-			})
+			shared, _, token, id := uploadThenStop(t, engine, mp4)
 			s := tu.MustServer(t, engine, shared, processing)
 			waitReady(t, s, token, id)
 		})
 	}
+}
+
+// uploadThenStop uploads clip to an instance that does not process videos
+// and stops it. shared makes later instances use its database and data dir.
+func uploadThenStop(t *testing.T, engine string, clip []byte) (shared func(*server.Config), dataDir, token, videoID string) {
+	t.Helper()
+	dbURL, dataDir := tu.MustDatabaseURL(t, engine), t.TempDir()
+	shared = func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, dataDir }
+	t.Run("upload to an instance that does not process, then stop it", func(t *testing.T) {
+		s := tu.MustServer(t, engine, shared)
+		alice := s.MustAccount(t, "alice")
+		token, videoID = alice.AccessToken, upload(t, s, alice.AccessToken, clip).GetId()
+	})
+	return shared, dataDir, token, videoID
 }
 
 // Two instances on one Postgres take jobs from one queue, and each video
@@ -204,14 +211,8 @@ func TestVideoJobs_ResumeAfterOutputsStored(t *testing.T) {
 	for _, engine := range tu.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			dbURL, data := tu.MustDatabaseURL(t, engine), t.TempDir()
-			shared := func(c *server.Config) { c.DatabaseURL, c.DataDir = dbURL, data }
-			var token, id string
-			t.Run("upload, then store the outputs and delete the upload as a stopped attempt did", func(t *testing.T) {
-				s := tu.MustServer(t, engine, shared)
-				alice := s.MustAccount(t, "alice")
-				token, id = alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId()
-			})
+			// Then store the outputs and delete the upload, as a stopped attempt did.
+			shared, data, token, id := uploadThenStop(t, engine, mp4)
 			abs, err := filepath.Abs(filepath.Join(data, "media"))
 			if err != nil {
 				t.Fatal(err)
