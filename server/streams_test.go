@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,28 +158,6 @@ func (ls *liveStream) ended(t *testing.T) error {
 	}
 }
 
-// metric reads one sample of /metrics, e.g. `flock_streams_open`.
-func metric(t *testing.T, s *tu.Server, sample string) float64 {
-	t.Helper()
-	res, err := s.HTTP.Get(s.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", sample)
-	return 0
-}
-
 // eventually retries fn until it succeeds, for up to 10s.
 func eventually(t *testing.T, what string, fn func() error) {
 	t.Helper()
@@ -217,7 +193,7 @@ func TestStreams_CappedPerAccount_P24(t *testing.T) {
 			mustOpenStream(t, s, tu.Connect, true, alice.AccessToken)
 			mustOpenStream(t, s, tu.GRPC, false, alice.AccessToken)
 			grpcWeb := mustOpenStream(t, s, tu.GRPCWeb, true, alice.AccessToken)
-			if got := metric(t, s, "flock_streams_open"); got != limit {
+			if got := s.Metric(t, "flock_streams_open"); got != limit {
 				t.Fatalf("flock_streams_open = %v, want %d", got, limit)
 			}
 
@@ -243,7 +219,7 @@ func TestStreams_CappedPerAccount_P24(t *testing.T) {
 					})
 				}
 			}
-			if got := metric(t, s, "flock_streams_refused_total"); got != 8 {
+			if got := s.Metric(t, "flock_streams_refused_total"); got != 8 {
 				t.Errorf("flock_streams_refused_total = %v, want 8", got)
 			}
 
@@ -255,13 +231,13 @@ func TestStreams_CappedPerAccount_P24(t *testing.T) {
 				closing.cancel()
 				closing.ended(t)
 				eventually(t, "the closed stream's slot freed", func() error {
-					if got := metric(t, s, "flock_streams_open"); got != limit-1+1 /* bob's */ {
+					if got := s.Metric(t, "flock_streams_open"); got != limit-1+1 /* bob's */ {
 						return fmt.Errorf("flock_streams_open = %v", got)
 					}
 					return nil
 				})
 				mustOpenStream(t, s, tu.Connect, false, alice.AccessToken)
-				if got := metric(t, s, "flock_streams_open"); got != limit+1 {
+				if got := s.Metric(t, "flock_streams_open"); got != limit+1 {
 					t.Fatalf("the stream in the freed slot was not accepted: flock_streams_open = %v, want %d", got, limit+1)
 				}
 			}
@@ -277,7 +253,7 @@ func TestStreams_NegativeCapMeansNone_P24(t *testing.T) {
 	for range 25 { // past the default of 20
 		mustOpenStream(t, s, tu.GRPC, false, alice.AccessToken)
 	}
-	if got := metric(t, s, "flock_streams_open"); got != 25 {
+	if got := s.Metric(t, "flock_streams_open"); got != 25 {
 		t.Fatalf("flock_streams_open = %v, want 25", got)
 	}
 }
@@ -337,9 +313,9 @@ func TestStreams_OneReadPerUserPerEvent_P24(t *testing.T) {
 			everyoneGets()
 
 			reads := func() (events, prepare, session float64) {
-				return metric(t, s, `flock_stream_store_reads_total{read="events"}`),
-					metric(t, s, `flock_stream_store_reads_total{read="prepare"}`),
-					metric(t, s, `flock_stream_store_reads_total{read="session"}`)
+				return s.Metric(t, `flock_stream_store_reads_total{read="events"}`),
+					s.Metric(t, `flock_stream_store_reads_total{read="prepare"}`),
+					s.Metric(t, `flock_stream_store_reads_total{read="session"}`)
 			}
 			const n = 3
 			e0, p0, s0 := reads()

@@ -1,9 +1,6 @@
 package client_test
 
 import (
-	"bufio"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,34 +12,12 @@ import (
 	"github.com/flock-social/flock/server"
 )
 
-// serverMetric reads one sample of the server's /metrics.
-func serverMetric(t *testing.T, s *tu.Server, sample string) float64 {
-	t.Helper()
-	res, err := s.HTTP.Get(s.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", sample)
-	return 0
-}
-
 // waitMetric waits up to 20s for cond to hold of a sample of /metrics.
 func waitMetric(t *testing.T, s *tu.Server, sample string, what string, cond func(float64) bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		v := serverMetric(t, s, sample)
+		v := s.Metric(t, sample)
 		if cond(v) {
 			return
 		}

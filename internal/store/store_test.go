@@ -432,44 +432,54 @@ func TestUseRefreshToken_SingleUse(t *testing.T) {
 	})
 }
 
+// useConcurrently makes n transactions use the refresh token hash at once,
+// each running then (when not nil) after a successful use, and returns how
+// many uses succeeded; errors fail the test.
+func useConcurrently(t *testing.T, db *store.DB, n int, hash string, grace time.Duration, then func(ctx context.Context, tx bun.Tx) error) int {
+	t.Helper()
+	var (
+		wins  atomic.Int32
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make(chan error, n)
+	)
+	for range n {
+		wg.Go(func() {
+			<-start
+			// In a transaction, as Refresh uses it.
+			err := db.InTx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
+				ok, err := db.UseRefreshToken(ctx, tx, hash, grace)
+				if err != nil || !ok {
+					return err
+				}
+				wins.Add(1)
+				if then != nil {
+					return then(ctx, tx)
+				}
+				return nil
+			})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent UseRefreshToken (grace %s): %v", grace, err)
+	}
+	return int(wins.Load())
+}
+
 func TestUseRefreshToken_ConcurrentUsesExactlyOneWins(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		ctx := context.Background()
 		u := MustCreateUser(t, db, "alice")
 		s := MustCreateSession(t, db, u.ID, time.Hour)
 		MustCreateRefreshToken(t, db, s.ID, "hash-1", time.Hour)
-
 		const n = 16
-		var (
-			wins  atomic.Int32
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			errs  = make(chan error, n)
-		)
-		for range n {
-			wg.Go(func() {
-				<-start
-				// In a transaction, as Refresh uses it.
-				err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-					ok, err := db.UseRefreshToken(ctx, tx, "hash-1", 0)
-					if ok {
-						wins.Add(1)
-					}
-					return err
-				})
-				if err != nil {
-					errs <- err
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("concurrent UseRefreshToken: %v", err)
-		}
-		if got := wins.Load(); got != 1 {
+		if got := useConcurrently(t, db, n, "hash-1", 0, nil); got != 1 {
 			t.Fatalf("%d of %d concurrent uses of one refresh token succeeded, want exactly 1", got, n)
 		}
 	})
@@ -523,43 +533,16 @@ func TestUseRefreshToken_AcceptedAgainWithinTheGraceOnly_P8(t *testing.T) {
 func TestUseRefreshToken_ConcurrentUsesWithinTheGraceAllWin_P8(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		ctx := context.Background()
 		u := MustCreateUser(t, db, "alice")
 		s := MustCreateSession(t, db, u.ID, time.Hour)
 		MustCreateRefreshToken(t, db, s.ID, "hash-1", time.Hour)
-
 		const n = 16
-		var (
-			wins  atomic.Int32
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			errs  = make(chan error, n)
-		)
-		for range n {
-			wg.Go(func() {
-				<-start
-				// In a transaction that also writes a new token, as Refresh does.
-				err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-					ok, err := db.UseRefreshToken(ctx, tx, "hash-1", time.Minute)
-					if err != nil || !ok {
-						return err
-					}
-					wins.Add(1)
-					now := db.Now()
-					return db.CreateRefreshToken(ctx, tx, &store.RefreshToken{TokenHash: store.NewID(), SessionID: s.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
-				})
-				if err != nil {
-					errs <- err
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("concurrent UseRefreshToken within the grace: %v", err)
-		}
-		if got := wins.Load(); got != n {
+		// Each also writes a new token, as Refresh does.
+		got := useConcurrently(t, db, n, "hash-1", time.Minute, func(ctx context.Context, tx bun.Tx) error {
+			now := db.Now()
+			return db.CreateRefreshToken(ctx, tx, &store.RefreshToken{TokenHash: store.NewID(), SessionID: s.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+		})
+		if got != n {
 			t.Fatalf("%d of %d concurrent uses of one refresh token within the grace succeeded, want all", got, n)
 		}
 	})

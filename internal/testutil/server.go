@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"github.com/alexedwards/argon2id"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +199,27 @@ func (s *Server) emails(address string) ([]string, error) {
 		out = append(out, string(b))
 	}
 	return out, nil // ReadDir sorts by name, and the file mailer's names sort by time
+}
+
+// Metric reads one sample of the server's /metrics, e.g.
+// `flock_streams_open` or `flock_stream_store_reads_total{read="events"}`.
+func (s *Server) Metric(tb testing.TB, sample string) float64 {
+	tb.Helper()
+	res, err := s.HTTP.Get(s.URL + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return f
+		}
+	}
+	tb.Fatalf("/metrics has no %s", sample)
+	return 0
 }
