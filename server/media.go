@@ -146,9 +146,7 @@ func writeRESTError(w http.ResponseWriter, err error) {
 	if !ok {
 		code = connect.CodeInternal
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus[code])
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": flock.ErrorMessage(err)})
+	writeStatus(w, httpStatus[code], code, flock.ErrorMessage(err))
 }
 
 // httpStatus is the HTTP status of each Connect code that flock errors map

@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -118,11 +117,9 @@ func (a *App) uploadVideo(w http.ResponseWriter, r *http.Request) {
 
 // writeTooLarge answers 413 with the limit.
 func writeTooLarge(w http.ResponseWriter, limit int64) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close")
-	w.WriteHeader(http.StatusRequestEntityTooLarge)
 	msg := flock.ErrorMessage(flock.FieldErrorf("file", "the video is too large: the limit is %d MiB", limit>>20))
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(connect.CodeResourceExhausted), "message": msg})
+	writeStatus(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted, msg)
 }
 
 // serveVideoFile serves videos/<id>/video.mp4 and videos/<id>/poster.jpg
