@@ -68,29 +68,29 @@ func TestBody_OverLimitIs413OnREST_P23(t *testing.T) {
 			t.Errorf("10 MB by Content-Length: %d %s, want 413 naming the limit", res.StatusCode, body)
 		}
 
-		// Chunked: the length is unknown until the limit is passed.
-		pr, pw := io.Pipe()
+		// Chunked: the length is unknown until the limit is passed. On a raw
+		// connection, with the answer read while the body is still being
+		// written: the server closes the connection after its 413, and a
+		// client that only reads once it has written everything can lose the
+		// answer to the reset (Go's transport did, under load).
+		conn = rawHTTP(t, s, fmt.Sprintf("POST /api/posts/ HTTP/1.1\r\nHost: flock\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", u.AccessToken), nil)
 		go func() {
 			chunk := bytes.Repeat([]byte("a"), 64<<10)
-			_, _ = pw.Write([]byte(`{"content":"`))
+			frame := append(append([]byte(fmt.Sprintf("%x\r\n", len(chunk))), chunk...), "\r\n"...)
 			for range 10 << 20 / len(chunk) {
-				if _, err := pw.Write(chunk); err != nil {
+				if _, err := conn.Write(frame); err != nil {
 					return
 				}
 			}
-			pw.Close()
+			_, _ = conn.Write([]byte("0\r\n\r\n"))
 		}()
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/api/posts/", pr)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+u.AccessToken)
-		hres, err := s.HTTP.Do(req)
+		res, err = http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("no answer to the 10 MB chunked body: %v", err)
 		}
-		pr.CloseWithError(errors.New("test done"))
-		hres.Body.Close()
-		if hres.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Errorf("10 MB chunked: %d, want 413", hres.StatusCode)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("10 MB chunked: %d, want 413", res.StatusCode)
 		}
 
 		big := &flockv1.CreatePostRequest{Content: strings.Repeat("a", 9<<20)}
