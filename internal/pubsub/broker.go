@@ -41,6 +41,17 @@ type Broker interface {
 	// closed and ctx.Err() if ctx is done before the subscription is set up.
 	Subscribe(ctx context.Context, channel string) (Subscription, error)
 
+	// Watch calls w.Message with every message published to channel after
+	// Watch returns, until stop is called or the broker closes. Unlike a
+	// Subscription it has no buffer to overflow: w.Message runs on the
+	// goroutine that delivers the message (the Redis reader, or the caller
+	// of Publish in process), before the Redis broker reads anything else,
+	// so it must be quick and must not call the broker. w.Down and w.Up
+	// tell when the broker may be missing messages (see Watcher). Returns
+	// ErrClosed if the broker is closed and ctx.Err() if ctx is done before
+	// the watch is set up.
+	Watch(ctx context.Context, channel string, w Watcher) (stop func(), err error)
+
 	// Close ends all subscriptions with ErrClosed and releases resources.
 	Close() error
 }
@@ -61,6 +72,22 @@ type Subscription interface {
 
 	// Close ends the subscription. It is idempotent and always returns nil.
 	Close() error
+}
+
+// Watcher receives a channel's messages as they are delivered (see
+// Broker.Watch). Down and Up may be nil.
+type Watcher struct {
+	// Message is called with each message of the channel.
+	Message func(Message)
+	// Down is called when the Redis broker has lost its connection: until
+	// Up, messages published by other instances do not arrive. A
+	// connection that dies silently (no FIN) is only noticed once TCP
+	// keep-alive gives up, about a minute later.
+	Down func()
+	// Up is called when the connection is back and the channel subscribed
+	// again; what was published while it was down is gone. The in-process
+	// broker never calls Down or Up.
+	Up func()
 }
 
 // Message is one published payload. Payload is shared by all subscribers of

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,37 @@ func testBroker(t *testing.T, open openFunc) {
 		}
 		MustPublish(t, b, ch, want...)
 		expect(t, s, ch, want...)
+	})
+
+	t.Run("a watcher sees every message in order, before a later subscriber does, until stopped", func(t *testing.T) {
+		t.Parallel()
+		b, ch := open(t), channel(t)
+		var (
+			mu  sync.Mutex
+			got []string
+		)
+		stop, err := b.Watch(context.Background(), ch, pubsub.Watcher{Message: func(m pubsub.Message) {
+			mu.Lock()
+			got = append(got, string(m.Payload))
+			mu.Unlock()
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := MustSubscribe(t, b, ch)
+		MustPublish(t, b, ch, "a", "b", "c")
+		expect(t, s, ch, "a", "b", "c")
+		stop()
+		stop() // idempotent
+		MustPublish(t, b, ch, "after stop")
+		expect(t, s, ch, "after stop")
+		mu.Lock()
+		defer mu.Unlock()
+		// Watchers run before the delivering goroutine moves on, and the
+		// subscription received "c" from that goroutine: all three are in.
+		if strings.Join(got, ",") != "a,b,c" {
+			t.Fatalf("watcher saw %q, want a,b,c and nothing after stop", got)
+		}
 	})
 
 	t.Run("channels are isolated", func(t *testing.T) {

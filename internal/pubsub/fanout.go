@@ -11,13 +11,67 @@ import (
 type fanout struct {
 	bufferSize int
 
-	mu     sync.Mutex
-	subs   map[string]map[*subscription]struct{}
-	closed bool
+	mu       sync.Mutex
+	subs     map[string]map[*subscription]struct{}
+	watchers map[string]map[*Watcher]struct{}
+	closed   bool
 }
 
 func newFanout(bufferSize int) *fanout {
-	return &fanout{bufferSize: bufferSize, subs: make(map[string]map[*subscription]struct{})}
+	return &fanout{bufferSize: bufferSize, subs: make(map[string]map[*subscription]struct{}), watchers: make(map[string]map[*Watcher]struct{})}
+}
+
+// watch registers w for channel; the returned stop removes it and calls
+// release (if not nil) once.
+func (f *fanout) watch(channel string, w Watcher, release func()) (stop func(), err error) {
+	if w.Message == nil {
+		w.Message = func(Message) {}
+	}
+	p := &w
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	if f.watchers[channel] == nil {
+		f.watchers[channel] = make(map[*Watcher]struct{})
+	}
+	f.watchers[channel][p] = struct{}{}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			_, ok := f.watchers[channel][p]
+			delete(f.watchers[channel], p)
+			if len(f.watchers[channel]) == 0 {
+				delete(f.watchers, channel)
+			}
+			f.mu.Unlock()
+			if ok && release != nil {
+				release()
+			}
+		})
+	}, nil
+}
+
+// connection tells every watcher that the broker's connection went down
+// (up false) or came back.
+func (f *fanout) connection(up bool) {
+	var all []*Watcher
+	f.mu.Lock()
+	for _, ws := range f.watchers {
+		for w := range ws {
+			all = append(all, w)
+		}
+	}
+	f.mu.Unlock()
+	for _, w := range all {
+		if up && w.Up != nil {
+			w.Up()
+		} else if !up && w.Down != nil {
+			w.Down()
+		}
+	}
 }
 
 // subscription implements Subscription. Its done, err and the closing of c are
@@ -55,9 +109,25 @@ func (f *fanout) subscribe(ctx context.Context, channel string, release func()) 
 	return s, nil
 }
 
-// publish hands msg to every subscription of its channel without blocking and
-// ends those whose buffer is full with ErrSlowConsumer.
+// publish calls the watchers of msg's channel, then hands msg to every
+// subscription of it without blocking and ends those whose buffer is full
+// with ErrSlowConsumer. Watchers go first, so whoever sees the message on
+// a subscription knows the watchers have applied it.
 func (f *fanout) publish(msg Message) error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	var watchers []*Watcher
+	for w := range f.watchers[msg.Channel] {
+		watchers = append(watchers, w)
+	}
+	f.mu.Unlock()
+	for _, w := range watchers {
+		w.Message(msg)
+	}
+
 	var slow []*subscription
 	f.mu.Lock()
 	if f.closed {
@@ -86,6 +156,7 @@ func (f *fanout) close() {
 	f.mu.Lock()
 	if !f.closed {
 		f.closed = true
+		clear(f.watchers)
 		for _, subs := range f.subs {
 			for s := range subs {
 				f.detach(s, ErrClosed)

@@ -34,6 +34,18 @@ func (b *inmem) Subscribe(ctx context.Context, channel string) (Subscription, er
 	return s, nil
 }
 
+// Watch calls w.Message from within Publish: once Publish returns, w has seen the message.
+func (b *inmem) Watch(ctx context.Context, channel string, w Watcher) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stop, err := b.f.watch(channel, w, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: watch %s: %w", channel, err)
+	}
+	return stop, nil
+}
+
 func (b *inmem) Close() error {
 	b.f.close()
 	return nil

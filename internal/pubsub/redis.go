@@ -72,15 +72,28 @@ func openRedis(url string, o options) (*redisBroker, error) {
 
 // receive is the only reader of b.ps. It returns once b.ps is closed and
 // otherwise survives every error: go-redis reconnects on the next Receive.
+// It tells watchers when the connection is lost (an error) and when it is
+// back (the first reply after one: go-redis resubscribes every channel
+// before it sends anything else on a new connection, so once a reply
+// arrives the subscriptions are in effect again).
 func (b *redisBroker) receive() {
 	defer close(b.read)
 	backoff := time.Duration(0)
+	up := true
 	for {
 		msg, err := b.ps.Receive(context.Background())
 		if errors.Is(err, redis.ErrClosed) {
 			return
 		}
+		if err == nil && !up {
+			up = true
+			b.f.connection(true)
+		}
 		if err != nil {
+			if up {
+				up = false
+				b.f.connection(false)
+			}
 			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 			select {
 			case <-time.After(backoff):
@@ -153,6 +166,36 @@ func (b *redisBroker) subscribe(ctx context.Context, channel string) (*subscript
 		return nil, err
 	}
 	return s, nil
+}
+
+// Watch returns once Redis has processed the SUBSCRIBE, like Subscribe.
+func (b *redisBroker) Watch(ctx context.Context, channel string, w Watcher) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("pubsub: watch %s: %w", channel, ErrClosed)
+	}
+	stop, err := b.f.watch(channel, w, func() { b.release(channel) })
+	if err != nil {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("pubsub: watch %s: %w", channel, err)
+	}
+	b.refs[channel]++
+	if b.refs[channel] == 1 {
+		err = b.ps.Subscribe(ctx, channel)
+	}
+	b.mu.Unlock()
+	if err == nil {
+		err = b.sync(ctx)
+	}
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("pubsub: watch %s: %w", channel, err)
+	}
+	return stop, nil
 }
 
 // sync waits until Redis has processed every command sent so far on the
