@@ -13,7 +13,7 @@ STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
 TEST_FLAGS ?=
 
-.PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling generate check-generate lint fmt tools proto-deps clean
+.PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling bench-load generate check-generate lint fmt tools proto-deps clean
 
 run:
 	$(GO) run ./server/cmd/flock
@@ -45,6 +45,11 @@ bench-streams: build
 ## bench-rolling: two instances (Postgres + Redis) behind deploy/nginx/flock.conf under load, restarted in turn and 5 s apart: failed requests, p50/p99 and stream events lost per phase (needs nginx).
 bench-rolling: build
 	$(GO) run ./bench/rolling
+
+## bench-load: seeds a scale profile (small by default) and measures feed, post, like, GetMe... over REST and Connect: req/s, p50-p99, CPU per request incl. the database, peak RSS. BENCH_LOAD_FLAGS='-engine postgres -database-url ... -scenario feed,post -transport rest,connect' (see go doc ./bench/load).
+BENCH_LOAD_FLAGS ?= -reuse -scenario feed,post,like,me -transport rest,connect -duration 15s
+bench-load: build
+	$(GO) run ./bench/load $(BENCH_LOAD_FLAGS)
 
 ## bench-stream-flood: one account tries 1,000 streams; other users' latency and server CPU, with and without them.
 bench-stream-flood: build

@@ -17,10 +17,14 @@
 //	    -database-url 'postgres://root@127.0.0.1:5432/flock_bench?sslmode=disable' \
 //	    -scenario feed,post,like,me -transport rest,connect -duration 15s
 //
-// make bench-load runs it with BENCH_LOAD_FLAGS (e.g.
-// BENCH_LOAD_FLAGS='-engine postgres -database-url ...').
+// make bench-load builds bin/flock and runs it with BENCH_LOAD_FLAGS
+// (default: -reuse -scenario feed,post,like,me -transport rest,connect
+// -duration 15s, on SQLite; give the whole list to change it, e.g.
+// BENCH_LOAD_FLAGS='-reuse -engine postgres -database-url ... -scenario feed').
 //
-// Every scenario in the comma-separated -scenario list runs over every
+// Scenarios that write (post, like, comment, mixed) leave their rows in the
+// database: run feed first, or -reseed, for numbers on the profile as
+// seeded. Every scenario in the comma-separated -scenario list runs over every
 // transport in -transport against one server, -concurrency requests in
 // flight, for -duration (or -requests in all). Scenarios: feed (first page
 // of 20 of ListFeed), post (CreatePost with a hashtag), like (LikePost on a
@@ -268,12 +272,12 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 	}
 	measure := func(name, transport string, a api, l load, wr *writer) {
 		resetPeak(pid)
-		before := meter.sample(ctx)
+		meter.start(ctx)
 		st := l.run(ctx)
 		if wr != nil {
 			wr.end()
 		}
-		use := meter.sample(ctx).since(before)
+		use := meter.end(ctx)
 		peak, _ := memory(pid)
 		res := newResult(c, name, transport, l.concurrency, st, use, peak)
 		if wr != nil {
@@ -281,6 +285,9 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 			if wr.errors.Load() > 0 {
 				res.Note += fmt.Sprintf(", %d failed: %v", wr.errors.Load(), wr.firstErr.Load())
 			}
+		}
+		if use.backends > 0 {
+			res.Note = strings.TrimPrefix(fmt.Sprintf("%s; %d new database connections", res.Note, use.backends), "; ")
 		}
 		if c.as != "" {
 			res.Note = strings.TrimPrefix(res.Note+"; as "+c.as, "; ")

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flock-social/flock/internal/store"
@@ -109,11 +111,21 @@ func pgAuxiliary() []int {
 // cpuMeter reads the CPU time of the server and of the database and Redis
 // processes that serve it. Postgres is shared with other users of the
 // machine, so only the backends connected to the benchmark database (found
-// in pg_stat_activity) and the shared auxiliary processes count.
+// in pg_stat_activity) and the shared auxiliary processes count. Backends
+// come and go (the server's pool closes connections beyond its idle
+// limit), so while a measurement runs they are looked up every 50 ms and
+// each one's last reading kept: a backend that ends counts up to its last
+// reading.
 type cpuMeter struct {
 	flockPID int
 	db       *store.DB // Postgres only; nil for SQLite (in the flock process)
 	redis    []int
+
+	before cpuSample
+	mu     sync.Mutex
+	last   map[int]time.Duration // CPU of each database process at its last reading
+	stop   context.CancelFunc
+	done   sync.WaitGroup
 }
 
 // cpuSample is CPU time per process at one moment.
@@ -122,6 +134,16 @@ type cpuSample struct {
 	db    map[int]time.Duration
 	redis time.Duration
 }
+
+// cpuUse is the CPU time used during a measurement.
+type cpuUse struct {
+	flock, db, redis time.Duration
+	// backends is the number of database backends that started during it
+	// (connections the server opened).
+	backends int
+}
+
+func (u cpuUse) total() time.Duration { return u.flock + u.db + u.redis }
 
 func (m *cpuMeter) sample(ctx context.Context) cpuSample {
 	s := cpuSample{flock: cpuTime(m.flockPID), db: map[int]time.Duration{}}
@@ -134,29 +156,62 @@ func (m *cpuMeter) sample(ctx context.Context) cpuSample {
 	var pids []int
 	// pg_stat_activity lists our own connection too: leave it out.
 	if err := m.db.NewSelect().ColumnExpr("pid").TableExpr("pg_stat_activity").
-		Where("datname = current_database() AND pid <> pg_backend_pid()").Scan(ctx, &pids); err != nil {
+		Where("datname = current_database() AND pid <> pg_backend_pid()").Scan(ctx, &pids); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "load: list database backends:", err)
 	}
 	for _, pid := range append(pids, pgAuxiliary()...) {
-		s.db[pid] = cpuTime(pid)
+		if t := cpuTime(pid); t > 0 {
+			s.db[pid] = t
+		}
 	}
 	return s
 }
 
-// cpuUse is the CPU time used between two samples.
-type cpuUse struct {
-	flock, db, redis time.Duration
+// start begins a measurement.
+func (m *cpuMeter) start(ctx context.Context) {
+	m.before = m.sample(ctx)
+	m.last = maps.Clone(m.before.db)
+	if m.db == nil {
+		return
+	}
+	ctx, m.stop = context.WithCancel(ctx)
+	m.done.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			m.record(m.sample(ctx))
+		}
+	})
 }
 
-func (u cpuUse) total() time.Duration { return u.flock + u.db + u.redis }
-
-// since returns the CPU used from before to s. A backend that started in
-// between counts from zero; one that ended in between is lost (the
-// server's pool keeps its connections).
-func (s cpuSample) since(before cpuSample) cpuUse {
-	u := cpuUse{flock: s.flock - before.flock, redis: s.redis - before.redis}
+func (m *cpuMeter) record(s cpuSample) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for pid, t := range s.db {
-		u.db += t - before.db[pid]
+		m.last[pid] = max(m.last[pid], t)
+	}
+}
+
+// end ends the measurement and returns the CPU used since start.
+func (m *cpuMeter) end(ctx context.Context) cpuUse {
+	if m.stop != nil {
+		m.stop()
+		m.done.Wait()
+	}
+	after := m.sample(ctx)
+	m.record(after)
+	u := cpuUse{flock: after.flock - m.before.flock, redis: after.redis - m.before.redis}
+	for pid, t := range m.last {
+		before, ok := m.before.db[pid]
+		if !ok {
+			u.backends++
+		}
+		u.db += t - before
 	}
 	return u
 }
