@@ -186,7 +186,7 @@ func run(c config) error {
 	case store.Postgres:
 		u, err := url.Parse(dbURL)
 		if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
-			return errors.New("-engine postgres needs -database-url postgres://...")
+			return errors.New("-engine postgres needs -database-url postgres://<host>/<database>")
 		}
 		if strings.Trim(u.Path, "/") == "test" {
 			return errors.New("-database-url names the test suite's database: create one for benchmarks (CREATE DATABASE flock_bench)")
@@ -219,7 +219,7 @@ func run(c config) error {
 		start := time.Now()
 		d := generate(p, c.seed, time.Now())
 		fmt.Printf("  %-14s %10s      in %v\n", "generate", "", time.Since(start).Round(time.Millisecond))
-		if err := seed(ctx, db, d, os.Stdout); err != nil {
+		if err := seed(ctx, db, dbURL, d, os.Stdout); err != nil {
 			return err
 		}
 		fmt.Printf("seeded in %v\n", time.Since(start).Round(time.Millisecond))

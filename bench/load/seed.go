@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/flock-social/flock/bench/internal/flockproc"
@@ -38,10 +41,14 @@ type loader interface {
 // seed writes every row of d into db, table by table in foreign-key
 // order, then gathers planner statistics, and reports the time of each
 // step on log.
-func seed(ctx context.Context, db *store.DB, d *dataset, log io.Writer) error {
+func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Writer) error {
 	var ld loader = sqliteLoader{db}
 	if db.Engine == store.Postgres {
-		ld = pgLoader{db}
+		// The store's connections time out reads after 5 s, shorter than
+		// Postgres may take to catch up with a COPY's buffered rows.
+		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL), pgdriver.WithTimeout(10*time.Minute)))
+		defer sqldb.Close()
+		ld = pgLoader{bun.NewDB(sqldb, pgdialect.New())}
 	}
 	hash, err := argon2id.CreateHash(flockproc.Password, passwordParams)
 	if err != nil {
@@ -149,7 +156,7 @@ func analyze(ctx context.Context, db *store.DB) error {
 }
 
 // pgLoader streams rows through COPY ... FROM STDIN in text format.
-type pgLoader struct{ db *store.DB }
+type pgLoader struct{ db *bun.DB }
 
 func (l pgLoader) load(ctx context.Context, table string, cols []string, rows iter.Seq[[]any]) (int, error) {
 	conn, err := l.db.Conn(ctx)
