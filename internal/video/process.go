@@ -265,7 +265,7 @@ func (w *rescueWorker) Work(ctx context.Context, _ *river.Job[rescueArgs]) error
 		return err
 	}
 	for _, id := range ids {
-		if err := w.s.queue.enqueue(ctx, id); err != nil {
+		if err := w.s.enqueue(ctx, id); err != nil {
 			return err
 		}
 	}

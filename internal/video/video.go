@@ -26,6 +26,7 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -106,7 +107,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	tools  tools
-	queue  *queue
+	queue  *jobs.Queue
 	// unavailable is why this instance cannot process videos (ffmpeg is
 	// missing), so it refuses uploads; nil when it can.
 	unavailable error
@@ -120,10 +121,10 @@ func OriginalKey(id string) string { return "videos/" + id + "/original" }
 func PlaybackKey(id string) string { return "videos/" + id + "/video.mp4" }
 func PosterKey(id string) string   { return "videos/" + id + "/poster.jpg" }
 
-// NewService returns a Service and opens its job queue (applying the
-// queue's migrations). databaseURL is the store's: on Postgres the queue
-// has a pgx pool of its own. Start begins processing; Close stops it.
-func NewService(ctx context.Context, db *store.DB, databaseURL string, bucket *blob.Bucket, cfg Config, log *slog.Logger) (*Service, error) {
+// NewService returns a Service whose jobs run on q (registered here,
+// before q opens). q's Start begins processing; its Close stops it, giving
+// running jobs Config.StopGrace.
+func NewService(db *store.DB, q *jobs.Queue, bucket *blob.Bucket, cfg Config, log *slog.Logger) *Service {
 	cfg.defaults()
 	s := &Service{db: db, bucket: bucket, cfg: cfg, log: log}
 	s.tools = tools{ffprobe: cfg.FFprobe, ffmpeg: cfg.FFmpeg, threads: cfg.Threads}
@@ -138,12 +139,9 @@ func NewService(ctx context.Context, db *store.DB, databaseURL string, bucket *b
 			s.cfg.Workers = -1
 		}
 	}
-	q, err := openQueue(ctx, db, databaseURL, s, log)
-	if err != nil {
-		return nil, err
-	}
 	s.queue = q
-	return s, nil
+	s.register(q)
+	return s
 }
 
 func lookPath(path, name string) (string, error) {
@@ -157,18 +155,9 @@ func lookPath(path, name string) (string, error) {
 	return found, nil
 }
 
-// Start begins processing queued videos (when Workers > 0) and the
-// periodic rescue of videos whose job was lost.
-func (s *Service) Start(ctx context.Context) error { return s.queue.start(ctx) }
-
-// Close stops processing: jobs running get StopGrace to finish, then are
-// cancelled and go back to the queue for a later attempt (here or on
-// another instance).
-func (s *Service) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopGrace)
-	defer cancel()
-	return s.queue.close(ctx)
-}
+// StopGrace is how long running video jobs get to finish when the queue
+// closes.
+func (s *Service) StopGrace() time.Duration { return s.cfg.StopGrace }
 
 // MaxBytes is the largest upload accepted.
 func (s *Service) MaxBytes() int64 { return s.cfg.MaxBytes }
@@ -227,7 +216,7 @@ func (s *Service) Upload(ctx context.Context, p *account.Principal, r io.Reader)
 		s.removeFiles(context.WithoutCancel(ctx), v.ID)
 		return nil, fmt.Errorf("upload video: %w", err)
 	}
-	if err := s.queue.enqueue(ctx, v.ID); err != nil {
+	if err := s.enqueue(ctx, v.ID); err != nil {
 		// The rescue job picks it up later; the upload itself is safe.
 		s.log.WarnContext(ctx, "queue video processing", "video", v.ID, "err", err)
 	}
