@@ -24,6 +24,11 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
+// RequestID returns the id of the HTTP request that ctx belongs to; ""
+// for work outside requests (jobs, streams' background reads). Tests use
+// it to count a request's queries apart from background jobs'.
+func RequestID(ctx context.Context) string { return requestID(ctx) }
+
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // statusRecorder remembers the status a handler wrote, for the access log.

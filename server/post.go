@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
@@ -11,6 +12,7 @@ import (
 	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/timeline"
 	"github.com/flock-social/flock/internal/video"
 )
 
@@ -134,4 +136,18 @@ func (s *postServer) SearchPosts(ctx context.Context, req *connect.Request[flock
 	}
 	posts, next := s.page(ctx, pg)
 	return connect.NewResponse(&flockv1.SearchPostsResponse{Posts: posts, NextPageToken: next}), nil
+}
+
+// timelineCollectors exposes what home timelines do on /metrics.
+func timelineCollectors(t *timeline.Service) []prometheus.Collector {
+	counter := func(name, help string, v func(timeline.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return v(t.Stats()) })
+	}
+	return []prometheus.Collector{
+		counter("flock_timeline_reads_total", "Home feed pages served from a materialized timeline.", func(s timeline.Stats) float64 { return float64(s.Reads) }),
+		counter("flock_timeline_fallbacks_total", "Home feed pages (or their ends) read from the posts: no timeline yet, or older than its floor.", func(s timeline.Stats) float64 { return float64(s.Fallbacks) }),
+		counter("flock_timeline_fanouts_total", "Timeline fan-out jobs done on this instance.", func(s timeline.Stats) float64 { return float64(s.Fanouts) }),
+		counter("flock_timeline_fanout_entries_total", "Timeline entries written by fan-out jobs on this instance.", func(s timeline.Stats) float64 { return float64(s.Entries) }),
+		counter("flock_timeline_fanout_seconds_total", "Time spent in timeline fan-out jobs on this instance.", func(s timeline.Stats) float64 { return s.FanoutSeconds }),
+	}
 }

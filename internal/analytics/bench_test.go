@@ -20,6 +20,7 @@ import (
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/internal/timeline"
 )
 
 // The benchmark's small data set: readers and public posts.
@@ -41,7 +42,7 @@ type benchData struct {
 
 func buildBench(b *testing.B, engine string) *benchData {
 	b.Helper()
-	db := tu.MustStore(b, engine)
+	db, dsn := tu.MustStoreURL(b, engine)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now().UTC()
@@ -81,7 +82,7 @@ func buildBench(b *testing.B, engine string) *benchData {
 	}
 	b.Cleanup(func() { broker.Close() })
 	events := notify.NewService(db, broker, slog.New(slog.DiscardHandler))
-	d.posts = post.NewService(db, social.NewService(db, events), events, nil)
+	d.posts = post.NewService(db, social.NewService(db, events), events, nil, tu.MustTimelines(b, db, dsn, timeline.Config{}))
 	return d
 }
 

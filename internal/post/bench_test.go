@@ -22,6 +22,7 @@ import (
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/internal/timeline"
 )
 
 // The benchmark data set: thousands of users, hundreds of thousands of
@@ -66,7 +67,7 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	}
 	start := time.Now()
 	// The store outlives the first benchmark that asks for it.
-	db := tu.MustStore(&keepAlive{TB: b}, engine)
+	db, dsn := tu.MustStoreURL(&keepAlive{TB: b}, engine)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	d := &dataset{db: db}
@@ -143,7 +144,7 @@ func benchDataset(b *testing.B, engine string) *dataset {
 	}
 	events := notify.NewService(db, broker, slog.New(slog.DiscardHandler))
 	d.social = social.NewService(db, events)
-	d.posts2 = post.NewService(db, d.social, events, nil)
+	d.posts2 = post.NewService(db, d.social, events, nil, tu.MustTimelines(&keepAlive{TB: b}, db, dsn, timeline.Config{}))
 	d.built = time.Since(start)
 	b.Logf("%s data set: %d users, %d follows, %d posts, built in %s", engine, benchUsers, benchUsers*benchFollows, benchPosts, d.built.Round(time.Millisecond))
 	datasets[engine] = d

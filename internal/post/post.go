@@ -26,6 +26,7 @@ import (
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/timeline"
 	"github.com/flock-social/flock/internal/video"
 )
 
@@ -42,12 +43,14 @@ type Service struct {
 	social *social.Service
 	events *notify.Service
 	videos *video.Service // nil: posts cannot carry videos
+	// timelines serves the home feed and learns of new posts.
+	timelines *timeline.Service
 }
 
 // NewService returns a Service that records its actions with events.
 // videos, when not nil, lets posts carry uploaded videos.
-func NewService(db *store.DB, social *social.Service, events *notify.Service, videos *video.Service) *Service {
-	return &Service{db: db, social: social, events: events, videos: videos}
+func NewService(db *store.DB, social *social.Service, events *notify.Service, videos *video.Service, timelines *timeline.Service) *Service {
+	return &Service{db: db, social: social, events: events, videos: videos, timelines: timelines}
 }
 
 // View is a post as the viewer sees it: with its author and whether the
@@ -204,6 +207,9 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 		} else if err != nil {
 			return "", err
 		}
+		if err := s.timelines.Posted(ctx, tx, post.ID); err != nil {
+			return "", err
+		}
 		return post.ID, s.events.Record(ctx, tx, ev, &store.Activity{UserID: p.UserID, Type: notify.PostCreated, PostID: &post.ID})
 	})
 	if err != nil {
@@ -245,7 +251,7 @@ func (s *Service) GetPost(ctx context.Context, p *account.Principal, id string) 
 	if err != nil {
 		return nil, fmt.Errorf("get post: %w", err)
 	}
-	views, err := s.hydrate(ctx, p, []*store.Post{post})
+	views, err := s.hydrate(ctx, p, []*store.Post{post}, false)
 	if err != nil {
 		return nil, fmt.Errorf("get post: %w", err)
 	}
@@ -336,7 +342,9 @@ const (
 // ListFeed returns the caller's home feed, newest first: their own posts and
 // those of everyone they follow that they may see.
 func (s *Service) ListFeed(ctx context.Context, p *account.Principal, size int32, token string) (*Page, error) {
-	return s.list(ctx, p, kindFeed, store.PostFilter{FeedOf: p.UserID}, size, token)
+	return s.page(ctx, p, kindFeed, size, token, func(before string, limit int) ([]*store.Post, error) {
+		return s.timelines.Feed(ctx, p.UserID, before, limit)
+	})
 }
 
 // ListUserPosts returns a user's posts that the caller may see, newest
@@ -365,18 +373,26 @@ func (s *Service) SearchPosts(ctx context.Context, p *account.Principal, hashtag
 }
 
 func (s *Service) list(ctx context.Context, p *account.Principal, kind string, f store.PostFilter, size int32, token string) (*Page, error) {
+	return s.page(ctx, p, kind, size, token, func(before string, limit int) ([]*store.Post, error) {
+		f.ViewerID, f.BeforeID, f.Limit = p.UserID, before, limit
+		return s.db.ListPosts(ctx, s.db, f)
+	})
+}
+
+// page reads one page with read (posts below an id, newest first, with
+// LikedByMe set) and hydrates it.
+func (s *Service) page(ctx context.Context, p *account.Principal, kind string, size int32, token string, read func(before string, limit int) ([]*store.Post, error)) (*Page, error) {
 	cur, _, err := page.Decode(kind, token)
 	if err != nil {
 		return nil, err
 	}
 	n := page.Size(size)
-	f.ViewerID, f.BeforeID, f.Limit = p.UserID, cur.ID, n+1
-	posts, err := s.db.ListPosts(ctx, s.db, f)
+	posts, err := read(cur.ID, n+1)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
 	posts, next := page.Next(posts, n, func(p *store.Post) page.Cursor { return page.Cursor{Kind: kind, ID: p.ID} })
-	views, err := s.hydrate(ctx, p, posts)
+	views, err := s.hydrate(ctx, p, posts, true)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
@@ -384,9 +400,11 @@ func (s *Service) list(ctx context.Context, p *account.Principal, kind string, f
 }
 
 // hydrate adds authors (with the viewer's relationship) and likedByMe to a
-// page of posts in a fixed number of queries: users, relationships (two),
-// likes, whatever the page size.
-func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*store.Post) ([]*View, error) {
+// page of posts in a fixed number of queries whatever the page size: one
+// for the authors with their relationships, one for likes unless the
+// posts carry LikedByMe already (haveLiked: lists read it with the posts),
+// one for videos when any post has one.
+func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*store.Post, haveLiked bool) ([]*View, error) {
 	ids := make([]string, len(posts))
 	var authorIDs []string
 	seen := map[string]bool{}
@@ -401,8 +419,13 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 	if err != nil {
 		return nil, err
 	}
-	liked, err := s.db.LikedPosts(ctx, s.db, p.UserID, ids)
-	if err != nil {
+	var liked map[string]bool
+	if haveLiked {
+		liked = make(map[string]bool, len(posts))
+		for _, post := range posts {
+			liked[post.ID] = post.LikedByMe
+		}
+	} else if liked, err = s.db.LikedPosts(ctx, s.db, p.UserID, ids); err != nil {
 		return nil, err
 	}
 	var videoIDs []string

@@ -176,6 +176,11 @@ func (db *DB) PutMembership(ctx context.Context, tx bun.IDB, m *GroupMember) err
 		Set("role = EXCLUDED.role, state = EXCLUDED.state, created_at = EXCLUDED.created_at").Exec(ctx); err != nil {
 		return fmt.Errorf("put membership: %w", translate(err))
 	}
+	if m.State == MemberActive && !wasActive {
+		if err := db.backfillTimeline(ctx, tx, m.UserID, "bp.group_id = ?1", m.GroupID); err != nil {
+			return err
+		}
+	}
 	return db.countMember(ctx, tx, m.GroupID, wasActive, m.State == MemberActive)
 }
 

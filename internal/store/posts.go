@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -33,6 +34,10 @@ type Post struct {
 
 	// Hashtags is loaded by the list and get queries; it lives in post_hashtags.
 	Hashtags []string `bun:"-"`
+	// LikedByMe is whether the viewer of a list likes the post (ListPosts).
+	LikedByMe bool `bun:"liked_by_me,scanonly"`
+	// tagList is Hashtags as ListPosts reads them: space-separated, in order.
+	TagList *string `bun:"tag_list,scanonly"`
 }
 
 // PostHashtag indexes a post under one normalised tag.
@@ -206,16 +211,51 @@ type PostFilter struct {
 	Tag string
 	// BeforeID continues after the last post of the previous page.
 	BeforeID string
+	// FloorID, when set, leaves out posts with lower ids.
+	FloorID string
+	// Candidates, with FeedOf, restricts the feed to these post ids (a
+	// page of the reader's timeline) plus the posts a timeline read merges
+	// (pending fan-outs, big authors the reader follows) between FloorID
+	// and BeforeID.
+	Candidates []string
+	// Timeline is set when Candidates applies (it may be empty).
+	Timeline bool
 	Limit    int
 }
 
-// ListPosts returns a page of posts with their hashtags: two queries
-// whatever the page size.
+// tagListExpr reads a post's hashtags in order, space-separated (a stored
+// tag has no space), so a page needs no query of its own for them.
+func (db *DB) tagListExpr() string {
+	if db.Engine == Postgres {
+		return "(SELECT string_agg(ph.tag, ' ' ORDER BY ph.position) FROM post_hashtags AS ph WHERE ph.post_id = p.id) AS tag_list"
+	}
+	return "(SELECT group_concat(ph.tag, ' ' ORDER BY ph.position) FROM post_hashtags AS ph WHERE ph.post_id = p.id) AS tag_list"
+}
+
+// ListPosts returns a page of posts with their hashtags and whether the
+// viewer likes each: one query whatever the page size.
 func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
 	var posts []*Post
 	withGroups := f.FeedOf != "" || f.GroupID != ""
-	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups).OrderExpr("p.id DESC").Limit(int64(f.Limit))
+	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups).
+		ColumnExpr("p.*").
+		ColumnExpr("EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = ?) AS liked_by_me", f.ViewerID).
+		ColumnExpr(db.tagListExpr()).
+		OrderExpr("p.id DESC").Limit(int64(f.Limit))
 	switch {
+	case f.FeedOf != "" && f.Timeline:
+		q = q.Where(feedOf, f.FeedOf, MemberActive)
+		merges := bun.Safe(timelineMerges)
+		before := f.BeforeID
+		if before == "" {
+			before = maxID
+		}
+		if len(f.Candidates) > 0 {
+			q = q.Where("(p.id IN (?) OR p.id IN (SELECT post_id FROM (?) AS m))", bun.List(f.Candidates),
+				bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit))
+		} else {
+			q = q.Where("p.id IN (SELECT post_id FROM (?) AS m)", bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit))
+		}
 	case f.FeedOf != "":
 		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
 			f.FeedOf, f.FeedOf, f.FeedOf, MemberActive)
@@ -231,14 +271,25 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 	if f.BeforeID != "" {
 		q = q.Where("p.id < ?", f.BeforeID)
 	}
+	if f.FloorID != "" {
+		q = q.Where("p.id >= ?", f.FloorID)
+	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list posts: %w", translate(err))
 	}
-	if err := db.loadHashtags(ctx, tx, posts); err != nil {
-		return nil, err
+	for _, p := range posts {
+		p.Hashtags = nil
+		if p.TagList != nil && *p.TagList != "" {
+			p.Hashtags = strings.Split(*p.TagList, " ")
+		}
+		p.TagList = nil
 	}
 	return posts, nil
 }
+
+// feedOf is the home feed of ?0: their own posts, those of everyone they
+// follow, those shared with their groups (?1 is the active state).
+const feedOf = "(p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id) OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS fg WHERE fg.group_id = p.group_id AND fg.user_id = ?0 AND fg.state = ?1)))"
 
 // loadHashtags fills the Hashtags of posts in one query.
 func (db *DB) loadHashtags(ctx context.Context, tx bun.IDB, posts []*Post) error {

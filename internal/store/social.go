@@ -40,6 +40,9 @@ func (db *DB) CreateFollow(ctx context.Context, tx bun.IDB, followerID, followee
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
+	if err := db.backfillTimeline(ctx, tx, followerID, "bp.author_id = ?1 AND bp.group_id IS NULL", followeeID); err != nil {
+		return false, err
+	}
 	return true, db.adjustFollowCounts(ctx, tx, followerID, followeeID, 1)
 }
 
@@ -53,6 +56,9 @@ func (db *DB) DeleteFollow(ctx context.Context, tx bun.IDB, followerID, followee
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
+	}
+	if err := db.removeFromTimeline(ctx, tx, followerID, followeeID); err != nil {
+		return false, err
 	}
 	return true, db.adjustFollowCounts(ctx, tx, followerID, followeeID, -1)
 }

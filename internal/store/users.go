@@ -73,6 +73,11 @@ func (db *DB) CreateUser(ctx context.Context, tx bun.IDB, u *User) error {
 	if _, err := tx.NewInsert().Model(u).Exec(ctx); err != nil {
 		return fmt.Errorf("create user: %w", translate(err))
 	}
+	// A new account follows nobody and has posted nothing: its home
+	// timeline is complete, and empty, from the start.
+	if _, err := tx.NewInsert().Model(&Timeline{UserID: u.ID, State: TimelineReady, ReadAt: now}).Exec(ctx); err != nil {
+		return fmt.Errorf("create user: timeline: %w", translate(err))
+	}
 	return nil
 }
 

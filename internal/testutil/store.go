@@ -6,6 +6,7 @@ package testutil
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/timeline"
 )
 
 // Defaults for the test services: the local Postgres "test" database (trust
@@ -88,6 +91,14 @@ func Engines(tb testing.TB) []string {
 // CI=true).
 func MustStore(tb testing.TB, engine string) *store.DB {
 	tb.Helper()
+	db, _ := MustStoreURL(tb, engine)
+	return db
+}
+
+// MustStoreURL is MustStore that also returns the store's database URL,
+// for what opens connections of its own (the job queue's pgx pool).
+func MustStoreURL(tb testing.TB, engine string) (*store.DB, string) {
+	tb.Helper()
 	ctx := context.Background()
 	dsn := MustDatabaseURL(tb, engine)
 	db, err := store.Open(ctx, dsn, "")
@@ -107,7 +118,28 @@ func MustStore(tb testing.TB, engine string) *store.DB {
 	if _, err := db.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate %s store: %v", engine, err)
 	}
-	return db
+	return db, dsn
+}
+
+// MustTimelines returns a timeline service on db with its job queue
+// working (fan-out and fills run), stopped at the end of tb.
+func MustTimelines(tb testing.TB, db *store.DB, dsn string, cfg timeline.Config) *timeline.Service {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	q := jobs.New(jobs.Config{Poll: 20 * time.Millisecond}, log)
+	tl := timeline.NewService(db, q, cfg, log)
+	if err := q.Open(context.Background(), db, dsn); err != nil {
+		tb.Fatalf("open job queue: %v", err)
+	}
+	if err := q.Start(context.Background()); err != nil {
+		tb.Fatalf("start job queue: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q.Close(ctx)
+	})
+	return tl
 }
 
 // ForEachEngine runs fn as a subtest named after each engine of Engines,

@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Materialized home timelines: the SQL of internal/timeline (the rules and
+// the reasons are there). The table timeline_entries holds, for each user
+// with a timeline, the ids of their feed's newest posts; reads filter them
+// by the feed's visibility rule (ListPosts with Candidates), so an entry
+// can be stale but never shows what the reader may not see.
+
+// Timeline states.
+const (
+	TimelineBuilding = "building"
+	TimelineReady    = "ready"
+)
+
+// Timeline is a user's timeline row.
+type Timeline struct {
+	bun.BaseModel `bun:"table:timelines,alias:t"`
+
+	UserID string `bun:"user_id,pk"`
+	State  string `bun:"state,notnull"`
+	// FloorID: the timeline holds every feed post with an id >= FloorID;
+	// '' when it holds all of them.
+	FloorID string    `bun:"floor_id,notnull"`
+	ReadAt  time.Time `bun:"read_at,notnull"`
+}
+
+// TimelineEntry is one post id in a user's timeline.
+type TimelineEntry struct {
+	bun.BaseModel `bun:"table:timeline_entries,alias:te"`
+
+	UserID string `bun:"user_id,pk"`
+	PostID string `bun:"post_id,pk"`
+}
+
+// TimelinePending is a post whose fan-out is pending or just done.
+type TimelinePending struct {
+	bun.BaseModel `bun:"table:timeline_pending,alias:tp"`
+
+	PostID    string     `bun:"post_id,pk"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	DoneAt    *time.Time `bun:"done_at"`
+}
+
+// TimelineHead returns userID's timeline (nil when there is none) and the
+// ids of up to limit of its entries below beforeID (” for the newest),
+// newest first, in one query.
+func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID string, limit int) (*Timeline, []string, error) {
+	if beforeID == "" {
+		beforeID = maxID
+	}
+	var rows []struct {
+		State   *string    `bun:"state"`
+		FloorID *string    `bun:"floor_id"`
+		ReadAt  *time.Time `bun:"read_at"`
+		PostID  string     `bun:"post_id"`
+	}
+	err := tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id FROM timelines AS t WHERE t.user_id = ?
+UNION ALL
+SELECT NULL, NULL, NULL, e.post_id FROM (SELECT te.post_id FROM timeline_entries AS te
+  WHERE te.user_id = ? AND te.post_id < ? ORDER BY te.post_id DESC LIMIT ?) AS e`,
+		userID, userID, beforeID, limit).Scan(ctx, &rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("timeline head: %w", translate(err))
+	}
+	var t *Timeline
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if r.State != nil {
+			t = &Timeline{UserID: userID, State: *r.State, FloorID: *r.FloorID, ReadAt: *r.ReadAt}
+			continue
+		}
+		ids = append(ids, r.PostID)
+	}
+	if t == nil {
+		return nil, nil, nil
+	}
+	return t, ids, nil
+}
+
+// maxID sorts after every id (ULIDs are upper-case letters and digits).
+const maxID = "~"
+
+// StartTimeline creates userID's timeline in the building state; false
+// when it already has one. The caller commits this before filling it
+// (FillTimeline), so fan-outs running during the fill see it and write to
+// it.
+func (db *DB) StartTimeline(ctx context.Context, tx bun.IDB, userID string) (bool, error) {
+	res, err := tx.NewInsert().Model(&Timeline{UserID: userID, State: TimelineBuilding, ReadAt: db.Now()}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("start timeline: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// feedSources selects the ids of up to ? posts of a user's home feed
+// before visibility: their own, those of everyone they follow, those
+// shared with their groups. Each source is bounded by its index
+// (posts_author_id_idx, follows' primary key, posts_group_id_idx), so the
+// cost is the posts of the sources, never the whole history.
+const feedSources = `SELECT id FROM (SELECT o.id FROM posts AS o WHERE o.author_id = ?0 AND o.id >= ?1 ORDER BY o.id DESC LIMIT ?2) AS own
+UNION
+SELECT id FROM (SELECT fp.id FROM follows AS f JOIN posts AS fp ON fp.author_id = f.followee_id
+  WHERE f.follower_id = ?0 AND fp.id >= ?1 ORDER BY fp.id DESC LIMIT ?2) AS followed
+UNION
+SELECT id FROM (SELECT gp.id FROM group_members AS gm JOIN posts AS gp ON gp.group_id = gm.group_id
+  WHERE gm.user_id = ?0 AND gm.state = 'active' AND gp.id >= ?1 ORDER BY gp.id DESC LIMIT ?2) AS grouped`
+
+// FillTimeline writes the newest size posts of userID's feed into their
+// timeline, sets its floor and marks it ready; nothing when the timeline
+// is gone (dropped meanwhile) or already ready.
+func (db *DB) FillTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
+	var state []string
+	if err := tx.NewSelect().Model((*Timeline)(nil)).Column("state").Where("user_id = ?", userID).Scan(ctx, &state); err != nil {
+		return fmt.Errorf("fill timeline: %w", translate(err))
+	}
+	if len(state) == 0 || state[0] != TimelineBuilding {
+		return nil
+	}
+	if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT ?0, id FROM (`+feedSources+` ORDER BY id DESC LIMIT ?2) AS s WHERE true ON CONFLICT DO NOTHING`, userID, "", size).Exec(ctx); err != nil {
+		return fmt.Errorf("fill timeline: %w", translate(err))
+	}
+	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
+}
+
+// trimTimeline keeps the newest size entries of a timeline and moves its
+// floor to the oldest one kept when any were dropped or when the timeline
+// was filled to size (older posts may exist that it does not hold).
+func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size int, state string) error {
+	var floor []string
+	if err := tx.NewSelect().Model((*TimelineEntry)(nil)).Column("post_id").Where("user_id = ?", userID).
+		OrderExpr("post_id DESC").Offset(int64(size-1)).Limit(1).Scan(ctx, &floor); err != nil {
+		return fmt.Errorf("trim timeline: %w", translate(err))
+	}
+	q := tx.NewUpdate().Model((*Timeline)(nil)).Set("state = ?", state).Set("read_at = ?", db.Now()).Where("user_id = ?", userID)
+	if len(floor) > 0 {
+		if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ? AND post_id < ?", userID, floor[0]).Exec(ctx); err != nil {
+			return fmt.Errorf("trim timeline: %w", translate(err))
+		}
+		q = q.Set("floor_id = ?", floor[0])
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("trim timeline: %w", translate(err))
+	}
+	return nil
+}
+
+// TouchTimeline records a read of a timeline and trims it to size.
+func (db *DB) TouchTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
+	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
+}
+
+// DropTimelines deletes the timelines (and their entries) not read since
+// before; they are rebuilt if their users come back.
+func (db *DB) DropTimelines(ctx context.Context, tx bun.IDB, before time.Time) (int64, error) {
+	res, err := tx.NewDelete().Model((*Timeline)(nil)).Where("read_at < ?", before).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("drop timelines: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// AddPendingPost marks a new post's fan-out pending, in the post's
+// transaction: until it is done and a moment after, every feed read merges
+// the post.
+func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) error {
+	if _, err := tx.NewInsert().Model(&TimelinePending{PostID: postID, CreatedAt: db.Now()}).
+		On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("pending post: %w", translate(err))
+	}
+	return nil
+}
+
+// CleanPendingPosts deletes the pending marks of fan-outs done before
+// before.
+func (db *DB) CleanPendingPosts(ctx context.Context, tx bun.IDB, before time.Time) error {
+	if _, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("done_at < ?", before).Exec(ctx); err != nil {
+		return fmt.Errorf("clean pending posts: %w", translate(err))
+	}
+	return nil
+}
+
+// FanOut writes a post into the timelines of its readers that exist: the
+// members of its group, or its author's followers (unless the author is
+// a big author, whose posts readers merge; bigAt is the follower count
+// from which an author becomes one) and the author. It marks the post's
+// fan-out done and reports how many timelines it wrote to. Idempotent.
+//
+// It first locks the group (group posts) or the author (others): a
+// membership change or a follow of the author in progress then commits
+// before the insert reads the members or followers, or waits for it and
+// then sees this post in its own backfill (CreateFollow, PutMembership),
+// so no reader falls between the two.
+func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postID string, bigAt int64) (int64, error) {
+	p := new(Post)
+	if err := tx.NewSelect().Model(p).Column("id", "author_id", "group_id").Where("p.id = ?", postID).Scan(ctx); err != nil {
+		if IsNotFound(translate(err)) {
+			return 0, nil // deleted: its pending mark went with it
+		}
+		return 0, fmt.Errorf("fan out: %w", translate(err))
+	}
+	var (
+		res any
+		err error
+	)
+	if p.GroupID != nil {
+		if err := db.LockGroup(ctx, tx, *p.GroupID, false); err != nil {
+			return 0, err
+		}
+		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT gm.user_id, ? FROM group_members AS gm JOIN timelines AS t ON t.user_id = gm.user_id
+WHERE gm.group_id = ? AND gm.state = ? AND t.floor_id <= ? ON CONFLICT DO NOTHING`, postID, *p.GroupID, MemberActive, postID).Exec(ctx)
+	} else {
+		if err := db.LockUsers(ctx, tx, p.AuthorID); err != nil {
+			return 0, err
+		}
+		var followers int64
+		if err := tx.NewSelect().Model((*User)(nil)).Column("followers_count").Where("id = ?", p.AuthorID).Scan(ctx, &followers); err != nil {
+			return 0, fmt.Errorf("fan out: %w", translate(err))
+		}
+		if followers >= bigAt {
+			if _, err := tx.NewRaw("INSERT INTO timeline_big_authors (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING", p.AuthorID, db.Now()).Exec(ctx); err != nil {
+				return 0, fmt.Errorf("fan out: %w", translate(err))
+			}
+		}
+		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT t.user_id, ?0 FROM timelines AS t
+WHERE t.floor_id <= ?0 AND (t.user_id = ?1 OR (
+  NOT EXISTS (SELECT 1 FROM timeline_big_authors AS b WHERE b.user_id = ?1) AND
+  EXISTS (SELECT 1 FROM follows AS f WHERE f.follower_id = t.user_id AND f.followee_id = ?1)))
+ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("fan out: %w", translate(err))
+	}
+	n, _ := res.(interface{ RowsAffected() (int64, error) }).RowsAffected()
+	if _, err := tx.NewUpdate().Model((*TimelinePending)(nil)).Set("done_at = ?", db.Now()).Where("post_id = ?", postID).Exec(ctx); err != nil {
+		return 0, fmt.Errorf("fan out: %w", translate(err))
+	}
+	return n, nil
+}
+
+// backfillTimeline adds to userID's timeline, if they have one, the newest
+// posts selected by where (over posts AS bp; ?1 binds arg) down to its
+// floor: the timeline holds every feed post above its floor, so a new
+// followee's or group's posts go in down to it and no further.
+func (db *DB) backfillTimeline(ctx context.Context, tx bun.IDB, userID, where, arg string) error {
+	if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT t.user_id, s.id FROM timelines AS t
+JOIN (SELECT bp.id FROM posts AS bp WHERE `+where+` ORDER BY bp.id DESC LIMIT ?2) AS s ON s.id >= t.floor_id
+WHERE t.user_id = ?0 ON CONFLICT DO NOTHING`, userID, arg, TimelineSize).Exec(ctx); err != nil {
+		return fmt.Errorf("backfill timeline: %w", translate(err))
+	}
+	return nil
+}
+
+// TimelineSize is how many entries a timeline keeps (Mastodon keeps 800).
+const TimelineSize = 800
+
+// removeFromTimeline drops authorID's posts from userID's timeline (an
+// unfollow); reads would skip them anyway, this keeps pages full.
+func (db *DB) removeFromTimeline(ctx context.Context, tx bun.IDB, userID, authorID string) error {
+	if _, err := tx.NewRaw(`DELETE FROM timeline_entries WHERE user_id = ? AND post_id IN (
+  SELECT rp.id FROM posts AS rp WHERE rp.author_id = ? AND rp.group_id IS NULL)`, userID, authorID).Exec(ctx); err != nil {
+		return fmt.Errorf("timeline unfollow: %w", translate(err))
+	}
+	return nil
+}
+
+// timelineMerges is the part of a timeline read that is not in its
+// entries: posts whose fan-out is pending, and the posts of big authors
+// the reader follows. Binds: reader, lower bound (inclusive), upper bound
+// (exclusive), per-author limit.
+const timelineMerges = `SELECT tp.post_id FROM timeline_pending AS tp WHERE tp.post_id >= ?1 AND tp.post_id < ?2
+UNION
+SELECT bp.id FROM timeline_big_authors AS b
+  JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = ?0
+  JOIN posts AS bp ON bp.author_id = b.user_id
+  WHERE bp.id >= ?1 AND bp.id < ?2 AND bp.id >= COALESCE((SELECT lp.id FROM posts AS lp
+    WHERE lp.author_id = b.user_id AND lp.id >= ?1 AND lp.id < ?2 ORDER BY lp.id DESC LIMIT 1 OFFSET ?3), '')`

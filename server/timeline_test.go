@@ -1,0 +1,278 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/server"
+)
+
+// waitFanouts waits until every post's fan-out is done and every timeline
+// being filled is ready.
+func waitFanouts(t *testing.T, s *tu.Server) {
+	t.Helper()
+	db := s.App.DB()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var pending, building int
+		if err := db.NewRaw("SELECT (SELECT count(*) FROM timeline_pending WHERE done_at IS NULL), (SELECT count(*) FROM timelines WHERE state <> 'ready')").
+			Scan(context.Background(), &pending, &building); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 && building == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timeline jobs not done after 30s: %d fan-outs pending, %d timelines filling", pending, building)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// inTimeline reports whether postID is an entry of userID's timeline.
+func inTimeline(t *testing.T, s *tu.Server, userID, postID string) bool {
+	t.Helper()
+	n, err := s.App.DB().NewSelect().Table("timeline_entries").Where("user_id = ? AND post_id = ?", userID, postID).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// wholeFeed pages through a feed with small pages and returns every id.
+func wholeFeed(a api, tok string) []string {
+	a.t.Helper()
+	var all []string
+	token := ""
+	for range 100 {
+		posts, next := a.feed(tok, 7, token)
+		all = append(all, ids(posts)...)
+		if next == "" {
+			return all
+		}
+		token = next
+	}
+	a.t.Fatal("feed did not end after 100 pages")
+	return nil
+}
+
+// Each event that hides a post takes effect on a timeline that already
+// holds the post: the entry may stay, the page never shows it (P4 for
+// blocks). Each event that adds posts adds them to the timeline.
+func TestTimeline_EventsOnCachedTimeline_P4(t *testing.T) {
+	t.Parallel()
+	forEachTimelineServer(t, func(t *testing.T, s *tu.Server) {
+		for _, tr := range tu.Transports {
+			t.Run(string(tr), func(t *testing.T) {
+				t.Parallel()
+				eventsOnCachedTimeline(t, api{t: t, s: s, tr: tr})
+			})
+		}
+	})
+}
+
+func eventsOnCachedTimeline(t *testing.T, a api) {
+	{
+		s := a.s
+		pfx := string(a.tr) + "_"
+		reader := s.MustAccount(t, pfx+"reader")
+		staff := s.MustAccount(t, pfx+"staff")
+		mustStaff(t, s, staff)
+		names := []string{"unfollowed", "blocksreader", "blockedbyreader", "suspended", "deleter", "grouper", "earlier"}
+		w := map[string]*tu.Account{}
+		for _, n := range names {
+			w[n] = s.MustAccount(t, pfx+n)
+		}
+		for _, n := range names[:5] {
+			if err := a.follow(reader.AccessToken, w[n].ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := a.createGroup(w["grouper"].AccessToken, "club", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
+		if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		posts := map[string]*flockv1.Post{}
+		for _, n := range names[:5] {
+			posts[n] = a.post(w[n].AccessToken, "hello from "+n, flockv1.Visibility_VISIBILITY_FOLLOWERS)
+		}
+		gp, err := a.groupPost(w["grouper"].AccessToken, g.GetId(), "club news")
+		if err != nil {
+			t.Fatal(err)
+		}
+		posts["grouper"] = gp
+		waitFanouts(t, s)
+		for n, p := range posts {
+			if !inTimeline(t, s, reader.ID, p.GetId()) {
+				t.Fatalf("%s's post is not in the reader's timeline after its fan-out", n)
+			}
+		}
+		feed, _ := a.feed(reader.AccessToken, 100, "")
+		if len(feed) != len(posts) {
+			t.Fatalf("feed has %d posts, want %d", len(feed), len(posts))
+		}
+
+		// The hiding events, on posts the timeline holds.
+		must[flockv1.UnfollowResponse](a, flockv1connect.UserServiceUnfollowProcedure, reader.AccessToken, &flockv1.UnfollowRequest{UserId: w["unfollowed"].ID})
+		a.block(w["blocksreader"].AccessToken, reader.ID)
+		a.block(reader.AccessToken, w["blockedbyreader"].ID)
+		a.mustResolve(staff.AccessToken, a.mustReport(reader.AccessToken, posts["suspended"].GetId(), flockv1.ReportReason_REPORT_REASON_SPAM, "").GetId(), suspendAuthor)
+		must[flockv1.DeletePostResponse](a, flockv1connect.PostServiceDeletePostProcedure, w["deleter"].AccessToken, &flockv1.DeletePostRequest{PostId: posts["deleter"].GetId()})
+		must[flockv1.LeaveGroupResponse](a, flockv1connect.GroupServiceLeaveGroupProcedure, reader.AccessToken, &flockv1.LeaveGroupRequest{GroupId: g.GetId()})
+		if got := wholeFeed(a, reader.AccessToken); len(got) != 0 {
+			t.Fatalf("after unfollow, blocks both ways, suspension, deletion and leaving the group the feed still has %v", got)
+		}
+
+		// The adding events: a follow brings the followee's earlier posts,
+		// a join the group's, into the timeline and the feed.
+		early := a.post(w["earlier"].AccessToken, "posted before the follow")
+		waitFanouts(t, s)
+		if err := a.follow(reader.AccessToken, w["earlier"].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		if !inTimeline(t, s, reader.ID, early.GetId()) || !inTimeline(t, s, reader.ID, gp.GetId()) {
+			t.Fatal("a follow or a join did not add the source's earlier posts to the timeline")
+		}
+		if got, want := wholeFeed(a, reader.AccessToken), []string{early.GetId(), gp.GetId()}; !slices.Equal(got, want) {
+			t.Fatalf("feed after follow and join = %v, want %v", got, want)
+		}
+	}
+}
+
+// forEachTimelineServer is forEachServer with timeline workers running on
+// both engines (test servers run none on Postgres by default).
+func forEachTimelineServer(t *testing.T, fn func(t *testing.T, s *tu.Server)) {
+	t.Helper()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			fn(t, tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.Workers = 1 }))
+		})
+	}
+}
+
+// A post is in its readers' feeds from its commit on, before any fan-out
+// runs: reads merge the pending ones. Here no instance runs fan-outs.
+func TestTimeline_PendingPostsReadBeforeFanout(t *testing.T) {
+	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.Workers = -1 })
+			a := api{t: t, s: s, tr: tu.Connect}
+			reader, author := s.MustAccount(t, "reader"), s.MustAccount(t, "author")
+			if err := a.follow(reader.AccessToken, author.ID); err != nil {
+				t.Fatal(err)
+			}
+			p := a.post(author.AccessToken, "fresh")
+			if inTimeline(t, s, reader.ID, p.GetId()) {
+				t.Fatal("the post was fanned out with no worker running")
+			}
+			if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
+				t.Fatalf("feed = %v, want the pending post %s", got, p.GetId())
+			}
+			if got := wholeFeed(a, author.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
+				t.Fatalf("author's feed = %v, want their pending post", got)
+			}
+		})
+	}
+}
+
+// Posts of authors with at least FLOCK_TIMELINE_BIG_AUTHOR followers are
+// not written to followers' timelines; reads merge them in order.
+func TestTimeline_BigAuthorsMergedAtRead(t *testing.T) {
+	t.Parallel()
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.BigAuthor, c.Timeline.Workers = 2, 1 })
+			a := api{t: t, s: s, tr: tu.Connect}
+			reader, other := s.MustAccount(t, "reader"), s.MustAccount(t, "other")
+			big, small := s.MustAccount(t, "big"), s.MustAccount(t, "small")
+			a.mustFollow(reader.AccessToken, big.ID, small.ID)
+			a.mustFollow(other.AccessToken, big.ID)
+			var want []string
+			for i := range 12 {
+				author := small
+				if i%3 == 0 {
+					author = big
+				}
+				want = append([]string{a.post(author.AccessToken, fmt.Sprintf("post %d", i)).GetId()}, want...)
+			}
+			waitFanouts(t, s)
+			for _, id := range want {
+				p := must[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, reader.AccessToken, &flockv1.GetPostRequest{PostId: id}).GetPost()
+				if isBig := p.GetAuthor().GetId() == big.ID; inTimeline(t, s, reader.ID, id) == isBig {
+					t.Fatalf("post by big=%v in timeline=%v: big authors are merged, others written", isBig, !isBig)
+				}
+			}
+			if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+				t.Fatalf("feed = %v\nwant  %v", got, want)
+			}
+			// The big author still sees their own posts from their timeline.
+			if !inTimeline(t, s, big.ID, want[len(want)-1]) {
+				t.Fatal("a big author's own post is not in their own timeline")
+			}
+		})
+	}
+}
+
+// A user without a timeline (new deployment, or dropped after idling) is
+// served from the posts while it fills in the background; below a
+// timeline's floor, older pages come from the posts too. Every page is the
+// same as with no timeline at all.
+func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
+	t.Parallel()
+	forEachTimelineServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.REST}
+		reader := s.MustAccount(t, "reader")
+		var want []string
+		for i := range 3 {
+			w := s.MustAccount(t, fmt.Sprintf("writer%d", i))
+			a.mustFollow(reader.AccessToken, w.ID)
+			for j := range 8 {
+				want = append(want, a.post(w.AccessToken, fmt.Sprintf("w%d p%d", i, j)).GetId())
+			}
+		}
+		slices.Reverse(want) // posted one after another: newest last
+		waitFanouts(t, s)
+		ctx := context.Background()
+		db := s.App.DB()
+		if _, err := db.NewDelete().Table("timelines").Where("user_id = ?", reader.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+			t.Fatalf("cold feed = %v\nwant      %v", got, want)
+		}
+		waitFanouts(t, s) // the first read queued the fill
+		if n, _ := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx); n != int64(len(want)) {
+			t.Fatalf("filled timeline has %d entries, want %d", n, len(want))
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+			t.Fatalf("feed from the filled timeline = %v\nwant %v", got, want)
+		}
+		// Keep only the newest 5: the floor moves up, older pages are read
+		// from the posts.
+		if err := db.TouchTimeline(ctx, db, reader.ID, 5); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx); n != 5 {
+			t.Fatalf("trimmed timeline has %d entries, want 5", n)
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+			t.Fatalf("feed over the floor = %v\nwant %v", got, want)
+		}
+		if reads, falls := s.Metric(t, "flock_timeline_reads_total"), s.Metric(t, "flock_timeline_fallbacks_total"); reads == 0 || falls == 0 {
+			t.Fatalf("timeline reads %v, fallbacks %v: want both used", reads, falls)
+		}
+	})
+}
