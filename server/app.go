@@ -40,6 +40,7 @@ import (
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/ratelimit"
+	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/video"
@@ -88,6 +89,12 @@ type Config struct {
 	// 0 means the default (account.DefaultRefreshReuseGrace, 30 s);
 	// negative means none.
 	RefreshReuseGrace time.Duration
+	// SessionCacheTTL is how long an instance believes a session it has
+	// read is live without asking the database again (default
+	// session.DefaultTTL, 30 s; negative turns the cache off). Revocations
+	// reach every instance at once through the broker; the TTL bounds a
+	// missed one (see internal/session).
+	SessionCacheTTL time.Duration
 	// Now is the clock of the store and of access tokens; nil means the
 	// system clock. Tests move it forward instead of sleeping.
 	Now func() time.Time
@@ -140,6 +147,7 @@ type App struct {
 	broker   pubsub.Broker
 	bucket   *blob.Bucket
 	accounts *account.Service
+	sessions *session.Cache
 	social   *social.Service
 	events   *notify.Service
 	posts    *post.Service
@@ -232,6 +240,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.broker, err = pubsub.Open(cfg.RedisURL); err != nil {
 		return nil, fmt.Errorf("FLOCK_REDIS_URL: %w", err)
 	}
+	// Before anything is served: a revocation announced from now on reaches
+	// this instance's cache.
+	if a.sessions, err = session.New(ctx, a.broker, a.db.Now, session.Config{TTL: cfg.SessionCacheTTL}, a.log); err != nil {
+		return nil, fmt.Errorf("session cache: %w", err)
+	}
 	if cfg.RateLimits {
 		if a.limiter, err = ratelimit.Open(cfg.RedisURL); err != nil {
 			return nil, fmt.Errorf("rate limiter: %w", err)
@@ -264,7 +277,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL, PasswordParams: cfg.PasswordParams,
-		RefreshReuseGrace: max(cfg.RefreshReuseGrace, 0),
+		RefreshReuseGrace: max(cfg.RefreshReuseGrace, 0), Sessions: a.sessions,
 	}, a.log)
 	if err != nil {
 		return nil, err
@@ -284,7 +297,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.posts = post.NewService(a.db, a.social, a.events, a.videos)
 	a.analytics = analytics.NewService(a.db, a.log, analytics.Config{FlushInterval: cfg.ViewFlushInterval})
 	a.analytics.Start()
-	a.moderation = moderation.NewService(a.db, a.events, a.videos)
+	a.moderation = moderation.NewService(a.db, a.events, a.videos, a.sessions)
 	a.groups = group.NewService(a.db, a.social, a.posts, a.events)
 	a.handler = a.routes()
 	return a, nil
@@ -419,6 +432,7 @@ func (a *App) Close() error {
 	if a.events != nil {
 		a.events.Wait()
 	}
+	a.sessions.Close()
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close())
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/session"
 )
 
 // maxRequestBytes caps an RPC message: a 5 MiB avatar in base64 JSON plus
@@ -40,6 +41,7 @@ func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(streamCollectors(a.events)...)
+	reg.MustRegister(sessionCollectors(a.sessions)...)
 
 	interceptors := []connect.Interceptor{
 		errorInterceptor{log: a.log},
@@ -111,6 +113,31 @@ func (a *App) routes() http.Handler {
 	// withClientIP goes first: everything inside sees the client's address.
 	return withClientIP(a.cfg.TrustedProxies,
 		withBodyGuard(a.cfg.BodyIdleTimeout, a.cfg.BodyMinRate, withRequestLog(a.log, withCORS(a.cfg.CORSOrigins, mux))))
+}
+
+// sessionCollectors export the session cache's counters.
+func sessionCollectors(c *session.Cache) []prometheus.Collector {
+	lookups := func(result string, v func(session.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flock_session_cache_lookups_total", ConstLabels: prometheus.Labels{"result": result},
+			Help: "Authentications answered from the session cache (hit) or from the database (miss).",
+		}, func() float64 { return float64(v(c.Stats())) })
+	}
+	return []prometheus.Collector{
+		lookups("hit", func(s session.Stats) uint64 { return s.Hits }),
+		lookups("miss", func(s session.Stats) uint64 { return s.Misses }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flock_session_cache_invalidations_total", Help: "Ends of sessions and changes of users applied to this instance's session cache."},
+			func() float64 { return float64(c.Stats().Invalidations) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flock_session_cache_entries", Help: "Sessions held in this instance's session cache."},
+			func() float64 { return float64(c.Stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flock_session_cache_bypassed", Help: "1 while the broker's connection is down and the session cache is bypassed."},
+			func() float64 {
+				if c.Stats().Bypassed {
+					return 1
+				}
+				return 0
+			}),
+	}
 }
 
 // ready answers 200 when the database answers, 503 otherwise, and 503 from

@@ -23,6 +23,7 @@ import (
 	flockmail "github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/notify"
+	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -56,6 +57,11 @@ type Config struct {
 	// set cheaper ones: a hash takes ~45 ms, and ~215 ms under the race
 	// detector, which dominated the server tests' run time.
 	PasswordParams *argon2id.Params
+	// Sessions remembers live sessions for a few seconds, so that most
+	// requests authenticate without a query, and carries the end of a
+	// session or a change of a user to every instance. Nil: every request
+	// reads its session from the database.
+	Sessions *session.Cache
 }
 
 // Service carries out account actions.
@@ -428,6 +434,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 	})
 	if reused {
 		s.log.Warn("refresh token reuse: session revoked", "token_hash_prefix", hash[:8])
+		s.cfg.Sessions.EndSession(ctx, revoked)
 		s.events.Announce(ctx, notify.SessionChannel(revoked))
 		return nil, errBadRefresh
 	}
@@ -441,7 +448,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 // access token of that session stop working. An unknown token is not an
 // error, so logging out twice succeeds.
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
-	var session string
+	var ended string
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		tok, err := s.db.GetRefreshToken(ctx, tx, hashToken(refreshToken))
 		if store.IsNotFound(err) {
@@ -449,15 +456,18 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		} else if err != nil {
 			return err
 		}
-		session = tok.SessionID
+		ended = tok.SessionID
 		return s.db.RevokeSession(ctx, tx, tok.SessionID, "logout")
 	})
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	if session != "" {
-		// Open streams of the session close now, not at their next check.
-		s.events.Announce(ctx, notify.SessionChannel(session))
+	if ended != "" {
+		// Every instance stops accepting its access tokens before this
+		// answers; open streams of the session close now, not at their
+		// next check.
+		s.cfg.Sessions.EndSession(ctx, ended)
+		s.events.Announce(ctx, notify.SessionChannel(ended))
 	}
 	return nil
 }
@@ -465,24 +475,30 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 var errBadAccess = flock.Errorf(flock.EUNAUTHORIZED, "access token is invalid or expired; refresh it or log in again")
 
 // Authenticate checks an access token and that its session is still live
-// and its account not suspended, in one query. Returns EUNAUTHORIZED
-// otherwise.
+// and its account not suspended: from the session cache when it holds the
+// session (see package session), otherwise in one query. Returns
+// EUNAUTHORIZED otherwise.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Principal, error) {
 	claims, err := s.tokens.Parse(accessToken)
 	if err != nil {
 		s.log.DebugContext(ctx, "access token refused", "err", err)
 		return nil, errBadAccess
 	}
-	u, err := s.db.GetSessionUser(ctx, s.db, claims.SessionID, claims.Subject)
+	if live, ok := s.cfg.Sessions.Get(claims.SessionID); ok && live.UserID == claims.Subject {
+		return &Principal{UserID: live.UserID, SessionID: claims.SessionID, Role: live.Role}, nil
+	}
+	gen := s.cfg.Sessions.Generation()
+	a, err := s.db.GetSessionAuth(ctx, s.db, claims.SessionID, claims.Subject)
 	if store.IsNotFound(err) {
 		return nil, errBadAccess
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	if u.SuspendedAt != nil {
+	if a.SuspendedAt != nil {
 		return nil, flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
 	}
-	return &Principal{UserID: u.ID, SessionID: claims.SessionID, Role: u.Role}, nil
+	s.cfg.Sessions.Put(claims.SessionID, session.Live{UserID: a.UserID, Role: a.Role, ExpiresAt: a.ExpiresAt}, gen)
+	return &Principal{UserID: a.UserID, SessionID: claims.SessionID, Role: a.Role}, nil
 }
 
 // GetMe returns the caller's own account.
@@ -591,6 +607,10 @@ func (s *Service) Promote(ctx context.Context, username string) (*store.User, er
 	} else if err != nil {
 		return nil, fmt.Errorf("promote: %w", err)
 	}
+	// Cached sessions carry the role. From `flock user promote`, this
+	// reaches running instances only through Redis; without it they see
+	// the new role within the cache TTL.
+	s.cfg.Sessions.UserChanged(ctx, u.ID)
 	return u, nil
 }
 

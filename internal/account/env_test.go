@@ -26,6 +26,7 @@ import (
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/testutil"
 )
@@ -85,7 +86,13 @@ func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { broker.Close() })
-	cfg := account.Config{PublicURL: "https://flock.test/"}
+	// The session cache is on, as in the server, on the same clock.
+	sessions, err := session.New(ctx, broker, e.clock.Now, session.Config{}, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(sessions.Close)
+	cfg := account.Config{PublicURL: "https://flock.test/", Sessions: sessions}
 	for _, f := range configure {
 		f(&cfg)
 	}

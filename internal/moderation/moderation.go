@@ -27,6 +27,7 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
+	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/video"
 )
@@ -46,12 +47,14 @@ type Service struct {
 	db     *store.DB
 	events *notify.Service
 	videos *video.Service // removes the files of a removed post's video; may be nil
+	// sessions drops a suspended user's cached sessions on every instance.
+	sessions *session.Cache
 }
 
 // NewService returns a Service that records reports with events and
-// announces suspensions on it.
-func NewService(db *store.DB, events *notify.Service, videos *video.Service) *Service {
-	return &Service{db: db, events: events, videos: videos}
+// announces suspensions on it and on sessions (which may be nil).
+func NewService(db *store.DB, events *notify.Service, videos *video.Service, sessions *session.Cache) *Service {
+	return &Service{db: db, events: events, videos: videos, sessions: sessions}
 }
 
 // View is a report as one viewer sees it.
@@ -229,10 +232,11 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 	var (
 		report    *store.Report
 		announces []string
+		suspended string
 		videoID   *string
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		announces, videoID = nil, nil // InTx may run this again after a deadlock
+		announces, suspended, videoID = nil, "", nil // InTx may run this again after a deadlock
 		var err error
 		report, err = s.db.GetReport(ctx, tx, reportID)
 		if store.IsNotFound(err) {
@@ -271,6 +275,7 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 			if err != nil {
 				return err
 			}
+			suspended = report.PostAuthorID
 			announces = append(announces, notify.UserChannel(report.PostAuthorID))
 			for _, id := range sessions {
 				announces = append(announces, notify.SessionChannel(id))
@@ -280,6 +285,10 @@ func (s *Service) ResolveReport(ctx context.Context, p *account.Principal, repor
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve report: %w", err)
+	}
+	if suspended != "" {
+		// Every instance refuses the user's access tokens before this answers.
+		s.sessions.UserChanged(ctx, suspended)
 	}
 	for _, c := range announces {
 		s.events.Announce(ctx, c)

@@ -130,6 +130,22 @@ func (b *redisBroker) Publish(ctx context.Context, channel string, payload []byt
 	return nil
 }
 
+// PublishCount is Publish that also returns how many subscriber connections
+// Redis handed the message to (one per instance watching or subscribed to
+// the channel), so that a caller can wait for their acknowledgements.
+func (b *redisBroker) PublishCount(ctx context.Context, channel string, payload []byte) (int64, error) {
+	select {
+	case <-b.done:
+		return 0, fmt.Errorf("pubsub: publish %s: %w", channel, ErrClosed)
+	default:
+	}
+	n, err := b.client.Publish(ctx, channel, payload).Result()
+	if err != nil {
+		return 0, fmt.Errorf("pubsub: publish %s: %w", channel, err)
+	}
+	return n, nil
+}
+
 // Subscribe returns once Redis has processed the SUBSCRIBE, so that a message
 // published right after it returns is delivered.
 func (b *redisBroker) Subscribe(ctx context.Context, channel string) (Subscription, error) {

@@ -25,6 +25,7 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/clientip"
 	"github.com/flock-social/flock/internal/notify"
+	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
@@ -140,6 +141,15 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		grace = d
 	}
 	fs.DurationVar(&s.RefreshReuseGrace, "refresh-reuse-grace", grace, "how long after its rotation a refresh token still gets a new pair in its session (two tabs refreshing at once) instead of revoking it; 0 for none (FLOCK_REFRESH_REUSE_GRACE)")
+	cacheTTL := session.DefaultTTL
+	if v, ok := os.LookupEnv("FLOCK_SESSION_CACHE_TTL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			envErrs = append(envErrs, fmt.Errorf("FLOCK_SESSION_CACHE_TTL: want a duration like 30s, or 0 for no cache, got %q", v))
+		}
+		cacheTTL = d
+	}
+	fs.DurationVar(&s.SessionCacheTTL, "session-cache-ttl", cacheTTL, "how long an instance believes a session it read is live without asking the database; revocations reach every instance at once through the broker, this bounds a missed one; 0 for no cache (FLOCK_SESSION_CACHE_TTL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  flock [flags]                       serve the API\n  flock [flags] migrate               apply database migrations\n  flock [flags] user promote <name>   make an account staff\n\nFlags (each also read from the environment variable in brackets):\n")
 		fs.PrintDefaults()
@@ -165,6 +175,12 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		return nil, nil, fmt.Errorf("FLOCK_REFRESH_REUSE_GRACE: want a duration like 30s, or 0 for none, got %s", s.RefreshReuseGrace)
 	case s.RefreshReuseGrace == 0:
 		s.RefreshReuseGrace = -1 // none (0 in server.Config means the default)
+	}
+	switch {
+	case s.SessionCacheTTL < 0:
+		return nil, nil, fmt.Errorf("FLOCK_SESSION_CACHE_TTL: want a duration like 30s, or 0 for no cache, got %s", s.SessionCacheTTL)
+	case s.SessionCacheTTL == 0:
+		s.SessionCacheTTL = -1 // off (0 in server.Config means the default)
 	}
 	for _, v := range []struct {
 		env string
