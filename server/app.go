@@ -33,6 +33,7 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/analytics"
 	"github.com/flock-social/flock/internal/group"
+	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/moderation"
@@ -43,6 +44,7 @@ import (
 	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/timeline"
 	"github.com/flock-social/flock/internal/video"
 )
 
@@ -111,6 +113,8 @@ type Config struct {
 	// 0 means the default (notify.DefaultMaxStreamsPerUser, 20); negative
 	// means no cap.
 	MaxStreamsPerUser int
+	// Timeline configures home timelines (fan-out workers, big authors).
+	Timeline timeline.Config
 	// MaxStreams caps the live streams of all accounts on an instance.
 	// 0 means the default (notify.DefaultMaxStreams, 10,000); negative
 	// means no cap.
@@ -169,6 +173,10 @@ type App struct {
 
 	// videos takes uploads and processes them in the background.
 	videos *video.Service
+	// jobs is the durable job queue every domain's background work runs on.
+	jobs *jobs.Queue
+	// timelines keeps materialized home feeds.
+	timelines *timeline.Service
 	// signer signs the URLs of video files that are not public.
 	signer *media.Signer
 	conv   converter
@@ -283,22 +291,26 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.social = social.NewService(a.db, a.events)
-	if a.videos, err = video.NewService(ctx, a.db, cfg.DatabaseURL, a.bucket, cfg.Video, a.log); err != nil {
-		return nil, err
-	}
-	// Jobs run until Close, not until the context of Open ends.
-	if err := a.videos.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
-	}
+	a.jobs = jobs.New(jobs.Config{Poll: cfg.Video.JobPoll}, a.log)
+	a.videos = video.NewService(a.db, a.jobs, a.bucket, cfg.Video, a.log)
+	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.signer = media.NewSigner(secret)
 	a.conv = converter{mediaURL: cfg.PublicURL + "/media/", signer: a.signer}
 	// Streams convert each batch of events once for all of a user's streams.
 	a.events.PrepareNotifications, a.events.PrepareActivities = a.prepareNotifications, a.prepareActivities
-	a.posts = post.NewService(a.db, a.social, a.events, a.videos)
+	a.posts = post.NewService(a.db, a.social, a.events, a.videos, a.timelines)
 	a.analytics = analytics.NewService(a.db, a.log, analytics.Config{FlushInterval: cfg.ViewFlushInterval})
 	a.analytics.Start()
 	a.moderation = moderation.NewService(a.db, a.events, a.videos, a.sessions)
 	a.groups = group.NewService(a.db, a.social, a.posts, a.events)
+	// Every domain has registered its jobs by now.
+	if err := a.jobs.Open(ctx, a.db, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	// Jobs run until Close, not until the context of Open ends.
+	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
 	a.handler = a.routes()
 	return a, nil
 }
@@ -425,9 +437,11 @@ func (a *App) Close() error {
 	if a.accounts != nil {
 		a.accounts.Close()
 	}
-	if a.videos != nil {
+	if a.jobs != nil {
 		// Running jobs get a while to finish, then go back to the queue.
-		errs = append(errs, a.videos.Close())
+		ctx, cancel := context.WithTimeout(context.Background(), a.videos.StopGrace())
+		errs = append(errs, a.jobs.Close(ctx))
+		cancel()
 	}
 	if a.events != nil {
 		a.events.Wait()

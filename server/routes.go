@@ -41,6 +41,7 @@ func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(streamCollectors(a.events)...)
+	reg.MustRegister(timelineCollectors(a.timelines)...)
 	reg.MustRegister(sessionCollectors(a.sessions)...)
 
 	interceptors := []connect.Interceptor{

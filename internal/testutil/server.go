@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/timeline"
 	"github.com/flock-social/flock/internal/video"
 	"github.com/flock-social/flock/server"
 )
@@ -60,6 +61,13 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		// Videos are queued but not processed unless a test asks for it
 		// (Video.Workers > 0), so that most servers run no ffmpeg.
 		Video: video.Config{Workers: -1, JobPoll: 50 * time.Millisecond},
+		// Timeline fan-outs run on SQLite test servers. On Postgres a
+		// working job queue holds a pgx pool of its own (3 connections
+		// here), and with dozens of test servers alive at once that
+		// exhausts max_connections (100); there posts stay pending and
+		// every read merges them, unless a test asks for workers
+		// (server/timeline_test.go does, on both engines).
+		Timeline: timeline.Config{Workers: timelineWorkers(engine)},
 		// Cheap password hashes: MustAccount would otherwise spend ~0.4 s
 		// of CPU per account under -race. internal/account's tests keep
 		// the production parameters.
@@ -222,4 +230,11 @@ func (s *Server) Metric(tb testing.TB, sample string) float64 {
 	}
 	tb.Fatalf("/metrics has no %s", sample)
 	return 0
+}
+
+func timelineWorkers(engine string) int {
+	if engine == store.Postgres {
+		return -1
+	}
+	return 1
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/clientip"
+	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
@@ -129,6 +130,8 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	videoFPS := num("video-max-fps", "FLOCK_VIDEO_MAX_FPS", video.DefaultMaxFrameRate, "highest video frame rate")
 	dur(&s.Video.ProcessTimeout, "video-timeout", "FLOCK_VIDEO_TIMEOUT", video.DefaultProcessTimeout, "time limit of processing one video (probe, transcode, poster)")
 	videoWorkers := num("video-workers", "FLOCK_VIDEO_WORKERS", 1, "videos this instance transcodes at once; -1 for none (uploads are queued for other instances)")
+	bigAuthor := num("timeline-big-author", "FLOCK_TIMELINE_BIG_AUTHOR", 5000, "followers from which an author's posts are merged into home feeds when read instead of written to every follower's timeline")
+	timelineWorkers := num("timeline-workers", "FLOCK_TIMELINE_WORKERS", 2, "timeline fan-out jobs this instance runs at once; -1 for none (other instances run them)")
 	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
 	maxStreams := num("max-streams", "FLOCK_MAX_STREAMS", notify.DefaultMaxStreams, "live streams this instance holds open for all accounts together; 0 for no cap")
 	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
@@ -194,6 +197,10 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 			*v.p = -1 // no cap (0 in server.Config means the default)
 		}
 	}
+	if *bigAuthor < 1 || *bigAuthor != float64(int64(*bigAuthor)) || *timelineWorkers < -1 || *timelineWorkers != float64(int(*timelineWorkers)) || *timelineWorkers == 0 {
+		return nil, nil, fmt.Errorf("timelines: want FLOCK_TIMELINE_BIG_AUTHOR a whole number >= 1 and FLOCK_TIMELINE_WORKERS a whole number >= 1, or -1 for none")
+	}
+	s.Timeline.BigAuthor, s.Timeline.Workers = int64(*bigAuthor), int(*timelineWorkers)
 	s.Video.MaxBytes = int64(*videoMB * (1 << 20))
 	s.Video.MaxDimension, s.Video.MaxFrameRate, s.Video.Workers = int(*videoDim), *videoFPS, int(*videoWorkers)
 	if s.Video.Workers == 0 {
@@ -303,13 +310,13 @@ func migrate(ctx context.Context, s *settings, stdout io.Writer) error {
 	for _, name := range applied {
 		fmt.Fprintln(stdout, "applied", name)
 	}
-	// The video job queue's tables (River's migrations) come with opening it.
-	videos, err := video.NewService(ctx, db, s.DatabaseURL, nil, video.Config{Workers: -1}, s.Logger)
-	if err != nil {
+	// The job queue's tables (River's migrations) come with opening it.
+	q := jobs.New(jobs.Config{}, s.Logger)
+	if err := q.Open(ctx, db, s.DatabaseURL); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "job queue is up to date")
-	return videos.Close()
+	return q.Close(ctx)
 }
 
 func promote(ctx context.Context, s *settings, username string, stdout io.Writer) error {

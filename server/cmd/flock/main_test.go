@@ -28,7 +28,7 @@ func TestHelp_ListsEverySetting(t *testing.T) {
 	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
 		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES",
 		"FLOCK_ACCESS_TOKEN_TTL", "FLOCK_BODY_IDLE_TIMEOUT", "FLOCK_BODY_MIN_RATE",
-		"FLOCK_MAX_STREAMS_PER_USER", "FLOCK_MAX_STREAMS"} {
+		"FLOCK_MAX_STREAMS_PER_USER", "FLOCK_MAX_STREAMS", "FLOCK_TIMELINE_BIG_AUTHOR", "FLOCK_TIMELINE_WORKERS"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s:\n%s", env, out.String())
 		}
