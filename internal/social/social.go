@@ -58,26 +58,16 @@ func (s *Service) Views(ctx context.Context, tx bun.IDB, viewerID string, users 
 }
 
 // ViewsByID loads the users with the given IDs (those that exist) with the
-// viewer's relationship to each, keyed by ID: three queries whatever their
+// viewer's relationship to each, keyed by ID: one query whatever their
 // number.
 func (s *Service) ViewsByID(ctx context.Context, viewerID string, ids []string) (map[string]*UserView, error) {
-	users, err := s.db.GetUsers(ctx, s.db, ids)
+	users, rels, err := s.db.GetUsersWithRelationships(ctx, s.db, viewerID, ids)
 	if err != nil {
 		return nil, err
 	}
-	list := make([]*store.User, 0, len(users))
-	for _, id := range ids {
-		if u := users[id]; u != nil {
-			list = append(list, u)
-		}
-	}
-	views, err := s.Views(ctx, s.db, viewerID, list)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*UserView, len(views))
-	for _, v := range views {
-		out[v.ID] = v
+	out := make(map[string]*UserView, len(users))
+	for id, u := range users {
+		out[id] = &UserView{User: u, Rel: rels[id]}
 	}
 	return out, nil
 }

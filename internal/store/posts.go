@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 )
 
 // Post visibilities as stored.
@@ -237,24 +238,33 @@ func (db *DB) tagListExpr() string {
 func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
 	var posts []*Post
 	withGroups := f.FeedOf != "" || f.GroupID != ""
-	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups).
-		ColumnExpr("p.*").
+	q := tx.NewSelect().Model(&posts)
+	if f.FeedOf != "" && f.Timeline {
+		q = q.Where(homeFeedVisible, f.ViewerID, MemberActive)
+	} else {
+		q = visibleTo(q, f.ViewerID, withGroups)
+	}
+	q = q.ColumnExpr("p.*").
 		ColumnExpr("EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = ?) AS liked_by_me", f.ViewerID).
 		ColumnExpr(db.tagListExpr()).
 		OrderExpr("p.id DESC").Limit(int64(f.Limit))
 	switch {
 	case f.FeedOf != "" && f.Timeline:
-		q = q.Where(feedOf, f.FeedOf, MemberActive)
+		if f.FeedOf != f.ViewerID {
+			return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
+		}
 		merges := bun.Safe(timelineMerges)
 		before := f.BeforeID
 		if before == "" {
 			before = maxID
 		}
+		// One set of ids, looked up by primary key: an OR of two IN
+		// conditions would make SQLite walk the posts of the whole id range.
+		mergeQ := bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit)
 		if len(f.Candidates) > 0 {
-			q = q.Where("(p.id IN (?) OR p.id IN (SELECT post_id FROM (?) AS m))", bun.List(f.Candidates),
-				bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit))
+			q = q.Where("p.id IN (SELECT column1 FROM (VALUES ?) AS c UNION SELECT post_id FROM (?) AS m)", valuesList(f.Candidates), mergeQ)
 		} else {
-			q = q.Where("p.id IN (SELECT post_id FROM (?) AS m)", bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit))
+			q = q.Where("p.id IN (SELECT post_id FROM (?) AS m)", mergeQ)
 		}
 	case f.FeedOf != "":
 		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
@@ -287,9 +297,37 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 	return posts, nil
 }
 
-// feedOf is the home feed of ?0: their own posts, those of everyone they
-// follow, those shared with their groups (?1 is the active state).
-const feedOf = "(p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id) OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS fg WHERE fg.group_id = p.group_id AND fg.user_id = ?0 AND fg.state = ?1)))"
+// valuesList renders ids as the rows of a VALUES list: ('a'), ('b').
+func valuesList(ids []string) schema.QueryAppender {
+	return valuesAppender(ids)
+}
+
+type valuesAppender []string
+
+func (v valuesAppender) AppendQuery(f schema.QueryGen, b []byte) ([]byte, error) {
+	for i, id := range v {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '(')
+		b = f.Dialect().AppendString(b, id)
+		b = append(b, ')')
+	}
+	return b, nil
+}
+
+// homeFeedVisible is the home feed of ?0 and the visibility rule
+// (visibleTo) together, for posts already known to come from the feed's
+// sources (a timeline's candidates): the author is not suspended and no
+// block stands between the two; a post outside groups is the reader's own
+// or by someone they follow (who may then see both public and
+// followers-only posts); a group post needs active membership (?1). One
+// follow lookup per post instead of visibleTo's and the feed's two, and a
+// short predicate for the planner.
+const homeFeedVisible = `EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL) AND
+NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = p.author_id) OR (bx.blocker_id = p.author_id AND bx.blocked_id = ?0)) AND
+((p.group_id IS NULL AND (p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id)))
+ OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS fg WHERE fg.group_id = p.group_id AND fg.user_id = ?0 AND fg.state = ?1)))`
 
 // loadHashtags fills the Hashtags of posts in one query.
 func (db *DB) loadHashtags(ctx context.Context, tx bun.IDB, posts []*Post) error {

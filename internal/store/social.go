@@ -252,6 +252,39 @@ func (db *DB) GetUsers(ctx context.Context, tx bun.IDB, ids []string) (map[strin
 	return out, nil
 }
 
+// GetUsersWithRelationships returns the users with the given IDs (those
+// that exist) with viewerID's relationship to each, in one query.
+func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerID string, ids []string) (map[string]*User, map[string]Relationship, error) {
+	users := make(map[string]*User, len(ids))
+	rels := make(map[string]Relationship, len(ids))
+	if len(ids) == 0 {
+		return users, rels, nil
+	}
+	var rows []struct {
+		User         `bun:",extend"`
+		FollowedByMe bool `bun:"followed_by_me"`
+		FollowsMe    bool `bun:"follows_me"`
+		BlockedByMe  bool `bun:"blocked_by_me"`
+		BlocksMe     bool `bun:"blocks_me"`
+	}
+	if err := tx.NewSelect().Model(&rows).ColumnExpr("u.*").
+		ColumnExpr("EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = ?0 AND r1.followee_id = u.id) AS followed_by_me", viewerID).
+		ColumnExpr("EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = ?0) AS follows_me", viewerID).
+		ColumnExpr("EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = ?0 AND r3.blocked_id = u.id) AS blocked_by_me", viewerID).
+		ColumnExpr("EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = ?0) AS blocks_me", viewerID).
+		Where("u.id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, nil, fmt.Errorf("get users: %w", translate(err))
+	}
+	for i := range rows {
+		r := &rows[i]
+		users[r.ID] = &r.User
+		if viewerID != "" {
+			rels[r.ID] = Relationship{FollowedByMe: r.FollowedByMe, FollowsMe: r.FollowsMe, BlockedByMe: r.BlockedByMe, BlocksMe: r.BlocksMe}
+		}
+	}
+	return users, rels, nil
+}
+
 // UserSearch is a user search: a username or full-name fragment, or an email.
 type UserSearch struct {
 	// Query is a name fragment, lower-cased and trimmed by the caller.

@@ -105,11 +105,12 @@ func (s *Service) Posted(ctx context.Context, tx bun.Tx, postID string) error {
 	return nil
 }
 
-// How a page reads the timeline: first 2 ids per post wanted (entries that
-// turn out invisible leave room), then 4 times as many per further round.
+// How a page reads the timeline: first a few ids more than the posts
+// wanted (entries that turn out invisible leave room; unfollows remove
+// theirs, so few do), then 4 times as many per further round.
 const (
-	firstReadFactor = 2
-	growFactor      = 4
+	firstReadExtra = 4
+	growFactor     = 4
 	minRead         = 8
 	touchEvery      = time.Hour
 )
@@ -119,7 +120,7 @@ const (
 // It reads the viewer's timeline when it is ready, the posts otherwise.
 func (s *Service) Feed(ctx context.Context, viewerID, beforeID string, limit int) ([]*store.Post, error) {
 	var out []*store.Post
-	before, read := beforeID, max(limit*firstReadFactor, minRead)
+	before, read := beforeID, max(limit+firstReadExtra, minRead)
 	for {
 		t, ids, err := s.db.TimelineHead(ctx, s.db, viewerID, before, read)
 		if err != nil {
