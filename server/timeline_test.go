@@ -21,7 +21,7 @@ func waitFanouts(t *testing.T, s *tu.Server) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var pending, building int
-		if err := db.NewRaw("SELECT (SELECT count(*) FROM timeline_pending WHERE done_at IS NULL), (SELECT count(*) FROM timelines WHERE state <> 'ready')").
+		if err := db.NewRaw("SELECT (SELECT count(*) FROM timeline_pending), (SELECT count(*) FROM timelines WHERE state <> 'ready')").
 			Scan(context.Background(), &pending, &building); err != nil {
 			t.Fatal(err)
 		}

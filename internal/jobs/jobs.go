@@ -173,9 +173,9 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs) error {
 }
 
 // InsertTx queues a job inside a store transaction: it exists if and only
-// if the transaction commits.
-func (q *Queue) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs) error {
-	_, err := q.inserter.InsertTx(ctx, tx.Tx, args, nil)
+// if the transaction commits. opts, when not nil, override the job kind's.
+func (q *Queue) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	_, err := q.inserter.InsertTx(ctx, tx.Tx, args, opts)
 	return err
 }
 

@@ -27,7 +27,7 @@ type Timeline struct {
 	UserID string `bun:"user_id,pk"`
 	State  string `bun:"state,notnull"`
 	// FloorID: the timeline holds every feed post with an id >= FloorID;
-	// '' when it holds all of them.
+	// empty when it holds all of them.
 	FloorID string    `bun:"floor_id,notnull"`
 	ReadAt  time.Time `bun:"read_at,notnull"`
 }
@@ -40,19 +40,20 @@ type TimelineEntry struct {
 	PostID string `bun:"post_id,pk"`
 }
 
-// TimelinePending is a post whose fan-out is pending or just done.
+// TimelinePending is a post whose fan-out has not run yet.
 type TimelinePending struct {
 	bun.BaseModel `bun:"table:timeline_pending,alias:tp"`
 
-	PostID    string     `bun:"post_id,pk"`
-	CreatedAt time.Time  `bun:"created_at,notnull"`
-	DoneAt    *time.Time `bun:"done_at"`
+	PostID    string    `bun:"post_id,pk"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
 }
 
-// TimelineHead returns userID's timeline (nil when there is none) and the
-// ids of up to limit of its entries below beforeID (” for the newest),
-// newest first, in one query.
-func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID string, limit int) (*Timeline, []string, error) {
+// TimelineHead returns userID's timeline (nil when there is none), the ids
+// of up to limit of its entries below beforeID ("" for the newest), newest
+// first, and the ids of every post below beforeID whose fan-out is
+// pending, in one statement: one snapshot, in which each post is either
+// pending or written to the timelines (FanOut does both at once).
+func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID string, limit int) (t *Timeline, entries, pending []string, err error) {
 	if beforeID == "" {
 		beforeID = maxID
 	}
@@ -61,28 +62,33 @@ func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID str
 		FloorID *string    `bun:"floor_id"`
 		ReadAt  *time.Time `bun:"read_at"`
 		PostID  string     `bun:"post_id"`
+		Pending bool       `bun:"pending"`
 	}
-	err := tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id FROM timelines AS t WHERE t.user_id = ?
+	err = tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending FROM timelines AS t WHERE t.user_id = ?0
 UNION ALL
-SELECT NULL, NULL, NULL, e.post_id FROM (SELECT te.post_id FROM timeline_entries AS te
-  WHERE te.user_id = ? AND te.post_id < ? ORDER BY te.post_id DESC LIMIT ?) AS e`,
-		userID, userID, beforeID, limit).Scan(ctx, &rows)
+SELECT NULL, NULL, NULL, e.post_id, false FROM (SELECT te.post_id FROM timeline_entries AS te
+  WHERE te.user_id = ?0 AND te.post_id < ?1 ORDER BY te.post_id DESC LIMIT ?2) AS e
+UNION ALL
+SELECT NULL, NULL, NULL, tp.post_id, true FROM timeline_pending AS tp WHERE tp.post_id < ?1`,
+		userID, beforeID, limit).Scan(ctx, &rows)
 	if err != nil {
-		return nil, nil, fmt.Errorf("timeline head: %w", translate(err))
+		return nil, nil, nil, fmt.Errorf("timeline head: %w", translate(err))
 	}
-	var t *Timeline
-	ids := make([]string, 0, len(rows))
+	entries = make([]string, 0, len(rows))
 	for _, r := range rows {
-		if r.State != nil {
+		switch {
+		case r.State != nil:
 			t = &Timeline{UserID: userID, State: *r.State, FloorID: *r.FloorID, ReadAt: *r.ReadAt}
-			continue
+		case r.Pending:
+			pending = append(pending, r.PostID)
+		default:
+			entries = append(entries, r.PostID)
 		}
-		ids = append(ids, r.PostID)
 	}
 	if t == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	return t, ids, nil
+	return t, entries, pending, nil
 }
 
 // maxID sorts after every id (ULIDs are upper-case letters and digits).
@@ -172,8 +178,7 @@ func (db *DB) DropTimelines(ctx context.Context, tx bun.IDB, before time.Time) (
 }
 
 // AddPendingPost marks a new post's fan-out pending, in the post's
-// transaction: until it is done and a moment after, every feed read merges
-// the post.
+// transaction: until it is done, every feed read merges the post.
 func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) error {
 	if _, err := tx.NewInsert().Model(&TimelinePending{PostID: postID, CreatedAt: db.Now()}).
 		On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
@@ -182,20 +187,22 @@ func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) err
 	return nil
 }
 
-// CleanPendingPosts deletes the pending marks of fan-outs done before
-// before.
-func (db *DB) CleanPendingPosts(ctx context.Context, tx bun.IDB, before time.Time) error {
-	if _, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("done_at < ?", before).Exec(ctx); err != nil {
-		return fmt.Errorf("clean pending posts: %w", translate(err))
+// PendingPosts returns up to limit posts whose fan-out is pending, oldest
+// first.
+func (db *DB) PendingPosts(ctx context.Context, tx bun.IDB, limit int) ([]string, error) {
+	var ids []string
+	if err := tx.NewSelect().Model((*TimelinePending)(nil)).Column("post_id").OrderExpr("post_id").Limit(int64(limit)).Scan(ctx, &ids); err != nil {
+		return nil, fmt.Errorf("pending posts: %w", translate(err))
 	}
-	return nil
+	return ids, nil
 }
 
 // FanOut writes a post into the timelines of its readers that exist: the
 // members of its group, or its author's followers (unless the author is
 // a big author, whose posts readers merge; bigAt is the follower count
-// from which an author becomes one) and the author. It marks the post's
-// fan-out done and reports how many timelines it wrote to. Idempotent.
+// from which an author becomes one) and the author. It ends the post's
+// pending mark in the same transaction and reports how many timelines it
+// wrote to. Idempotent.
 //
 // It first locks the group (group posts) or the author (others): a
 // membership change or a follow of the author in progress then commits
@@ -245,7 +252,7 @@ ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
 		return 0, fmt.Errorf("fan out: %w", translate(err))
 	}
 	n, _ := res.(interface{ RowsAffected() (int64, error) }).RowsAffected()
-	if _, err := tx.NewUpdate().Model((*TimelinePending)(nil)).Set("done_at = ?", db.Now()).Where("post_id = ?", postID).Exec(ctx); err != nil {
+	if _, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("post_id = ?", postID).Exec(ctx); err != nil {
 		return 0, fmt.Errorf("fan out: %w", translate(err))
 	}
 	return n, nil
@@ -279,12 +286,10 @@ func (db *DB) removeFromTimeline(ctx context.Context, tx bun.IDB, userID, author
 }
 
 // timelineMerges is the part of a timeline read that is not in its
-// entries: posts whose fan-out is pending, and the posts of big authors
-// the reader follows. Binds: reader, lower bound (inclusive), upper bound
-// (exclusive), per-author limit.
-const timelineMerges = `SELECT tp.post_id FROM timeline_pending AS tp WHERE tp.post_id >= ?1 AND tp.post_id < ?2
-UNION
-SELECT bp.id FROM timeline_big_authors AS b
+// entries: the newest posts of the big authors the reader follows. Binds:
+// reader, lower bound (inclusive), upper bound (exclusive), per-author
+// limit.
+const timelineMerges = `SELECT bp.id AS post_id FROM timeline_big_authors AS b
   JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = ?0
   JOIN posts AS bp ON bp.author_id = b.user_id
   WHERE bp.id >= ?1 AND bp.id < ?2 AND bp.id >= COALESCE((SELECT lp.id FROM posts AS lp

@@ -13,24 +13,37 @@ import (
 // queueName is the job queue of timeline writes.
 const queueName = "timeline"
 
-// How often the maintenance job runs, and how long a done fan-out stays
-// merged by reads: a read takes its timeline's ids and its posts in two
-// statements, and a fan-out finishing between them must not make its post
-// fall out of both.
-const (
-	maintainEvery = 10 * time.Second
-	pendingGrace  = 5 * time.Second
-)
+// How often the maintenance job runs: it also sweeps the fan-outs a batch
+// job missed (see fanoutArgs), so it bounds their delay.
+const maintainEvery = 2 * time.Second
 
-// fanoutArgs writes one new post into its readers' timelines.
+// fanoutArgs fans out every post whose fan-out is pending (oldest first,
+// in chunks), each in a transaction of its own. Posts of the same moment
+// share one job: the job is unique per fanoutBatch period (Batch numbers
+// the period; River's own ByPeriod is at least a second), since per post
+// River's own insert, fetch and completion would cost more than the
+// fan-out, and on SQLite River fetches only a few jobs a second per
+// worker. A post that commits after its period's job has drained is
+// fanned out by the next period's job or the maintenance sweep; feed reads
+// merge it meanwhile.
 type fanoutArgs struct {
-	PostID string `json:"post_id"`
+	Batch int64 `json:"batch"`
 }
 
 func (fanoutArgs) Kind() string { return "timeline.fanout" }
 
+const (
+	fanoutBatch = 100 * time.Millisecond
+	fanoutChunk = 500
+)
+
 func (fanoutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueName, MaxAttempts: 25}
+	return river.InsertOpts{Queue: queueName, MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// fanoutFor is the job a post made at now queues.
+func fanoutFor(now time.Time) fanoutArgs {
+	return fanoutArgs{Batch: now.UnixMilli() / fanoutBatch.Milliseconds()}
 }
 
 type fanoutWorker struct {
@@ -40,21 +53,36 @@ type fanoutWorker struct {
 
 func (w *fanoutWorker) Timeout(*river.Job[fanoutArgs]) time.Duration { return 5 * time.Minute }
 
-func (w *fanoutWorker) Work(ctx context.Context, job *river.Job[fanoutArgs]) error {
-	start := time.Now()
-	var n int64
-	err := w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		n, err = w.s.db.FanOut(ctx, tx, job.Args.PostID, w.s.cfg.BigAuthor)
-		return err
-	})
-	if err != nil {
-		w.s.log.WarnContext(ctx, "timeline fan-out failed; it will be retried", "post", job.Args.PostID, "attempt", job.Attempt, "err", err)
-		return err
+func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[fanoutArgs]) error {
+	return w.s.drain(ctx)
+}
+
+// drain fans out the pending posts until none is left.
+func (s *Service) drain(ctx context.Context) error {
+	for {
+		ids, err := s.db.PendingPosts(ctx, s.db, fanoutChunk)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			start := time.Now()
+			var n int64
+			err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				var err error
+				n, err = s.db.FanOut(ctx, tx, id, s.cfg.BigAuthor)
+				return err
+			})
+			if err != nil {
+				s.log.WarnContext(ctx, "timeline fan-out failed; it will be retried", "post", id, "err", err)
+				return err
+			}
+			took := time.Since(start).Seconds()
+			s.count(func(st *Stats) { st.Fanouts++; st.Entries += uint64(n); st.FanoutSeconds += took })
+		}
+		if len(ids) < fanoutChunk {
+			return nil
+		}
 	}
-	took := time.Since(start).Seconds()
-	w.s.count(func(st *Stats) { st.Fanouts++; st.Entries += uint64(n); st.FanoutSeconds += took })
-	return nil
 }
 
 // fillArgs fills a new timeline from the posts.
@@ -81,7 +109,7 @@ func (w *fillWorker) Work(ctx context.Context, job *river.Job[fillArgs]) error {
 	})
 }
 
-// maintainArgs is the periodic job that forgets done fan-outs and drops
+// maintainArgs is the periodic job that sweeps pending fan-outs and drops
 // idle timelines.
 type maintainArgs struct{}
 
@@ -97,11 +125,12 @@ type maintainWorker struct {
 }
 
 func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) error {
-	now := w.s.db.Now()
-	if err := w.s.db.CleanPendingPosts(ctx, w.s.db, now.Add(-pendingGrace)); err != nil {
+	// A sweep for posts whose batch job came and went before they
+	// committed (see fanoutArgs).
+	if err := w.s.drain(ctx); err != nil {
 		return err
 	}
-	n, err := w.s.db.DropTimelines(ctx, w.s.db, now.Add(-w.s.cfg.IdleAfter))
+	n, err := w.s.db.DropTimelines(ctx, w.s.db, w.s.db.Now().Add(-w.s.cfg.IdleAfter))
 	if n > 0 {
 		w.s.log.InfoContext(ctx, "dropped idle timelines", "count", n)
 	}

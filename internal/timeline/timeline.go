@@ -94,12 +94,13 @@ func NewService(db *store.DB, q *jobs.Queue, cfg Config, log *slog.Logger) *Serv
 	return s
 }
 
-// Posted queues the fan-out of a new post, in the post's transaction.
+// Posted marks a new post's fan-out pending and queues it, in the post's
+// transaction. Posts of the same moment share one job (see fanoutArgs).
 func (s *Service) Posted(ctx context.Context, tx bun.Tx, postID string) error {
 	if err := s.db.AddPendingPost(ctx, tx, postID); err != nil {
 		return err
 	}
-	if err := s.queue.InsertTx(ctx, tx, fanoutArgs{PostID: postID}); err != nil {
+	if err := s.queue.InsertTx(ctx, tx, fanoutFor(time.Now()), nil); err != nil {
 		return fmt.Errorf("queue fan-out: %w", err)
 	}
 	return nil
@@ -116,13 +117,13 @@ const (
 )
 
 // Feed returns up to limit posts of viewerID's home feed below beforeID
-// (” for the newest), newest first, with their hashtags and likedByMe.
+// ("" for the newest), newest first, with their hashtags and likedByMe.
 // It reads the viewer's timeline when it is ready, the posts otherwise.
 func (s *Service) Feed(ctx context.Context, viewerID, beforeID string, limit int) ([]*store.Post, error) {
 	var out []*store.Post
 	before, read := beforeID, max(limit+firstReadExtra, minRead)
 	for {
-		t, ids, err := s.db.TimelineHead(ctx, s.db, viewerID, before, read)
+		t, ids, pending, err := s.db.TimelineHead(ctx, s.db, viewerID, before, read)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +149,7 @@ func (s *Service) Feed(ctx context.Context, viewerID, beforeID string, limit int
 			lower = ids[len(ids)-1]
 		}
 		posts, err := s.db.ListPosts(ctx, s.db, store.PostFilter{
-			ViewerID: viewerID, FeedOf: viewerID, Timeline: true, Candidates: ids,
+			ViewerID: viewerID, FeedOf: viewerID, Timeline: true, Candidates: append(ids, pending...),
 			BeforeID: before, FloorID: lower, Limit: limit - len(out),
 		})
 		if err != nil {
@@ -189,7 +190,7 @@ func (s *Service) start(ctx context.Context, userID string) {
 		if err != nil || !created {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx, fillArgs{UserID: userID})
+		return s.queue.InsertTx(ctx, tx, fillArgs{UserID: userID}, nil)
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "start timeline", "user", userID, "err", err)

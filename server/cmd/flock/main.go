@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -54,6 +56,7 @@ type settings struct {
 	rate      string
 	proxies   string
 	drain     time.Duration
+	pprofAddr string
 }
 
 func parse(args []string, stderr io.Writer) (*settings, []string, error) {
@@ -130,6 +133,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	videoFPS := num("video-max-fps", "FLOCK_VIDEO_MAX_FPS", video.DefaultMaxFrameRate, "highest video frame rate")
 	dur(&s.Video.ProcessTimeout, "video-timeout", "FLOCK_VIDEO_TIMEOUT", video.DefaultProcessTimeout, "time limit of processing one video (probe, transcode, poster)")
 	videoWorkers := num("video-workers", "FLOCK_VIDEO_WORKERS", 1, "videos this instance transcodes at once; -1 for none (uploads are queued for other instances)")
+	str(&s.pprofAddr, "pprof-addr", "FLOCK_PPROF_ADDR", "", "address of a separate listener serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060; empty for none (never expose it publicly)")
 	bigAuthor := num("timeline-big-author", "FLOCK_TIMELINE_BIG_AUTHOR", 5000, "followers from which an author's posts are merged into home feeds when read instead of written to every follower's timeline")
 	timelineWorkers := num("timeline-workers", "FLOCK_TIMELINE_WORKERS", 2, "timeline fan-out jobs this instance runs at once; -1 for none (other instances run them)")
 	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
@@ -288,6 +292,19 @@ func serve(ctx context.Context, s *settings) error {
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return err
+	}
+	if s.pprofAddr != "" {
+		// A listener of its own, so profiles are never on the public port.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() {
+			if err := http.ListenAndServe(s.pprofAddr, mux); err != nil {
+				s.Logger.Error("pprof listener", "err", err)
+			}
+		}()
 	}
 	s.Logger.Info("flock serving", "addr", ln.Addr().String(), "database", app.DB().Engine,
 		"redis", s.RedisURL != "", "public_url", s.PublicURL, "mailer", strings.SplitN(s.Mailer, ":", 2)[0])

@@ -24,13 +24,13 @@ CREATE TABLE timeline_entries (
 );
 CREATE INDEX timeline_entries_post_idx ON timeline_entries (post_id);
 
--- timeline_pending: posts whose fan-out has not finished (done_at NULL) or
--- finished a moment ago. Every read merges them, so a post is in its
--- readers' feeds from its commit on, whatever the job's delay.
+-- timeline_pending: posts whose fan-out has not run yet. A feed read takes
+-- them in the same statement as its timeline's entries, and a fan-out
+-- writes the entries and deletes the row in one transaction, so a post is
+-- in its readers' feeds from its commit on, whatever the job's delay.
 CREATE TABLE timeline_pending (
     post_id    TEXT PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,
-    created_at TIMESTAMPTZ NOT NULL,
-    done_at    TIMESTAMPTZ
+    created_at TIMESTAMPTZ NOT NULL
 );
 
 -- timeline_big_authors: authors with so many followers that their posts
