@@ -112,8 +112,8 @@ func (s *Service) Posted(ctx context.Context, tx bun.Tx, postID string) error {
 const (
 	firstReadExtra = 4
 	growFactor     = 4
-	minRead         = 8
-	touchEvery      = time.Hour
+	minRead        = 8
+	touchEvery     = time.Hour
 )
 
 // Feed returns up to limit posts of viewerID's home feed below beforeID
