@@ -23,7 +23,8 @@ import (
 //
 //  1. the group (LockGroup): membership changes, posting to a group,
 //     deleting a group;
-//  2. the post (LockPost): likes, comments, deleting a post;
+//  2. the post (LockPost): likes, comments, deleting a post, its timeline
+//     fan-out (after the group, before the author);
 //  3. users, in ascending id order in one statement (LockUsers): follows,
 //     blocks, the authors whose posts_count a group deletion lowers;
 //  4. last, whatever the recording of notifications and activity

@@ -217,14 +217,27 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postID string, bigAt int64
 		}
 		return 0, fmt.Errorf("fan out: %w", translate(err))
 	}
+	// Locks in the global order (locks.go): the group, the post (a
+	// deletion in progress is waited for, and the post then found gone
+	// instead of failing the inserts' foreign key), the author.
+	if p.GroupID != nil {
+		if err := db.LockGroup(ctx, tx, *p.GroupID, false); err != nil {
+			return 0, err
+		}
+	}
+	if err := db.LockPost(ctx, tx, postID, false); err != nil {
+		return 0, err
+	}
+	if exists, err := tx.NewSelect().Model((*Post)(nil)).Where("p.id = ?", postID).Exists(ctx); err != nil {
+		return 0, fmt.Errorf("fan out: %w", translate(err))
+	} else if !exists {
+		return 0, nil
+	}
 	var (
 		res any
 		err error
 	)
 	if p.GroupID != nil {
-		if err := db.LockGroup(ctx, tx, *p.GroupID, false); err != nil {
-			return 0, err
-		}
 		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
 SELECT gm.user_id, ? FROM group_members AS gm JOIN timelines AS t ON t.user_id = gm.user_id
 WHERE gm.group_id = ? AND gm.state = ? AND t.floor_id <= ? ON CONFLICT DO NOTHING`, postID, *p.GroupID, MemberActive, postID).Exec(ctx)
