@@ -184,16 +184,14 @@ func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID stri
 }
 
 // GetVisiblePost returns a post with its hashtags if viewerID may see it,
-// checking and loading in one query (two with the hashtags). Returns an
+// checking and loading in one query. Returns an
 // error matching IsNotFound when it does not exist or is not visible.
 func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID string) (*Post, error) {
 	p := new(Post)
-	if err := visibleTo(tx.NewSelect().Model(p).Where("p.id = ?", postID), viewerID, true).Scan(ctx); err != nil {
+	if err := visibleTo(tx.NewSelect().Model(p).ColumnExpr("p.*").ColumnExpr(db.tagListExpr()).Where("p.id = ?", postID), viewerID, true).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get visible post: %w", translate(err))
 	}
-	if err := db.loadHashtags(ctx, tx, []*Post{p}); err != nil {
-		return nil, err
-	}
+	p.splitTags()
 	return p, nil
 }
 
@@ -288,13 +286,18 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 		return nil, fmt.Errorf("list posts: %w", translate(err))
 	}
 	for _, p := range posts {
-		p.Hashtags = nil
-		if p.TagList != nil && *p.TagList != "" {
-			p.Hashtags = strings.Split(*p.TagList, " ")
-		}
-		p.TagList = nil
+		p.splitTags()
 	}
 	return posts, nil
+}
+
+// splitTags sets Hashtags from the TagList a query read.
+func (p *Post) splitTags() {
+	p.Hashtags = nil
+	if p.TagList != nil && *p.TagList != "" {
+		p.Hashtags = strings.Split(*p.TagList, " ")
+	}
+	p.TagList = nil
 }
 
 // valuesList renders ids as the rows of a VALUES list: ('a'), ('b').
