@@ -110,6 +110,7 @@ type config struct {
 	as                    string
 	writersRate           float64
 	firstPass             bool
+	drain                 bool
 	jsonOut               string
 }
 
@@ -138,6 +139,7 @@ func main() {
 	flag.StringVar(&c.as, "as", "", "make every request as this one user (e.g. heavy2000, light50, rare)")
 	flag.Float64Var(&c.writersRate, "writers-rate", 0, "posts a second by a background writer during feed scenarios")
 	flag.BoolVar(&c.firstPass, "first-pass", true, "before the first feed scenario, one feed page per logged-in account, reported apart")
+	flag.BoolVar(&c.drain, "drain", true, "after each scenario, wait (CPU meter running) until the server's timeline fan-out and fill backlog is empty, so deferred work (a post's fan-out, a first read's fill) is in its scenario's CPU and not in the next scenario's")
 	flag.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 	c.scenarios = strings.Split(scenariosFlag, ",")
@@ -272,10 +274,20 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 	}
 	measure := func(name, transport string, a api, l load, wr *writer) {
 		resetPeak(pid)
+		tl0 := readTimelineCounters(client, srv.URL)
 		meter.start(ctx)
 		st := l.run(ctx)
 		if wr != nil {
 			wr.end()
+		}
+		var drained string
+		if c.drain {
+			if took, ok := waitFanout(ctx, db, time.Minute); took > 100*time.Millisecond || !ok {
+				drained = fmt.Sprintf("fan-out/fill backlog drained %.1f s after the run (CPU included)", took.Seconds())
+				if !ok {
+					drained = fmt.Sprintf("fan-out/fill backlog NOT drained %.0f s after the run", took.Seconds())
+				}
+			}
 		}
 		use := meter.end(ctx)
 		peak, _ := memory(pid)
@@ -288,6 +300,12 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 		}
 		if use.backends > 0 {
 			res.Note = strings.TrimPrefix(fmt.Sprintf("%s; %d new database connections", res.Note, use.backends), "; ")
+		}
+		if drained != "" {
+			res.Note = strings.TrimPrefix(res.Note+"; "+drained, "; ")
+		}
+		if tl := readTimelineCounters(client, srv.URL).note(tl0); tl != "" {
+			res.Note = strings.TrimPrefix(res.Note+"; "+tl, "; ")
 		}
 		if c.as != "" {
 			res.Note = strings.TrimPrefix(res.Note+"; as "+c.as, "; ")
