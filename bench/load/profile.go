@@ -39,8 +39,12 @@ var profiles = map[string]Profile{
 	// W1 of issue 13, where the feed was first measured.
 	"small": {Name: "small", Users: 200, Follows: 10_000, Posts: 5_000, Likes: 10_000, Comments: 2_000,
 		TopFollowers: 150, Tags: 50},
+	// TopFollowers is set 1.3x above the issue's 50,000: an account is
+	// followed at most once per follower, so the draws that would go to
+	// the top account again are spent elsewhere and it ends with about
+	// 0.78 of the Zipf share (38,920 followers when this said 50,000).
 	"medium": {Name: "medium", Users: 100_000, Follows: 5_000_000, Posts: 2_000_000, Likes: 3_000_000, Comments: 1_000_000,
-		TopFollowers: 50_000, Tags: 2_000, AuthorSkew: 0.8, Designated: true},
+		TopFollowers: 65_000, Tags: 2_000, AuthorSkew: 0.8, Designated: true},
 }
 
 // Designated accounts (Profile.Designated).
