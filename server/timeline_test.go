@@ -151,7 +151,7 @@ func eventsOnCachedTimeline(t *testing.T, a api) {
 }
 
 // forEachTimelineServer is forEachServer with timeline workers running on
-// both engines (test servers run none on Postgres by default).
+// both engines (test servers run none by default, see testutil).
 func forEachTimelineServer(t *testing.T, fn func(t *testing.T, s *tu.Server)) {
 	t.Helper()
 	for _, engine := range tu.Engines(t) {

@@ -219,6 +219,9 @@ type PostFilter struct {
 	Candidates []string
 	// Timeline is set when Candidates applies (it may be empty).
 	Timeline bool
+	// MergeBig adds the newest posts of the big authors the reader follows
+	// (Timeline only; Timeline.FollowsBig says whether there are any).
+	MergeBig bool
 	Limit    int
 }
 
@@ -259,10 +262,15 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 		// One set of ids, looked up by primary key: an OR of two IN
 		// conditions would make SQLite walk the posts of the whole id range.
 		mergeQ := bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit)
-		if len(f.Candidates) > 0 {
+		switch {
+		case len(f.Candidates) > 0 && f.MergeBig:
 			q = q.Where("p.id IN (SELECT column1 FROM (VALUES ?) AS c UNION SELECT post_id FROM (?) AS m)", valuesList(f.Candidates), mergeQ)
-		} else {
+		case len(f.Candidates) > 0:
+			q = q.Where("p.id IN (?)", bun.List(f.Candidates))
+		case f.MergeBig:
 			q = q.Where("p.id IN (SELECT post_id FROM (?) AS m)", mergeQ)
+		default:
+			return nil, nil
 		}
 	case f.FeedOf != "":
 		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",

@@ -30,6 +30,9 @@ type Timeline struct {
 	// empty when it holds all of them.
 	FloorID string    `bun:"floor_id,notnull"`
 	ReadAt  time.Time `bun:"read_at,notnull"`
+	// FollowsBig is whether the user follows a big author, whose posts a
+	// read merges (TimelineHead sets it).
+	FollowsBig bool `bun:"-"`
 }
 
 // TimelineEntry is one post id in a user's timeline.
@@ -63,13 +66,16 @@ func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID str
 		ReadAt  *time.Time `bun:"read_at"`
 		PostID  string     `bun:"post_id"`
 		Pending bool       `bun:"pending"`
+		Big     bool       `bun:"big"`
 	}
-	err = tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending FROM timelines AS t WHERE t.user_id = ?0
+	err = tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending,
+  EXISTS (SELECT 1 FROM timeline_big_authors AS b JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = ?0) AS big
+  FROM timelines AS t WHERE t.user_id = ?0
 UNION ALL
-SELECT NULL, NULL, NULL, e.post_id, false FROM (SELECT te.post_id FROM timeline_entries AS te
+SELECT NULL, NULL, NULL, e.post_id, false, false FROM (SELECT te.post_id FROM timeline_entries AS te
   WHERE te.user_id = ?0 AND te.post_id < ?1 ORDER BY te.post_id DESC LIMIT ?2) AS e
 UNION ALL
-SELECT NULL, NULL, NULL, tp.post_id, true FROM timeline_pending AS tp WHERE tp.post_id < ?1`,
+SELECT NULL, NULL, NULL, tp.post_id, true, false FROM timeline_pending AS tp WHERE tp.post_id < ?1`,
 		userID, beforeID, limit).Scan(ctx, &rows)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("timeline head: %w", translate(err))
@@ -78,7 +84,7 @@ SELECT NULL, NULL, NULL, tp.post_id, true FROM timeline_pending AS tp WHERE tp.p
 	for _, r := range rows {
 		switch {
 		case r.State != nil:
-			t = &Timeline{UserID: userID, State: *r.State, FloorID: *r.FloorID, ReadAt: *r.ReadAt}
+			t = &Timeline{UserID: userID, State: *r.State, FloorID: *r.FloorID, ReadAt: *r.ReadAt, FollowsBig: r.Big}
 		case r.Pending:
 			pending = append(pending, r.PostID)
 		default:
@@ -202,7 +208,8 @@ func (db *DB) PendingPosts(ctx context.Context, tx bun.IDB, limit int) ([]string
 // a big author, whose posts readers merge; bigAt is the follower count
 // from which an author becomes one) and the author. It ends the post's
 // pending mark in the same transaction and reports how many timelines it
-// wrote to. Idempotent.
+// wrote to; nothing when the post is no longer pending (fanned out
+// already, or deleted).
 //
 // It first locks the group (group posts) or the author (others): a
 // membership change or a follow of the author in progress then commits
@@ -228,15 +235,17 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postID string, bigAt int64
 	if err := db.LockPost(ctx, tx, postID, false); err != nil {
 		return 0, err
 	}
-	if exists, err := tx.NewSelect().Model((*Post)(nil)).Where("p.id = ?", postID).Exists(ctx); err != nil {
+	// Claim the post: a concurrent fan-out of it (two batch jobs draining
+	// at once) waits here for the first to commit and then finds nothing
+	// to do; a deleted post took its pending row with it.
+	claimed, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("post_id = ?", postID).Exec(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("fan out: %w", translate(err))
-	} else if !exists {
+	}
+	if n, _ := claimed.RowsAffected(); n == 0 {
 		return 0, nil
 	}
-	var (
-		res any
-		err error
-	)
+	var res any
 	if p.GroupID != nil {
 		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
 SELECT gm.user_id, ? FROM group_members AS gm JOIN timelines AS t ON t.user_id = gm.user_id
@@ -265,9 +274,6 @@ ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
 		return 0, fmt.Errorf("fan out: %w", translate(err))
 	}
 	n, _ := res.(interface{ RowsAffected() (int64, error) }).RowsAffected()
-	if _, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("post_id = ?", postID).Exec(ctx); err != nil {
-		return 0, fmt.Errorf("fan out: %w", translate(err))
-	}
 	return n, nil
 }
 

@@ -61,13 +61,13 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		// Videos are queued but not processed unless a test asks for it
 		// (Video.Workers > 0), so that most servers run no ffmpeg.
 		Video: video.Config{Workers: -1, JobPoll: 50 * time.Millisecond},
-		// Timeline fan-outs run on SQLite test servers. On Postgres a
-		// working job queue holds a pgx pool of its own (3 connections
-		// here), and with dozens of test servers alive at once that
-		// exhausts max_connections (100); there posts stay pending and
-		// every read merges them, unless a test asks for workers
-		// (server/timeline_test.go does, on both engines).
-		Timeline: timeline.Config{Workers: timelineWorkers(engine)},
+		// No timeline jobs run: a working job queue polls (SQLite) or holds
+		// a pgx pool (Postgres) per server, and with dozens of test servers
+		// alive at once under -race that tripled the suite's time and
+		// exhausted Postgres's max_connections. Posts then stay pending
+		// and every feed read merges them (the same read path); the
+		// timeline tests (server/timeline_test.go) ask for workers.
+		Timeline: timeline.Config{Workers: -1},
 		// Cheap password hashes: MustAccount would otherwise spend ~0.4 s
 		// of CPU per account under -race. internal/account's tests keep
 		// the production parameters.
@@ -230,11 +230,4 @@ func (s *Server) Metric(tb testing.TB, sample string) float64 {
 	}
 	tb.Fatalf("/metrics has no %s", sample)
 	return 0
-}
-
-func timelineWorkers(engine string) int {
-	if engine == store.Postgres {
-		return -1
-	}
-	return 1
 }

@@ -162,7 +162,7 @@ func (s *Service) Feed(ctx context.Context, viewerID, beforeID string, limit int
 			lower = ids[len(ids)-1]
 		}
 		posts, err := s.db.ListPosts(ctx, s.db, store.PostFilter{
-			ViewerID: viewerID, FeedOf: viewerID, Timeline: true, Candidates: append(ids, pending...),
+			ViewerID: viewerID, FeedOf: viewerID, Timeline: true, Candidates: append(ids, pending...), MergeBig: t.FollowsBig,
 			BeforeID: before, FloorID: lower, Limit: limit - len(out),
 		})
 		if err != nil {
