@@ -34,7 +34,7 @@ func (fanoutArgs) Kind() string { return "timeline.fanout" }
 
 const (
 	fanoutBatch = 100 * time.Millisecond
-	fanoutChunk = 500
+	fanoutChunk = 200
 )
 
 func (fanoutArgs) InsertOpts() river.InsertOpts {
@@ -57,8 +57,16 @@ func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[fanoutArgs]) error
 	return w.s.drain(ctx)
 }
 
-// drain fans out the pending posts until none is left.
+// drain fans out the pending posts until none is left. One drain runs
+// per instance at a time: batch jobs that start while one runs return at
+// once (the running one goes on until it finds nothing pending), so they
+// do not fan out the same posts side by side. Instances still may; a
+// fan-out claims its post, so the second finds nothing to do.
 func (s *Service) drain(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.draining.Store(false)
 	for {
 		ids, err := s.db.PendingPosts(ctx, s.db, fanoutChunk)
 		if err != nil {
@@ -79,7 +87,7 @@ func (s *Service) drain(ctx context.Context) error {
 			took := time.Since(start).Seconds()
 			s.count(func(st *Stats) { st.Fanouts++; st.Entries += uint64(n); st.FanoutSeconds += took })
 		}
-		if len(ids) < fanoutChunk {
+		if len(ids) == 0 {
 			return nil
 		}
 	}

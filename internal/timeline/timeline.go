@@ -80,6 +80,8 @@ type Service struct {
 	}
 	// queuedBatch is the last fan-out batch this instance queued a job for.
 	queuedBatch atomic.Int64
+	// draining is set while a drain runs on this instance.
+	draining atomic.Bool
 }
 
 // NewService returns a Service whose jobs run on q (registered here, before
