@@ -24,8 +24,8 @@
 //   - a user's first feed read creates their timeline (state building) and
 //     queues its fill; reads go to SQL until it is ready.
 //   - timelines keep their newest store.TimelineSize entries (trimmed on
-//     read at most hourly) and are dropped after Config.IdleAfter without a
-//     read.
+//     read, at most every 10 minutes; between trims fan-outs may add more)
+//     and are dropped after Config.IdleAfter without a read.
 package timeline
 
 import (
@@ -128,7 +128,7 @@ const (
 	firstReadExtra = 4
 	growFactor     = 4
 	minRead        = 8
-	touchEvery     = time.Hour
+	touchEvery     = 10 * time.Minute
 )
 
 // Feed returns up to limit posts of viewerID's home feed below beforeID
