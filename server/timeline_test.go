@@ -276,6 +276,16 @@ func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 		if reads, falls := s.Metric(t, "flock_timeline_reads_total"), s.Metric(t, "flock_timeline_fallbacks_total"); reads == 0 || falls == 0 {
 			t.Fatalf("timeline reads %v, fallbacks %v: want both used", reads, falls)
 		}
+		// Dropped again (idle): the next read fills it again, although a
+		// fill of it ran before.
+		if _, err := db.NewDelete().Table("timelines").Where("user_id = ?", reader.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wholeFeed(a, reader.AccessToken)
+		waitFanouts(t, s)
+		if n, _ := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx); n != int64(len(want)) {
+			t.Fatalf("timeline filled again has %d entries, want %d", n, len(want))
+		}
 	})
 }
 

@@ -100,18 +100,20 @@ SELECT NULL, NULL, NULL, tp.post_id, true, false FROM timeline_pending AS tp WHE
 // maxID sorts after every id (ULIDs are upper-case letters and digits).
 const maxID = "~"
 
-// StartTimeline creates userID's timeline in the building state; false
+// StartTimeline creates userID's timeline in the building state; nil
 // when it already has one. The caller commits this before filling it
 // (FillTimeline), so fan-outs running during the fill see it and write to
 // it.
-func (db *DB) StartTimeline(ctx context.Context, tx bun.IDB, userID string) (bool, error) {
-	res, err := tx.NewInsert().Model(&Timeline{UserID: userID, State: TimelineBuilding, ReadAt: db.Now()}).
-		On("CONFLICT DO NOTHING").Exec(ctx)
+func (db *DB) StartTimeline(ctx context.Context, tx bun.IDB, userID string) (*Timeline, error) {
+	t := &Timeline{UserID: userID, State: TimelineBuilding, ReadAt: db.Now()}
+	res, err := tx.NewInsert().Model(t).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
-		return false, fmt.Errorf("start timeline: %w", translate(err))
+		return nil, fmt.Errorf("start timeline: %w", translate(err))
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, nil
+	}
+	return t, nil
 }
 
 // feedSources selects the ids of up to ? posts of a user's home feed
@@ -170,6 +172,17 @@ func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size 
 // TouchTimeline records a read of a timeline and trims it to size.
 func (db *DB) TouchTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
 	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
+}
+
+// StuckTimelines returns up to limit timelines building since before since
+// (their fill job lost).
+func (db *DB) StuckTimelines(ctx context.Context, tx bun.IDB, since time.Time, limit int) ([]Timeline, error) {
+	var out []Timeline
+	if err := tx.NewSelect().Model(&out).Where("state = ? AND read_at < ?", TimelineBuilding, since).
+		Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("stuck timelines: %w", translate(err))
+	}
+	return out, nil
 }
 
 // DropTimelines deletes the timelines (and their entries) not read since

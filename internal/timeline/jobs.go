@@ -93,9 +93,14 @@ func (s *Service) drain(ctx context.Context) error {
 	}
 }
 
-// fillArgs fills a new timeline from the posts.
+// fillArgs fills a new timeline from the posts. Since (the timeline's
+// creation, Unix nanoseconds) tells one timeline of a user from the next
+// after a drop: the job is unique by its arguments, and a completed fill
+// (River keeps it a day) must not swallow the fill of a timeline made
+// again, which would then stay "building" for good.
 type fillArgs struct {
 	UserID string `json:"user_id"`
+	Since  int64  `json:"since"`
 }
 
 func (fillArgs) Kind() string { return "timeline.fill" }
@@ -117,8 +122,8 @@ func (w *fillWorker) Work(ctx context.Context, job *river.Job[fillArgs]) error {
 	})
 }
 
-// maintainArgs is the periodic job that sweeps pending fan-outs and drops
-// idle timelines.
+// maintainArgs is the periodic job that sweeps pending fan-outs, queues
+// the fills of timelines stuck building, and drops idle timelines.
 type maintainArgs struct{}
 
 func (maintainArgs) Kind() string { return "timeline.maintain" }
@@ -137,6 +142,16 @@ func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) e
 	// committed (see fanoutArgs).
 	if err := w.s.drain(ctx); err != nil {
 		return err
+	}
+	// Fills lost or swallowed: timelines building for over a minute.
+	stuck, err := w.s.db.StuckTimelines(ctx, w.s.db, w.s.db.Now().Add(-time.Minute), 100)
+	if err != nil {
+		return err
+	}
+	for _, t := range stuck {
+		if err := w.s.queue.Insert(ctx, fillArgs{UserID: t.UserID, Since: t.ReadAt.UnixNano()}); err != nil {
+			return err
+		}
 	}
 	n, err := w.s.db.DropTimelines(ctx, w.s.db, w.s.db.Now().Add(-w.s.cfg.IdleAfter))
 	if n > 0 {

@@ -201,11 +201,11 @@ func (s *Service) fromPosts(ctx context.Context, out []*store.Post, viewerID, be
 // next read tries again.
 func (s *Service) start(ctx context.Context, userID string) {
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		created, err := s.db.StartTimeline(ctx, tx, userID)
-		if err != nil || !created {
+		t, err := s.db.StartTimeline(ctx, tx, userID)
+		if err != nil || t == nil {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx, fillArgs{UserID: userID}, nil)
+		return s.queue.InsertTx(ctx, tx, fillArgs{UserID: userID, Since: t.ReadAt.UnixNano()}, nil)
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "start timeline", "user", userID, "err", err)
