@@ -271,17 +271,26 @@ WHERE gm.group_id = ? AND gm.state = ? AND t.floor_id <= ? ON CONFLICT DO NOTHIN
 		if err := tx.NewSelect().Model((*User)(nil)).Column("followers_count").Where("id = ?", p.AuthorID).Scan(ctx, &followers); err != nil {
 			return 0, fmt.Errorf("fan out: %w", translate(err))
 		}
-		if followers >= bigAt {
+		big := followers >= bigAt
+		if big {
 			if _, err := tx.NewRaw("INSERT INTO timeline_big_authors (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING", p.AuthorID, db.Now()).Exec(ctx); err != nil {
 				return 0, fmt.Errorf("fan out: %w", translate(err))
 			}
+		} else if big, err = tx.NewSelect().Table("timeline_big_authors").Where("user_id = ?", p.AuthorID).Exists(ctx); err != nil {
+			return 0, fmt.Errorf("fan out: %w", translate(err))
+		}
+		// The author's own timeline; their followers' unless they are a
+		// big author, driven by the author's followers (follows'
+		// followee index), not by every timeline.
+		readers := `SELECT t.user_id FROM timelines AS t WHERE t.user_id = ?1 AND t.floor_id <= ?0`
+		if !big {
+			readers += `
+UNION ALL
+SELECT f.follower_id FROM follows AS f JOIN timelines AS t ON t.user_id = f.follower_id
+WHERE f.followee_id = ?1 AND t.floor_id <= ?0`
 		}
 		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT t.user_id, ?0 FROM timelines AS t
-WHERE t.floor_id <= ?0 AND (t.user_id = ?1 OR (
-  NOT EXISTS (SELECT 1 FROM timeline_big_authors AS b WHERE b.user_id = ?1) AND
-  EXISTS (SELECT 1 FROM follows AS f WHERE f.follower_id = t.user_id AND f.followee_id = ?1)))
-ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
+SELECT r.user_id, ?0 FROM (`+readers+`) AS r WHERE true ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("fan out: %w", translate(err))
