@@ -69,163 +69,145 @@ func wholeFeed(a api, tok string) []string {
 // blocks). Each event that adds posts adds them to the timeline.
 func TestTimeline_EventsOnCachedTimeline_P4(t *testing.T) {
 	t.Parallel()
-	forEachTimelineServer(t, func(t *testing.T, s *tu.Server) {
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
 		for _, tr := range tu.Transports {
 			t.Run(string(tr), func(t *testing.T) {
 				t.Parallel()
 				eventsOnCachedTimeline(t, api{t: t, s: s, tr: tr})
 			})
 		}
-	})
+	}, withTimelineWorkers)
 }
 
 func eventsOnCachedTimeline(t *testing.T, a api) {
-	{
-		s := a.s
-		pfx := string(a.tr) + "_"
-		reader := s.MustAccount(t, pfx+"reader")
-		staff := s.MustAccount(t, pfx+"staff")
-		mustStaff(t, s, staff)
-		names := []string{"unfollowed", "blocksreader", "blockedbyreader", "suspended", "deleter", "grouper", "earlier"}
-		w := map[string]*tu.Account{}
-		for _, n := range names {
-			w[n] = s.MustAccount(t, pfx+n)
-		}
-		for _, n := range names[:5] {
-			if err := a.follow(reader.AccessToken, w[n].ID); err != nil {
-				t.Fatal(err)
-			}
-		}
-		g := a.createGroup(w["grouper"].AccessToken, "club", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
-		if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
+	s := a.s
+	pfx := string(a.tr) + "_"
+	reader := s.MustAccount(t, pfx+"reader")
+	staff := s.MustAccount(t, pfx+"staff")
+	mustStaff(t, s, staff)
+	names := []string{"unfollowed", "blocksreader", "blockedbyreader", "suspended", "deleter", "grouper", "earlier"}
+	w := map[string]*tu.Account{}
+	for _, n := range names {
+		w[n] = s.MustAccount(t, pfx+n)
+	}
+	for _, n := range names[:5] {
+		if err := a.follow(reader.AccessToken, w[n].ID); err != nil {
 			t.Fatal(err)
 		}
-		posts := map[string]*flockv1.Post{}
-		for _, n := range names[:5] {
-			posts[n] = a.post(w[n].AccessToken, "hello from "+n, flockv1.Visibility_VISIBILITY_FOLLOWERS)
+	}
+	g := a.createGroup(w["grouper"].AccessToken, "club", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
+	if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	posts := map[string]*flockv1.Post{}
+	for _, n := range names[:5] {
+		posts[n] = a.post(w[n].AccessToken, "hello from "+n, flockv1.Visibility_VISIBILITY_FOLLOWERS)
+	}
+	gp, err := a.groupPost(w["grouper"].AccessToken, g.GetId(), "club news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts["grouper"] = gp
+	waitFanouts(t, s)
+	for n, p := range posts {
+		if !inTimeline(t, s, reader.ID, p.GetId()) {
+			t.Fatalf("%s's post is not in the reader's timeline after its fan-out", n)
 		}
-		gp, err := a.groupPost(w["grouper"].AccessToken, g.GetId(), "club news")
-		if err != nil {
-			t.Fatal(err)
-		}
-		posts["grouper"] = gp
-		waitFanouts(t, s)
-		for n, p := range posts {
-			if !inTimeline(t, s, reader.ID, p.GetId()) {
-				t.Fatalf("%s's post is not in the reader's timeline after its fan-out", n)
-			}
-		}
-		feed, _ := a.feed(reader.AccessToken, 100, "")
-		if len(feed) != len(posts) {
-			t.Fatalf("feed has %d posts, want %d", len(feed), len(posts))
-		}
+	}
+	feed, _ := a.feed(reader.AccessToken, 100, "")
+	if len(feed) != len(posts) {
+		t.Fatalf("feed has %d posts, want %d", len(feed), len(posts))
+	}
 
-		// The hiding events, on posts the timeline holds.
-		must[flockv1.UnfollowResponse](a, flockv1connect.UserServiceUnfollowProcedure, reader.AccessToken, &flockv1.UnfollowRequest{UserId: w["unfollowed"].ID})
-		a.block(w["blocksreader"].AccessToken, reader.ID)
-		a.block(reader.AccessToken, w["blockedbyreader"].ID)
-		a.mustResolve(staff.AccessToken, a.mustReport(reader.AccessToken, posts["suspended"].GetId(), flockv1.ReportReason_REPORT_REASON_SPAM, "").GetId(), suspendAuthor)
-		must[flockv1.DeletePostResponse](a, flockv1connect.PostServiceDeletePostProcedure, w["deleter"].AccessToken, &flockv1.DeletePostRequest{PostId: posts["deleter"].GetId()})
-		must[flockv1.LeaveGroupResponse](a, flockv1connect.GroupServiceLeaveGroupProcedure, reader.AccessToken, &flockv1.LeaveGroupRequest{GroupId: g.GetId()})
-		if got := wholeFeed(a, reader.AccessToken); len(got) != 0 {
-			t.Fatalf("after unfollow, blocks both ways, suspension, deletion and leaving the group the feed still has %v", got)
-		}
+	// The hiding events, on posts the timeline holds.
+	must[flockv1.UnfollowResponse](a, flockv1connect.UserServiceUnfollowProcedure, reader.AccessToken, &flockv1.UnfollowRequest{UserId: w["unfollowed"].ID})
+	a.block(w["blocksreader"].AccessToken, reader.ID)
+	a.block(reader.AccessToken, w["blockedbyreader"].ID)
+	a.mustResolve(staff.AccessToken, a.mustReport(reader.AccessToken, posts["suspended"].GetId(), flockv1.ReportReason_REPORT_REASON_SPAM, "").GetId(), suspendAuthor)
+	must[flockv1.DeletePostResponse](a, flockv1connect.PostServiceDeletePostProcedure, w["deleter"].AccessToken, &flockv1.DeletePostRequest{PostId: posts["deleter"].GetId()})
+	must[flockv1.LeaveGroupResponse](a, flockv1connect.GroupServiceLeaveGroupProcedure, reader.AccessToken, &flockv1.LeaveGroupRequest{GroupId: g.GetId()})
+	if got := wholeFeed(a, reader.AccessToken); len(got) != 0 {
+		t.Fatalf("after unfollow, blocks both ways, suspension, deletion and leaving the group the feed still has %v", got)
+	}
 
-		// The adding events: a follow brings the followee's earlier posts,
-		// a join the group's, into the timeline and the feed.
-		early := a.post(w["earlier"].AccessToken, "posted before the follow")
-		waitFanouts(t, s)
-		if err := a.follow(reader.AccessToken, w["earlier"].ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
-			t.Fatal(err)
-		}
-		if !inTimeline(t, s, reader.ID, early.GetId()) || !inTimeline(t, s, reader.ID, gp.GetId()) {
-			t.Fatal("a follow or a join did not add the source's earlier posts to the timeline")
-		}
-		if got, want := wholeFeed(a, reader.AccessToken), []string{early.GetId(), gp.GetId()}; !slices.Equal(got, want) {
-			t.Fatalf("feed after follow and join = %v, want %v", got, want)
-		}
+	// The adding events: a follow brings the followee's earlier posts,
+	// a join the group's, into the timeline and the feed.
+	early := a.post(w["earlier"].AccessToken, "posted before the follow")
+	waitFanouts(t, s)
+	if err := a.follow(reader.AccessToken, w["earlier"].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.join(reader.AccessToken, g.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	if !inTimeline(t, s, reader.ID, early.GetId()) || !inTimeline(t, s, reader.ID, gp.GetId()) {
+		t.Fatal("a follow or a join did not add the source's earlier posts to the timeline")
+	}
+	if got, want := wholeFeed(a, reader.AccessToken), []string{early.GetId(), gp.GetId()}; !slices.Equal(got, want) {
+		t.Fatalf("feed after follow and join = %v, want %v", got, want)
 	}
 }
 
-// forEachTimelineServer is forEachServer with timeline workers running on
-// both engines (test servers run none by default, see testutil).
-func forEachTimelineServer(t *testing.T, fn func(t *testing.T, s *tu.Server)) {
-	t.Helper()
-	for _, engine := range tu.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			fn(t, tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.Workers = 1 }))
-		})
-	}
-}
+// withTimelineWorkers runs timeline jobs on a test server (test servers
+// run none by default, see testutil).
+func withTimelineWorkers(c *server.Config) { c.Timeline.Workers = 1 }
 
 // A post is in its readers' feeds from its commit on, before any fan-out
 // runs: reads merge the pending ones. Here no instance runs fan-outs.
 func TestTimeline_PendingPostsReadBeforeFanout(t *testing.T) {
 	t.Parallel()
-	for _, engine := range tu.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			s := tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.Workers = -1 })
-			a := api{t: t, s: s, tr: tu.Connect}
-			reader, author := s.MustAccount(t, "reader"), s.MustAccount(t, "author")
-			if err := a.follow(reader.AccessToken, author.ID); err != nil {
-				t.Fatal(err)
-			}
-			p := a.post(author.AccessToken, "fresh")
-			if inTimeline(t, s, reader.ID, p.GetId()) {
-				t.Fatal("the post was fanned out with no worker running")
-			}
-			if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
-				t.Fatalf("feed = %v, want the pending post %s", got, p.GetId())
-			}
-			if got := wholeFeed(a, author.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
-				t.Fatalf("author's feed = %v, want their pending post", got)
-			}
-		})
-	}
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		reader, author := s.MustAccount(t, "reader"), s.MustAccount(t, "author")
+		if err := a.follow(reader.AccessToken, author.ID); err != nil {
+			t.Fatal(err)
+		}
+		p := a.post(author.AccessToken, "fresh")
+		if inTimeline(t, s, reader.ID, p.GetId()) {
+			t.Fatal("the post was fanned out with no worker running")
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
+			t.Fatalf("feed = %v, want the pending post %s", got, p.GetId())
+		}
+		if got := wholeFeed(a, author.AccessToken); !slices.Equal(got, []string{p.GetId()}) {
+			t.Fatalf("author's feed = %v, want their pending post", got)
+		}
+	}, func(c *server.Config) { c.Timeline.Workers = -1 })
 }
 
 // Posts of authors with at least FLOCK_TIMELINE_BIG_AUTHOR followers are
 // not written to followers' timelines; reads merge them in order.
 func TestTimeline_BigAuthorsMergedAtRead(t *testing.T) {
 	t.Parallel()
-	for _, engine := range tu.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			s := tu.MustServer(t, engine, func(c *server.Config) { c.Timeline.BigAuthor, c.Timeline.Workers = 2, 1 })
-			a := api{t: t, s: s, tr: tu.Connect}
-			reader, other := s.MustAccount(t, "reader"), s.MustAccount(t, "other")
-			big, small := s.MustAccount(t, "big"), s.MustAccount(t, "small")
-			a.mustFollow(reader.AccessToken, big.ID, small.ID)
-			a.mustFollow(other.AccessToken, big.ID)
-			var want []string
-			for i := range 12 {
-				author := small
-				if i%3 == 0 {
-					author = big
-				}
-				want = append([]string{a.post(author.AccessToken, fmt.Sprintf("post %d", i)).GetId()}, want...)
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		reader, other := s.MustAccount(t, "reader"), s.MustAccount(t, "other")
+		big, small := s.MustAccount(t, "big"), s.MustAccount(t, "small")
+		a.mustFollow(reader.AccessToken, big.ID, small.ID)
+		a.mustFollow(other.AccessToken, big.ID)
+		var want []string
+		for i := range 12 {
+			author := small
+			if i%3 == 0 {
+				author = big
 			}
-			waitFanouts(t, s)
-			for _, id := range want {
-				p := must[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, reader.AccessToken, &flockv1.GetPostRequest{PostId: id}).GetPost()
-				if isBig := p.GetAuthor().GetId() == big.ID; inTimeline(t, s, reader.ID, id) == isBig {
-					t.Fatalf("post by big=%v in timeline=%v: big authors are merged, others written", isBig, !isBig)
-				}
+			want = append([]string{a.post(author.AccessToken, fmt.Sprintf("post %d", i)).GetId()}, want...)
+		}
+		waitFanouts(t, s)
+		for _, id := range want {
+			p := must[flockv1.GetPostResponse](a, flockv1connect.PostServiceGetPostProcedure, reader.AccessToken, &flockv1.GetPostRequest{PostId: id}).GetPost()
+			if isBig := p.GetAuthor().GetId() == big.ID; inTimeline(t, s, reader.ID, id) == isBig {
+				t.Fatalf("post by big=%v in timeline=%v: big authors are merged, others written", isBig, !isBig)
 			}
-			if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
-				t.Fatalf("feed = %v\nwant  %v", got, want)
-			}
-			// The big author still sees their own posts from their timeline.
-			if !inTimeline(t, s, big.ID, want[len(want)-1]) {
-				t.Fatal("a big author's own post is not in their own timeline")
-			}
-		})
-	}
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+			t.Fatalf("feed = %v\nwant  %v", got, want)
+		}
+		// The big author still sees their own posts from their timeline.
+		if !inTimeline(t, s, big.ID, want[len(want)-1]) {
+			t.Fatal("a big author's own post is not in their own timeline")
+		}
+	}, withTimelineWorkers, func(c *server.Config) { c.Timeline.BigAuthor = 2 })
 }
 
 // A user without a timeline (new deployment, or dropped after idling) is
@@ -234,7 +216,7 @@ func TestTimeline_BigAuthorsMergedAtRead(t *testing.T) {
 // same as with no timeline at all.
 func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 	t.Parallel()
-	forEachTimelineServer(t, func(t *testing.T, s *tu.Server) {
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
 		a := api{t: t, s: s, tr: tu.REST}
 		reader := s.MustAccount(t, "reader")
 		var want []string
@@ -286,7 +268,7 @@ func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 		if n, _ := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx); n != int64(len(want)) {
 			t.Fatalf("timeline filled again has %d entries, want %d", n, len(want))
 		}
-	})
+	}, withTimelineWorkers)
 }
 
 // Users post, delete, follow, unfollow, join and leave a group, all at
@@ -298,7 +280,7 @@ func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 // locks; P27: no deadlock either).
 func TestTimeline_SameFeedAsFromPostsAfterConcurrentChanges_P27(t *testing.T) {
 	t.Parallel()
-	forEachTimelineServer(t, func(t *testing.T, s *tu.Server) {
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
 		users := accounts(t, s, "tl", 6)
 		a := api{t: t, s: s, tr: tu.Connect}
 		g := a.createGroup(users[0].AccessToken, "storm", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
@@ -348,5 +330,5 @@ func TestTimeline_SameFeedAsFromPostsAfterConcurrentChanges_P27(t *testing.T) {
 				t.Errorf("%s: feed from the timeline differs from the feed from the posts:\ntimeline %v\nposts    %v", u.Username, fromTimeline, fromPosts)
 			}
 		}
-	})
+	}, withTimelineWorkers)
 }

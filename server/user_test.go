@@ -22,15 +22,16 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/server"
 )
 
 // forEachServer runs fn once per database engine with a fresh server.
-func forEachServer(t *testing.T, fn func(t *testing.T, s *tu.Server)) {
+func forEachServer(t *testing.T, fn func(t *testing.T, s *tu.Server), configure ...func(*server.Config)) {
 	t.Helper()
 	for _, engine := range tu.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			fn(t, tu.MustServer(t, engine))
+			fn(t, tu.MustServer(t, engine, configure...))
 		})
 	}
 }

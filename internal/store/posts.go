@@ -114,12 +114,10 @@ func (db *DB) setHashtags(ctx context.Context, tx bun.IDB, postID string, tags [
 // when there is none.
 func (db *DB) GetPost(ctx context.Context, tx bun.IDB, id string) (*Post, error) {
 	p := new(Post)
-	if err := tx.NewSelect().Model(p).Where("p.id = ?", id).Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(p).ColumnExpr("p.*").ColumnExpr(db.tagListExpr()).Where("p.id = ?", id).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get post: %w", translate(err))
 	}
-	if err := db.loadHashtags(ctx, tx, []*Post{p}); err != nil {
-		return nil, err
-	}
+	p.splitTags()
 	return p, nil
 }
 
