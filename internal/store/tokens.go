@@ -19,6 +19,12 @@ type Session struct {
 	ExpiresAt  time.Time  `bun:"expires_at,notnull"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
 	RevokedWhy string     `bun:"revoked_why,notnull"`
+	// UserAgent and IP are those of the Login that started the session.
+	UserAgent string `bun:"user_agent,notnull"`
+	IP        string `bun:"ip,notnull"`
+	// LastUsedAt is when a token of the session was last used, advanced at
+	// most every few minutes; nil until then.
+	LastUsedAt *time.Time `bun:"last_used_at"`
 }
 
 // RefreshToken is a refresh token, stored as a hash of its value.
@@ -36,6 +42,21 @@ type RefreshToken struct {
 // hash of its value.
 type EmailVerification struct {
 	bun.BaseModel `bun:"table:email_verifications,alias:ev"`
+
+	TokenHash string     `bun:"token_hash,pk"`
+	UserID    string     `bun:"user_id,notnull"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	UsedAt    *time.Time `bun:"used_at"`
+	// NewEmail is set on the token of an email change: the address that
+	// becomes the account's email when the token is used.
+	NewEmail *string `bun:"new_email"`
+}
+
+// PasswordReset is an outstanding password-reset token, stored as a hash
+// of its value.
+type PasswordReset struct {
+	bun.BaseModel `bun:"table:password_resets,alias:pr"`
 
 	TokenHash string     `bun:"token_hash,pk"`
 	UserID    string     `bun:"user_id,notnull"`

@@ -12,6 +12,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -2004,11 +2005,721 @@ func (x *Suggestion) GetScore() float64 {
 	return 0
 }
 
+type ChangePasswordRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CurrentPassword string                 `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// 8-128 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{40}
+}
+
+type RequestPasswordResetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetRequest) Reset() {
+	*x = RequestPasswordResetRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetRequest) ProtoMessage() {}
+
+func (x *RequestPasswordResetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetRequest.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RequestPasswordResetRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type RequestPasswordResetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetResponse) Reset() {
+	*x = RequestPasswordResetResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetResponse) ProtoMessage() {}
+
+func (x *RequestPasswordResetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetResponse.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{42}
+}
+
+type ResetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `token` query parameter of the link in the reset email.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// 8-128 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ResetPasswordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ResetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ResetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{44}
+}
+
+type ChangeEmailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address to move to. Surrounding spaces and letter case are ignored.
+	NewEmail        string `protobuf:"bytes,1,opt,name=new_email,json=newEmail,proto3" json:"new_email,omitempty"`
+	CurrentPassword string `protobuf:"bytes,2,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangeEmailRequest) Reset() {
+	*x = ChangeEmailRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeEmailRequest) ProtoMessage() {}
+
+func (x *ChangeEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeEmailRequest.ProtoReflect.Descriptor instead.
+func (*ChangeEmailRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ChangeEmailRequest) GetNewEmail() string {
+	if x != nil {
+		return x.NewEmail
+	}
+	return ""
+}
+
+func (x *ChangeEmailRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+type ChangeEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeEmailResponse) Reset() {
+	*x = ChangeEmailResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeEmailResponse) ProtoMessage() {}
+
+func (x *ChangeEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeEmailResponse.ProtoReflect.Descriptor instead.
+func (*ChangeEmailResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{46}
+}
+
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListSessionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSessionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListSessionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Session is one sign-in of the caller's account: a Login and every token
+// refreshed from it.
+type Session struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When a token of the session was last used, to within a few minutes.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// The User-Agent header of the Login that started the session.
+	UserAgent string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// The client address of that Login.
+	Ip string `protobuf:"bytes,5,opt,name=ip,proto3" json:"ip,omitempty"`
+	// Whether this is the session of the request's own access token.
+	Current       bool                   `protobuf:"varint,6,opt,name=current,proto3" json:"current,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_flock_v1_user_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Session) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *Session) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Session) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *Session) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type RevokeSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionRequest) Reset() {
+	*x = RevokeSessionRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionRequest) ProtoMessage() {}
+
+func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RevokeSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type RevokeSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionResponse) Reset() {
+	*x = RevokeSessionResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionResponse) ProtoMessage() {}
+
+func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{51}
+}
+
+type DeleteAccountRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CurrentPassword string                 `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteAccountRequest) Reset() {
+	*x = DeleteAccountRequest{}
+	mi := &file_flock_v1_user_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountRequest) ProtoMessage() {}
+
+func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DeleteAccountRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+type DeleteAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountResponse) Reset() {
+	*x = DeleteAccountResponse{}
+	mi := &file_flock_v1_user_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountResponse) ProtoMessage() {}
+
+func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_user_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_user_proto_rawDescGZIP(), []int{53}
+}
+
 var File_flock_v1_user_proto protoreflect.FileDescriptor
 
 const file_flock_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x13flock/v1/user.proto\x12\bflock.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14flock/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\x97\x02\n" +
+	"\x13flock/v1/user.proto\x12\bflock.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14flock/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x02\n" +
 	"\x0fRegisterRequest\x12\x93\x01\n" +
 	"\busername\x18\x01 \x01(\tBw\xbaHt\xba\x01m\n" +
 	"\x0fusername.format\x124username must be 3-30 letters, digits or underscores\x1a$this.matches('^[A-Za-z0-9_]{3,30}$')r\x02\x18\x1eR\busername\x12 \n" +
@@ -2141,7 +2852,56 @@ const file_flock_v1_user_proto_rawDesc = "" +
 	"Suggestion\x12\"\n" +
 	"\x04user\x18\x01 \x01(\v2\x0e.flock.v1.UserR\x04user\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05score\x18\x03 \x01(\x01R\x05score2\xd0\x0f\n" +
+	"\x05score\x18\x03 \x01(\x01R\x05score\"}\n" +
+	"\x15ChangePasswordRequest\x125\n" +
+	"\x10current_password\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x0fcurrentPassword\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\b\x18\x80\x01R\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse\"?\n" +
+	"\x1bRequestPasswordResetRequest\x12 \n" +
+	"\x05email\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xfe\x01R\x05email\"\x1e\n" +
+	"\x1cRequestPasswordResetResponse\"g\n" +
+	"\x14ResetPasswordRequest\x12 \n" +
+	"\x05token\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05token\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\b\x18\x80\x01R\vnewPassword\"\x17\n" +
+	"\x15ResetPasswordResponse\"t\n" +
+	"\x12ChangeEmailRequest\x12'\n" +
+	"\tnew_email\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xfe\x01R\bnewEmail\x125\n" +
+	"\x10current_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x0fcurrentPassword\"\x15\n" +
+	"\x13ChangeEmailResponse\"d\n" +
+	"\x13ListSessionsRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"m\n" +
+	"\x14ListSessionsResponse\x12-\n" +
+	"\bsessions\x18\x01 \x03(\v2\x11.flock.v1.SessionR\bsessions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x02\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12\x0e\n" +
+	"\x02ip\x18\x05 \x01(\tR\x02ip\x12\x18\n" +
+	"\acurrent\x18\x06 \x01(\bR\acurrent\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"@\n" +
+	"\x14RevokeSessionRequest\x12(\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tsessionId\"\x17\n" +
+	"\x15RevokeSessionResponse\"M\n" +
+	"\x14DeleteAccountRequest\x125\n" +
+	"\x10current_password\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x0fcurrentPassword\"\x17\n" +
+	"\x15DeleteAccountResponse2\x94\x16\n" +
 	"\vUserService\x12X\n" +
 	"\bRegister\x12\x19.flock.v1.RegisterRequest\x1a\x1a.flock.v1.RegisterResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/api/users\x12n\n" +
@@ -2165,7 +2925,14 @@ const file_flock_v1_user_proto_rawDesc = "" +
 	"\aUnblock\x12\x18.flock.v1.UnblockRequest\x1a\x19.flock.v1.UnblockResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/users/{user_id}/unblock\x12b\n" +
 	"\n" +
 	"ListBlocks\x12\x1b.flock.v1.ListBlocksRequest\x1a\x1c.flock.v1.ListBlocksResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/users/blocks\x12m\n" +
-	"\fSuggestUsers\x12\x1d.flock.v1.SuggestUsersRequest\x1a\x1e.flock.v1.SuggestUsersResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/posts/suggestionsB7Z5github.com/flock-social/flock/gen/go/flock/v1;flockv1b\x06proto3"
+	"\fSuggestUsers\x12\x1d.flock.v1.SuggestUsersRequest\x1a\x1e.flock.v1.SuggestUsersResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/posts/suggestions\x12s\n" +
+	"\x0eChangePassword\x12\x1f.flock.v1.ChangePasswordRequest\x1a .flock.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/users/password\x12\x8b\x01\n" +
+	"\x14RequestPasswordReset\x12%.flock.v1.RequestPasswordResetRequest\x1a&.flock.v1.RequestPasswordResetResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/api/users/password/reset\x12~\n" +
+	"\rResetPassword\x12\x1e.flock.v1.ResetPasswordRequest\x1a\x1f.flock.v1.ResetPasswordResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/users/password/reset/confirm\x12g\n" +
+	"\vChangeEmail\x12\x1c.flock.v1.ChangeEmailRequest\x1a\x1d.flock.v1.ChangeEmailResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/api/users/email\x12j\n" +
+	"\fListSessions\x12\x1d.flock.v1.ListSessionsRequest\x1a\x1e.flock.v1.ListSessionsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/users/sessions\x12z\n" +
+	"\rRevokeSession\x12\x1e.flock.v1.RevokeSessionRequest\x1a\x1f.flock.v1.RevokeSessionResponse\"(\x82\xd3\xe4\x93\x02\"* /api/users/sessions/{session_id}\x12n\n" +
+	"\rDeleteAccount\x12\x1e.flock.v1.DeleteAccountRequest\x1a\x1f.flock.v1.DeleteAccountResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/deleteB7Z5github.com/flock-social/flock/gen/go/flock/v1;flockv1b\x06proto3"
 
 var (
 	file_flock_v1_user_proto_rawDescOnce sync.Once
@@ -2179,110 +2946,144 @@ func file_flock_v1_user_proto_rawDescGZIP() []byte {
 	return file_flock_v1_user_proto_rawDescData
 }
 
-var file_flock_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_flock_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_flock_v1_user_proto_goTypes = []any{
-	(*RegisterRequest)(nil),            // 0: flock.v1.RegisterRequest
-	(*RegisterResponse)(nil),           // 1: flock.v1.RegisterResponse
-	(*VerifyEmailRequest)(nil),         // 2: flock.v1.VerifyEmailRequest
-	(*VerifyEmailResponse)(nil),        // 3: flock.v1.VerifyEmailResponse
-	(*ResendVerificationRequest)(nil),  // 4: flock.v1.ResendVerificationRequest
-	(*ResendVerificationResponse)(nil), // 5: flock.v1.ResendVerificationResponse
-	(*LoginRequest)(nil),               // 6: flock.v1.LoginRequest
-	(*LoginResponse)(nil),              // 7: flock.v1.LoginResponse
-	(*RefreshTokenRequest)(nil),        // 8: flock.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),       // 9: flock.v1.RefreshTokenResponse
-	(*LogoutRequest)(nil),              // 10: flock.v1.LogoutRequest
-	(*LogoutResponse)(nil),             // 11: flock.v1.LogoutResponse
-	(*GetMeRequest)(nil),               // 12: flock.v1.GetMeRequest
-	(*GetMeResponse)(nil),              // 13: flock.v1.GetMeResponse
-	(*UpdateMeRequest)(nil),            // 14: flock.v1.UpdateMeRequest
-	(*UpdateMeResponse)(nil),           // 15: flock.v1.UpdateMeResponse
-	(*GetUserRequest)(nil),             // 16: flock.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 17: flock.v1.GetUserResponse
-	(*FollowRequest)(nil),              // 18: flock.v1.FollowRequest
-	(*FollowResponse)(nil),             // 19: flock.v1.FollowResponse
-	(*UnfollowRequest)(nil),            // 20: flock.v1.UnfollowRequest
-	(*UnfollowResponse)(nil),           // 21: flock.v1.UnfollowResponse
-	(*ListUserPostsRequest)(nil),       // 22: flock.v1.ListUserPostsRequest
-	(*ListUserPostsResponse)(nil),      // 23: flock.v1.ListUserPostsResponse
-	(*ListFollowersRequest)(nil),       // 24: flock.v1.ListFollowersRequest
-	(*ListFollowersResponse)(nil),      // 25: flock.v1.ListFollowersResponse
-	(*ListFollowingRequest)(nil),       // 26: flock.v1.ListFollowingRequest
-	(*ListFollowingResponse)(nil),      // 27: flock.v1.ListFollowingResponse
-	(*SearchUsersRequest)(nil),         // 28: flock.v1.SearchUsersRequest
-	(*SearchUsersResponse)(nil),        // 29: flock.v1.SearchUsersResponse
-	(*BlockRequest)(nil),               // 30: flock.v1.BlockRequest
-	(*BlockResponse)(nil),              // 31: flock.v1.BlockResponse
-	(*UnblockRequest)(nil),             // 32: flock.v1.UnblockRequest
-	(*UnblockResponse)(nil),            // 33: flock.v1.UnblockResponse
-	(*ListBlocksRequest)(nil),          // 34: flock.v1.ListBlocksRequest
-	(*ListBlocksResponse)(nil),         // 35: flock.v1.ListBlocksResponse
-	(*SuggestUsersRequest)(nil),        // 36: flock.v1.SuggestUsersRequest
-	(*SuggestUsersResponse)(nil),       // 37: flock.v1.SuggestUsersResponse
-	(*Suggestion)(nil),                 // 38: flock.v1.Suggestion
-	(*User)(nil),                       // 39: flock.v1.User
-	(*fieldmaskpb.FieldMask)(nil),      // 40: google.protobuf.FieldMask
-	(*Post)(nil),                       // 41: flock.v1.Post
+	(*RegisterRequest)(nil),              // 0: flock.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 1: flock.v1.RegisterResponse
+	(*VerifyEmailRequest)(nil),           // 2: flock.v1.VerifyEmailRequest
+	(*VerifyEmailResponse)(nil),          // 3: flock.v1.VerifyEmailResponse
+	(*ResendVerificationRequest)(nil),    // 4: flock.v1.ResendVerificationRequest
+	(*ResendVerificationResponse)(nil),   // 5: flock.v1.ResendVerificationResponse
+	(*LoginRequest)(nil),                 // 6: flock.v1.LoginRequest
+	(*LoginResponse)(nil),                // 7: flock.v1.LoginResponse
+	(*RefreshTokenRequest)(nil),          // 8: flock.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),         // 9: flock.v1.RefreshTokenResponse
+	(*LogoutRequest)(nil),                // 10: flock.v1.LogoutRequest
+	(*LogoutResponse)(nil),               // 11: flock.v1.LogoutResponse
+	(*GetMeRequest)(nil),                 // 12: flock.v1.GetMeRequest
+	(*GetMeResponse)(nil),                // 13: flock.v1.GetMeResponse
+	(*UpdateMeRequest)(nil),              // 14: flock.v1.UpdateMeRequest
+	(*UpdateMeResponse)(nil),             // 15: flock.v1.UpdateMeResponse
+	(*GetUserRequest)(nil),               // 16: flock.v1.GetUserRequest
+	(*GetUserResponse)(nil),              // 17: flock.v1.GetUserResponse
+	(*FollowRequest)(nil),                // 18: flock.v1.FollowRequest
+	(*FollowResponse)(nil),               // 19: flock.v1.FollowResponse
+	(*UnfollowRequest)(nil),              // 20: flock.v1.UnfollowRequest
+	(*UnfollowResponse)(nil),             // 21: flock.v1.UnfollowResponse
+	(*ListUserPostsRequest)(nil),         // 22: flock.v1.ListUserPostsRequest
+	(*ListUserPostsResponse)(nil),        // 23: flock.v1.ListUserPostsResponse
+	(*ListFollowersRequest)(nil),         // 24: flock.v1.ListFollowersRequest
+	(*ListFollowersResponse)(nil),        // 25: flock.v1.ListFollowersResponse
+	(*ListFollowingRequest)(nil),         // 26: flock.v1.ListFollowingRequest
+	(*ListFollowingResponse)(nil),        // 27: flock.v1.ListFollowingResponse
+	(*SearchUsersRequest)(nil),           // 28: flock.v1.SearchUsersRequest
+	(*SearchUsersResponse)(nil),          // 29: flock.v1.SearchUsersResponse
+	(*BlockRequest)(nil),                 // 30: flock.v1.BlockRequest
+	(*BlockResponse)(nil),                // 31: flock.v1.BlockResponse
+	(*UnblockRequest)(nil),               // 32: flock.v1.UnblockRequest
+	(*UnblockResponse)(nil),              // 33: flock.v1.UnblockResponse
+	(*ListBlocksRequest)(nil),            // 34: flock.v1.ListBlocksRequest
+	(*ListBlocksResponse)(nil),           // 35: flock.v1.ListBlocksResponse
+	(*SuggestUsersRequest)(nil),          // 36: flock.v1.SuggestUsersRequest
+	(*SuggestUsersResponse)(nil),         // 37: flock.v1.SuggestUsersResponse
+	(*Suggestion)(nil),                   // 38: flock.v1.Suggestion
+	(*ChangePasswordRequest)(nil),        // 39: flock.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),       // 40: flock.v1.ChangePasswordResponse
+	(*RequestPasswordResetRequest)(nil),  // 41: flock.v1.RequestPasswordResetRequest
+	(*RequestPasswordResetResponse)(nil), // 42: flock.v1.RequestPasswordResetResponse
+	(*ResetPasswordRequest)(nil),         // 43: flock.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),        // 44: flock.v1.ResetPasswordResponse
+	(*ChangeEmailRequest)(nil),           // 45: flock.v1.ChangeEmailRequest
+	(*ChangeEmailResponse)(nil),          // 46: flock.v1.ChangeEmailResponse
+	(*ListSessionsRequest)(nil),          // 47: flock.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),         // 48: flock.v1.ListSessionsResponse
+	(*Session)(nil),                      // 49: flock.v1.Session
+	(*RevokeSessionRequest)(nil),         // 50: flock.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),        // 51: flock.v1.RevokeSessionResponse
+	(*DeleteAccountRequest)(nil),         // 52: flock.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),        // 53: flock.v1.DeleteAccountResponse
+	(*User)(nil),                         // 54: flock.v1.User
+	(*fieldmaskpb.FieldMask)(nil),        // 55: google.protobuf.FieldMask
+	(*Post)(nil),                         // 56: flock.v1.Post
+	(*timestamppb.Timestamp)(nil),        // 57: google.protobuf.Timestamp
 }
 var file_flock_v1_user_proto_depIdxs = []int32{
-	39, // 0: flock.v1.RegisterResponse.user:type_name -> flock.v1.User
-	39, // 1: flock.v1.VerifyEmailResponse.user:type_name -> flock.v1.User
-	39, // 2: flock.v1.LoginResponse.user:type_name -> flock.v1.User
-	39, // 3: flock.v1.RefreshTokenResponse.user:type_name -> flock.v1.User
-	39, // 4: flock.v1.GetMeResponse.user:type_name -> flock.v1.User
-	40, // 5: flock.v1.UpdateMeRequest.update_mask:type_name -> google.protobuf.FieldMask
-	39, // 6: flock.v1.UpdateMeResponse.user:type_name -> flock.v1.User
-	39, // 7: flock.v1.GetUserResponse.user:type_name -> flock.v1.User
-	41, // 8: flock.v1.ListUserPostsResponse.posts:type_name -> flock.v1.Post
-	39, // 9: flock.v1.ListFollowersResponse.users:type_name -> flock.v1.User
-	39, // 10: flock.v1.ListFollowingResponse.users:type_name -> flock.v1.User
-	39, // 11: flock.v1.SearchUsersResponse.users:type_name -> flock.v1.User
-	39, // 12: flock.v1.ListBlocksResponse.users:type_name -> flock.v1.User
+	54, // 0: flock.v1.RegisterResponse.user:type_name -> flock.v1.User
+	54, // 1: flock.v1.VerifyEmailResponse.user:type_name -> flock.v1.User
+	54, // 2: flock.v1.LoginResponse.user:type_name -> flock.v1.User
+	54, // 3: flock.v1.RefreshTokenResponse.user:type_name -> flock.v1.User
+	54, // 4: flock.v1.GetMeResponse.user:type_name -> flock.v1.User
+	55, // 5: flock.v1.UpdateMeRequest.update_mask:type_name -> google.protobuf.FieldMask
+	54, // 6: flock.v1.UpdateMeResponse.user:type_name -> flock.v1.User
+	54, // 7: flock.v1.GetUserResponse.user:type_name -> flock.v1.User
+	56, // 8: flock.v1.ListUserPostsResponse.posts:type_name -> flock.v1.Post
+	54, // 9: flock.v1.ListFollowersResponse.users:type_name -> flock.v1.User
+	54, // 10: flock.v1.ListFollowingResponse.users:type_name -> flock.v1.User
+	54, // 11: flock.v1.SearchUsersResponse.users:type_name -> flock.v1.User
+	54, // 12: flock.v1.ListBlocksResponse.users:type_name -> flock.v1.User
 	38, // 13: flock.v1.SuggestUsersResponse.suggestions:type_name -> flock.v1.Suggestion
-	39, // 14: flock.v1.Suggestion.user:type_name -> flock.v1.User
-	0,  // 15: flock.v1.UserService.Register:input_type -> flock.v1.RegisterRequest
-	2,  // 16: flock.v1.UserService.VerifyEmail:input_type -> flock.v1.VerifyEmailRequest
-	4,  // 17: flock.v1.UserService.ResendVerification:input_type -> flock.v1.ResendVerificationRequest
-	6,  // 18: flock.v1.UserService.Login:input_type -> flock.v1.LoginRequest
-	8,  // 19: flock.v1.UserService.RefreshToken:input_type -> flock.v1.RefreshTokenRequest
-	10, // 20: flock.v1.UserService.Logout:input_type -> flock.v1.LogoutRequest
-	12, // 21: flock.v1.UserService.GetMe:input_type -> flock.v1.GetMeRequest
-	14, // 22: flock.v1.UserService.UpdateMe:input_type -> flock.v1.UpdateMeRequest
-	16, // 23: flock.v1.UserService.GetUser:input_type -> flock.v1.GetUserRequest
-	18, // 24: flock.v1.UserService.Follow:input_type -> flock.v1.FollowRequest
-	20, // 25: flock.v1.UserService.Unfollow:input_type -> flock.v1.UnfollowRequest
-	22, // 26: flock.v1.UserService.ListUserPosts:input_type -> flock.v1.ListUserPostsRequest
-	24, // 27: flock.v1.UserService.ListFollowers:input_type -> flock.v1.ListFollowersRequest
-	26, // 28: flock.v1.UserService.ListFollowing:input_type -> flock.v1.ListFollowingRequest
-	28, // 29: flock.v1.UserService.SearchUsers:input_type -> flock.v1.SearchUsersRequest
-	30, // 30: flock.v1.UserService.Block:input_type -> flock.v1.BlockRequest
-	32, // 31: flock.v1.UserService.Unblock:input_type -> flock.v1.UnblockRequest
-	34, // 32: flock.v1.UserService.ListBlocks:input_type -> flock.v1.ListBlocksRequest
-	36, // 33: flock.v1.UserService.SuggestUsers:input_type -> flock.v1.SuggestUsersRequest
-	1,  // 34: flock.v1.UserService.Register:output_type -> flock.v1.RegisterResponse
-	3,  // 35: flock.v1.UserService.VerifyEmail:output_type -> flock.v1.VerifyEmailResponse
-	5,  // 36: flock.v1.UserService.ResendVerification:output_type -> flock.v1.ResendVerificationResponse
-	7,  // 37: flock.v1.UserService.Login:output_type -> flock.v1.LoginResponse
-	9,  // 38: flock.v1.UserService.RefreshToken:output_type -> flock.v1.RefreshTokenResponse
-	11, // 39: flock.v1.UserService.Logout:output_type -> flock.v1.LogoutResponse
-	13, // 40: flock.v1.UserService.GetMe:output_type -> flock.v1.GetMeResponse
-	15, // 41: flock.v1.UserService.UpdateMe:output_type -> flock.v1.UpdateMeResponse
-	17, // 42: flock.v1.UserService.GetUser:output_type -> flock.v1.GetUserResponse
-	19, // 43: flock.v1.UserService.Follow:output_type -> flock.v1.FollowResponse
-	21, // 44: flock.v1.UserService.Unfollow:output_type -> flock.v1.UnfollowResponse
-	23, // 45: flock.v1.UserService.ListUserPosts:output_type -> flock.v1.ListUserPostsResponse
-	25, // 46: flock.v1.UserService.ListFollowers:output_type -> flock.v1.ListFollowersResponse
-	27, // 47: flock.v1.UserService.ListFollowing:output_type -> flock.v1.ListFollowingResponse
-	29, // 48: flock.v1.UserService.SearchUsers:output_type -> flock.v1.SearchUsersResponse
-	31, // 49: flock.v1.UserService.Block:output_type -> flock.v1.BlockResponse
-	33, // 50: flock.v1.UserService.Unblock:output_type -> flock.v1.UnblockResponse
-	35, // 51: flock.v1.UserService.ListBlocks:output_type -> flock.v1.ListBlocksResponse
-	37, // 52: flock.v1.UserService.SuggestUsers:output_type -> flock.v1.SuggestUsersResponse
-	34, // [34:53] is the sub-list for method output_type
-	15, // [15:34] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	54, // 14: flock.v1.Suggestion.user:type_name -> flock.v1.User
+	49, // 15: flock.v1.ListSessionsResponse.sessions:type_name -> flock.v1.Session
+	57, // 16: flock.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	57, // 17: flock.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	57, // 18: flock.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 19: flock.v1.UserService.Register:input_type -> flock.v1.RegisterRequest
+	2,  // 20: flock.v1.UserService.VerifyEmail:input_type -> flock.v1.VerifyEmailRequest
+	4,  // 21: flock.v1.UserService.ResendVerification:input_type -> flock.v1.ResendVerificationRequest
+	6,  // 22: flock.v1.UserService.Login:input_type -> flock.v1.LoginRequest
+	8,  // 23: flock.v1.UserService.RefreshToken:input_type -> flock.v1.RefreshTokenRequest
+	10, // 24: flock.v1.UserService.Logout:input_type -> flock.v1.LogoutRequest
+	12, // 25: flock.v1.UserService.GetMe:input_type -> flock.v1.GetMeRequest
+	14, // 26: flock.v1.UserService.UpdateMe:input_type -> flock.v1.UpdateMeRequest
+	16, // 27: flock.v1.UserService.GetUser:input_type -> flock.v1.GetUserRequest
+	18, // 28: flock.v1.UserService.Follow:input_type -> flock.v1.FollowRequest
+	20, // 29: flock.v1.UserService.Unfollow:input_type -> flock.v1.UnfollowRequest
+	22, // 30: flock.v1.UserService.ListUserPosts:input_type -> flock.v1.ListUserPostsRequest
+	24, // 31: flock.v1.UserService.ListFollowers:input_type -> flock.v1.ListFollowersRequest
+	26, // 32: flock.v1.UserService.ListFollowing:input_type -> flock.v1.ListFollowingRequest
+	28, // 33: flock.v1.UserService.SearchUsers:input_type -> flock.v1.SearchUsersRequest
+	30, // 34: flock.v1.UserService.Block:input_type -> flock.v1.BlockRequest
+	32, // 35: flock.v1.UserService.Unblock:input_type -> flock.v1.UnblockRequest
+	34, // 36: flock.v1.UserService.ListBlocks:input_type -> flock.v1.ListBlocksRequest
+	36, // 37: flock.v1.UserService.SuggestUsers:input_type -> flock.v1.SuggestUsersRequest
+	39, // 38: flock.v1.UserService.ChangePassword:input_type -> flock.v1.ChangePasswordRequest
+	41, // 39: flock.v1.UserService.RequestPasswordReset:input_type -> flock.v1.RequestPasswordResetRequest
+	43, // 40: flock.v1.UserService.ResetPassword:input_type -> flock.v1.ResetPasswordRequest
+	45, // 41: flock.v1.UserService.ChangeEmail:input_type -> flock.v1.ChangeEmailRequest
+	47, // 42: flock.v1.UserService.ListSessions:input_type -> flock.v1.ListSessionsRequest
+	50, // 43: flock.v1.UserService.RevokeSession:input_type -> flock.v1.RevokeSessionRequest
+	52, // 44: flock.v1.UserService.DeleteAccount:input_type -> flock.v1.DeleteAccountRequest
+	1,  // 45: flock.v1.UserService.Register:output_type -> flock.v1.RegisterResponse
+	3,  // 46: flock.v1.UserService.VerifyEmail:output_type -> flock.v1.VerifyEmailResponse
+	5,  // 47: flock.v1.UserService.ResendVerification:output_type -> flock.v1.ResendVerificationResponse
+	7,  // 48: flock.v1.UserService.Login:output_type -> flock.v1.LoginResponse
+	9,  // 49: flock.v1.UserService.RefreshToken:output_type -> flock.v1.RefreshTokenResponse
+	11, // 50: flock.v1.UserService.Logout:output_type -> flock.v1.LogoutResponse
+	13, // 51: flock.v1.UserService.GetMe:output_type -> flock.v1.GetMeResponse
+	15, // 52: flock.v1.UserService.UpdateMe:output_type -> flock.v1.UpdateMeResponse
+	17, // 53: flock.v1.UserService.GetUser:output_type -> flock.v1.GetUserResponse
+	19, // 54: flock.v1.UserService.Follow:output_type -> flock.v1.FollowResponse
+	21, // 55: flock.v1.UserService.Unfollow:output_type -> flock.v1.UnfollowResponse
+	23, // 56: flock.v1.UserService.ListUserPosts:output_type -> flock.v1.ListUserPostsResponse
+	25, // 57: flock.v1.UserService.ListFollowers:output_type -> flock.v1.ListFollowersResponse
+	27, // 58: flock.v1.UserService.ListFollowing:output_type -> flock.v1.ListFollowingResponse
+	29, // 59: flock.v1.UserService.SearchUsers:output_type -> flock.v1.SearchUsersResponse
+	31, // 60: flock.v1.UserService.Block:output_type -> flock.v1.BlockResponse
+	33, // 61: flock.v1.UserService.Unblock:output_type -> flock.v1.UnblockResponse
+	35, // 62: flock.v1.UserService.ListBlocks:output_type -> flock.v1.ListBlocksResponse
+	37, // 63: flock.v1.UserService.SuggestUsers:output_type -> flock.v1.SuggestUsersResponse
+	40, // 64: flock.v1.UserService.ChangePassword:output_type -> flock.v1.ChangePasswordResponse
+	42, // 65: flock.v1.UserService.RequestPasswordReset:output_type -> flock.v1.RequestPasswordResetResponse
+	44, // 66: flock.v1.UserService.ResetPassword:output_type -> flock.v1.ResetPasswordResponse
+	46, // 67: flock.v1.UserService.ChangeEmail:output_type -> flock.v1.ChangeEmailResponse
+	48, // 68: flock.v1.UserService.ListSessions:output_type -> flock.v1.ListSessionsResponse
+	51, // 69: flock.v1.UserService.RevokeSession:output_type -> flock.v1.RevokeSessionResponse
+	53, // 70: flock.v1.UserService.DeleteAccount:output_type -> flock.v1.DeleteAccountResponse
+	45, // [45:71] is the sub-list for method output_type
+	19, // [19:45] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_flock_v1_user_proto_init() }
@@ -2302,7 +3103,7 @@ func file_flock_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flock_v1_user_proto_rawDesc), len(file_flock_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -8,15 +8,15 @@ import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import type { Post, User } from "./types_pb.js";
 import { file_flock_v1_types } from "./types_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file flock/v1/user.proto.
  */
 export const file_flock_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChNmbG9jay92MS91c2VyLnByb3RvEghmbG9jay52MSLyAQoPUmVnaXN0ZXJSZXF1ZXN0EokBCgh1c2VybmFtZRgBIAEoCUJ3ukh0ugFtCg91c2VybmFtZS5mb3JtYXQSNHVzZXJuYW1lIG11c3QgYmUgMy0zMCBsZXR0ZXJzLCBkaWdpdHMgb3IgdW5kZXJzY29yZXMaJHRoaXMubWF0Y2hlcygnXltBLVphLXowLTlfXXszLDMwfSQnKXICGB4SGQoFZW1haWwYAiABKAlCCrpIB3IFEAMY/gESHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAgYgAESGgoJZnVsbF9uYW1lGAQgASgJQge6SARyAhhkIjAKEFJlZ2lzdGVyUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiLwoSVmVyaWZ5RW1haWxSZXF1ZXN0EhkKBXRva2VuGAEgASgJQgq6SAdyBRABGIACIjMKE1ZlcmlmeUVtYWlsUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiNgoZUmVzZW5kVmVyaWZpY2F0aW9uUmVxdWVzdBIZCgVlbWFpbBgBIAEoCUIKukgHcgUQAxj+ASIcChpSZXNlbmRWZXJpZmljYXRpb25SZXNwb25zZSJ+CgxMb2dpblJlcXVlc3QSHgoIdXNlcm5hbWUYASABKAlCCrpIB3IFEAEY/gFIABIbCgVlbWFpbBgCIAEoCUIKukgHcgUQARj+AUgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBIoIBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhIKCnRva2VuX3R5cGUYAyABKAkSEgoKZXhwaXJlc19pbhgEIAEoBRIcCgR1c2VyGAUgASgLMg4uZmxvY2sudjEuVXNlciI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiiQEKFFJlZnJlc2hUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhIKCnRva2VuX3R5cGUYAyABKAkSEgoKZXhwaXJlc19pbhgEIAEoBRIcCgR1c2VyGAUgASgLMg4uZmxvY2sudjEuVXNlciIyCg1Mb2dvdXRSZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiEAoOTG9nb3V0UmVzcG9uc2UiDgoMR2V0TWVSZXF1ZXN0Ii0KDUdldE1lUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIi5gEKD1VwZGF0ZU1lUmVxdWVzdBIfCglmdWxsX25hbWUYASABKAlCB7pIBHICGGRIAIgBARIaCgNiaW8YAiABKAlCCLpIBXIDGPQDSAGIAQESHwoGYXZhdGFyGAMgASgMQgq6SAd6BRiAgMACSAKIAQESIwoJaW50ZXJlc3RzGAQgAygJQhC6SA2SAQoQFCIGcgQQARgyEi8KC3VwZGF0ZV9tYXNrGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IMCgpfZnVsbF9uYW1lQgYKBF9iaW9CCQoHX2F2YXRhciIwChBVcGRhdGVNZVJlc3BvbnNlEhwKBHVzZXIYASABKAsyDi5mbG9jay52MS5Vc2VyIiwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIvCg9HZXRVc2VyUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiKwoNRm9sbG93UmVxdWVzdBIaCgd1c2VyX2lkGAEgASgJQgm6SAZyBBABGEAiEAoORm9sbG93UmVzcG9uc2UiLQoPVW5mb2xsb3dSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCISChBVbmZvbGxvd1Jlc3BvbnNlImwKFExpc3RVc2VyUG9zdHNSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQBIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiTwoVTGlzdFVzZXJQb3N0c1Jlc3BvbnNlEh0KBXBvc3RzGAEgAygLMg4uZmxvY2sudjEuUG9zdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2Vyc1JlcXVlc3QSGgoHdXNlcl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJPChVMaXN0Rm9sbG93ZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi5mbG9jay52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChRMaXN0Rm9sbG93aW5nUmVxdWVzdBIaCgd1c2VyX2lkGAEgASgJQgm6SAZyBBABGEASGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEIk8KFUxpc3RGb2xsb3dpbmdSZXNwb25zZRIdCgV1c2VycxgBIAMoCzIOLmZsb2NrLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImgKElNlYXJjaFVzZXJzUmVxdWVzdBIYCgVxdWVyeRgBIAEoCUIJukgGcgQQARhkEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJNChNTZWFyY2hVc2Vyc1Jlc3BvbnNlEh0KBXVzZXJzGAEgAygLMg4uZmxvY2sudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoMQmxvY2tSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIPCg1CbG9ja1Jlc3BvbnNlIiwKDlVuYmxvY2tSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIRCg9VbmJsb2NrUmVzcG9uc2UiTQoRTGlzdEJsb2Nrc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEIkwKEkxpc3RCbG9ja3NSZXNwb25zZRIdCgV1c2VycxgBIAMoCzIOLmZsb2NrLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKE1N1Z2dlc3RVc2Vyc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAIkEKFFN1Z2dlc3RVc2Vyc1Jlc3BvbnNlEikKC3N1Z2dlc3Rpb25zGAEgAygLMhQuZmxvY2sudjEuU3VnZ2VzdGlvbiJJCgpTdWdnZXN0aW9uEhwKBHVzZXIYASABKAsyDi5mbG9jay52MS5Vc2VyEg4KBnJlYXNvbhgCIAEoCRINCgVzY29yZRgDIAEoATLQDwoLVXNlclNlcnZpY2USWAoIUmVnaXN0ZXISGS5mbG9jay52MS5SZWdpc3RlclJlcXVlc3QaGi5mbG9jay52MS5SZWdpc3RlclJlc3BvbnNlIhWC0+STAg86ASoiCi9hcGkvdXNlcnMSbgoLVmVyaWZ5RW1haWwSHC5mbG9jay52MS5WZXJpZnlFbWFpbFJlcXVlc3QaHS5mbG9jay52MS5WZXJpZnlFbWFpbFJlc3BvbnNlIiKC0+STAhw6ASoiFy9hcGkvdXNlcnMvdmVyaWZ5LWVtYWlsEooBChJSZXNlbmRWZXJpZmljYXRpb24SIy5mbG9jay52MS5SZXNlbmRWZXJpZmljYXRpb25SZXF1ZXN0GiQuZmxvY2sudjEuUmVzZW5kVmVyaWZpY2F0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS91c2Vycy92ZXJpZnktZW1haWwvcmVzZW5kElUKBUxvZ2luEhYuZmxvY2sudjEuTG9naW5SZXF1ZXN0GhcuZmxvY2sudjEuTG9naW5SZXNwb25zZSIbgtPkkwIVOgEqIhAvYXBpL3VzZXJzL2xvZ2luEnIKDFJlZnJlc2hUb2tlbhIdLmZsb2NrLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaHi5mbG9jay52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIjgtPkkwIdOgEqIhgvYXBpL3VzZXJzL3Rva2VuL3JlZnJlc2gSWQoGTG9nb3V0EhcuZmxvY2sudjEuTG9nb3V0UmVxdWVzdBoYLmZsb2NrLnYxLkxvZ291dFJlc3BvbnNlIhyC0+STAhY6ASoiES9hcGkvdXNlcnMvbG9nb3V0EkwKBUdldE1lEhYuZmxvY2sudjEuR2V0TWVSZXF1ZXN0GhcuZmxvY2sudjEuR2V0TWVSZXNwb25zZSISgtPkkwIMEgovYXBpL3VzZXJzElgKCFVwZGF0ZU1lEhkuZmxvY2sudjEuVXBkYXRlTWVSZXF1ZXN0GhouZmxvY2sudjEuVXBkYXRlTWVSZXNwb25zZSIVgtPkkwIPOgEqMgovYXBpL3VzZXJzElwKB0dldFVzZXISGC5mbG9jay52MS5HZXRVc2VyUmVxdWVzdBoZLmZsb2NrLnYxLkdldFVzZXJSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3VzZXJzL3t1c2VyX2lkfRJjCgZGb2xsb3cSFy5mbG9jay52MS5Gb2xsb3dSZXF1ZXN0GhguZmxvY2sudjEuRm9sbG93UmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS91c2Vycy97dXNlcl9pZH0vZm9sbG93EmsKCFVuZm9sbG93EhkuZmxvY2sudjEuVW5mb2xsb3dSZXF1ZXN0GhouZmxvY2sudjEuVW5mb2xsb3dSZXNwb25zZSIogtPkkwIiOgEqIh0vYXBpL3VzZXJzL3t1c2VyX2lkfS91bmZvbGxvdxJ0Cg1MaXN0VXNlclBvc3RzEh4uZmxvY2sudjEuTGlzdFVzZXJQb3N0c1JlcXVlc3QaHy5mbG9jay52MS5MaXN0VXNlclBvc3RzUmVzcG9uc2UiIoLT5JMCHBIaL2FwaS91c2Vycy97dXNlcl9pZH0vcG9zdHMSeAoNTGlzdEZvbGxvd2VycxIeLmZsb2NrLnYxLkxpc3RGb2xsb3dlcnNSZXF1ZXN0Gh8uZmxvY2sudjEuTGlzdEZvbGxvd2Vyc1Jlc3BvbnNlIiaC0+STAiASHi9hcGkvdXNlcnMve3VzZXJfaWR9L2ZvbGxvd2VycxJ4Cg1MaXN0Rm9sbG93aW5nEh4uZmxvY2sudjEuTGlzdEZvbGxvd2luZ1JlcXVlc3QaHy5mbG9jay52MS5MaXN0Rm9sbG93aW5nUmVzcG9uc2UiJoLT5JMCIBIeL2FwaS91c2Vycy97dXNlcl9pZH0vZm9sbG93aW5nEmUKC1NlYXJjaFVzZXJzEhwuZmxvY2sudjEuU2VhcmNoVXNlcnNSZXF1ZXN0Gh0uZmxvY2sudjEuU2VhcmNoVXNlcnNSZXNwb25zZSIZgtPkkwITEhEvYXBpL3VzZXJzL3NlYXJjaBJfCgVCbG9jaxIWLmZsb2NrLnYxLkJsb2NrUmVxdWVzdBoXLmZsb2NrLnYxLkJsb2NrUmVzcG9uc2UiJYLT5JMCHzoBKiIaL2FwaS91c2Vycy97dXNlcl9pZH0vYmxvY2sSZwoHVW5ibG9jaxIYLmZsb2NrLnYxLlVuYmxvY2tSZXF1ZXN0GhkuZmxvY2sudjEuVW5ibG9ja1Jlc3BvbnNlIieC0+STAiE6ASoiHC9hcGkvdXNlcnMve3VzZXJfaWR9L3VuYmxvY2sSYgoKTGlzdEJsb2NrcxIbLmZsb2NrLnYxLkxpc3RCbG9ja3NSZXF1ZXN0GhwuZmxvY2sudjEuTGlzdEJsb2Nrc1Jlc3BvbnNlIhmC0+STAhMSES9hcGkvdXNlcnMvYmxvY2tzEm0KDFN1Z2dlc3RVc2VycxIdLmZsb2NrLnYxLlN1Z2dlc3RVc2Vyc1JlcXVlc3QaHi5mbG9jay52MS5TdWdnZXN0VXNlcnNSZXNwb25zZSIegtPkkwIYEhYvYXBpL3Bvc3RzL3N1Z2dlc3Rpb25zQjdaNWdpdGh1Yi5jb20vZmxvY2stc29jaWFsL2Zsb2NrL2dlbi9nby9mbG9jay92MTtmbG9ja3YxYgZwcm90bzM", [file_buf_validate_validate, file_flock_v1_types, file_google_api_annotations, file_google_protobuf_field_mask]);
+  fileDesc("ChNmbG9jay92MS91c2VyLnByb3RvEghmbG9jay52MSLyAQoPUmVnaXN0ZXJSZXF1ZXN0EokBCgh1c2VybmFtZRgBIAEoCUJ3ukh0ugFtCg91c2VybmFtZS5mb3JtYXQSNHVzZXJuYW1lIG11c3QgYmUgMy0zMCBsZXR0ZXJzLCBkaWdpdHMgb3IgdW5kZXJzY29yZXMaJHRoaXMubWF0Y2hlcygnXltBLVphLXowLTlfXXszLDMwfSQnKXICGB4SGQoFZW1haWwYAiABKAlCCrpIB3IFEAMY/gESHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAgYgAESGgoJZnVsbF9uYW1lGAQgASgJQge6SARyAhhkIjAKEFJlZ2lzdGVyUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiLwoSVmVyaWZ5RW1haWxSZXF1ZXN0EhkKBXRva2VuGAEgASgJQgq6SAdyBRABGIACIjMKE1ZlcmlmeUVtYWlsUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiNgoZUmVzZW5kVmVyaWZpY2F0aW9uUmVxdWVzdBIZCgVlbWFpbBgBIAEoCUIKukgHcgUQAxj+ASIcChpSZXNlbmRWZXJpZmljYXRpb25SZXNwb25zZSJ+CgxMb2dpblJlcXVlc3QSHgoIdXNlcm5hbWUYASABKAlCCrpIB3IFEAEY/gFIABIbCgVlbWFpbBgCIAEoCUIKukgHcgUQARj+AUgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBIoIBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhIKCnRva2VuX3R5cGUYAyABKAkSEgoKZXhwaXJlc19pbhgEIAEoBRIcCgR1c2VyGAUgASgLMg4uZmxvY2sudjEuVXNlciI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiiQEKFFJlZnJlc2hUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhIKCnRva2VuX3R5cGUYAyABKAkSEgoKZXhwaXJlc19pbhgEIAEoBRIcCgR1c2VyGAUgASgLMg4uZmxvY2sudjEuVXNlciIyCg1Mb2dvdXRSZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiEAoOTG9nb3V0UmVzcG9uc2UiDgoMR2V0TWVSZXF1ZXN0Ii0KDUdldE1lUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIi5gEKD1VwZGF0ZU1lUmVxdWVzdBIfCglmdWxsX25hbWUYASABKAlCB7pIBHICGGRIAIgBARIaCgNiaW8YAiABKAlCCLpIBXIDGPQDSAGIAQESHwoGYXZhdGFyGAMgASgMQgq6SAd6BRiAgMACSAKIAQESIwoJaW50ZXJlc3RzGAQgAygJQhC6SA2SAQoQFCIGcgQQARgyEi8KC3VwZGF0ZV9tYXNrGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IMCgpfZnVsbF9uYW1lQgYKBF9iaW9CCQoHX2F2YXRhciIwChBVcGRhdGVNZVJlc3BvbnNlEhwKBHVzZXIYASABKAsyDi5mbG9jay52MS5Vc2VyIiwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIvCg9HZXRVc2VyUmVzcG9uc2USHAoEdXNlchgBIAEoCzIOLmZsb2NrLnYxLlVzZXIiKwoNRm9sbG93UmVxdWVzdBIaCgd1c2VyX2lkGAEgASgJQgm6SAZyBBABGEAiEAoORm9sbG93UmVzcG9uc2UiLQoPVW5mb2xsb3dSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCISChBVbmZvbGxvd1Jlc3BvbnNlImwKFExpc3RVc2VyUG9zdHNSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQBIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiTwoVTGlzdFVzZXJQb3N0c1Jlc3BvbnNlEh0KBXBvc3RzGAEgAygLMg4uZmxvY2sudjEuUG9zdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2Vyc1JlcXVlc3QSGgoHdXNlcl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJPChVMaXN0Rm9sbG93ZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi5mbG9jay52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChRMaXN0Rm9sbG93aW5nUmVxdWVzdBIaCgd1c2VyX2lkGAEgASgJQgm6SAZyBBABGEASGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEIk8KFUxpc3RGb2xsb3dpbmdSZXNwb25zZRIdCgV1c2VycxgBIAMoCzIOLmZsb2NrLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImgKElNlYXJjaFVzZXJzUmVxdWVzdBIYCgVxdWVyeRgBIAEoCUIJukgGcgQQARhkEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJNChNTZWFyY2hVc2Vyc1Jlc3BvbnNlEh0KBXVzZXJzGAEgAygLMg4uZmxvY2sudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoMQmxvY2tSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIPCg1CbG9ja1Jlc3BvbnNlIiwKDlVuYmxvY2tSZXF1ZXN0EhoKB3VzZXJfaWQYASABKAlCCbpIBnIEEAEYQCIRCg9VbmJsb2NrUmVzcG9uc2UiTQoRTGlzdEJsb2Nrc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEIkwKEkxpc3RCbG9ja3NSZXNwb25zZRIdCgV1c2VycxgBIAMoCzIOLmZsb2NrLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKE1N1Z2dlc3RVc2Vyc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAIkEKFFN1Z2dlc3RVc2Vyc1Jlc3BvbnNlEikKC3N1Z2dlc3Rpb25zGAEgAygLMhQuZmxvY2sudjEuU3VnZ2VzdGlvbiJJCgpTdWdnZXN0aW9uEhwKBHVzZXIYASABKAsyDi5mbG9jay52MS5Vc2VyEg4KBnJlYXNvbhgCIAEoCRINCgVzY29yZRgDIAEoASJfChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSJAoQY3VycmVudF9wYXNzd29yZBgBIAEoCUIKukgHcgUQARiAARIgCgxuZXdfcGFzc3dvcmQYAiABKAlCCrpIB3IFEAgYgAEiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSI4ChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSGQoFZW1haWwYASABKAlCCrpIB3IFEAMY/gEiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSJTChRSZXNldFBhc3N3b3JkUmVxdWVzdBIZCgV0b2tlbhgBIAEoCUIKukgHcgUQARiAAhIgCgxuZXdfcGFzc3dvcmQYAiABKAlCCrpIB3IFEAgYgAEiFwoVUmVzZXRQYXNzd29yZFJlc3BvbnNlIlkKEkNoYW5nZUVtYWlsUmVxdWVzdBIdCgluZXdfZW1haWwYASABKAlCCrpIB3IFEAMY/gESJAoQY3VycmVudF9wYXNzd29yZBgCIAEoCUIKukgHcgUQARiAASIVChNDaGFuZ2VFbWFpbFJlc3BvbnNlIk8KE0xpc3RTZXNzaW9uc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEIlQKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiMKCHNlc3Npb25zGAEgAygLMhEuZmxvY2sudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki2AEKB1Nlc3Npb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1c2VyX2FnZW50GAQgASgJEgoKAmlwGAUgASgJEg8KB2N1cnJlbnQYBiABKAgSLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNQoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSHQoKc2Vzc2lvbl9pZBgBIAEoCUIJukgGcgQQARhAIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSI8ChREZWxldGVBY2NvdW50UmVxdWVzdBIkChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJQgq6SAdyBRABGIABIhcKFURlbGV0ZUFjY291bnRSZXNwb25zZTKUFgoLVXNlclNlcnZpY2USWAoIUmVnaXN0ZXISGS5mbG9jay52MS5SZWdpc3RlclJlcXVlc3QaGi5mbG9jay52MS5SZWdpc3RlclJlc3BvbnNlIhWC0+STAg86ASoiCi9hcGkvdXNlcnMSbgoLVmVyaWZ5RW1haWwSHC5mbG9jay52MS5WZXJpZnlFbWFpbFJlcXVlc3QaHS5mbG9jay52MS5WZXJpZnlFbWFpbFJlc3BvbnNlIiKC0+STAhw6ASoiFy9hcGkvdXNlcnMvdmVyaWZ5LWVtYWlsEooBChJSZXNlbmRWZXJpZmljYXRpb24SIy5mbG9jay52MS5SZXNlbmRWZXJpZmljYXRpb25SZXF1ZXN0GiQuZmxvY2sudjEuUmVzZW5kVmVyaWZpY2F0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS91c2Vycy92ZXJpZnktZW1haWwvcmVzZW5kElUKBUxvZ2luEhYuZmxvY2sudjEuTG9naW5SZXF1ZXN0GhcuZmxvY2sudjEuTG9naW5SZXNwb25zZSIbgtPkkwIVOgEqIhAvYXBpL3VzZXJzL2xvZ2luEnIKDFJlZnJlc2hUb2tlbhIdLmZsb2NrLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaHi5mbG9jay52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIjgtPkkwIdOgEqIhgvYXBpL3VzZXJzL3Rva2VuL3JlZnJlc2gSWQoGTG9nb3V0EhcuZmxvY2sudjEuTG9nb3V0UmVxdWVzdBoYLmZsb2NrLnYxLkxvZ291dFJlc3BvbnNlIhyC0+STAhY6ASoiES9hcGkvdXNlcnMvbG9nb3V0EkwKBUdldE1lEhYuZmxvY2sudjEuR2V0TWVSZXF1ZXN0GhcuZmxvY2sudjEuR2V0TWVSZXNwb25zZSISgtPkkwIMEgovYXBpL3VzZXJzElgKCFVwZGF0ZU1lEhkuZmxvY2sudjEuVXBkYXRlTWVSZXF1ZXN0GhouZmxvY2sudjEuVXBkYXRlTWVSZXNwb25zZSIVgtPkkwIPOgEqMgovYXBpL3VzZXJzElwKB0dldFVzZXISGC5mbG9jay52MS5HZXRVc2VyUmVxdWVzdBoZLmZsb2NrLnYxLkdldFVzZXJSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3VzZXJzL3t1c2VyX2lkfRJjCgZGb2xsb3cSFy5mbG9jay52MS5Gb2xsb3dSZXF1ZXN0GhguZmxvY2sudjEuRm9sbG93UmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS91c2Vycy97dXNlcl9pZH0vZm9sbG93EmsKCFVuZm9sbG93EhkuZmxvY2sudjEuVW5mb2xsb3dSZXF1ZXN0GhouZmxvY2sudjEuVW5mb2xsb3dSZXNwb25zZSIogtPkkwIiOgEqIh0vYXBpL3VzZXJzL3t1c2VyX2lkfS91bmZvbGxvdxJ0Cg1MaXN0VXNlclBvc3RzEh4uZmxvY2sudjEuTGlzdFVzZXJQb3N0c1JlcXVlc3QaHy5mbG9jay52MS5MaXN0VXNlclBvc3RzUmVzcG9uc2UiIoLT5JMCHBIaL2FwaS91c2Vycy97dXNlcl9pZH0vcG9zdHMSeAoNTGlzdEZvbGxvd2VycxIeLmZsb2NrLnYxLkxpc3RGb2xsb3dlcnNSZXF1ZXN0Gh8uZmxvY2sudjEuTGlzdEZvbGxvd2Vyc1Jlc3BvbnNlIiaC0+STAiASHi9hcGkvdXNlcnMve3VzZXJfaWR9L2ZvbGxvd2VycxJ4Cg1MaXN0Rm9sbG93aW5nEh4uZmxvY2sudjEuTGlzdEZvbGxvd2luZ1JlcXVlc3QaHy5mbG9jay52MS5MaXN0Rm9sbG93aW5nUmVzcG9uc2UiJoLT5JMCIBIeL2FwaS91c2Vycy97dXNlcl9pZH0vZm9sbG93aW5nEmUKC1NlYXJjaFVzZXJzEhwuZmxvY2sudjEuU2VhcmNoVXNlcnNSZXF1ZXN0Gh0uZmxvY2sudjEuU2VhcmNoVXNlcnNSZXNwb25zZSIZgtPkkwITEhEvYXBpL3VzZXJzL3NlYXJjaBJfCgVCbG9jaxIWLmZsb2NrLnYxLkJsb2NrUmVxdWVzdBoXLmZsb2NrLnYxLkJsb2NrUmVzcG9uc2UiJYLT5JMCHzoBKiIaL2FwaS91c2Vycy97dXNlcl9pZH0vYmxvY2sSZwoHVW5ibG9jaxIYLmZsb2NrLnYxLlVuYmxvY2tSZXF1ZXN0GhkuZmxvY2sudjEuVW5ibG9ja1Jlc3BvbnNlIieC0+STAiE6ASoiHC9hcGkvdXNlcnMve3VzZXJfaWR9L3VuYmxvY2sSYgoKTGlzdEJsb2NrcxIbLmZsb2NrLnYxLkxpc3RCbG9ja3NSZXF1ZXN0GhwuZmxvY2sudjEuTGlzdEJsb2Nrc1Jlc3BvbnNlIhmC0+STAhMSES9hcGkvdXNlcnMvYmxvY2tzEm0KDFN1Z2dlc3RVc2VycxIdLmZsb2NrLnYxLlN1Z2dlc3RVc2Vyc1JlcXVlc3QaHi5mbG9jay52MS5TdWdnZXN0VXNlcnNSZXNwb25zZSIegtPkkwIYEhYvYXBpL3Bvc3RzL3N1Z2dlc3Rpb25zEnMKDkNoYW5nZVBhc3N3b3JkEh8uZmxvY2sudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiAuZmxvY2sudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIegtPkkwIYOgEqIhMvYXBpL3VzZXJzL3Bhc3N3b3JkEosBChRSZXF1ZXN0UGFzc3dvcmRSZXNldBIlLmZsb2NrLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBomLmZsb2NrLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiJILT5JMCHjoBKiIZL2FwaS91c2Vycy9wYXNzd29yZC9yZXNldBJ+Cg1SZXNldFBhc3N3b3JkEh4uZmxvY2sudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaHy5mbG9jay52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiLILT5JMCJjoBKiIhL2FwaS91c2Vycy9wYXNzd29yZC9yZXNldC9jb25maXJtEmcKC0NoYW5nZUVtYWlsEhwuZmxvY2sudjEuQ2hhbmdlRW1haWxSZXF1ZXN0Gh0uZmxvY2sudjEuQ2hhbmdlRW1haWxSZXNwb25zZSIbgtPkkwIVOgEqIhAvYXBpL3VzZXJzL2VtYWlsEmoKDExpc3RTZXNzaW9ucxIdLmZsb2NrLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaHi5mbG9jay52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIbgtPkkwIVEhMvYXBpL3VzZXJzL3Nlc3Npb25zEnoKDVJldm9rZVNlc3Npb24SHi5mbG9jay52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBofLmZsb2NrLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZSIogtPkkwIiKiAvYXBpL3VzZXJzL3Nlc3Npb25zL3tzZXNzaW9uX2lkfRJuCg1EZWxldGVBY2NvdW50Eh4uZmxvY2sudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaHy5mbG9jay52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiHILT5JMCFjoBKiIRL2FwaS91c2Vycy9kZWxldGVCN1o1Z2l0aHViLmNvbS9mbG9jay1zb2NpYWwvZmxvY2svZ2VuL2dvL2Zsb2NrL3YxO2Zsb2NrdjFiBnByb3RvMw", [file_buf_validate_validate, file_flock_v1_types, file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message flock.v1.RegisterRequest
@@ -869,6 +869,311 @@ export const SuggestionSchema: GenMessage<Suggestion> = /*@__PURE__*/
   messageDesc(file_flock_v1_user, 38);
 
 /**
+ * @generated from message flock.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"flock.v1.ChangePasswordRequest"> & {
+  /**
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * 8-128 characters.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message flock.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 39);
+
+/**
+ * @generated from message flock.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"flock.v1.ChangePasswordResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 40);
+
+/**
+ * @generated from message flock.v1.RequestPasswordResetRequest
+ */
+export type RequestPasswordResetRequest = Message<"flock.v1.RequestPasswordResetRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message flock.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export const RequestPasswordResetRequestSchema: GenMessage<RequestPasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 41);
+
+/**
+ * @generated from message flock.v1.RequestPasswordResetResponse
+ */
+export type RequestPasswordResetResponse = Message<"flock.v1.RequestPasswordResetResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export const RequestPasswordResetResponseSchema: GenMessage<RequestPasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 42);
+
+/**
+ * @generated from message flock.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"flock.v1.ResetPasswordRequest"> & {
+  /**
+   * The `token` query parameter of the link in the reset email.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * 8-128 characters.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message flock.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 43);
+
+/**
+ * @generated from message flock.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"flock.v1.ResetPasswordResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 44);
+
+/**
+ * @generated from message flock.v1.ChangeEmailRequest
+ */
+export type ChangeEmailRequest = Message<"flock.v1.ChangeEmailRequest"> & {
+  /**
+   * The address to move to. Surrounding spaces and letter case are ignored.
+   *
+   * @generated from field: string new_email = 1;
+   */
+  newEmail: string;
+
+  /**
+   * @generated from field: string current_password = 2;
+   */
+  currentPassword: string;
+};
+
+/**
+ * Describes the message flock.v1.ChangeEmailRequest.
+ * Use `create(ChangeEmailRequestSchema)` to create a new message.
+ */
+export const ChangeEmailRequestSchema: GenMessage<ChangeEmailRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 45);
+
+/**
+ * @generated from message flock.v1.ChangeEmailResponse
+ */
+export type ChangeEmailResponse = Message<"flock.v1.ChangeEmailResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.ChangeEmailResponse.
+ * Use `create(ChangeEmailResponseSchema)` to create a new message.
+ */
+export const ChangeEmailResponseSchema: GenMessage<ChangeEmailResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 46);
+
+/**
+ * @generated from message flock.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message<"flock.v1.ListSessionsRequest"> & {
+  /**
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message flock.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 47);
+
+/**
+ * @generated from message flock.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message<"flock.v1.ListSessionsResponse"> & {
+  /**
+   * @generated from field: repeated flock.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message flock.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 48);
+
+/**
+ * Session is one sign-in of the caller's account: a Login and every token
+ * refreshed from it.
+ *
+ * @generated from message flock.v1.Session
+ */
+export type Session = Message<"flock.v1.Session"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When a token of the session was last used, to within a few minutes.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 3;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * The User-Agent header of the Login that started the session.
+   *
+   * @generated from field: string user_agent = 4;
+   */
+  userAgent: string;
+
+  /**
+   * The client address of that Login.
+   *
+   * @generated from field: string ip = 5;
+   */
+  ip: string;
+
+  /**
+   * Whether this is the session of the request's own access token.
+   *
+   * @generated from field: bool current = 6;
+   */
+  current: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message flock.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 49);
+
+/**
+ * @generated from message flock.v1.RevokeSessionRequest
+ */
+export type RevokeSessionRequest = Message<"flock.v1.RevokeSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message flock.v1.RevokeSessionRequest.
+ * Use `create(RevokeSessionRequestSchema)` to create a new message.
+ */
+export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 50);
+
+/**
+ * @generated from message flock.v1.RevokeSessionResponse
+ */
+export type RevokeSessionResponse = Message<"flock.v1.RevokeSessionResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.RevokeSessionResponse.
+ * Use `create(RevokeSessionResponseSchema)` to create a new message.
+ */
+export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 51);
+
+/**
+ * @generated from message flock.v1.DeleteAccountRequest
+ */
+export type DeleteAccountRequest = Message<"flock.v1.DeleteAccountRequest"> & {
+  /**
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+};
+
+/**
+ * Describes the message flock.v1.DeleteAccountRequest.
+ * Use `create(DeleteAccountRequestSchema)` to create a new message.
+ */
+export const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 52);
+
+/**
+ * @generated from message flock.v1.DeleteAccountResponse
+ */
+export type DeleteAccountResponse = Message<"flock.v1.DeleteAccountResponse"> & {
+};
+
+/**
+ * Describes the message flock.v1.DeleteAccountResponse.
+ * Use `create(DeleteAccountResponseSchema)` to create a new message.
+ */
+export const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_user, 53);
+
+/**
  * UserService manages accounts (registration, email verification, login and
  * tokens), profiles, the follow graph, blocks and user search.
  *
@@ -1107,6 +1412,111 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof SuggestUsersRequestSchema;
     output: typeof SuggestUsersResponseSchema;
+  },
+  /**
+   * ChangePassword sets a new password. The current one is required. Every
+   * other session of the account is signed out (its tokens stop working and
+   * its open streams close); the caller's session stays.
+   *
+   * Errors: invalid_argument when the new password is not 8-128 characters
+   * or equals the current one; permission_denied when the current password
+   * is wrong.
+   *
+   * @generated from rpc flock.v1.UserService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * RequestPasswordReset emails a password-reset link to the account with
+   * this email, if there is one. It answers the same, in about the same
+   * time, for any email, so it cannot be used to discover accounts. The
+   * link works once, for 1 hour, and a newer request voids it. Needs no
+   * authentication.
+   *
+   * @generated from rpc flock.v1.UserService.RequestPasswordReset
+   */
+  requestPasswordReset: {
+    methodKind: "unary";
+    input: typeof RequestPasswordResetRequestSchema;
+    output: typeof RequestPasswordResetResponseSchema;
+  },
+  /**
+   * ResetPassword sets a new password with the token of a reset link and
+   * signs out every session of the account. The token works once. Needs no
+   * authentication.
+   *
+   * Errors: invalid_argument when the token is unknown, used, expired or
+   * voided by a newer request, or the password is not 8-128 characters.
+   *
+   * @generated from rpc flock.v1.UserService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  },
+  /**
+   * ChangeEmail starts a change of the account's email address: the new
+   * address gets a verification link (its token goes to VerifyEmail), and
+   * the account's email changes only when that link is used. The old
+   * address is told of the request. The current password is required.
+   *
+   * Errors: invalid_argument for a malformed address or the current one;
+   * permission_denied when the password is wrong; already_exists when
+   * another account has the address.
+   *
+   * @generated from rpc flock.v1.UserService.ChangeEmail
+   */
+  changeEmail: {
+    methodKind: "unary";
+    input: typeof ChangeEmailRequestSchema;
+    output: typeof ChangeEmailResponseSchema;
+  },
+  /**
+   * ListSessions lists the caller's signed-in sessions (logins not yet
+   * ended), most recently used first; `current` marks the caller's own.
+   *
+   * @generated from rpc flock.v1.UserService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * RevokeSession signs out one of the caller's sessions: its tokens stop
+   * working and its open streams close at once, on every instance.
+   * Revoking the caller's own session is a logout.
+   *
+   * Errors: not_found when the caller has no live session with this ID.
+   *
+   * @generated from rpc flock.v1.UserService.RevokeSession
+   */
+  revokeSession: {
+    methodKind: "unary";
+    input: typeof RevokeSessionRequestSchema;
+    output: typeof RevokeSessionResponseSchema;
+  },
+  /**
+   * DeleteAccount deletes the caller's account for good: its sessions and
+   * streams end, and its profile, posts (with their likes, comments,
+   * hashtags and videos), comments, likes, follows, blocks, memberships,
+   * notifications, activity and reports go. Groups the account owns pass to
+   * their oldest admin, else their oldest member, else are deleted. The
+   * username can be registered again only after a cool-off of 30 days. The
+   * current password is required.
+   *
+   * Errors: permission_denied when the password is wrong.
+   *
+   * @generated from rpc flock.v1.UserService.DeleteAccount
+   */
+  deleteAccount: {
+    methodKind: "unary";
+    input: typeof DeleteAccountRequestSchema;
+    output: typeof DeleteAccountResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flock_v1_user, 0);

@@ -77,6 +77,26 @@ const (
 	// UserServiceSuggestUsersProcedure is the fully-qualified name of the UserService's SuggestUsers
 	// RPC.
 	UserServiceSuggestUsersProcedure = "/flock.v1.UserService/SuggestUsers"
+	// UserServiceChangePasswordProcedure is the fully-qualified name of the UserService's
+	// ChangePassword RPC.
+	UserServiceChangePasswordProcedure = "/flock.v1.UserService/ChangePassword"
+	// UserServiceRequestPasswordResetProcedure is the fully-qualified name of the UserService's
+	// RequestPasswordReset RPC.
+	UserServiceRequestPasswordResetProcedure = "/flock.v1.UserService/RequestPasswordReset"
+	// UserServiceResetPasswordProcedure is the fully-qualified name of the UserService's ResetPassword
+	// RPC.
+	UserServiceResetPasswordProcedure = "/flock.v1.UserService/ResetPassword"
+	// UserServiceChangeEmailProcedure is the fully-qualified name of the UserService's ChangeEmail RPC.
+	UserServiceChangeEmailProcedure = "/flock.v1.UserService/ChangeEmail"
+	// UserServiceListSessionsProcedure is the fully-qualified name of the UserService's ListSessions
+	// RPC.
+	UserServiceListSessionsProcedure = "/flock.v1.UserService/ListSessions"
+	// UserServiceRevokeSessionProcedure is the fully-qualified name of the UserService's RevokeSession
+	// RPC.
+	UserServiceRevokeSessionProcedure = "/flock.v1.UserService/RevokeSession"
+	// UserServiceDeleteAccountProcedure is the fully-qualified name of the UserService's DeleteAccount
+	// RPC.
+	UserServiceDeleteAccountProcedure = "/flock.v1.UserService/DeleteAccount"
 )
 
 // UserServiceClient is a client for the flock.v1.UserService service.
@@ -159,6 +179,55 @@ type UserServiceClient interface {
 	// SuggestUsers suggests accounts to follow from the caller's interests and
 	// follow graph; each suggestion says why it was made.
 	SuggestUsers(context.Context, *connect.Request[v1.SuggestUsersRequest]) (*connect.Response[v1.SuggestUsersResponse], error)
+	// ChangePassword sets a new password. The current one is required. Every
+	// other session of the account is signed out (its tokens stop working and
+	// its open streams close); the caller's session stays.
+	//
+	// Errors: invalid_argument when the new password is not 8-128 characters
+	// or equals the current one; permission_denied when the current password
+	// is wrong.
+	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
+	// RequestPasswordReset emails a password-reset link to the account with
+	// this email, if there is one. It answers the same, in about the same
+	// time, for any email, so it cannot be used to discover accounts. The
+	// link works once, for 1 hour, and a newer request voids it. Needs no
+	// authentication.
+	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
+	// ResetPassword sets a new password with the token of a reset link and
+	// signs out every session of the account. The token works once. Needs no
+	// authentication.
+	//
+	// Errors: invalid_argument when the token is unknown, used, expired or
+	// voided by a newer request, or the password is not 8-128 characters.
+	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
+	// ChangeEmail starts a change of the account's email address: the new
+	// address gets a verification link (its token goes to VerifyEmail), and
+	// the account's email changes only when that link is used. The old
+	// address is told of the request. The current password is required.
+	//
+	// Errors: invalid_argument for a malformed address or the current one;
+	// permission_denied when the password is wrong; already_exists when
+	// another account has the address.
+	ChangeEmail(context.Context, *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error)
+	// ListSessions lists the caller's signed-in sessions (logins not yet
+	// ended), most recently used first; `current` marks the caller's own.
+	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
+	// RevokeSession signs out one of the caller's sessions: its tokens stop
+	// working and its open streams close at once, on every instance.
+	// Revoking the caller's own session is a logout.
+	//
+	// Errors: not_found when the caller has no live session with this ID.
+	RevokeSession(context.Context, *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error)
+	// DeleteAccount deletes the caller's account for good: its sessions and
+	// streams end, and its profile, posts (with their likes, comments,
+	// hashtags and videos), comments, likes, follows, blocks, memberships,
+	// notifications, activity and reports go. Groups the account owns pass to
+	// their oldest admin, else their oldest member, else are deleted. The
+	// username can be registered again only after a cool-off of 30 days. The
+	// current password is required.
+	//
+	// Errors: permission_denied when the password is wrong.
+	DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error)
 }
 
 // NewUserServiceClient constructs a client for the flock.v1.UserService service. By default, it
@@ -286,30 +355,79 @@ func NewUserServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(userServiceMethods.ByName("SuggestUsers")),
 			connect.WithClientOptions(opts...),
 		),
+		changePassword: connect.NewClient[v1.ChangePasswordRequest, v1.ChangePasswordResponse](
+			httpClient,
+			baseURL+UserServiceChangePasswordProcedure,
+			connect.WithSchema(userServiceMethods.ByName("ChangePassword")),
+			connect.WithClientOptions(opts...),
+		),
+		requestPasswordReset: connect.NewClient[v1.RequestPasswordResetRequest, v1.RequestPasswordResetResponse](
+			httpClient,
+			baseURL+UserServiceRequestPasswordResetProcedure,
+			connect.WithSchema(userServiceMethods.ByName("RequestPasswordReset")),
+			connect.WithClientOptions(opts...),
+		),
+		resetPassword: connect.NewClient[v1.ResetPasswordRequest, v1.ResetPasswordResponse](
+			httpClient,
+			baseURL+UserServiceResetPasswordProcedure,
+			connect.WithSchema(userServiceMethods.ByName("ResetPassword")),
+			connect.WithClientOptions(opts...),
+		),
+		changeEmail: connect.NewClient[v1.ChangeEmailRequest, v1.ChangeEmailResponse](
+			httpClient,
+			baseURL+UserServiceChangeEmailProcedure,
+			connect.WithSchema(userServiceMethods.ByName("ChangeEmail")),
+			connect.WithClientOptions(opts...),
+		),
+		listSessions: connect.NewClient[v1.ListSessionsRequest, v1.ListSessionsResponse](
+			httpClient,
+			baseURL+UserServiceListSessionsProcedure,
+			connect.WithSchema(userServiceMethods.ByName("ListSessions")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeSession: connect.NewClient[v1.RevokeSessionRequest, v1.RevokeSessionResponse](
+			httpClient,
+			baseURL+UserServiceRevokeSessionProcedure,
+			connect.WithSchema(userServiceMethods.ByName("RevokeSession")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteAccount: connect.NewClient[v1.DeleteAccountRequest, v1.DeleteAccountResponse](
+			httpClient,
+			baseURL+UserServiceDeleteAccountProcedure,
+			connect.WithSchema(userServiceMethods.ByName("DeleteAccount")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // userServiceClient implements UserServiceClient.
 type userServiceClient struct {
-	register           *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
-	verifyEmail        *connect.Client[v1.VerifyEmailRequest, v1.VerifyEmailResponse]
-	resendVerification *connect.Client[v1.ResendVerificationRequest, v1.ResendVerificationResponse]
-	login              *connect.Client[v1.LoginRequest, v1.LoginResponse]
-	refreshToken       *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
-	logout             *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
-	getMe              *connect.Client[v1.GetMeRequest, v1.GetMeResponse]
-	updateMe           *connect.Client[v1.UpdateMeRequest, v1.UpdateMeResponse]
-	getUser            *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
-	follow             *connect.Client[v1.FollowRequest, v1.FollowResponse]
-	unfollow           *connect.Client[v1.UnfollowRequest, v1.UnfollowResponse]
-	listUserPosts      *connect.Client[v1.ListUserPostsRequest, v1.ListUserPostsResponse]
-	listFollowers      *connect.Client[v1.ListFollowersRequest, v1.ListFollowersResponse]
-	listFollowing      *connect.Client[v1.ListFollowingRequest, v1.ListFollowingResponse]
-	searchUsers        *connect.Client[v1.SearchUsersRequest, v1.SearchUsersResponse]
-	block              *connect.Client[v1.BlockRequest, v1.BlockResponse]
-	unblock            *connect.Client[v1.UnblockRequest, v1.UnblockResponse]
-	listBlocks         *connect.Client[v1.ListBlocksRequest, v1.ListBlocksResponse]
-	suggestUsers       *connect.Client[v1.SuggestUsersRequest, v1.SuggestUsersResponse]
+	register             *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
+	verifyEmail          *connect.Client[v1.VerifyEmailRequest, v1.VerifyEmailResponse]
+	resendVerification   *connect.Client[v1.ResendVerificationRequest, v1.ResendVerificationResponse]
+	login                *connect.Client[v1.LoginRequest, v1.LoginResponse]
+	refreshToken         *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
+	logout               *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
+	getMe                *connect.Client[v1.GetMeRequest, v1.GetMeResponse]
+	updateMe             *connect.Client[v1.UpdateMeRequest, v1.UpdateMeResponse]
+	getUser              *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
+	follow               *connect.Client[v1.FollowRequest, v1.FollowResponse]
+	unfollow             *connect.Client[v1.UnfollowRequest, v1.UnfollowResponse]
+	listUserPosts        *connect.Client[v1.ListUserPostsRequest, v1.ListUserPostsResponse]
+	listFollowers        *connect.Client[v1.ListFollowersRequest, v1.ListFollowersResponse]
+	listFollowing        *connect.Client[v1.ListFollowingRequest, v1.ListFollowingResponse]
+	searchUsers          *connect.Client[v1.SearchUsersRequest, v1.SearchUsersResponse]
+	block                *connect.Client[v1.BlockRequest, v1.BlockResponse]
+	unblock              *connect.Client[v1.UnblockRequest, v1.UnblockResponse]
+	listBlocks           *connect.Client[v1.ListBlocksRequest, v1.ListBlocksResponse]
+	suggestUsers         *connect.Client[v1.SuggestUsersRequest, v1.SuggestUsersResponse]
+	changePassword       *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
+	requestPasswordReset *connect.Client[v1.RequestPasswordResetRequest, v1.RequestPasswordResetResponse]
+	resetPassword        *connect.Client[v1.ResetPasswordRequest, v1.ResetPasswordResponse]
+	changeEmail          *connect.Client[v1.ChangeEmailRequest, v1.ChangeEmailResponse]
+	listSessions         *connect.Client[v1.ListSessionsRequest, v1.ListSessionsResponse]
+	revokeSession        *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
+	deleteAccount        *connect.Client[v1.DeleteAccountRequest, v1.DeleteAccountResponse]
 }
 
 // Register calls flock.v1.UserService.Register.
@@ -407,6 +525,41 @@ func (c *userServiceClient) SuggestUsers(ctx context.Context, req *connect.Reque
 	return c.suggestUsers.CallUnary(ctx, req)
 }
 
+// ChangePassword calls flock.v1.UserService.ChangePassword.
+func (c *userServiceClient) ChangePassword(ctx context.Context, req *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error) {
+	return c.changePassword.CallUnary(ctx, req)
+}
+
+// RequestPasswordReset calls flock.v1.UserService.RequestPasswordReset.
+func (c *userServiceClient) RequestPasswordReset(ctx context.Context, req *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error) {
+	return c.requestPasswordReset.CallUnary(ctx, req)
+}
+
+// ResetPassword calls flock.v1.UserService.ResetPassword.
+func (c *userServiceClient) ResetPassword(ctx context.Context, req *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error) {
+	return c.resetPassword.CallUnary(ctx, req)
+}
+
+// ChangeEmail calls flock.v1.UserService.ChangeEmail.
+func (c *userServiceClient) ChangeEmail(ctx context.Context, req *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error) {
+	return c.changeEmail.CallUnary(ctx, req)
+}
+
+// ListSessions calls flock.v1.UserService.ListSessions.
+func (c *userServiceClient) ListSessions(ctx context.Context, req *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error) {
+	return c.listSessions.CallUnary(ctx, req)
+}
+
+// RevokeSession calls flock.v1.UserService.RevokeSession.
+func (c *userServiceClient) RevokeSession(ctx context.Context, req *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error) {
+	return c.revokeSession.CallUnary(ctx, req)
+}
+
+// DeleteAccount calls flock.v1.UserService.DeleteAccount.
+func (c *userServiceClient) DeleteAccount(ctx context.Context, req *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error) {
+	return c.deleteAccount.CallUnary(ctx, req)
+}
+
 // UserServiceHandler is an implementation of the flock.v1.UserService service.
 type UserServiceHandler interface {
 	// Register creates an account and sends a verification email. The account
@@ -487,6 +640,55 @@ type UserServiceHandler interface {
 	// SuggestUsers suggests accounts to follow from the caller's interests and
 	// follow graph; each suggestion says why it was made.
 	SuggestUsers(context.Context, *connect.Request[v1.SuggestUsersRequest]) (*connect.Response[v1.SuggestUsersResponse], error)
+	// ChangePassword sets a new password. The current one is required. Every
+	// other session of the account is signed out (its tokens stop working and
+	// its open streams close); the caller's session stays.
+	//
+	// Errors: invalid_argument when the new password is not 8-128 characters
+	// or equals the current one; permission_denied when the current password
+	// is wrong.
+	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
+	// RequestPasswordReset emails a password-reset link to the account with
+	// this email, if there is one. It answers the same, in about the same
+	// time, for any email, so it cannot be used to discover accounts. The
+	// link works once, for 1 hour, and a newer request voids it. Needs no
+	// authentication.
+	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
+	// ResetPassword sets a new password with the token of a reset link and
+	// signs out every session of the account. The token works once. Needs no
+	// authentication.
+	//
+	// Errors: invalid_argument when the token is unknown, used, expired or
+	// voided by a newer request, or the password is not 8-128 characters.
+	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
+	// ChangeEmail starts a change of the account's email address: the new
+	// address gets a verification link (its token goes to VerifyEmail), and
+	// the account's email changes only when that link is used. The old
+	// address is told of the request. The current password is required.
+	//
+	// Errors: invalid_argument for a malformed address or the current one;
+	// permission_denied when the password is wrong; already_exists when
+	// another account has the address.
+	ChangeEmail(context.Context, *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error)
+	// ListSessions lists the caller's signed-in sessions (logins not yet
+	// ended), most recently used first; `current` marks the caller's own.
+	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
+	// RevokeSession signs out one of the caller's sessions: its tokens stop
+	// working and its open streams close at once, on every instance.
+	// Revoking the caller's own session is a logout.
+	//
+	// Errors: not_found when the caller has no live session with this ID.
+	RevokeSession(context.Context, *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error)
+	// DeleteAccount deletes the caller's account for good: its sessions and
+	// streams end, and its profile, posts (with their likes, comments,
+	// hashtags and videos), comments, likes, follows, blocks, memberships,
+	// notifications, activity and reports go. Groups the account owns pass to
+	// their oldest admin, else their oldest member, else are deleted. The
+	// username can be registered again only after a cool-off of 30 days. The
+	// current password is required.
+	//
+	// Errors: permission_denied when the password is wrong.
+	DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error)
 }
 
 // NewUserServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -610,6 +812,48 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(userServiceMethods.ByName("SuggestUsers")),
 		connect.WithHandlerOptions(opts...),
 	)
+	userServiceChangePasswordHandler := connect.NewUnaryHandler(
+		UserServiceChangePasswordProcedure,
+		svc.ChangePassword,
+		connect.WithSchema(userServiceMethods.ByName("ChangePassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceRequestPasswordResetHandler := connect.NewUnaryHandler(
+		UserServiceRequestPasswordResetProcedure,
+		svc.RequestPasswordReset,
+		connect.WithSchema(userServiceMethods.ByName("RequestPasswordReset")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceResetPasswordHandler := connect.NewUnaryHandler(
+		UserServiceResetPasswordProcedure,
+		svc.ResetPassword,
+		connect.WithSchema(userServiceMethods.ByName("ResetPassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceChangeEmailHandler := connect.NewUnaryHandler(
+		UserServiceChangeEmailProcedure,
+		svc.ChangeEmail,
+		connect.WithSchema(userServiceMethods.ByName("ChangeEmail")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceListSessionsHandler := connect.NewUnaryHandler(
+		UserServiceListSessionsProcedure,
+		svc.ListSessions,
+		connect.WithSchema(userServiceMethods.ByName("ListSessions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceRevokeSessionHandler := connect.NewUnaryHandler(
+		UserServiceRevokeSessionProcedure,
+		svc.RevokeSession,
+		connect.WithSchema(userServiceMethods.ByName("RevokeSession")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userServiceDeleteAccountHandler := connect.NewUnaryHandler(
+		UserServiceDeleteAccountProcedure,
+		svc.DeleteAccount,
+		connect.WithSchema(userServiceMethods.ByName("DeleteAccount")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/flock.v1.UserService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case UserServiceRegisterProcedure:
@@ -650,6 +894,20 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 			userServiceListBlocksHandler.ServeHTTP(w, r)
 		case UserServiceSuggestUsersProcedure:
 			userServiceSuggestUsersHandler.ServeHTTP(w, r)
+		case UserServiceChangePasswordProcedure:
+			userServiceChangePasswordHandler.ServeHTTP(w, r)
+		case UserServiceRequestPasswordResetProcedure:
+			userServiceRequestPasswordResetHandler.ServeHTTP(w, r)
+		case UserServiceResetPasswordProcedure:
+			userServiceResetPasswordHandler.ServeHTTP(w, r)
+		case UserServiceChangeEmailProcedure:
+			userServiceChangeEmailHandler.ServeHTTP(w, r)
+		case UserServiceListSessionsProcedure:
+			userServiceListSessionsHandler.ServeHTTP(w, r)
+		case UserServiceRevokeSessionProcedure:
+			userServiceRevokeSessionHandler.ServeHTTP(w, r)
+		case UserServiceDeleteAccountProcedure:
+			userServiceDeleteAccountHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -733,4 +991,32 @@ func (UnimplementedUserServiceHandler) ListBlocks(context.Context, *connect.Requ
 
 func (UnimplementedUserServiceHandler) SuggestUsers(context.Context, *connect.Request[v1.SuggestUsersRequest]) (*connect.Response[v1.SuggestUsersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.SuggestUsers is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.ChangePassword is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.RequestPasswordReset is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.ResetPassword is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) ChangeEmail(context.Context, *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.ChangeEmail is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.ListSessions is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) RevokeSession(context.Context, *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.RevokeSession is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) DeleteAccount(context.Context, *connect.Request[v1.DeleteAccountRequest]) (*connect.Response[v1.DeleteAccountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.UserService.DeleteAccount is not implemented"))
 }
