@@ -115,6 +115,10 @@ type Config struct {
 	MaxStreamsPerUser int
 	// Timeline configures home timelines (fan-out workers, big authors).
 	Timeline timeline.Config
+	// JobWorkers is how many small background jobs (email deliveries and
+	// their retries, removal of a deleted account's files) this instance
+	// runs at once; 0 means 2, -1 none (other instances run them).
+	JobWorkers int
 	// MaxStreams caps the live streams of all accounts on an instance.
 	// 0 means the default (notify.DefaultMaxStreams, 10,000); negative
 	// means no cap.
@@ -292,6 +296,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.social = social.NewService(a.db, a.events)
 	a.jobs = jobs.New(jobs.Config{Poll: cfg.Video.JobPoll}, a.log)
+	if cfg.JobWorkers == 0 {
+		cfg.JobWorkers = 2
+	}
+	jobs.AddQueue(a.jobs, jobs.QueueGeneral, cfg.JobWorkers)
 	a.videos = video.NewService(a.db, a.jobs, a.bucket, cfg.Video, a.log)
 	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.signer = media.NewSigner(secret)

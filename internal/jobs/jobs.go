@@ -36,6 +36,11 @@ import (
 	"github.com/flock-social/flock/internal/store"
 )
 
+// QueueGeneral is the queue of small jobs that need no queue of their own:
+// email deliveries and their retries, removal of a deleted account's files.
+// It is River's default queue, so job kinds that name no queue land on it.
+const QueueGeneral = river.QueueDefault
+
 // Config configures the queue.
 type Config struct {
 	// Poll is how often the queue is polled for new jobs where it cannot

@@ -68,6 +68,9 @@ func MustServer(tb testing.TB, engine string, configure ...func(*server.Config))
 		// and every feed read merges them (the same read path); the
 		// timeline tests (server/timeline_test.go) ask for workers.
 		Timeline: timeline.Config{Workers: -1},
+		// Like the queues above: tests that need the general queue's
+		// workers (email retries, file removal) set JobWorkers.
+		JobWorkers: -1,
 		// Cheap password hashes: MustAccount would otherwise spend ~0.4 s
 		// of CPU per account under -race. internal/account's tests keep
 		// the production parameters.

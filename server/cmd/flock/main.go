@@ -136,6 +136,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	str(&s.pprofAddr, "pprof-addr", "FLOCK_PPROF_ADDR", "", "address of a separate listener serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060; empty for none (never expose it publicly)")
 	bigAuthor := num("timeline-big-author", "FLOCK_TIMELINE_BIG_AUTHOR", 5000, "followers from which an author's posts are merged into home feeds when read instead of written to every follower's timeline")
 	timelineWorkers := num("timeline-workers", "FLOCK_TIMELINE_WORKERS", 2, "timeline fan-out jobs this instance runs at once; -1 for none (other instances run them)")
+	jobWorkers := num("job-workers", "FLOCK_JOB_WORKERS", 2, "small background jobs (email deliveries and retries, removal of a deleted account's files) this instance runs at once; -1 for none (other instances run them)")
 	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
 	maxStreams := num("max-streams", "FLOCK_MAX_STREAMS", notify.DefaultMaxStreams, "live streams this instance holds open for all accounts together; 0 for no cap")
 	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
@@ -205,6 +206,10 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		return nil, nil, fmt.Errorf("timelines: want FLOCK_TIMELINE_BIG_AUTHOR a whole number >= 1 and FLOCK_TIMELINE_WORKERS a whole number >= 1, or -1 for none")
 	}
 	s.Timeline.BigAuthor, s.Timeline.Workers = int64(*bigAuthor), int(*timelineWorkers)
+	if *jobWorkers < -1 || *jobWorkers == 0 || *jobWorkers != float64(int(*jobWorkers)) {
+		return nil, nil, fmt.Errorf("FLOCK_JOB_WORKERS: want a whole number >= 1, or -1 for none, got %v", *jobWorkers)
+	}
+	s.JobWorkers = int(*jobWorkers)
 	s.Video.MaxBytes = int64(*videoMB * (1 << 20))
 	s.Video.MaxDimension, s.Video.MaxFrameRate, s.Video.Workers = int(*videoDim), *videoFPS, int(*videoWorkers)
 	if s.Video.Workers == 0 {
