@@ -131,12 +131,14 @@ func (i errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 
 // publicProcedures need no access token.
 var publicProcedures = map[string]bool{
-	flockv1connect.UserServiceRegisterProcedure:           true,
-	flockv1connect.UserServiceVerifyEmailProcedure:        true,
-	flockv1connect.UserServiceResendVerificationProcedure: true,
-	flockv1connect.UserServiceLoginProcedure:              true,
-	flockv1connect.UserServiceRefreshTokenProcedure:       true,
-	flockv1connect.UserServiceLogoutProcedure:             true,
+	flockv1connect.UserServiceRegisterProcedure:             true,
+	flockv1connect.UserServiceVerifyEmailProcedure:          true,
+	flockv1connect.UserServiceResendVerificationProcedure:   true,
+	flockv1connect.UserServiceLoginProcedure:                true,
+	flockv1connect.UserServiceRefreshTokenProcedure:         true,
+	flockv1connect.UserServiceLogoutProcedure:               true,
+	flockv1connect.UserServiceRequestPasswordResetProcedure: true,
+	flockv1connect.UserServiceResetPasswordProcedure:        true,
 }
 
 type principalKey struct{}

@@ -18,15 +18,20 @@ import (
 // rateLimitedActions maps procedures onto the actions of ratelimit.Rules.
 // UpdateMe is limited only when it uploads a picture (rateLimitAction).
 var rateLimitedActions = map[string]string{
-	flockv1connect.UserServiceLoginProcedure:              "login",
-	flockv1connect.UserServiceRegisterProcedure:           "register",
-	flockv1connect.UserServiceResendVerificationProcedure: "resend_verification",
-	flockv1connect.UserServiceRefreshTokenProcedure:       "refresh",
-	flockv1connect.PostServiceCreatePostProcedure:         "post",
-	flockv1connect.PostServiceCreateCommentProcedure:      "comment",
-	flockv1connect.UserServiceSearchUsersProcedure:        "search",
-	flockv1connect.PostServiceSearchPostsProcedure:        "search",
-	flockv1connect.UserServiceUpdateMeProcedure:           "avatar",
+	flockv1connect.UserServiceLoginProcedure:                "login",
+	flockv1connect.UserServiceRegisterProcedure:             "register",
+	flockv1connect.UserServiceResendVerificationProcedure:   "resend_verification",
+	flockv1connect.UserServiceRefreshTokenProcedure:         "refresh",
+	flockv1connect.PostServiceCreatePostProcedure:           "post",
+	flockv1connect.PostServiceCreateCommentProcedure:        "comment",
+	flockv1connect.UserServiceSearchUsersProcedure:          "search",
+	flockv1connect.PostServiceSearchPostsProcedure:          "search",
+	flockv1connect.UserServiceUpdateMeProcedure:             "avatar",
+	flockv1connect.UserServiceChangePasswordProcedure:       "password",
+	flockv1connect.UserServiceDeleteAccountProcedure:        "password",
+	flockv1connect.UserServiceChangeEmailProcedure:          "change_email",
+	flockv1connect.UserServiceRequestPasswordResetProcedure: "password_reset",
+	flockv1connect.UserServiceResetPasswordProcedure:        "password_reset_confirm",
 }
 
 // rateLimitInterceptor applies ratelimit.Rules per account and per client IP
@@ -141,6 +146,10 @@ func (i rateLimitInterceptor) accounts(ctx context.Context, msg any) []string {
 		return []string{normalizedUsername(m.GetUsername()), normalizedEmail(m.GetEmail())}
 	case *flockv1.ResendVerificationRequest:
 		return []string{normalizedEmail(m.GetEmail())}
+	case *flockv1.RequestPasswordResetRequest:
+		return []string{normalizedEmail(m.GetEmail())}
+	case *flockv1.ResetPasswordRequest:
+		return nil // the token names the account; only the IP counts
 	}
 	if p := principal(ctx); p != nil {
 		return []string{p.UserID}

@@ -56,7 +56,7 @@ func (s *userServer) Login(ctx context.Context, req *connect.Request[flockv1.Log
 	if login == "" {
 		login = req.Msg.GetEmail()
 	}
-	pair, err := s.accounts.Login(ctx, login, req.Msg.GetPassword())
+	pair, err := s.accounts.LoginFrom(ctx, login, req.Msg.GetPassword(), requestClient(req.Peer(), req.Header()))
 	if err != nil {
 		return nil, err
 	}

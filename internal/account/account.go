@@ -319,6 +319,11 @@ var errBadLogin = flock.Errorf(flock.EUNAUTHORIZED, "invalid username/email or p
 // alike (taking the same time for both), EPRECONDITION while the email is
 // unverified, and EFORBIDDEN for a suspended account.
 func (s *Service) Login(ctx context.Context, login, password string) (*TokenPair, error) {
+	return s.LoginFrom(ctx, login, password, Client{})
+}
+
+// LoginFrom is Login recording where the session comes from (ListSessions).
+func (s *Service) LoginFrom(ctx context.Context, login, password string, c Client) (*TokenPair, error) {
 	login = strings.TrimSpace(login)
 	if strings.Contains(login, "@") {
 		login = strings.ToLower(login)
@@ -345,7 +350,8 @@ func (s *Service) Login(ctx context.Context, login, password string) (*TokenPair
 	var pair *TokenPair
 	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := s.db.Now()
-		sess := &store.Session{ID: store.NewID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+		c := c.clean()
+		sess := &store.Session{ID: store.NewID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), UserAgent: c.UserAgent, IP: c.IP}
 		if err := s.db.CreateSession(ctx, tx, sess); err != nil {
 			return err
 		}
@@ -429,6 +435,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		if u.SuspendedAt != nil {
 			return flock.Errorf(flock.EFORBIDDEN, "this account is suspended")
 		}
+		if err := s.db.TouchSession(ctx, tx, sess.ID, sessionTouchEvery); err != nil {
+			return err
+		}
 		pair, err = s.issue(ctx, tx, u, sess)
 		return err
 	})
@@ -496,6 +505,14 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	}
 	if a.SuspendedAt != nil {
 		return nil, flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
+	}
+	// The last use shown by ListSessions: written only when it has gone
+	// stale, and only on this path (a cache miss), so at most once per
+	// sessionTouchEvery per session, never once per request.
+	if s.db.Now().Sub(a.LastUsedAt) > sessionTouchEvery {
+		if err := s.db.TouchSession(ctx, s.db, claims.SessionID, sessionTouchEvery); err != nil {
+			s.log.WarnContext(ctx, "record session use", "err", err)
+		}
 	}
 	s.cfg.Sessions.Put(claims.SessionID, session.Live{UserID: a.UserID, Role: a.Role, ExpiresAt: a.ExpiresAt}, gen)
 	return &Principal{UserID: a.UserID, SessionID: claims.SessionID, Role: a.Role}, nil

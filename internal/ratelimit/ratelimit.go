@@ -102,10 +102,10 @@ type Rule struct {
 }
 
 // Rules maps each rate-limited action, as named by the transport, to its
-// Rule. The account of "login", "register" and "resend_verification" is the
-// identity the request names (the normalised username or email: both, for
-// "register"), whoever is signed in; of the others, the account ID of the
-// caller. Read only.
+// Rule. The account of "login", "register", "resend_verification" and
+// "password_reset" is the identity the request names (the normalised
+// username or email: both, for "register"), whoever is signed in; of the
+// others, the account ID of the caller. Read only.
 var Rules = map[string]Rule{
 	"login":               {Action: "login", PerAccount: perMinute(5), PerIP: perMinute(10), TooMany: "too many login attempts"},
 	"register":            {Action: "register", PerAccount: perHour(5), PerIP: perHour(5), TooMany: "too many registrations"},
@@ -116,6 +116,14 @@ var Rules = map[string]Rule{
 	"upload":              {Action: "upload", PerAccount: perHour(10), PerIP: perHour(30), TooMany: "too many video uploads"},
 	"search":              {Action: "search", PerAccount: perMinute(60), PerIP: perMinute(120), TooMany: "too many searches"},
 	"avatar":              {Action: "avatar", PerAccount: perHour(10), PerIP: perHour(30), TooMany: "too many profile picture changes"},
+	// The actions that check a signed-in caller's password (ChangePassword,
+	// DeleteAccount) share one budget, so a stolen access token buys no
+	// more guesses at the password than a login does.
+	"password":     {Action: "password", PerAccount: perMinute(5), PerIP: perMinute(10), TooMany: "too many password attempts"},
+	"change_email": {Action: "change_email", PerAccount: perHour(5), PerIP: perHour(10), TooMany: "too many email changes"},
+	// The account of "password_reset" is the email the request names.
+	"password_reset":         {Action: "password_reset", PerAccount: perHour(3), PerIP: perHour(10), TooMany: "too many password reset emails requested"},
+	"password_reset_confirm": {Action: "password_reset_confirm", PerIP: perMinute(10), TooMany: "too many password reset attempts"},
 }
 
 func perMinute(n int) Limit { return Limit{Rate: n, Period: time.Minute, Burst: n} }

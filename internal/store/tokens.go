@@ -189,6 +189,9 @@ type SessionAuth struct {
 	Role        string     `bun:"role"`
 	SuspendedAt *time.Time `bun:"suspended_at"`
 	ExpiresAt   time.Time  `bun:"expires_at"`
+	// LastUsedAt is the session's last recorded use (its creation before
+	// the first).
+	LastUsedAt time.Time `bun:"last_used_at"`
 }
 
 // GetSessionAuth returns the user's standing and the session's end for a
@@ -200,6 +203,7 @@ func (db *DB) GetSessionAuth(ctx context.Context, tx bun.IDB, sessionID, userID 
 	err := tx.NewSelect().TableExpr("sessions AS s").
 		Join("JOIN users AS u ON u.id = s.user_id").
 		ColumnExpr("u.id AS user_id, u.role, u.suspended_at, s.expires_at").
+		ColumnExpr("COALESCE(s.last_used_at, s.created_at) AS last_used_at").
 		Where("s.id = ?", sessionID).
 		Where("s.user_id = ?", userID).
 		Where("s.revoked_at IS NULL").
@@ -220,11 +224,12 @@ func (db *DB) CreateEmailVerification(ctx context.Context, tx bun.IDB, v *EmailV
 }
 
 // InvalidateEmailVerifications marks every outstanding verification token of
-// a user used, so that only a token issued afterwards works.
+// a user used, so that only a token issued afterwards works. Email-change
+// tokens are left alone (InvalidateEmailChanges).
 func (db *DB) InvalidateEmailVerifications(ctx context.Context, tx bun.IDB, userID string) error {
 	_, err := tx.NewUpdate().Model((*EmailVerification)(nil)).
 		Set("used_at = ?", db.Now()).
-		Where("user_id = ? AND used_at IS NULL", userID).Exec(ctx)
+		Where("user_id = ? AND used_at IS NULL AND new_email IS NULL", userID).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("invalidate email verifications: %w", translate(err))
 	}
@@ -236,6 +241,16 @@ func (db *DB) InvalidateEmailVerifications(ctx context.Context, tx bun.IDB, user
 // the same token, only one gets the user. Returns an error matching
 // IsNotFound when the token is unknown, used or expired.
 func (db *DB) UseEmailVerification(ctx context.Context, tx bun.IDB, hash string) (string, error) {
+	v, err := db.UseEmailToken(ctx, tx, hash)
+	if err != nil {
+		return "", err
+	}
+	return v.UserID, nil
+}
+
+// UseEmailToken is UseEmailVerification returning the token's row, whose
+// NewEmail tells an email change from the verification of a registration.
+func (db *DB) UseEmailToken(ctx context.Context, tx bun.IDB, hash string) (*EmailVerification, error) {
 	now := db.Now()
 	v := new(EmailVerification)
 	err := tx.NewUpdate().Model(v).
@@ -243,12 +258,12 @@ func (db *DB) UseEmailVerification(ctx context.Context, tx bun.IDB, hash string)
 		Where("token_hash = ?", hash).
 		Where("used_at IS NULL").
 		Where("expires_at > ?", now).
-		Returning("user_id").
+		Returning("user_id, new_email").
 		Scan(ctx)
 	if err != nil {
-		return "", fmt.Errorf("use email verification: %w", translate(err))
+		return nil, fmt.Errorf("use email verification: %w", translate(err))
 	}
-	return v.UserID, nil
+	return v, nil
 }
 
 // GetSession returns the session with the given ID. Returns an error
