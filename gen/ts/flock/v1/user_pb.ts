@@ -1200,9 +1200,13 @@ export const UserService: GenService<{
   },
   /**
    * VerifyEmail marks the email of the account that a verification token was
-   * sent to as verified. Tokens are single use and expire after 24 hours.
+   * sent to as verified, or, with the token of a ChangeEmail link, makes the
+   * new address the account's email. Tokens are single use and expire after
+   * 24 hours.
    *
-   * Errors: invalid_argument when the token is unknown, used or expired.
+   * Errors: invalid_argument when the token is unknown, used or expired;
+   * already_exists when another account took the new address of an email
+   * change meanwhile.
    *
    * @generated from rpc flock.v1.UserService.VerifyEmail
    */
@@ -1431,10 +1435,10 @@ export const UserService: GenService<{
   },
   /**
    * RequestPasswordReset emails a password-reset link to the account with
-   * this email, if there is one. It answers the same, in about the same
-   * time, for any email, so it cannot be used to discover accounts. The
-   * link works once, for 1 hour, and a newer request voids it. Needs no
-   * authentication.
+   * this email, if there is one. It answers the same, in the same time, for
+   * any email, so it cannot be used to discover accounts. The link works
+   * once, for 1 hour; a newer request, a successful login or a password
+   * change voids it. Needs no authentication.
    *
    * @generated from rpc flock.v1.UserService.RequestPasswordReset
    */
@@ -1461,12 +1465,15 @@ export const UserService: GenService<{
   /**
    * ChangeEmail starts a change of the account's email address: the new
    * address gets a verification link (its token goes to VerifyEmail), and
-   * the account's email changes only when that link is used. The old
-   * address is told of the request. The current password is required.
+   * the account's email changes only when that link is used; the old
+   * address is told of the request, and again of the change. Newer requests
+   * void older links. The current password is required. When another
+   * account has the address, the answer is the same and that address gets a
+   * note instead of a link, so this cannot be used to discover accounts;
+   * VerifyEmail answers already_exists if the address was taken meanwhile.
    *
    * Errors: invalid_argument for a malformed address or the current one;
-   * permission_denied when the password is wrong; already_exists when
-   * another account has the address.
+   * permission_denied when the password is wrong.
    *
    * @generated from rpc flock.v1.UserService.ChangeEmail
    */
@@ -1477,7 +1484,7 @@ export const UserService: GenService<{
   },
   /**
    * ListSessions lists the caller's signed-in sessions (logins not yet
-   * ended), most recently used first; `current` marks the caller's own.
+   * ended), newest first; `current` marks the caller's own.
    *
    * @generated from rpc flock.v1.UserService.ListSessions
    */

@@ -109,9 +109,13 @@ type UserServiceClient interface {
 	// is taken.
 	Register(context.Context, *connect.Request[v1.RegisterRequest]) (*connect.Response[v1.RegisterResponse], error)
 	// VerifyEmail marks the email of the account that a verification token was
-	// sent to as verified. Tokens are single use and expire after 24 hours.
+	// sent to as verified, or, with the token of a ChangeEmail link, makes the
+	// new address the account's email. Tokens are single use and expire after
+	// 24 hours.
 	//
-	// Errors: invalid_argument when the token is unknown, used or expired.
+	// Errors: invalid_argument when the token is unknown, used or expired;
+	// already_exists when another account took the new address of an email
+	// change meanwhile.
 	VerifyEmail(context.Context, *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error)
 	// ResendVerification sends a new verification email and invalidates the
 	// earlier tokens. It answers the same whether or not the email belongs to
@@ -188,10 +192,10 @@ type UserServiceClient interface {
 	// is wrong.
 	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// RequestPasswordReset emails a password-reset link to the account with
-	// this email, if there is one. It answers the same, in about the same
-	// time, for any email, so it cannot be used to discover accounts. The
-	// link works once, for 1 hour, and a newer request voids it. Needs no
-	// authentication.
+	// this email, if there is one. It answers the same, in the same time, for
+	// any email, so it cannot be used to discover accounts. The link works
+	// once, for 1 hour; a newer request, a successful login or a password
+	// change voids it. Needs no authentication.
 	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
 	// ResetPassword sets a new password with the token of a reset link and
 	// signs out every session of the account. The token works once. Needs no
@@ -202,15 +206,18 @@ type UserServiceClient interface {
 	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
 	// ChangeEmail starts a change of the account's email address: the new
 	// address gets a verification link (its token goes to VerifyEmail), and
-	// the account's email changes only when that link is used. The old
-	// address is told of the request. The current password is required.
+	// the account's email changes only when that link is used; the old
+	// address is told of the request, and again of the change. Newer requests
+	// void older links. The current password is required. When another
+	// account has the address, the answer is the same and that address gets a
+	// note instead of a link, so this cannot be used to discover accounts;
+	// VerifyEmail answers already_exists if the address was taken meanwhile.
 	//
 	// Errors: invalid_argument for a malformed address or the current one;
-	// permission_denied when the password is wrong; already_exists when
-	// another account has the address.
+	// permission_denied when the password is wrong.
 	ChangeEmail(context.Context, *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error)
 	// ListSessions lists the caller's signed-in sessions (logins not yet
-	// ended), most recently used first; `current` marks the caller's own.
+	// ended), newest first; `current` marks the caller's own.
 	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
 	// RevokeSession signs out one of the caller's sessions: its tokens stop
 	// working and its open streams close at once, on every instance.
@@ -570,9 +577,13 @@ type UserServiceHandler interface {
 	// is taken.
 	Register(context.Context, *connect.Request[v1.RegisterRequest]) (*connect.Response[v1.RegisterResponse], error)
 	// VerifyEmail marks the email of the account that a verification token was
-	// sent to as verified. Tokens are single use and expire after 24 hours.
+	// sent to as verified, or, with the token of a ChangeEmail link, makes the
+	// new address the account's email. Tokens are single use and expire after
+	// 24 hours.
 	//
-	// Errors: invalid_argument when the token is unknown, used or expired.
+	// Errors: invalid_argument when the token is unknown, used or expired;
+	// already_exists when another account took the new address of an email
+	// change meanwhile.
 	VerifyEmail(context.Context, *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error)
 	// ResendVerification sends a new verification email and invalidates the
 	// earlier tokens. It answers the same whether or not the email belongs to
@@ -649,10 +660,10 @@ type UserServiceHandler interface {
 	// is wrong.
 	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// RequestPasswordReset emails a password-reset link to the account with
-	// this email, if there is one. It answers the same, in about the same
-	// time, for any email, so it cannot be used to discover accounts. The
-	// link works once, for 1 hour, and a newer request voids it. Needs no
-	// authentication.
+	// this email, if there is one. It answers the same, in the same time, for
+	// any email, so it cannot be used to discover accounts. The link works
+	// once, for 1 hour; a newer request, a successful login or a password
+	// change voids it. Needs no authentication.
 	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
 	// ResetPassword sets a new password with the token of a reset link and
 	// signs out every session of the account. The token works once. Needs no
@@ -663,15 +674,18 @@ type UserServiceHandler interface {
 	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
 	// ChangeEmail starts a change of the account's email address: the new
 	// address gets a verification link (its token goes to VerifyEmail), and
-	// the account's email changes only when that link is used. The old
-	// address is told of the request. The current password is required.
+	// the account's email changes only when that link is used; the old
+	// address is told of the request, and again of the change. Newer requests
+	// void older links. The current password is required. When another
+	// account has the address, the answer is the same and that address gets a
+	// note instead of a link, so this cannot be used to discover accounts;
+	// VerifyEmail answers already_exists if the address was taken meanwhile.
 	//
 	// Errors: invalid_argument for a malformed address or the current one;
-	// permission_denied when the password is wrong; already_exists when
-	// another account has the address.
+	// permission_denied when the password is wrong.
 	ChangeEmail(context.Context, *connect.Request[v1.ChangeEmailRequest]) (*connect.Response[v1.ChangeEmailResponse], error)
 	// ListSessions lists the caller's signed-in sessions (logins not yet
-	// ended), most recently used first; `current` marks the caller's own.
+	// ended), newest first; `current` marks the caller's own.
 	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
 	// RevokeSession signs out one of the caller's sessions: its tokens stop
 	// working and its open streams close at once, on every instance.
