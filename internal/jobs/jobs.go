@@ -31,6 +31,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
 
 	"github.com/flock-social/flock/internal/store"
@@ -181,6 +182,44 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs) error {
 // if the transaction commits. opts, when not nil, override the job kind's.
 func (q *Queue) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) error {
 	_, err := q.inserter.InsertTx(ctx, tx.Tx, args, opts)
+	return err
+}
+
+// InsertTxID is InsertTx that also returns the new job's ID, for a caller
+// that acts on the job later (Get, Delete, Retry).
+func (q *Queue) InsertTxID(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
+	res, err := q.inserter.InsertTx(ctx, tx.Tx, args, opts)
+	if err != nil {
+		return 0, err
+	}
+	return res.Job.ID, nil
+}
+
+// ErrNotFound is returned by Get, Delete and Retry for a job that does not
+// exist (its transaction rolled back, or it was deleted).
+var ErrNotFound = river.ErrNotFound
+
+// ErrRunning is returned by Delete for a job that a worker is running.
+var ErrRunning = rivertype.ErrJobRunning
+
+// Get returns a job as it is now. Returns ErrNotFound if there is none.
+func (q *Queue) Get(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	return q.inserter.JobGet(ctx, id)
+}
+
+// Delete removes a job that is not running, whatever its state. Returns
+// ErrNotFound if there is none, ErrRunning if a worker is running it.
+func (q *Queue) Delete(ctx context.Context, id int64) error {
+	_, err := q.inserter.JobDelete(ctx, id)
+	return err
+}
+
+// Retry makes a job available to workers at once: a scheduled job is no
+// longer held back, a failed one is tried again without waiting for its
+// backoff (and gets one more attempt if it had used them all). A running
+// job is left as it is. Returns ErrNotFound if there is none.
+func (q *Queue) Retry(ctx context.Context, id int64) error {
+	_, err := q.inserter.JobRetry(ctx, id)
 	return err
 }
 
