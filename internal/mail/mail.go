@@ -38,7 +38,15 @@ const specForms = `want "log", "file:<dir>", "smtp://user:pass@host:port" or "sm
 // To is a single address, with or without a display name.
 type Message struct {
 	To, Subject, Text, HTML string
+	// Expires, when set, is when the email stops being worth sending (the
+	// link it carries stops working): the Outbox gives up retrying it
+	// then. Mailers ignore it.
+	Expires time.Time
 }
+
+// errBadRecipient marks a message whose To is not an address: no retry
+// can send it.
+var errBadRecipient = errors.New("bad recipient")
 
 // Mailer sends email. Send returns an error if the message could not be
 // handed on (logged, written, or accepted by the SMTP server); it is safe for
@@ -271,7 +279,7 @@ func newMsg(from string, m Message) (*gomail.Msg, error) {
 		return nil, fmt.Errorf("sender %q: %w", from, err)
 	}
 	if err := msg.To(m.To); err != nil {
-		return nil, fmt.Errorf("recipient %q: %w", m.To, err)
+		return nil, fmt.Errorf("%w %q: %w", errBadRecipient, m.To, err)
 	}
 	msg.Subject(m.Subject)
 	msg.SetDate()
