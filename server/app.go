@@ -179,6 +179,9 @@ type App struct {
 	videos *video.Service
 	// jobs is the durable job queue every domain's background work runs on.
 	jobs *jobs.Queue
+	// outbox sends email: queued in the request's transaction, delivered
+	// right after it and, failing that, from the job queue.
+	outbox *mail.Outbox
 	// timelines keeps materialized home feeds.
 	timelines *timeline.Service
 	// signer signs the URLs of video files that are not public.
@@ -287,7 +290,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.MaxStreams != 0 {
 		a.events.MaxStreams = cfg.MaxStreams
 	}
-	a.accounts, err = account.NewService(a.db, mailer, a.bucket, tokens, a.events, account.Config{
+	a.jobs = jobs.New(jobs.Config{Poll: cfg.Video.JobPoll}, a.log)
+	if cfg.JobWorkers == 0 {
+		cfg.JobWorkers = 2
+	}
+	jobs.AddQueue(a.jobs, jobs.QueueGeneral, cfg.JobWorkers)
+	if a.outbox, err = mail.NewOutbox(a.jobs, mailer, secret, mail.OutboxConfig{}, a.log); err != nil {
+		return nil, err
+	}
+	a.accounts, err = account.NewService(a.db, a.outbox, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL, PasswordParams: cfg.PasswordParams,
 		RefreshReuseGrace: max(cfg.RefreshReuseGrace, 0), Sessions: a.sessions,
 	}, a.log)
@@ -295,11 +306,6 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.social = social.NewService(a.db, a.events)
-	a.jobs = jobs.New(jobs.Config{Poll: cfg.Video.JobPoll}, a.log)
-	if cfg.JobWorkers == 0 {
-		cfg.JobWorkers = 2
-	}
-	jobs.AddQueue(a.jobs, jobs.QueueGeneral, cfg.JobWorkers)
 	a.videos = video.NewService(a.db, a.jobs, a.bucket, cfg.Video, a.log)
 	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.signer = media.NewSigner(secret)
@@ -435,19 +441,31 @@ func NewHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// Close releases every dependency; it waits for emails still being sent.
+// Close releases every dependency; it waits a few seconds for emails still
+// being sent (the job queue sends those it cuts off).
 func (a *App) Close() error {
 	var errs []error
 	if a.analytics != nil {
 		// Writes the views still buffered, so it goes before the store.
 		errs = append(errs, a.analytics.Close())
 	}
+	if a.outbox != nil {
+		// Emails being sent right after their requests get a few seconds;
+		// those cut off stay queued and are sent from the job queue.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = a.outbox.Close(ctx)
+		cancel()
+	}
 	if a.accounts != nil {
 		a.accounts.Close()
 	}
 	if a.jobs != nil {
 		// Running jobs get a while to finish, then go back to the queue.
-		ctx, cancel := context.WithTimeout(context.Background(), a.videos.StopGrace())
+		grace := 10 * time.Second // Open failed before the video service
+		if a.videos != nil {
+			grace = a.videos.StopGrace()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		errs = append(errs, a.jobs.Close(ctx))
 		cancel()
 	}

@@ -12,7 +12,6 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -67,19 +66,19 @@ type Config struct {
 // Service carries out account actions.
 type Service struct {
 	db        *store.DB
-	mailer    flockmail.Mailer
+	outbox    *flockmail.Outbox
 	bucket    *blob.Bucket
 	tokens    *Tokens
 	cfg       Config
 	log       *slog.Logger
 	dummyHash string
-	mailWG    sync.WaitGroup
 	events    *notify.Service
 }
 
-// NewService returns a Service. bucket stores profile pictures; events
-// records profile changes and announces ended sessions to open streams.
-func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, tokens *Tokens, events *notify.Service, cfg Config, log *slog.Logger) (*Service, error) {
+// NewService returns a Service. outbox sends its emails; bucket stores
+// profile pictures; events records profile changes and announces ended
+// sessions to open streams.
+func NewService(db *store.DB, outbox *flockmail.Outbox, bucket *blob.Bucket, tokens *Tokens, events *notify.Service, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = 15 * time.Minute
 	}
@@ -97,11 +96,12 @@ func NewService(db *store.DB, mailer flockmail.Mailer, bucket *blob.Bucket, toke
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: db, mailer: mailer, bucket: bucket, tokens: tokens, events: events, cfg: cfg, log: log, dummyHash: dummy}, nil
+	return &Service{db: db, outbox: outbox, bucket: bucket, tokens: tokens, events: events, cfg: cfg, log: log, dummyHash: dummy}, nil
 }
 
-// Close waits for emails still being sent.
-func (s *Service) Close() { s.mailWG.Wait() }
+// Close waits for the emails being sent right after their requests (see
+// mail.Outbox.Close); those that fail are retried by the job queue.
+func (s *Service) Close() { _ = s.outbox.Close(context.Background()) }
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
@@ -172,7 +172,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 		return nil, err
 	}
 	u := &store.User{Username: in.Username, Email: email, PasswordHash: hash, FullName: fullName}
-	var token string
+	var mails flockmail.Pending
 	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.db.FindUserByLogin(ctx, tx, in.Username); err == nil {
 			return flock.FieldErrorf("username", "username %q is taken", in.Username)
@@ -187,8 +187,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 		if err := s.db.CreateUser(ctx, tx, u); err != nil {
 			return err
 		}
-		token, err = s.newVerification(ctx, tx, u.ID)
-		return err
+		token, err := s.newVerification(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		return s.outbox.Queue(ctx, tx, &mails, s.verificationEmail(u, token))
 	})
 	var fe *flock.Error
 	switch {
@@ -199,7 +202,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 	case err != nil:
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	s.sendVerification(u, token)
+	s.outbox.Send(&mails)
 	return u, nil
 }
 
@@ -213,28 +216,21 @@ func (s *Service) newVerification(ctx context.Context, tx bun.IDB, userID string
 	return token, nil
 }
 
-// sendVerification sends the email in the background, so that the answer
-// takes as long whether or not an email goes out (no enumeration by timing).
-// A failure is logged; the user can ask for another with ResendVerification.
-func (s *Service) sendVerification(u *store.User, token string) {
+// verificationEmail is the email that carries a verification token. It is
+// queued in the transaction that creates the token and sent after the
+// commit in the background, so that the answer takes as long whether or
+// not an email goes out (no enumeration by timing).
+func (s *Service) verificationEmail(u *store.User, token string) flockmail.Message {
 	link := s.cfg.PublicURL + "/verify-email?token=" + token
-	msg := flockmail.Message{
+	return flockmail.Message{
 		To:      u.Email,
 		Subject: "Verify your Flock email address",
 		Text: fmt.Sprintf("Hi %s,\n\nconfirm your email address to start using Flock:\n\n%s\n\n"+
 			"Or send the token to the API:\n\n  curl -X POST %s/api/users/verify-email/ -H 'Content-Type: application/json' -d '{\"token\":\"%s\"}'\n\n"+
 			"The link works once and expires in %s. If you did not sign up, ignore this email.\n",
 			u.Username, link, s.cfg.PublicURL, token, s.cfg.VerificationTTL),
+		Expires: s.db.Now().Add(s.cfg.VerificationTTL),
 	}
-	s.mailWG.Add(1)
-	go func() {
-		defer s.mailWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := s.mailer.Send(ctx, msg); err != nil {
-			s.log.Error("send verification email", "user_id", u.ID, "err", err)
-		}
-	}()
 }
 
 // VerifyEmail consumes a verification token and marks its account's email
@@ -269,10 +265,7 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error
 	if err != nil {
 		return err
 	}
-	var (
-		u     *store.User
-		token string
-	)
+	var mails flockmail.Pending
 	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		found, err := s.db.FindUserByLogin(ctx, tx, email)
 		if store.IsNotFound(err) {
@@ -286,16 +279,16 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error
 		if err := s.db.InvalidateEmailVerifications(ctx, tx, found.ID); err != nil {
 			return err
 		}
-		u = found
-		token, err = s.newVerification(ctx, tx, found.ID)
-		return err
+		token, err := s.newVerification(ctx, tx, found.ID)
+		if err != nil {
+			return err
+		}
+		return s.outbox.Queue(ctx, tx, &mails, s.verificationEmail(found, token))
 	})
 	if err != nil {
 		return fmt.Errorf("resend verification: %w", err)
 	}
-	if u != nil {
-		s.sendVerification(u, token)
-	}
+	s.outbox.Send(&mails)
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/notify"
@@ -101,7 +102,18 @@ func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *
 	// broker closes, or a late one would fail and log after the test ended
 	// (a data race on the test's output).
 	tb.Cleanup(events.Wait)
-	e.svc, err = account.NewService(e.db, mailer, e.bucket, tokens, events, cfg, log)
+	// Emails go through the outbox on a job queue that works no jobs: the
+	// eager path sends them, as in a server.
+	queue := jobs.New(jobs.Config{}, log)
+	outbox, err := mail.NewOutbox(queue, mailer, testSecret, mail.OutboxConfig{}, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := queue.Open(ctx, e.db, ""); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { queue.Close(ctx) })
+	e.svc, err = account.NewService(e.db, outbox, e.bucket, tokens, events, cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
