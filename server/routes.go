@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/session"
 )
 
@@ -43,6 +44,7 @@ func (a *App) routes() http.Handler {
 	reg.MustRegister(streamCollectors(a.events)...)
 	reg.MustRegister(timelineCollectors(a.timelines)...)
 	reg.MustRegister(sessionCollectors(a.sessions)...)
+	reg.MustRegister(emailCollectors(a.outbox)...)
 
 	interceptors := []connect.Interceptor{
 		errorInterceptor{log: a.log},
@@ -138,6 +140,29 @@ func sessionCollectors(c *session.Cache) []prometheus.Collector {
 				}
 				return 0
 			}),
+	}
+}
+
+// emailCollectors export the outbox's counters (this instance's sends).
+func emailCollectors(o *mail.Outbox) []prometheus.Collector {
+	counter := func(name, help, path string, v func(mail.OutboxStats) uint64) prometheus.Collector {
+		opts := prometheus.CounterOpts{Name: name, Help: help}
+		if path != "" {
+			opts.ConstLabels = prometheus.Labels{"path": path}
+		}
+		return prometheus.NewCounterFunc(opts, func() float64 { return float64(v(o.Stats())) })
+	}
+	const (
+		sent     = "Emails handed to the mailer: right after their request (path eager) or from the job queue (path queue)."
+		failures = "Email delivery attempts that failed: right after the request (path eager, then retried from the job queue) or from the job queue (path queue)."
+	)
+	return []prometheus.Collector{
+		counter("flock_emails_sent_total", sent, "eager", func(s mail.OutboxStats) uint64 { return s.SentEager }),
+		counter("flock_emails_sent_total", sent, "queue", func(s mail.OutboxStats) uint64 { return s.SentQueued }),
+		counter("flock_email_failures_total", failures, "eager", func(s mail.OutboxStats) uint64 { return s.FailedEager }),
+		counter("flock_email_failures_total", failures, "queue", func(s mail.OutboxStats) uint64 { return s.FailedQueued }),
+		counter("flock_emails_abandoned_total", "Emails given up: attempts used up, refused for good by the SMTP server, expired, or sealed under another secret.", "",
+			func(s mail.OutboxStats) uint64 { return s.Abandoned }),
 	}
 }
 
