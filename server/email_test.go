@@ -104,7 +104,7 @@ func TestEmail_SMTPOutage_VerificationArrivesOnceAfterRecovery(t *testing.T) {
 
 // An instance that could not send an email before it stopped leaves it in
 // the queue; the next instance to work the queue sends it once.
-func TestEmail_InstanceStopsBeforeSending_NextInstanceSendsOnce(t *testing.T) {
+func TestEmail_InstanceStopsBeforeSending_NextInstanceSendsOnce_P19(t *testing.T) {
 	t.Parallel()
 	for _, engine := range tu.Engines(t) {
 		t.Run(engine, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package jobs is Flock's one durable job queue, shared by every domain
-// that works off the request path (video processing, timeline fan-out).
+// that works off the request path (video processing, timeline fan-out,
+// email deliveries).
 //
 // The queue is River (github.com/riverqueue/river): jobs are rows in the
 // database, so a queued job survives a restart, and a job is locked by
