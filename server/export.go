@@ -34,8 +34,9 @@ const exportStall = 30 * time.Second
 // Refusals before the archive starts are JSON google.rpc.Status bodies,
 // like every REST error: 401 without a valid token, 429 past the rate
 // limit, 503 (with Retry-After) when this instance runs as many exports as
-// it may. Once the 200 and the first bytes are sent, a failure can no
-// longer be told with a status: the connection is broken instead
+// it may, and 500 for a failure before the first bytes of the archive have
+// left the handler's buffer. Once the 200 and the first bytes are sent, a
+// failure can no longer be told with a status: the connection is broken instead
 // (http.ErrAbortHandler: HTTP/1.1 closes it without the chunked
 // encoding's last chunk, HTTP/2 resets the stream), so that the client
 // sees a failed download, never a short archive that looks whole.
@@ -74,14 +75,13 @@ func (a *App) exportAccount(w http.ResponseWriter, r *http.Request) {
 	defer out.lift()
 	// Fewer, larger writes to the connection than the zip writer's 4 KiB.
 	buf := bufio.NewWriterSize(out, 64<<10)
-	started := false
 	err = a.exports.Export(ctx, p.UserID, exportEncoder{conv: a.conv}, func(u *store.User) io.Writer {
-		started = true
+		// The status goes out with the first bytes of the archive (the
+		// first Write), so that a failure before them still gets an answer.
 		h := w.Header()
 		h.Set("Content-Type", "application/zip")
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, exportFilename(u.Username, a.db.Now())))
 		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
 		return buf
 	})
 	if err == nil {
@@ -90,7 +90,8 @@ func (a *App) exportAccount(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		return
-	case !started:
+	case out.n == 0:
+		w.Header().Del("Content-Disposition")
 		switch flock.ErrorCode(err) {
 		case flock.EUNAVAILABLE:
 			w.Header().Set("Retry-After", "30")
@@ -128,6 +129,8 @@ type stallWriter struct {
 	rc    *http.ResponseController
 	stall time.Duration
 	set   time.Time
+	// n counts the bytes written: none means the status is not sent yet.
+	n int64
 }
 
 func newStallWriter(w http.ResponseWriter, stall time.Duration) *stallWriter {
@@ -142,6 +145,7 @@ func (s *stallWriter) Write(p []byte) (int, error) {
 		s.set = now
 	}
 	n, err := s.w.Write(p)
+	s.n += int64(n)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", errStalled, err)
 	}
