@@ -4,14 +4,19 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"image/color"
 	"image/jpeg"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strings"
@@ -26,6 +31,7 @@ import (
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/export"
 	"github.com/flock-social/flock/internal/ratelimit"
+	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
 	"github.com/flock-social/flock/internal/video"
 )
@@ -607,4 +613,257 @@ func TestExport_FailureMidwayBreaksTheDownload(t *testing.T) {
 			t.Errorf("the cut-short body is a readable zip")
 		}
 	})
+}
+
+// seedPosts writes n posts by userID straight into the store, in batches,
+// with text that compresses like prose (words drawn at random), and counts
+// them on the author.
+func seedPosts(tb testing.TB, s *tu.Server, userID string, n int, rng *mrand.Rand) {
+	tb.Helper()
+	db := s.App.DB()
+	words := strings.Fields("the a of to and in is it you that he was for on are with as his they be at one have this from " +
+		"or had by hot word but what some we can out other were all there when up use your how said an each she which do " +
+		"their time if will way about many then them write would like so these her long make thing see him two has look")
+	sentences := make([]string, 256)
+	for i := range sentences {
+		var text strings.Builder
+		for j := range 8 + rng.IntN(12) {
+			if j > 0 {
+				text.WriteByte(' ')
+			}
+			text.WriteString(words[rng.IntN(len(words))])
+		}
+		sentences[i] = text.String() + "."
+	}
+	const batch = 500
+	for done := 0; done < n; {
+		rows := make([]store.Post, min(batch, n-done))
+		for i := range rows {
+			content := sentences[rng.IntN(len(sentences))]
+			for range rng.IntN(4) {
+				content += " " + sentences[rng.IntN(len(sentences))]
+			}
+			now := db.Now()
+			rows[i] = store.Post{ID: store.NewID(), AuthorID: userID, Content: content, Visibility: store.VisibilityPublic, CreatedAt: now, UpdatedAt: now}
+		}
+		if _, err := db.NewInsert().Model(&rows).Exec(tb.Context()); err != nil {
+			tb.Fatalf("seed posts: %v", err)
+		}
+		done += len(rows)
+	}
+	if _, err := db.NewUpdate().Model((*store.User)(nil)).Set("posts_count = posts_count + ?", n).Where("id = ?", userID).Exec(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// seedStoredVideo records a ready video of userID whose playable file is
+// size random bytes, written straight into the local media storage, and
+// returns the SHA-256 of that file (not the file: the heap is measured).
+func seedStoredVideo(tb testing.TB, s *tu.Server, userID string, size int64) (id string, sum []byte) {
+	tb.Helper()
+	db := s.App.DB()
+	v := &store.Video{OwnerID: userID, Status: store.VideoReady, ContentType: "video/mp4", OriginalBytes: size, SizeBytes: size,
+		DurationSeconds: 60, Width: 640, Height: 360}
+	if err := db.CreateVideo(tb.Context(), db, v); err != nil {
+		tb.Fatal(err)
+	}
+	for key, n := range map[string]int64{video.PlaybackKey(v.ID): size, video.PosterKey(v.ID): 4096} {
+		path := filepath.Join(s.Config.DataDir, "media", filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			tb.Fatal(err)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		h := sha256.New()
+		if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, n); err != nil {
+			tb.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			tb.Fatal(err)
+		}
+		if key == video.PlaybackKey(v.ID) {
+			sum = h.Sum(nil)
+		}
+	}
+	return v.ID, sum
+}
+
+// exportRun is one measured export.
+type exportRun struct {
+	path     string        // the archive, in a temp dir
+	bytes    int64         // its size
+	took     time.Duration // from the request to the last byte
+	heapPeak uint64        // the most the heap grew above its level before the request
+}
+
+// measureExport downloads token's export into a file while it samples the
+// heap of this process, where the server runs: the growth of live heap
+// objects above their level before the request, at its peak. The garbage
+// collector runs at GOGC=10 meanwhile, so that garbage left for the next
+// cycle (up to 10% of the live heap) barely counts. The client streams the
+// body to disk through a 32 KiB buffer and adds nothing that grows.
+func measureExport(tb testing.TB, s *tu.Server, token string) exportRun {
+	tb.Helper()
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	heap := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	runtime.GC()
+	base := heap()
+	stop, peak := make(chan struct{}), make(chan uint64)
+	go func() {
+		var top uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- top
+				return
+			case <-tick.C:
+				top = max(top, heap())
+			}
+		}
+	}()
+	run := exportRun{path: filepath.Join(tb.TempDir(), "export.zip")}
+	f, err := os.Create(run.path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(tb.Context(), http.MethodGet, s.URL+"/api/users/export/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := s.HTTP.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		tb.Fatalf("export = %d %s", res.StatusCode, b)
+	}
+	if run.bytes, err = io.CopyBuffer(f, struct{ io.Reader }{res.Body}, make([]byte, 32<<10)); err != nil {
+		tb.Fatalf("download: %v", err)
+	}
+	run.took = time.Since(start)
+	close(stop)
+	if top := <-peak; top > base {
+		run.heapPeak = top - base
+	}
+	return run
+}
+
+// checkLargeArchive opens a measured archive and checks its posts (counted
+// as a stream) and its video against what was seeded.
+func checkLargeArchive(tb testing.TB, run exportRun, posts int, videoID string, videoSum []byte) {
+	tb.Helper()
+	zr, err := zip.OpenReader(run.path)
+	if err != nil {
+		tb.Fatalf("the export is not a zip archive: %v", err)
+	}
+	defer zr.Close()
+	files := map[string]*zip.File{}
+	for _, f := range zr.File {
+		files[f.Name] = f
+	}
+	open := func(name string) io.ReadCloser {
+		f := files[name]
+		if f == nil {
+			tb.Fatalf("the archive has no %s", name)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return rc
+	}
+	rc := open(export.PostsFile)
+	dec := json.NewDecoder(rc)
+	if _, err := dec.Token(); err != nil {
+		tb.Fatal(err)
+	}
+	n, last := 0, ""
+	for dec.More() {
+		var p struct{ ID string }
+		if err := dec.Decode(&p); err != nil {
+			tb.Fatalf("posts.json record %d: %v", n, err)
+		}
+		if p.ID <= last {
+			tb.Fatalf("posts.json: %s after %s, want oldest first", p.ID, last)
+		}
+		n, last = n+1, p.ID
+	}
+	rc.Close()
+	if n != posts {
+		tb.Errorf("posts.json has %d posts, want %d", n, posts)
+	}
+	rc = open(export.MediaDir + video.PlaybackKey(videoID))
+	h := sha256.New()
+	n64, err := io.Copy(h, rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(h.Sum(nil), videoSum) {
+		tb.Errorf("the video in the archive (%d bytes, %v) differs from the stored file", n64, err)
+	}
+}
+
+// exportHeapBound is the most the server's heap may grow during one
+// export, whatever the account's size.
+const exportHeapBound = 16 << 20
+
+// The export runs in constant memory: an account with 1,000 posts and then
+// 10,000 posts, plus an 8 MiB video, each exported while this process's
+// heap is sampled; the heap grows by less than 16 MiB either way, and by
+// about the same at ten times the data. Not parallel, so that no other
+// test's allocations are counted; skipped with -short. Both engines. The
+// large variant is BenchmarkExport_LargeAccount.
+func TestExport_LargeAccountInConstantMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 10,000 posts")
+	}
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			s := tu.MustServer(t, engine)
+			a := s.MustAccount(t, "big")
+			rng := mrand.New(mrand.NewPCG(1, 2))
+			videoID, videoSum := seedStoredVideo(t, s, a.ID, 8<<20)
+			seeded := 0
+			for _, n := range []int{1_000, 10_000} {
+				seedPosts(t, s, a.ID, n-seeded, rng)
+				seeded = n
+				run := measureExport(t, s, a.AccessToken)
+				t.Logf("%s: %d posts + 8 MiB video: %.1f MiB archive in %s, heap grew by at most %.1f MiB",
+					engine, n, float64(run.bytes)/(1<<20), run.took.Round(time.Millisecond), float64(run.heapPeak)/(1<<20))
+				if run.heapPeak >= exportHeapBound {
+					t.Errorf("%d posts: the heap grew by %.1f MiB during the export, want under %d MiB", n, float64(run.heapPeak)/(1<<20), exportHeapBound>>20)
+				}
+				checkLargeArchive(t, run, n, videoID, videoSum)
+			}
+		})
+	}
+}
+
+// BenchmarkExport_LargeAccount exports an account of 100,000 posts and a
+// 64 MiB video on SQLite and reports the archive's size, the time and the
+// heap's peak growth during the export (measured as in
+// TestExport_LargeAccountInConstantMemory). Run it once:
+//
+//	go test ./server -run '^$' -bench BenchmarkExport_LargeAccount -benchtime 1x
+func BenchmarkExport_LargeAccount(b *testing.B) {
+	s := tu.MustServer(b, "sqlite")
+	a := s.MustAccount(b, "huge")
+	const posts = 100_000
+	seedPosts(b, s, a.ID, posts, mrand.New(mrand.NewPCG(3, 4)))
+	videoID, videoSum := seedStoredVideo(b, s, a.ID, 64<<20)
+	b.ResetTimer()
+	var run exportRun
+	for range b.N {
+		run = measureExport(b, s, a.AccessToken)
+	}
+	b.StopTimer()
+	b.SetBytes(run.bytes)
+	b.ReportMetric(float64(run.heapPeak)/(1<<20), "peak-heap-growth-MiB")
+	b.ReportMetric(float64(run.bytes)/(1<<20), "archive-MiB")
+	checkLargeArchive(b, run, posts, videoID, videoSum)
 }

@@ -44,14 +44,20 @@ type ExportPage struct {
 }
 
 // ExportPosts returns a page of the posts userID wrote, oldest first, with
-// their hashtags and whether the author likes each.
+// their hashtags and whether the author likes each. The page is cut in a
+// subquery before the hashtags and likes are looked up, so that a planner
+// misled by stale statistics (a bulk load before autovacuum) cannot look
+// them up for every later post and sort afterwards: that made an export of
+// 20,000 posts take 16 s instead of one on Postgres.
 func (db *DB) ExportPosts(ctx context.Context, tx bun.IDB, pg ExportPage) ([]*Post, error) {
 	var posts []*Post
-	err := tx.NewSelect().Model(&posts).ColumnExpr("p.*").
+	page := tx.NewSelect().Model((*Post)(nil)).
+		Where("p.author_id = ? AND p.id > ?", pg.UserID, pg.AfterID).
+		OrderExpr("p.id ASC").Limit(pg.Limit)
+	err := tx.NewSelect().Model(&posts).ModelTableExpr("(?) AS p", page).ColumnExpr("p.*").
 		ColumnExpr("EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = ?) AS liked_by_me", pg.UserID).
 		ColumnExpr(db.tagListExpr()).
-		Where("p.author_id = ? AND p.id > ?", pg.UserID, pg.AfterID).
-		OrderExpr("p.id ASC").Limit(pg.Limit).Scan(ctx)
+		OrderExpr("p.id ASC").Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export posts: %w", translate(err))
 	}
