@@ -32,6 +32,7 @@ import (
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/analytics"
+	"github.com/flock-social/flock/internal/export"
 	"github.com/flock-social/flock/internal/group"
 	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/mail"
@@ -177,6 +178,8 @@ type App struct {
 
 	// videos takes uploads and processes them in the background.
 	videos *video.Service
+	// exports writes account archives (GET /api/users/export/).
+	exports *export.Service
 	// jobs is the durable job queue every domain's background work runs on.
 	jobs *jobs.Queue
 	// outbox sends email: queued in the request's transaction, delivered
@@ -317,6 +320,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.analytics.Start()
 	a.moderation = moderation.NewService(a.db, a.events, a.videos, a.sessions)
 	a.groups = group.NewService(a.db, a.social, a.posts, a.events)
+	a.exports = export.NewService(a.db, a.bucket, 0, a.log)
 	// Every domain has registered its jobs by now.
 	if err := a.jobs.Open(ctx, a.db, cfg.DatabaseURL); err != nil {
 		return nil, err

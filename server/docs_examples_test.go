@@ -2265,7 +2265,7 @@ func docRender(t *testing.T, steps []docStep, worlds map[tu.Transport]*docWorld)
 			p("| %s | [%s](#%s) | %s |\n", sd.Name(), md.Name(), docAnchor(string(sd.Name())+"/"+string(md.Name())), restLine)
 		}
 	}
-	p("| plain HTTP | [upload, media, WebSockets](#plain-http) | |\n\n")
+	p("| plain HTTP | [upload, media, data export, WebSockets](#plain-http) | |\n\n")
 
 	for _, name := range docServices {
 		sd := docService(t, name)
@@ -2320,6 +2320,14 @@ func docRender(t *testing.T, steps []docStep, worlds map[tu.Transport]*docWorld)
 		}
 		p("```%s\n%s\n```\n\n", docBodyLang(o.body), o.body)
 	}
+	p("### Data export: `GET /api/users/export/`\n\n")
+	p("The signed-in account's data as a zip archive, streamed: JSON files for the profile, posts, comments, likes, ")
+	p("follows both ways, blocks, groups, the activity log and videos (records in the shapes the RPCs answer), the picture ")
+	p("and the videos' files, and `manifest.json` (format version, file list) last. `200` with `Content-Type: application/zip` ")
+	p("and `Content-Disposition: attachment; filename=\"flock-export-<username>-<date>.zip\"`; refusals (401, 429, 503) are ")
+	p("JSON like every REST error, and a failure midway breaks the connection. The format, file by file: ")
+	p("[accounts.md](accounts.md#exporting-your-data).\n\n")
+	p("```sh\ncurl -H \"Authorization: Bearer $TOKEN\" -o export.zip \"$FLOCK/api/users/export/\"\n```\n\n")
 	p("### WebSockets: `/api/notifications/` and `/api/activity-log/`\n\n")
 	p("The two Subscribe streams are also WebSockets, for browsers. Each text message is one Notification or Activity ")
 	p("in JSON, as the list RPCs return them. The access token goes in the subprotocol `bearer.<accessToken>` ")

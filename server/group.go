@@ -54,7 +54,10 @@ var (
 	}
 )
 
-func (s *groupServer) group(v *group.View) *flockv1.Group {
+func (s *groupServer) group(v *group.View) *flockv1.Group { return s.conv.group(v) }
+
+// group converts a group with the caller's membership (Mine), if any.
+func (c converter) group(v *group.View) *flockv1.Group {
 	out := &flockv1.Group{
 		Id:           v.ID,
 		Name:         v.Name,

@@ -36,6 +36,8 @@ var openAPISpec []byte
 //	/grpc.reflection.*, /grpc.health.v1.*
 //	/healthz, /readyz, /metrics, /openapi.yaml
 //	/docs/                      the browsable API reference (embedded Swagger UI)
+//	/api/posts/videos/          the video upload (multipart, streamed)
+//	/api/users/export/          the account's archive (zip, streamed)
 //	/media/...                  stored media (avatars)
 //	/verify-email               the page the verification link opens
 func (a *App) routes() http.Handler {
@@ -95,6 +97,9 @@ func (a *App) routes() http.Handler {
 	// Before the /api/ catch-all, so that vanguard never buffers an upload.
 	mux.HandleFunc("POST /api/posts/videos", a.uploadVideo)
 	mux.HandleFunc("POST /api/posts/videos/{$}", a.uploadVideo)
+	// Streamed, never buffered by vanguard: the account's archive.
+	mux.HandleFunc("GET /api/users/export", a.exportAccount)
+	mux.HandleFunc("GET /api/users/export/{$}", a.exportAccount)
 	mux.Handle("/api/", withRESTHygiene(maxRequestBytes, withNoStore(a.withWebSockets(withoutTrailingSlash(a.withMultipartProfile(rest))))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))

@@ -129,7 +129,7 @@ func (f failing) Close() error { return nil }
 
 func TestRules(t *testing.T) {
 	t.Parallel()
-	for _, action := range []string{"login", "register", "resend_verification", "refresh", "post", "comment", "upload", "search", "avatar", "password", "change_email", "password_reset", "password_reset_confirm"} {
+	for _, action := range []string{"login", "register", "resend_verification", "refresh", "post", "comment", "upload", "search", "avatar", "password", "change_email", "password_reset", "password_reset_confirm", "export"} {
 		rule, ok := ratelimit.Rules[action]
 		if !ok {
 			t.Errorf("Rules has no %q", action)

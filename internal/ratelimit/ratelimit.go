@@ -124,6 +124,8 @@ var Rules = map[string]Rule{
 	// The account of "password_reset" is the email the request names.
 	"password_reset":         {Action: "password_reset", PerAccount: perHour(3), PerIP: perHour(10), TooMany: "too many password reset emails requested"},
 	"password_reset_confirm": {Action: "password_reset_confirm", PerIP: perMinute(10), TooMany: "too many password reset attempts"},
+	// Each export reads the whole account and holds a database connection.
+	"export": {Action: "export", PerAccount: perHour(3), PerIP: perHour(10), TooMany: "too many data exports"},
 }
 
 func perMinute(n int) Limit { return Limit{Rate: n, Period: time.Minute, Burst: n} }
