@@ -68,3 +68,24 @@ func (s *userServer) RevokeSession(ctx context.Context, req *connect.Request[flo
 	}
 	return connect.NewResponse(&flockv1.RevokeSessionResponse{}), nil
 }
+
+func (s *userServer) RequestPasswordReset(ctx context.Context, req *connect.Request[flockv1.RequestPasswordResetRequest]) (*connect.Response[flockv1.RequestPasswordResetResponse], error) {
+	if err := s.accounts.RequestPasswordReset(ctx, req.Msg.GetEmail()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.RequestPasswordResetResponse{}), nil
+}
+
+func (s *userServer) ResetPassword(ctx context.Context, req *connect.Request[flockv1.ResetPasswordRequest]) (*connect.Response[flockv1.ResetPasswordResponse], error) {
+	if err := s.accounts.ResetPassword(ctx, req.Msg.GetToken(), req.Msg.GetNewPassword()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ResetPasswordResponse{}), nil
+}
+
+func (s *userServer) ChangeEmail(ctx context.Context, req *connect.Request[flockv1.ChangeEmailRequest]) (*connect.Response[flockv1.ChangeEmailResponse], error) {
+	if err := s.accounts.ChangeEmail(ctx, principal(ctx), req.Msg.GetNewEmail(), req.Msg.GetCurrentPassword()); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.ChangeEmailResponse{}), nil
+}

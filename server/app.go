@@ -453,15 +453,17 @@ func (a *App) Close() error {
 		// Writes the views still buffered, so it goes before the store.
 		errs = append(errs, a.analytics.Close())
 	}
+	if a.accounts != nil {
+		// Finishes the work it runs after answering (reset requests),
+		// which may queue emails, so it goes before the outbox.
+		a.accounts.Close()
+	}
 	if a.outbox != nil {
 		// Emails being sent right after their requests get a few seconds;
 		// those cut off stay queued and are sent from the job queue.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = a.outbox.Close(ctx)
 		cancel()
-	}
-	if a.accounts != nil {
-		a.accounts.Close()
 	}
 	if a.jobs != nil {
 		// Running jobs get a while to finish, then go back to the queue.

@@ -166,7 +166,7 @@ var httpStatus = map[connect.Code]int{
 var verifyPage = template.Must(template.New("verify").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>Verify your email · Flock</title>
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem}</style>
+<style>` + pageStyle + `</style>
 </head><body>
 <h1>Verify your email</h1>
 {{if .Done}}<p>{{.Message}}</p>
@@ -179,9 +179,7 @@ var verifyPage = template.Must(template.New("verify").Parse(`<!doctype html>
 // shows a button and POST verifies, so that mail scanners that fetch links
 // do not use up the single-use token.
 func (a *App) verifyEmailPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	pageHeaders(w)
 	data := struct {
 		Token, Message string
 		Done           bool

@@ -40,6 +40,7 @@ var openAPISpec []byte
 //	/api/users/export/          the account's archive (zip, streamed)
 //	/media/...                  stored media (avatars)
 //	/verify-email               the page the verification link opens
+//	/reset-password             the page the password-reset link opens
 func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,6 +118,7 @@ func (a *App) routes() http.Handler {
 	mux.Handle("GET /docs/", apiDocsHandler())
 	mux.HandleFunc("GET /media/", a.serveMedia)
 	mux.HandleFunc("/verify-email", a.verifyEmailPage)
+	mux.HandleFunc("/reset-password", a.resetPasswordPage)
 
 	// withClientIP goes first: everything inside sees the client's address.
 	return withClientIP(a.cfg.TrustedProxies,

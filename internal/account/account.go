@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,9 @@ type Service struct {
 	log       *slog.Logger
 	dummyHash string
 	events    *notify.Service
+	// background tracks work that runs after its request has answered
+	// (password-reset requests); Close waits for it.
+	background sync.WaitGroup
 }
 
 // NewService returns a Service. outbox sends its emails; bucket stores
@@ -99,9 +103,10 @@ func NewService(db *store.DB, outbox *flockmail.Outbox, bucket *blob.Bucket, tok
 	return &Service{db: db, outbox: outbox, bucket: bucket, tokens: tokens, events: events, cfg: cfg, log: log, dummyHash: dummy}, nil
 }
 
-// Close waits for the emails being sent right after their requests (see
-// mail.Outbox.Close); those that fail are retried by the job queue.
-func (s *Service) Close() { _ = s.outbox.Close(context.Background()) }
+// Close waits for the work that runs after its request has answered
+// (password-reset requests, bounded by resetRequestTimeout). The emails it
+// queued are the outbox's to finish (mail.Outbox.Close).
+func (s *Service) Close() { s.background.Wait() }
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
@@ -233,26 +238,39 @@ func (s *Service) verificationEmail(u *store.User, token string) flockmail.Messa
 	}
 }
 
-// VerifyEmail consumes a verification token and marks its account's email
-// verified. Returns EINVALID when the token is unknown, used or expired.
+// VerifyEmail consumes a verification token: the token of a registration
+// marks its account's email verified; the token of an email change makes
+// the new address the account's email and tells the old one. Returns
+// EINVALID when the token is unknown, used or expired, and ECONFLICT when
+// another account took the new address meanwhile.
 func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, error) {
-	var u *store.User
+	var (
+		u     *store.User
+		mails flockmail.Pending
+	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		userID, err := s.db.UseEmailVerification(ctx, tx, hashToken(token))
+		mails = flockmail.Pending{} // InTx may run this again
+		v, err := s.db.UseEmailToken(ctx, tx, hashToken(token))
 		if store.IsNotFound(err) {
-			return flock.FieldErrorf("token", "verification token is invalid, used or expired; request a new email with ResendVerification")
+			return flock.FieldErrorf("token", "verification token is invalid, used or expired; request a new email with ResendVerification (or ChangeEmail again)")
 		} else if err != nil {
 			return err
 		}
-		if err := s.db.MarkEmailVerified(ctx, tx, userID); err != nil {
+		if v.NewEmail != nil {
+			err = s.confirmEmailChange(ctx, tx, v, &mails)
+		} else {
+			err = s.db.MarkEmailVerified(ctx, tx, v.UserID)
+		}
+		if err != nil {
 			return err
 		}
-		u, err = s.db.GetUser(ctx, tx, userID)
+		u, err = s.db.GetUser(ctx, tx, v.UserID)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify email: %w", err)
 	}
+	s.outbox.Send(&mails)
 	return u, nil
 }
 
@@ -346,6 +364,11 @@ func (s *Service) LoginFrom(ctx context.Context, login, password string, c Clien
 		c := c.clean()
 		sess := &store.Session{ID: store.NewID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), UserAgent: c.UserAgent, IP: c.IP}
 		if err := s.db.CreateSession(ctx, tx, sess); err != nil {
+			return err
+		}
+		// Remembering the password voids the reset links still out, so a
+		// link read later from a leaked mailbox is of no use.
+		if err := s.db.InvalidatePasswordResets(ctx, tx, u.ID); err != nil {
 			return err
 		}
 		pair, err = s.issue(ctx, tx, u, sess)
