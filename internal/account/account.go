@@ -276,37 +276,42 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, e
 
 // ResendVerification sends a new verification link to an unverified account
 // with this email and invalidates the earlier ones. It returns nil whether
-// or not there is such an account, so callers learn nothing about accounts;
-// only a malformed email is an error.
+// or not there is such an account, and returns before looking, as
+// RequestPasswordReset does: the work happens after the answer, so neither
+// the answer nor its time tells callers anything about accounts. Only a
+// malformed email is an error.
 func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error {
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil {
 		return err
 	}
-	var mails flockmail.Pending
-	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		found, err := s.db.FindUserByLogin(ctx, tx, email)
-		if store.IsNotFound(err) {
-			return nil
-		} else if err != nil {
-			return err
+	s.afterAnswer("resend verification", func(ctx context.Context) error {
+		var mails flockmail.Pending
+		err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			mails = flockmail.Pending{} // InTx may run this again
+			found, err := s.db.FindUserByLogin(ctx, tx, email)
+			if store.IsNotFound(err) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if found.EmailVerifiedAt != nil || found.SuspendedAt != nil {
+				return nil
+			}
+			if err := s.db.InvalidateEmailVerifications(ctx, tx, found.ID); err != nil {
+				return err
+			}
+			token, err := s.newVerification(ctx, tx, found.ID)
+			if err != nil {
+				return err
+			}
+			return s.outbox.Queue(ctx, tx, &mails, s.verificationEmail(found, token))
+		})
+		if err == nil {
+			s.outbox.Send(&mails)
 		}
-		if found.EmailVerifiedAt != nil || found.SuspendedAt != nil {
-			return nil
-		}
-		if err := s.db.InvalidateEmailVerifications(ctx, tx, found.ID); err != nil {
-			return err
-		}
-		token, err := s.newVerification(ctx, tx, found.ID)
-		if err != nil {
-			return err
-		}
-		return s.outbox.Queue(ctx, tx, &mails, s.verificationEmail(found, token))
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("resend verification: %w", err)
-	}
-	s.outbox.Send(&mails)
 	return nil
 }
 

@@ -41,6 +41,7 @@ type env struct {
 	clock   *clock
 	mailDir string
 	bucket  *blob.Bucket
+	outbox  *mail.Outbox
 }
 
 // clock is a settable time source; it starts at the real time.
@@ -109,6 +110,7 @@ func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *
 	if err != nil {
 		tb.Fatal(err)
 	}
+	e.outbox = outbox
 	if err := queue.Open(ctx, e.db, ""); err != nil {
 		tb.Fatal(err)
 	}
@@ -188,8 +190,9 @@ var tokenInLink = regexp.MustCompile(`/verify-email\?token=([A-Za-z0-9_-]+)`)
 // so it must not run beside a call that sends one.
 func (e *env) Emails(tb testing.TB, address string) []string {
 	tb.Helper()
-	e.svc.Close()
-	entries, err := os.ReadDir(e.mailDir) // sorted by name: the time of sending
+	e.svc.Close()                            // the work done after answering
+	_ = e.outbox.Close(context.Background()) // the emails it and the requests queued
+	entries, err := os.ReadDir(e.mailDir)    // sorted by name: the time of sending
 	if err != nil {
 		tb.Fatal(err)
 	}

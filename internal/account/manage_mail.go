@@ -17,8 +17,9 @@ import (
 // ResetTTL is how long a password-reset link works.
 const ResetTTL = time.Hour
 
-// resetRequestTimeout bounds the background work of one reset request.
-const resetRequestTimeout = 30 * time.Second
+// afterAnswerTimeout bounds the background work of one reset or resend
+// request.
+const afterAnswerTimeout = 30 * time.Second
 
 // RequestPasswordReset emails a password-reset link to the account with
 // this email, if there is one that is not suspended, and voids its earlier
@@ -35,18 +36,24 @@ func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string) err
 	if err != nil {
 		return err
 	}
+	s.afterAnswer("password reset request", func(ctx context.Context) error { return s.startPasswordReset(ctx, email) })
+	return nil
+}
+
+// afterAnswer runs work in the background, after the request that asked
+// for it has answered, bounded by afterAnswerTimeout; Close waits for it.
+// The work gets a context of its own: it is not the request's (and is not
+// counted as such), and the caller may have gone.
+func (s *Service) afterAnswer(what string, work func(ctx context.Context) error) {
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
-		// Not the request's context: its work is not the request's (and
-		// is not counted as such).
-		ctx, cancel := context.WithTimeout(context.Background(), resetRequestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), afterAnswerTimeout)
 		defer cancel()
-		if err := s.startPasswordReset(ctx, email); err != nil {
-			s.log.ErrorContext(ctx, "password reset request", "err", err)
+		if err := work(ctx); err != nil {
+			s.log.ErrorContext(ctx, what, "err", err)
 		}
 	}()
-	return nil
 }
 
 func (s *Service) startPasswordReset(ctx context.Context, email string) error {
