@@ -461,7 +461,7 @@ func TestDeleteAccount_WrongPasswordRemovesNothing_P1_P9(t *testing.T) {
 
 		err := a.deleteAccount(victim.AccessToken, "not the password")
 		wantCode(t, err, connect.CodePermissionDenied)
-		if !strings.Contains(err.Error(), "password is wrong") {
+		if !strings.Contains(err.Error(), "password is incorrect") {
 			t.Errorf("message %q does not say the password is wrong", err)
 		}
 		wantCode(t, a.deleteAccount(other.AccessToken, victim.Password), connect.CodePermissionDenied)
@@ -701,8 +701,9 @@ func TestDeleteAccount_OwnedGroupsPassToOldestAdminElseOldestMemberElseGo(t *tes
 }
 
 // P12: DeleteAccount checks a password, so it is rate-limited like login:
-// 5 attempts an hour per account (the right password is refused too once
-// they are used up), on every transport.
+// 5 attempts a minute per account, in one budget with ChangePassword (the
+// right password is refused too once they are used up), on every
+// transport.
 func TestRateLimit_DeleteAccount_P12(t *testing.T) {
 	t.Parallel()
 	for _, tr := range tu.Transports {
@@ -716,7 +717,7 @@ func TestRateLimit_DeleteAccount_P12(t *testing.T) {
 			}
 			proxied, header := behindProxy(t, s, "")
 			err := api{t: t, s: proxied, tr: tr}.deleteAccount(acc.AccessToken, acc.Password)
-			wantRateLimited(t, tr, err, header(), "too many account deletion attempts")
+			wantRateLimited(t, tr, err, header(), "too many password attempts")
 			if err := getMe(t, a.s, a.tr, acc.AccessToken); err != nil {
 				t.Errorf("the account after the refusals: %v", err)
 			}
