@@ -120,6 +120,9 @@ type Config struct {
 	// their retries, removal of a deleted account's files) this instance
 	// runs at once; 0 means 2, -1 none (other instances run them).
 	JobWorkers int
+	// UsernameHold is how long the username of a deleted account cannot
+	// be registered again (0 means account.DefaultUsernameHold, 30 days).
+	UsernameHold time.Duration
 	// MaxStreams caps the live streams of all accounts on an instance.
 	// 0 means the default (notify.DefaultMaxStreams, 10,000); negative
 	// means no cap.
@@ -156,6 +159,8 @@ type App struct {
 	broker   pubsub.Broker
 	bucket   *blob.Bucket
 	accounts *account.Service
+	// deleter deletes accounts (UserService.DeleteAccount).
+	deleter  *account.Deleter
 	sessions *session.Cache
 	social   *social.Service
 	events   *notify.Service
@@ -310,6 +315,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.social = social.NewService(a.db, a.events)
 	a.videos = video.NewService(a.db, a.jobs, a.bucket, cfg.Video, a.log)
+	a.deleter = account.NewDeleter(a.accounts, a.jobs, a.bucket, account.DeleteConfig{
+		UsernameHold: cfg.UsernameHold, RemoveVideoFiles: a.videos.RemoveFiles,
+	})
 	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.signer = media.NewSigner(secret)
 	a.conv = converter{mediaURL: cfg.PublicURL + "/media/", signer: a.signer}

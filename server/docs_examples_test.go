@@ -825,6 +825,14 @@ func docScenario() []docStep {
 		}},
 
 		// Last, as they end things.
+		{proc: p(users, "DeleteAccount"), as: "dave", title: "a wrong password", code: connect.CodePermissionDenied,
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.DeleteAccountRequest{CurrentPassword: "not my password"}
+			}},
+		{proc: p(users, "DeleteAccount"), as: "dave", note: "dave deletes his account for good; his sessions and streams end at once:",
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.DeleteAccountRequest{CurrentPassword: "password-of-dave"}
+			}},
 		{proc: p(groups, "DeleteGroup"), as: "alice", req: func(w *docWorld) proto.Message {
 			return &flockv1.DeleteGroupRequest{GroupId: w.id("group")}
 		}},

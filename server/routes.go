@@ -73,7 +73,7 @@ func (a *App) routes() http.Handler {
 		mux.Handle(path, withNoStore(h))
 		services = append(services, vanguard.NewService(path, h))
 	}
-	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, social: a.social, posts: a.posts, conv: conv}, opts...))
+	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, deleter: a.deleter, social: a.social, posts: a.posts, conv: conv}, opts...))
 	mount(flockv1connect.NewPostServiceHandler(&postServer{posts: a.posts, moderation: a.moderation, analytics: a.analytics, videos: a.videos, conv: conv}, opts...))
 	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, social: a.social, conv: conv}, opts...))
 	notifications := &notificationServer{events: a.events, db: a.db, social: a.social, conv: conv}

@@ -18,6 +18,7 @@ import (
 type userServer struct {
 	flockv1connect.UnimplementedUserServiceHandler
 	accounts *account.Service
+	deleter  *account.Deleter
 	social   *social.Service
 	posts    *post.Service
 	conv     converter

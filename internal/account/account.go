@@ -192,6 +192,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 		if err := s.db.CreateUser(ctx, tx, u); err != nil {
 			return err
 		}
+		if err := checkUsernameHeld(ctx, s.db, tx, in.Username); err != nil {
+			return err
+		}
 		token, err := s.newVerification(ctx, tx, u.ID)
 		if err != nil {
 			return err

@@ -45,5 +45,9 @@ func OpenBucket(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 // a server-issued ID, never raw user input, since it becomes a path segment.
 func AvatarKey(userID string, img Image) string {
 	sum := sha256.Sum256(img.Data)
-	return fmt.Sprintf("avatars/%s/%s.%s", userID, hex.EncodeToString(sum[:8]), img.Ext)
+	return fmt.Sprintf("%s%s.%s", AvatarPrefix(userID), hex.EncodeToString(sum[:8]), img.Ext)
 }
+
+// AvatarPrefix is the prefix of every key AvatarKey makes for userID: the
+// folder of their profile pictures, past and present.
+func AvatarPrefix(userID string) string { return "avatars/" + userID + "/" }

@@ -299,12 +299,23 @@ func (s *Service) Removed(ctx context.Context, ids ...string) {
 }
 
 func (s *Service) removeFiles(ctx context.Context, id string) {
-	ctx = context.WithoutCancel(ctx)
+	if err := s.RemoveFiles(context.WithoutCancel(ctx), id); err != nil {
+		s.log.WarnContext(ctx, "delete video file", "video", id, "err", err)
+	}
+}
+
+// RemoveFiles deletes the files of a video whose row is gone, for a job
+// that retries until they are: files already missing are not an error, so
+// it may run any number of times. It tries every file before it returns
+// the errors.
+func (s *Service) RemoveFiles(ctx context.Context, id string) error {
+	var errs []error
 	for _, key := range []string{OriginalKey(id), PlaybackKey(id), PosterKey(id)} {
 		if err := s.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			s.log.WarnContext(ctx, "delete video file", "key", key, "err", err)
+			errs = append(errs, fmt.Errorf("delete %s: %w", key, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // Public reports whether a video's files may be fetched without a signed

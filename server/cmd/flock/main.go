@@ -137,6 +137,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	bigAuthor := num("timeline-big-author", "FLOCK_TIMELINE_BIG_AUTHOR", 5000, "followers from which an author's posts are merged into home feeds when read instead of written to every follower's timeline")
 	timelineWorkers := num("timeline-workers", "FLOCK_TIMELINE_WORKERS", 2, "timeline fan-out jobs this instance runs at once; -1 for none (other instances run them)")
 	jobWorkers := num("job-workers", "FLOCK_JOB_WORKERS", 2, "small background jobs (email deliveries and retries, removal of a deleted account's files) this instance runs at once; -1 for none (other instances run them)")
+	dur(&s.UsernameHold, "username-hold", "FLOCK_USERNAME_HOLD", account.DefaultUsernameHold, "how long the username of a deleted account cannot be registered again, so nobody can pass for it at once")
 	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
 	maxStreams := num("max-streams", "FLOCK_MAX_STREAMS", notify.DefaultMaxStreams, "live streams this instance holds open for all accounts together; 0 for no cap")
 	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
