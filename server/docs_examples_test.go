@@ -824,6 +824,55 @@ func docScenario() []docStep {
 			return &flockv1.ActivityServiceSubscribeRequest{SinceId: w.id("third activity")}
 		}},
 
+		// Managing an account: erin signs in on a second device, then
+		// manages her sessions, password and email.
+		{setup: func(w *docWorld) {
+			w.account("erin")
+			r := docCall[flockv1.LoginResponse](w, flockv1connect.UserServiceLoginProcedure, "",
+				&flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Username{Username: "erin"}, Password: "password-of-erin"})
+			w.names.set(r.GetAccessToken(), "<erin second access token>")
+			w.names.set(r.GetRefreshToken(), "<erin second refresh token>")
+			for _, sess := range docCall[flockv1.ListSessionsResponse](w, flockv1connect.UserServiceListSessionsProcedure, "erin", &flockv1.ListSessionsRequest{}).GetSessions() {
+				// The Go client's, naming the Go version: the same in every
+				// world, not from one machine to the next.
+				w.names.set(sess.GetUserAgent(), "<User-Agent of the login>")
+				if sess.GetCurrent() {
+					w.names.set(sess.GetId(), "<erin session id>")
+				} else {
+					w.ids["erin second session"] = sess.GetId()
+					w.names.set(sess.GetId(), "<erin second session id>")
+				}
+			}
+		}},
+		{proc: p(users, "ListSessions"), as: "erin", note: "erin is signed in twice; `current` marks the session of the token she calls with:",
+			req: func(w *docWorld) proto.Message { return &flockv1.ListSessionsRequest{} }},
+		{proc: p(users, "RevokeSession"), as: "erin", note: "She signs the other device out; its tokens and streams stop at once:",
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.RevokeSessionRequest{SessionId: w.id("erin second session")}
+			}},
+		{proc: p(users, "ChangePassword"), as: "erin", note: "Every other session is signed out; hers stays:",
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.ChangePasswordRequest{CurrentPassword: "password-of-erin", NewPassword: "erin's new password"}
+			}},
+		{proc: p(users, "ChangePassword"), as: "erin", title: "a wrong current password", code: connect.CodePermissionDenied,
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.ChangePasswordRequest{CurrentPassword: "a guess", NewPassword: "another password"}
+			}},
+		{proc: p(users, "ChangeEmail"), as: "erin", note: "Nothing changes until the link mailed to the new address is used (VerifyEmail takes its token); the old address is told:",
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.ChangeEmailRequest{NewEmail: "erin@example.org", CurrentPassword: "erin's new password"}
+			}},
+		{proc: p(users, "RequestPasswordReset"), note: "The answer is the same for every address; an account's address gets a link to `/reset-password?token=...`:",
+			req: func(w *docWorld) proto.Message {
+				return &flockv1.RequestPasswordResetRequest{Email: "erin@example.com"}
+			}},
+		{proc: p(users, "ResetPassword"), note: "The token of the link sets a new password and signs out every session:",
+			req: func(w *docWorld) proto.Message {
+				token := linkToken(w.t, waitEmail(w.t, w.s, "erin@example.com", "/reset-password?token=", 1), "/reset-password")
+				w.names.set(token, "<reset token>")
+				return &flockv1.ResetPasswordRequest{Token: token, NewPassword: "erin's newest password"}
+			}},
+
 		// Last, as they end things.
 		{proc: p(users, "DeleteAccount"), as: "dave", title: "a wrong password", code: connect.CodePermissionDenied,
 			req: func(w *docWorld) proto.Message {
@@ -2289,7 +2338,7 @@ func docRender(t *testing.T, steps []docStep, worlds map[tu.Transport]*docWorld)
 			}
 			auth := "bearer token"
 			switch md.Name() {
-			case "Register", "VerifyEmail", "ResendVerification", "Login", "RefreshToken", "Logout":
+			case "Register", "VerifyEmail", "ResendVerification", "Login", "RefreshToken", "Logout", "RequestPasswordReset", "ResetPassword":
 				if sd.Name() == "UserService" {
 					auth = "none"
 				}
