@@ -126,12 +126,14 @@ func defaultHTTPClient(baseURL string, grpc bool) *http.Client {
 // publicProcedures are the RPCs that take no access token. They are sent
 // without one and never trigger a refresh (RefreshToken itself is one).
 var publicProcedures = map[string]bool{
-	flockv1connect.UserServiceRegisterProcedure:           true,
-	flockv1connect.UserServiceVerifyEmailProcedure:        true,
-	flockv1connect.UserServiceResendVerificationProcedure: true,
-	flockv1connect.UserServiceLoginProcedure:              true,
-	flockv1connect.UserServiceRefreshTokenProcedure:       true,
-	flockv1connect.UserServiceLogoutProcedure:             true,
+	flockv1connect.UserServiceRegisterProcedure:             true,
+	flockv1connect.UserServiceVerifyEmailProcedure:          true,
+	flockv1connect.UserServiceResendVerificationProcedure:   true,
+	flockv1connect.UserServiceLoginProcedure:                true,
+	flockv1connect.UserServiceRefreshTokenProcedure:         true,
+	flockv1connect.UserServiceLogoutProcedure:               true,
+	flockv1connect.UserServiceRequestPasswordResetProcedure: true,
+	flockv1connect.UserServiceResetPasswordProcedure:        true,
 }
 
 // authInterceptor puts the session's access token on every call but the

@@ -13,6 +13,7 @@ import type { Video } from "./gen/flock/v1/types_pb.js";
 import { type LoginResponse, UserService } from "./gen/flock/v1/user_pb.js";
 import { runSubscription, type StreamSource, type SubscribeOptions } from "./subscribe.js";
 import { openTabShare } from "./tabs.js";
+import { downloadExport } from "./account.js";
 import { FlockError, pollVideo, uploadVideo } from "./video.js";
 
 /** The token pair of a session. */
@@ -118,6 +119,20 @@ export interface FlockClient {
   waitVideo(videoId: string, options?: WaitVideoOptions): Promise<Video>;
 
   /**
+   * Starts the download of the account's data export (see the standalone
+   * downloadExport), refreshing the access token first if the server
+   * refuses it as expired. Resolves to the Response streaming the zip.
+   * Rejects with a FlockError.
+   */
+  downloadExport(options?: { signal?: AbortSignal }): Promise<Response>;
+  /**
+   * Signs out every other session of the account (ListSessions, then
+   * RevokeSession for each one not current): their tokens stop working and
+   * their streams close. Resolves to how many it ended.
+   */
+  signOutOtherSessions(): Promise<number>;
+
+  /**
    * Stops sharing refreshes with other tabs (closes the channel of
    * shareAcrossTabs); the client keeps working on its own. Does nothing
    * without that option.
@@ -135,7 +150,16 @@ export interface FlockClient {
 }
 
 // The RPCs that take no access token (server/interceptors.go publicProcedures).
-const publicMethods = new Set(["Register", "VerifyEmail", "ResendVerification", "Login", "RefreshToken", "Logout"]);
+const publicMethods = new Set([
+  "Register",
+  "VerifyEmail",
+  "ResendVerification",
+  "Login",
+  "RefreshToken",
+  "Logout",
+  "RequestPasswordReset",
+  "ResetPassword",
+]);
 
 function isPublic(service: string, method: string): boolean {
   return service === UserService.typeName && publicMethods.has(method);
@@ -309,6 +333,43 @@ export function createFlockClient(options: FlockClientOptions): FlockClient {
         await refreshUnlessChanged(sent);
         return await send();
       }
+    },
+
+    async downloadExport(opts) {
+      const send = () =>
+        downloadExport({
+          baseUrl,
+          accessToken: current?.accessToken ?? "",
+          ...(opts?.signal ? { signal: opts.signal } : {}),
+          ...(fetchFn ? { fetch: fetchFn } : {}),
+        });
+      const sent = current?.accessToken || undefined;
+      try {
+        return await send();
+      } catch (err) {
+        if (!(err instanceof FlockError) || err.status !== 401 || !current?.refreshToken) throw err;
+        await refreshUnlessChanged(sent);
+        return await send();
+      }
+    },
+
+    async signOutOtherSessions() {
+      const others: string[] = [];
+      let pageToken = "";
+      do {
+        const res = await users.listSessions({ pageSize: 100, pageToken });
+        others.push(...res.sessions.filter((s) => !s.current).map((s) => s.id));
+        pageToken = res.nextPageToken;
+      } while (pageToken !== "");
+      for (const sessionId of others) {
+        try {
+          await users.revokeSession({ sessionId });
+        } catch (err) {
+          // Ended meanwhile: that is what we wanted.
+          if (ConnectError.from(err).code !== Code.NotFound) throw err;
+        }
+      }
+      return others.length;
     },
 
     async waitVideo(videoId, opts) {

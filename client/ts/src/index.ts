@@ -10,6 +10,7 @@ export type { FlockClient, FlockClientOptions, Tokens, WaitVideoOptions } from "
 export type { SubscribeOptions } from "./subscribe.js";
 export { FlockError, getVideo, uploadVideo, waitVideo } from "./video.js";
 export type { HttpOptions, UploadOptions, VideoOptions, WaitOptions } from "./video.js";
+export { downloadExport, exportFilename } from "./account.js";
 
 // What callers of the clients need from Connect, so that an app can depend on
 // this package alone.

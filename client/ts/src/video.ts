@@ -60,7 +60,7 @@ function codeOf(name: string): Code {
 }
 
 /** Turns a non-success answer (a google.rpc.Status JSON body) into a FlockError. */
-async function fail(res: Response): Promise<FlockError> {
+export async function failure(res: Response): Promise<FlockError> {
   let body: { code?: unknown; message?: unknown } = {};
   try {
     body = (await res.json()) as typeof body;
@@ -141,7 +141,7 @@ export async function uploadVideo(opts: UploadOptions): Promise<Video> {
     body: form,
     signal,
   });
-  if (res.status !== 202) throw await fail(res);
+  if (res.status !== 202) throw await failure(res);
   return parseVideo(await res.json());
 }
 
@@ -156,7 +156,7 @@ export async function getVideo(opts: VideoOptions): Promise<Video> {
     headers: { Authorization: `Bearer ${opts.accessToken}` },
     signal: opts.signal,
   });
-  if (!res.ok) throw await fail(res);
+  if (!res.ok) throw await failure(res);
   return parseVideo(await res.json());
 }
 
