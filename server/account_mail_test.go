@@ -325,3 +325,31 @@ func TestChangeEmail_RaceForOneAddressDecidedAtConfirmation(t *testing.T) {
 		}
 	})
 }
+
+// P12 for resets: reset emails are limited per address (3 an hour), in any
+// spelling of it; another address still gets its email. Every transport
+// answers 429 with Retry-After.
+func TestRateLimit_PasswordResetPerEmail_P12(t *testing.T) {
+	t.Parallel()
+	for _, tr := range tu.Transports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, "sqlite", withRateLimits) // one server each: the IP budget is per server
+			acc, other := s.MustAccount(t, "resetlim"), s.MustAccount(t, "resetok")
+			a := api{t: t, s: s, tr: tr}
+			for i, spelling := range []string{acc.Email, strings.ToUpper(acc.Email), " " + acc.Email} {
+				if err := a.requestReset(spelling); err != nil {
+					t.Fatalf("request %d: %v", i+1, err)
+				}
+			}
+			// The fourth: refused (the copy records the answer's headers).
+			proxied, header := behindProxy(t, s, "")
+			err := api{t: t, s: proxied, tr: tr}.requestReset(acc.Email)
+			wantRateLimited(t, tr, err, header(), "too many password reset emails requested")
+			if err := a.requestReset(other.Email); err != nil {
+				t.Fatalf("another address: %v", err)
+			}
+			waitEmail(t, s, other.Email, "/reset-password?token=", 1)
+		})
+	}
+}
