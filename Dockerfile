@@ -21,7 +21,11 @@ ARG GO_VERSION=1.26
 # version in go.mod: pull the image again if the build says otherwise.
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
-COPY go.mod go.sum ./
+# The go.mod files of the SDK and the generated code too: the server's go.mod
+# replaces those modules with these directories (docs/development.md#modules).
+COPY go.mod go.sum go.work ./
+COPY gen/go/go.mod gen/go/go.sum ./gen/go/
+COPY client/go/go.mod client/go/go.sum ./client/go/
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .

@@ -13,6 +13,10 @@ STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test knobs: TEST_FLAGS for extra go test flags (e.g. -run, -v).
 TEST_FLAGS ?=
 
+# The Go modules of the repository: the server, the Go SDK and the generated
+# code (docs/development.md#modules). `./...` in one covers none of the others.
+GO_MODULES := . client/go gen/go
+
 .PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling bench-load generate check-generate lint fmt tools proto-deps clean
 
 run:
@@ -25,10 +29,10 @@ build:
 ## they are reachable (FLOCK_TEST_DATABASE_URL, FLOCK_TEST_REDIS_URL; with CI=true
 ## they are required).
 test:
-	$(GO) test -race -count=1 -p 2 -timeout 20m $(TEST_FLAGS) ./...
+	@for m in $(GO_MODULES); do echo "go test $$m/..."; (cd $$m && $(GO) test -race -count=1 -p 2 -timeout 20m $(TEST_FLAGS) ./...) || exit 1; done
 
 test-short:
-	$(GO) test -short -count=1 ./...
+	@for m in $(GO_MODULES); do (cd $$m && $(GO) test -short -count=1 ./...) || exit 1; done
 
 ## bench: go test benchmarks of the social core on both engines (see docs/performance.md).
 bench:
@@ -74,7 +78,8 @@ proto-deps: $(NPM_BIN)/protoc-gen-es
 ## generate: gen/go, gen/ts and gen/openapi from proto/ (offline: Go module proxy and npm only).
 generate: tools proto-deps
 	buf lint
-	rm -rf gen
+	# Everything under gen/ but the go.mod and go.sum of the module gen/go.
+	find gen -mindepth 1 -depth ! -path gen/go ! -path gen/go/go.mod ! -path gen/go/go.sum -delete
 	buf generate
 	cp gen/openapi/openapi.yaml server/openapi.yaml
 	./scripts/apidocs.sh
@@ -88,8 +93,7 @@ check-generate: generate
 
 lint: proto-deps $(TOOLS_BIN)/buf
 	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt: files above need formatting" >&2; exit 1; }
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	@for m in $(GO_MODULES); do echo "vet, staticcheck, go mod tidy -diff: $$m"; (cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) mod tidy -diff) || exit 1; done
 	buf lint
 
 fmt:

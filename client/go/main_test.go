@@ -1,20 +1,21 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,13 +23,12 @@ import (
 
 	client "github.com/flock-social/flock/client/go"
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
-	"github.com/flock-social/flock/internal/video"
-	"github.com/flock-social/flock/server"
 )
 
 // flockURL is the base URL of the server the examples talk to, started by
-// TestMain: examples have no testing.TB to start one with. Tests start
-// their own through testutil.MustServer.
+// TestMain: examples have no testing.TB to start one with. The tests of the
+// SDK against servers started in process are in client/gotest (the server
+// module): this module requires nothing of the server.
 var flockURL string
 
 // examples is the server behind flockURL.
@@ -48,49 +48,107 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// run starts the examples' server with the account "alice", runs the
-// tests and examples, and stops the server.
+// repoRoot is the root of the Flock checkout this module sits in (two
+// directories up), or "" when it is not in one (a copy from the module
+// proxy).
+func repoRoot() string {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil || !strings.HasPrefix(string(b), "module github.com/flock-social/flock\n") {
+		return ""
+	}
+	return root
+}
+
+// run builds the server of this checkout and starts it as a process, as
+// a user of the SDK would have it: on SQLite, with the file mailer, no
+// video processing and no rate limits. It registers the account "alice",
+// runs the tests and examples, and stops the server.
 func run(m *testing.M) (code int, err error) {
+	root := repoRoot()
+	if root == "" {
+		fmt.Println("client tests: not in a Flock checkout, no server to run the examples against: skipped")
+		return 0, nil
+	}
 	dir, err := os.MkdirTemp("", "flock-client-examples-")
 	if err != nil {
 		return 1, err
 	}
 	defer os.RemoveAll(dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	bin := filepath.Join(dir, "flock")
+	build := exec.Command("go", "build", "-o", bin, "./server/cmd/flock")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return 1, fmt.Errorf("build the server: %v\n%s", err, out)
+	}
+	mailDir := filepath.Join(dir, "mail")
+	srv := exec.Command(bin,
+		"-addr", "127.0.0.1:0",
+		"-data-dir", filepath.Join(dir, "data"),
+		"-mailer", "file:"+mailDir,
+		"-jwt-secret", "client-examples-secret-of-at-least-32-bytes",
+		// Uploads are queued, never processed: no ffmpeg needed, and a
+		// video stays VIDEO_STATUS_PROCESSING.
+		"-video-workers", "-1",
+		"-rate-limits", "off",
+		"-log-format", "json",
+		"-shutdown-drain", "0",
+	)
+	srv.Env = append(os.Environ(), "FLOCK_ENV=development")
+	logs, err := srv.StderrPipe()
 	if err != nil {
 		return 1, err
 	}
-	cfg := server.Config{
-		Addr:      ln.Addr().String(),
-		DataDir:   dir,
-		Mailer:    "file:" + filepath.Join(dir, "mail"),
-		JWTSecret: "client-examples-secret-of-at-least-32-bytes",
-		// Uploads are queued, never processed: no ffmpeg needed, and a
-		// video stays VIDEO_STATUS_PROCESSING.
-		Video:  video.Config{Workers: -1},
-		Logger: slog.New(slog.DiscardHandler),
+	if err := srv.Start(); err != nil {
+		return 1, fmt.Errorf("start the server: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	app, err := server.Open(ctx, cfg)
-	if err != nil {
-		cancel()
-		ln.Close()
-		return 1, fmt.Errorf("open server: %w", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln, time.Second) }()
+	exited := make(chan error, 1)
 	defer func() {
 		http.DefaultClient.CloseIdleConnections()
-		cancel()
-		err = errors.Join(err, <-served, app.Close())
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		if werr := <-exited; werr != nil && err == nil && code == 0 {
+			err = fmt.Errorf("the server: %w", werr)
+		}
 	}()
+	addr, rest, err := serving(logs)
+	go func() {
+		_, _ = io.Copy(io.Discard, rest) // the server must never block on its log
+		exited <- srv.Wait()
+	}()
+	if err != nil {
+		return 1, err
+	}
 
-	flockURL = "http://" + cfg.Addr
-	examples = &exampleServer{url: flockURL, mailDir: filepath.Join(dir, "mail")}
+	flockURL = "http://" + addr
+	examples = &exampleServer{url: flockURL, mailDir: mailDir}
 	if err := examples.register(context.Background(), "alice"); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil
+}
+
+// serving reads the server's JSON log up to its "flock serving" line and
+// returns the address it listens on, and the rest of the log.
+func serving(logs io.Reader) (addr string, rest io.Reader, err error) {
+	r := bufio.NewReader(logs)
+	var seen []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", r, fmt.Errorf("the server stopped before serving (%v); its log:\n%s", err, strings.Join(seen, ""))
+		}
+		seen = append(seen, line)
+		var rec struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "flock serving" {
+			return rec.Addr, r, nil
+		}
+	}
 }
 
 // exampleServer registers the accounts examples log in with.
