@@ -75,13 +75,15 @@ $(NPM_BIN)/protoc-gen-es: tools/codegen/package-lock.json
 proto-deps: $(NPM_BIN)/protoc-gen-es
 	./scripts/proto-deps.sh
 
-## generate: gen/go, gen/ts and gen/openapi from proto/ (offline: Go module proxy and npm only).
+## generate: gen/go, gen/ts and gen/openapi from proto/, and server/openapi.yaml (offline: Go module proxy and npm only).
 generate: tools proto-deps
 	buf lint
 	# Everything under gen/ but the go.mod and go.sum of the module gen/go.
 	find gen -mindepth 1 -depth ! -path gen/go ! -path gen/go/go.mod ! -path gen/go/go.sum -delete
 	buf generate
-	cp gen/openapi/openapi.yaml server/openapi.yaml
+	# server/openapi.yaml: the generated document with the bearer scheme, the plain-HTTP endpoints and the tag order.
+	$(GO) run ./tools/openapioverlay -overlay tools/openapioverlay/overlay.yaml gen/openapi/openapi.yaml > server/openapi.yaml.tmp
+	mv server/openapi.yaml.tmp server/openapi.yaml
 	./scripts/apidocs.sh
 
 ## check-generate: fails when gen/ is not what make generate writes.

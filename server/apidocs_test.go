@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // mustAPIDocs serves apiDocsHandler on /docs and /docs/ as routes mounts it.
@@ -211,4 +214,158 @@ func TestAPIDocs(t *testing.T) {
 			t.Errorf("POST /docs/ = %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
 		}
 	})
+}
+
+// openAPIDoc is the part of server/openapi.yaml the tests below read.
+type openAPIDoc struct {
+	Security   []map[string][]string `yaml:"security"`
+	Components struct {
+		SecuritySchemes map[string]struct {
+			Type         string `yaml:"type"`
+			Scheme       string `yaml:"scheme"`
+			BearerFormat string `yaml:"bearerFormat"`
+		} `yaml:"securitySchemes"`
+	} `yaml:"components"`
+	Paths map[string]map[string]struct {
+		OperationID string                 `yaml:"operationId"`
+		Tags        []string               `yaml:"tags"`
+		Security    *[]map[string][]string `yaml:"security"`
+		RequestBody struct {
+			Content map[string]struct {
+				Schema struct {
+					Required   []string `yaml:"required"`
+					Properties map[string]struct {
+						Type, Format string
+					} `yaml:"properties"`
+				} `yaml:"schema"`
+			} `yaml:"content"`
+		} `yaml:"requestBody"`
+		Parameters []struct {
+			Name, In string
+		} `yaml:"parameters"`
+		Responses map[string]struct {
+			Content map[string]any `yaml:"content"`
+		} `yaml:"responses"`
+	} `yaml:"paths"`
+	Tags []struct {
+		Name string `yaml:"name"`
+	} `yaml:"tags"`
+}
+
+func mustOpenAPIDoc(t *testing.T) *openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(openAPISpec, &doc); err != nil {
+		t.Fatalf("server/openapi.yaml: %v", err)
+	}
+	return &doc
+}
+
+// The reference can send the access token: the document declares a bearer
+// scheme required by every operation, except the RPCs the server lets in
+// without a token (publicProcedures) and the media, which answer no
+// token. So "Authorize" once at /docs, and every RPC works from the page.
+func TestOpenAPI_BearerTokenForAllButThePublicRPCs(t *testing.T) {
+	t.Parallel()
+	doc := mustOpenAPIDoc(t)
+	bearer, ok := doc.Components.SecuritySchemes["bearer"]
+	if !ok || bearer.Type != "http" || bearer.Scheme != "bearer" || bearer.BearerFormat != "JWT" {
+		t.Errorf("components.securitySchemes.bearer = %+v, want type http, scheme bearer, bearerFormat JWT", bearer)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["bearer"] == nil || len(doc.Security[0]) != 1 {
+		t.Errorf("security = %v, want [{bearer: []}] for every operation", doc.Security)
+	}
+
+	wantPublic := map[string]bool{"Media_Get": true}
+	for procedure := range publicProcedures { // "/flock.v1.UserService/Login"
+		service, method, _ := strings.Cut(strings.TrimPrefix(procedure, "/flock.v1."), "/")
+		wantPublic[service+"_"+method] = true
+	}
+	if len(wantPublic) != 9 {
+		t.Fatalf("public operations %v: want the 8 public RPCs and Media_Get", wantPublic)
+	}
+	seen := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			seen[op.OperationID] = true
+			public := op.Security != nil && len(*op.Security) == 0
+			switch {
+			case wantPublic[op.OperationID] && !public:
+				t.Errorf("%s %s (%s) is public in the server but has security %v, want []", method, path, op.OperationID, op.Security)
+			case !wantPublic[op.OperationID] && op.Security != nil:
+				t.Errorf("%s %s (%s) sets security %v; want the document's bearer", method, path, op.OperationID, *op.Security)
+			}
+		}
+	}
+	for id := range wantPublic {
+		if !seen[id] {
+			t.Errorf("no operation %s in the document", id)
+		}
+	}
+}
+
+// The plain-HTTP endpoints are operations of the document, so the
+// reference shows (and "Try it out" sends) the video upload, the export
+// and the media.
+func TestOpenAPI_PlainHTTPEndpointsAreOperations(t *testing.T) {
+	t.Parallel()
+	doc := mustOpenAPIDoc(t)
+
+	upload, ok := doc.Paths["/api/posts/videos/"]["post"]
+	if !ok {
+		t.Fatal("no POST /api/posts/videos/")
+	}
+	form := upload.RequestBody.Content["multipart/form-data"].Schema
+	if file := form.Properties["file"]; file.Type != "string" || file.Format != "binary" || !slices.Contains(form.Required, "file") {
+		t.Errorf("POST /api/posts/videos/ body = %+v, want multipart/form-data with a required binary file", form)
+	}
+	if _, ok := upload.Responses["202"].Content["application/json"]; !ok || !slices.Contains(upload.Tags, "PostService") {
+		t.Errorf("POST /api/posts/videos/: tags %v, responses %v; want PostService and a 202 JSON answer", upload.Tags, upload.Responses)
+	}
+
+	export, ok := doc.Paths["/api/users/export/"]["get"]
+	if !ok {
+		t.Fatal("no GET /api/users/export/")
+	}
+	if _, ok := export.Responses["200"].Content["application/zip"]; !ok || !slices.Contains(export.Tags, "UserService") {
+		t.Errorf("GET /api/users/export/: tags %v, responses %v; want UserService and a 200 application/zip", export.Tags, export.Responses)
+	}
+
+	media, ok := doc.Paths["/media/{key}"]["get"]
+	if !ok {
+		t.Fatal("no GET /media/{key}")
+	}
+	var params []string
+	for _, p := range media.Parameters {
+		params = append(params, p.In+":"+p.Name)
+	}
+	for _, want := range []string{"path:key", "query:exp", "query:sig", "header:Range"} {
+		if !slices.Contains(params, want) {
+			t.Errorf("GET /media/{key} parameters %v lack %s", params, want)
+		}
+	}
+}
+
+// Accounts come first in the reference: Swagger UI shows the tags in the
+// order of the document, and every tag an operation uses is one of them.
+func TestOpenAPI_TagsStartWithAccounts(t *testing.T) {
+	t.Parallel()
+	doc := mustOpenAPIDoc(t)
+	var names []string
+	for _, tag := range doc.Tags {
+		names = append(names, tag.Name)
+	}
+	want := []string{"UserService", "PostService", "GroupService", "NotificationService", "ActivityService", "ModerationService", "Media"}
+	if !slices.Equal(names, want) {
+		t.Errorf("tags = %v, want %v", names, want)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			for _, tag := range op.Tags {
+				if !slices.Contains(names, tag) {
+					t.Errorf("%s %s has tag %q, which the document does not list", method, path, tag)
+				}
+			}
+		}
+	}
 }
