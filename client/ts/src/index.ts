@@ -9,6 +9,7 @@ export { createFlockClient } from "./client.js";
 export type { FlockClient, FlockClientOptions, Tokens, WaitVideoOptions } from "./client.js";
 export type { SubscribeOptions } from "./subscribe.js";
 export { FlockError, getVideo, uploadVideo, waitVideo } from "./video.js";
+export { enumName } from "./enums.js";
 export type { HttpOptions, UploadOptions, VideoOptions, WaitOptions } from "./video.js";
 export { downloadExport, exportFilename } from "./account.js";
 

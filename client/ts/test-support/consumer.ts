@@ -2,6 +2,7 @@
 // against the package: the types must resolve through its exports map.
 import {
   Code,
+  enumName,
   GroupPrivacy,
   ReportAction,
   ReportReason,
@@ -17,6 +18,7 @@ import {
   type User,
   type Video,
   VideoStatus,
+  VideoStatusSchema,
 } from "@flock-social/client";
 
 export async function example(input: Blob): Promise<void> {
@@ -40,6 +42,9 @@ export async function example(input: Blob): Promise<void> {
   try {
     const video: Video = await client.waitVideo((await client.uploadVideo(input)).id);
     if (video.status === VideoStatus.READY) void video.playbackUrl;
+    const statusName: string = enumName(VideoStatusSchema, video.status);
+    const shortName: string | undefined = VideoStatus[video.status];
+    void statusName, shortName;
   } catch (err) {
     if (err instanceof FlockError && err.connectCode === Code.ResourceExhausted) return;
     if (err instanceof ConnectError && err.code === Code.NotFound) return;
