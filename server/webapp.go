@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -34,6 +36,7 @@ type webAppFile struct {
 	contentType  string
 	etag         string
 	cacheControl string
+	gzipped      []byte // the file gzipped once at start, for text files
 }
 
 // webAppHandler serves the web app (client/web/dist, embedded) at "/": the
@@ -60,6 +63,15 @@ func webAppHandler() http.Handler {
 		}
 		if key == "/index.html" {
 			f.cacheControl = "no-cache"
+		}
+		if strings.HasPrefix(f.contentType, "text/") || f.contentType == "image/svg+xml" || f.contentType == "application/json" {
+			var buf bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+			_, _ = zw.Write(b)
+			if err := zw.Close(); err != nil {
+				return err
+			}
+			f.gzipped = buf.Bytes()
 		}
 		files[key] = f
 		return nil
@@ -91,22 +103,44 @@ func webAppHandler() http.Handler {
 			}
 			f = index
 		}
+		h := w.Header()
+		h.Set("Content-Type", f.contentType)
+		h.Set("Cache-Control", f.cacheControl)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", webAppCSP)
+		if f.gzipped != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+				h.Set("Content-Encoding", "gzip")
+				h.Set("ETag", strings.TrimSuffix(f.etag, `"`)+`-gz"`)
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.gzipped))
+				return
+			}
+		}
 		file, err := web.Dist.Open(f.name)
 		if err != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
 		defer file.Close()
-		h := w.Header()
-		h.Set("Content-Type", f.contentType)
-		h.Set("Cache-Control", f.cacheControl)
 		h.Set("ETag", f.etag)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", webAppCSP)
 		// Files in an embed.FS are seekable.
 		http.ServeContent(w, r, "", time.Time{}, file.(io.ReadSeeker))
 	})
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip (and
+// does not refuse it with q=0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 func webAppContentType(name string) string {
