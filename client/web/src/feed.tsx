@@ -48,7 +48,7 @@ export function PostCard({ post }: { post: Post }) {
         >
           {post.likedByMe ? "♥ Liked" : "♡ Like"} ({post.likesCount})
         </button>
-        <Link href={`/p/${post.id}`}>💬 {post.commentsCount} comments</Link>
+        <Link href={`/p/${post.id}`}>{post.commentsCount} comments</Link>
       </footer>
       <ErrorText error={like.error ?? unlike.error} />
     </article>
