@@ -11,6 +11,7 @@
 // Prints one line "FIGURES {json}" with the cold home-feed load's figures.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
@@ -203,6 +204,9 @@ step("account screens");
 await alice.goto("/settings");
 await alice.getByText("(this one)").waitFor();
 await shot(alice, "settings");
+const [download] = await Promise.all([alice.waitForEvent("download"), alice.getByRole("button", { name: "Download my data (zip)" }).click()]);
+const zip = await readFile(await download.path());
+assert.equal(zip.subarray(0, 2).toString(), "PK", "the export is a zip");
 
 step("cold home-feed load");
 const coldCtx = await context(url);

@@ -40,25 +40,26 @@ export function Settings() {
   const [exportError, setExportError] = useState<string | null>(null);
   const u = me.data?.user;
 
+  // The SDK's downloadExport: GET /api/users/export/ with the token (refreshed on 401).
   const download = async () => {
     setExportError(null);
-    const get = () => fetch("/api/users/export/", { headers: { Authorization: `Bearer ${client.tokens()?.accessToken ?? ""}` } });
     try {
-      let res = await get();
-      if (res.status === 401) {
-        await client.refresh();
-        res = await get();
-      }
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { message?: string };
-        throw new Error(body.message || `export failed (HTTP ${res.status})`);
-      }
+      const res = await client.downloadExport();
       const url = URL.createObjectURL(await res.blob());
       const a = document.createElement("a");
       a.href = url;
       a.download = `flock-${u?.username ?? "export"}.zip`;
       a.click();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setExportError(errorText(err));
+    }
+  };
+  const [othersEnded, setOthersEnded] = useState<number | null>(null);
+  const signOutOthers = async () => {
+    try {
+      setOthersEnded(await client.signOutOtherSessions());
+      void qc.invalidateQueries();
     } catch (err) {
       setExportError(errorText(err));
     }
@@ -132,6 +133,8 @@ export function Settings() {
             </li>
           ))}
         </ul>
+        <button onClick={() => void signOutOthers()}>Sign out all other sessions</button>
+        {othersEnded !== null && <p role="status">Signed out {othersEnded} other session{othersEnded === 1 ? "" : "s"}.</p>}
       </div>
       <div className="card">
         <h2>Your data</h2>
