@@ -4,15 +4,29 @@ import { getMe } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { listNotifications } from "@gen/flock/v1/notification-NotificationService_connectquery.js";
 import { UserRole } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 
-import { LogIn, SignUp, Verify } from "./auth.js";
 import { Home, PostPage } from "./feed.js";
-import { GroupPage, Groups } from "./groups.js";
-import { Activity, Moderation, Notifications, Profile, Search, useTitle } from "./people.js";
 import { Link, match, navigate, useLocation } from "./router.js";
 import { client, onSession, signedIn } from "./session.js";
-import { Settings } from "./settings.js";
+import { Loading, useTitle } from "./ui.js";
+
+// The screens off the home feed's path load on first use (their own hashed
+// chunks), so that a cold load of the feed parses only what it shows.
+const auth = () => import("./auth.js");
+const people = () => import("./people.js");
+const groups = () => import("./groups.js");
+const LogIn = lazy(() => auth().then((m) => ({ default: m.LogIn })));
+const SignUp = lazy(() => auth().then((m) => ({ default: m.SignUp })));
+const Verify = lazy(() => auth().then((m) => ({ default: m.Verify })));
+const Profile = lazy(() => people().then((m) => ({ default: m.Profile })));
+const Search = lazy(() => people().then((m) => ({ default: m.Search })));
+const Notifications = lazy(() => people().then((m) => ({ default: m.Notifications })));
+const Activity = lazy(() => people().then((m) => ({ default: m.Activity })));
+const Moderation = lazy(() => people().then((m) => ({ default: m.Moderation })));
+const Groups = lazy(() => groups().then((m) => ({ default: m.Groups })));
+const GroupPage = lazy(() => groups().then((m) => ({ default: m.GroupPage })));
+const Settings = lazy(() => import("./settings.js").then((m) => ({ default: m.Settings })));
 
 const publicRoutes = ["/login", "/signup", "/verify"];
 
@@ -38,7 +52,7 @@ export function App() {
     return (
       <main id="main" className="outside">
         <p className="brand">Flock</p>
-        {path === "/signup" ? <SignUp /> : path === "/verify" ? <Verify /> : <LogIn />}
+        <Suspense fallback={<Loading />}>{path === "/signup" ? <SignUp /> : path === "/verify" ? <Verify /> : <LogIn />}</Suspense>
       </main>
     );
   return <Inside path={path} />;
@@ -88,7 +102,9 @@ function Inside({ path }: { path: string }) {
         {user && <Link href={`/u/${user.id}`}>@{user.username}</Link>}
         <Link href="/settings">Settings</Link>
       </nav>
-      <main id="main">{screen}</main>
+      <main id="main">
+        <Suspense fallback={<Loading />}>{screen}</Suspense>
+      </main>
     </>
   );
 }

@@ -296,7 +296,7 @@ function Analytics({ id }: { id: string }) {
       {days.length === 0 ? (
         <Empty>No daily figures yet.</Empty>
       ) : (
-        <svg viewBox={`0 0 ${days.length * 12} 60`} className="chart" role="img" aria-label="Views per day">
+        <svg viewBox={`0 0 ${Math.max(days.length, 30) * 12} 60`} preserveAspectRatio="xMinYMax meet" className="chart" role="img" aria-label="Views per day">
           {days.map((d, i) => {
             const h = (d.views / max) * 56;
             return (

@@ -18,7 +18,7 @@ import { listActivity } from "@gen/flock/v1/activity-ActivityService_connectquer
 import { listReports, resolveReport } from "@gen/flock/v1/moderation-ModerationService_connectquery.js";
 import { ActivityType, NotificationType, ReportAction, ReportReason, ReportStatus, UserRole, type Notification } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { useState } from "react";
 
 import { More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
@@ -307,11 +307,4 @@ export function Moderation() {
       ))}
     </section>
   );
-}
-
-/** Keeps the page title's unread count in step (a11y: announced on change). */
-export function useTitle(title: string): void {
-  useEffect(() => {
-    document.title = title;
-  }, [title]);
 }

@@ -1,7 +1,7 @@
 // Shared pieces: error text, empty states, avatars, dates, enum names.
 import { ConnectError, FlockError, timestampDate } from "@flock-social/client";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { ReactNode } from "react";
+import { type ReactNode, useEffect } from "react";
 
 import { Link } from "./router.js";
 
@@ -82,4 +82,11 @@ export function Content({ text }: { text: string }) {
       )}
     </p>
   );
+}
+
+/** Sets the page title (the unread count shows in the tab). */
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
 }
