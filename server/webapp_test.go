@@ -15,7 +15,7 @@ import (
 // stays under /api/, /flock.v1.*, /media/"): index.html for every app
 // route with a strict CSP and no caching, its hashed assets cached as
 // immutable, and never the app for a path of the API or the server's pages.
-func TestWebApp_ServedAtRoot(t *testing.T) {
+func TestWebApp_ServedAtRootWithStrictCSP_P28(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
 	get := func(method, path string) (*http.Response, string) { return rawBody(t, s, method, path, "", "") }
