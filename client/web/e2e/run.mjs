@@ -161,7 +161,7 @@ if (process.env.FLOCK_VIDEO) {
   await alice.getByRole("button", { name: "Post", exact: true }).click();
   const card = alice.locator("article", { hasText: "My clip" });
   await card.locator("video").waitFor();
-  await card.getByRole("link", { name: "just now" }).click();
+  await card.locator(`a[href^="/p/"]`).first().click();
   const video = alice.locator("video");
   await video.waitFor();
   assert.ok(await video.getAttribute("poster"), "the video has a poster");
