@@ -17,7 +17,9 @@ TEST_FLAGS ?=
 # code (docs/development.md#modules). `./...` in one covers none of the others.
 GO_MODULES := . client/go gen/go
 
-.PHONY: run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling bench-load generate check-generate lint fmt tools proto-deps clean
+WEB := client/web
+
+.PHONY: web run build test test-short bench bench-streams bench-stream-flood bench-upload bench-rolling bench-load generate check-generate lint fmt tools proto-deps clean
 
 run:
 	$(GO) run ./server/cmd/flock
@@ -59,7 +61,7 @@ bench-load: build
 bench-stream-flood: build
 	$(GO) run ./bench/streamflood -attempts 1000
 
-tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(NPM_BIN)/protoc-gen-es
+tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(NPM_BIN)/protoc-gen-es $(NPM_BIN)/protoc-gen-connect-query
 
 $(TOOLS_BIN)/buf:
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -69,7 +71,7 @@ $(TOOLS_BIN)/protoc-gen-connect-go:
 	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_CONNECT)
 $(TOOLS_BIN)/protoc-gen-openapi:
 	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_OPENAPI)
-$(NPM_BIN)/protoc-gen-es: tools/codegen/package-lock.json
+$(NPM_BIN)/protoc-gen-es $(NPM_BIN)/protoc-gen-connect-query: tools/codegen/package-lock.json
 	npm ci --prefix tools/codegen --no-audit --no-fund
 
 proto-deps: $(NPM_BIN)/protoc-gen-es
@@ -86,12 +88,20 @@ generate: tools proto-deps
 	mv server/openapi.yaml.tmp server/openapi.yaml
 	./scripts/apidocs.sh
 
-## check-generate: fails when gen/ is not what make generate writes.
-check-generate: generate
-	@git add -N gen server/openapi.yaml server/apidocs >/dev/null 2>&1 || true
-	@if ! git diff --quiet -- gen server/openapi.yaml server/apidocs; then \
-		echo "gen/ is stale: run make generate and commit the result" >&2; \
-		git diff --stat -- gen server/openapi.yaml server/apidocs >&2; exit 1; fi
+## web: builds the web app (client/web) into client/web/dist, which the server
+## embeds; commit the result like gen/ (make run needs only Go).
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(WEB) && npm run build
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund
+
+## check-generate: fails when gen/ or the built web app (client/web/dist) is
+## not what make generate and make web write.
+check-generate: generate web
+	@git add -N gen server/openapi.yaml server/apidocs $(WEB)/dist >/dev/null 2>&1 || true
+	@if ! git diff --quiet -- gen server/openapi.yaml server/apidocs $(WEB)/dist; then \
+		echo "gen/ or client/web/dist is stale: run make generate web and commit the result" >&2; \
+		git diff --stat -- gen server/openapi.yaml server/apidocs $(WEB)/dist >&2; exit 1; fi
 
 lint: proto-deps $(TOOLS_BIN)/buf
 	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt: files above need formatting" >&2; exit 1; }

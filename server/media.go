@@ -169,7 +169,7 @@ var verifyPage = template.Must(template.New("verify").Parse(`<!doctype html>
 <style>` + pageStyle + `</style>
 </head><body>
 <h1>Verify your email</h1>
-{{if .Done}}<p>{{.Message}}</p>
+{{if .Done}}<p>{{.Message}}</p><p><a href="/login">Open Flock</a></p>
 {{else if .Token}}<form method="post" action="/verify-email"><input type="hidden" name="token" value="{{.Token}}">
 <p>Confirm the email address of your Flock account.</p><button type="submit">Verify my email</button></form>
 {{else}}<p>This link has no token. Open the link from your verification email again.</p>{{end}}

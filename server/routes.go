@@ -41,6 +41,8 @@ var openAPISpec []byte
 //	/media/...                  stored media (avatars)
 //	/verify-email               the page the verification link opens
 //	/reset-password             the page the password-reset link opens
+//	/                           the web app (client/web, embedded; index.html
+//	                            for every app route, 404 under the prefixes above)
 func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -119,6 +121,7 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /media/", a.serveMedia)
 	mux.HandleFunc("/verify-email", a.verifyEmailPage)
 	mux.HandleFunc("/reset-password", a.resetPasswordPage)
+	mux.Handle("/", webAppHandler())
 
 	// withClientIP goes first: everything inside sees the client's address.
 	return withClientIP(a.cfg.TrustedProxies,

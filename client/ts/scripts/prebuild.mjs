@@ -4,7 +4,8 @@
 // `make generate`) into src/gen/, so that tsc compiles it with the SDK into
 // dist/gen/ and the published package carries it. src/gen/ is not
 // committed. The generated files import each other by relative paths, which
-// the copy keeps.
+// the copy keeps. The *_connectquery.ts files (TanStack Query descriptors for
+// client/web, which import @connectrpc/connect-query) stay out of the SDK.
 import { cpSync, existsSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -18,4 +19,4 @@ if (!existsSync(from)) {
 }
 rmSync(dist, { recursive: true, force: true });
 rmSync(to, { recursive: true, force: true });
-cpSync(from, to, { recursive: true });
+cpSync(from, to, { recursive: true, filter: (src) => !src.endsWith("_connectquery.ts") });

@@ -1,7 +1,7 @@
 // createFlockClient: one Connect transport for every Flock service, with
 // the access token added to each call and refreshed when it expires.
 
-import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 
 import { type Activity, ActivityService } from "./gen/flock/v1/activity_pb.js";
@@ -77,6 +77,12 @@ export interface FlockClient {
   readonly activity: Client<typeof ActivityService>;
   /** flock.v1.ModerationService: staff only. */
   readonly moderation: Client<typeof ModerationService>;
+  /**
+   * The Connect transport under every client above (the access token added,
+   * refreshed on Unauthenticated): hand it to libraries that make their own
+   * calls, such as `@connectrpc/connect-query`'s TransportProvider.
+   */
+  readonly transport: Transport;
 
   /**
    * Logs in with a username (any letter case) or an email address (anything
@@ -287,6 +293,7 @@ export function createFlockClient(options: FlockClientOptions): FlockClient {
     notifications,
     activity,
     moderation: createClient(ModerationService, transport),
+    transport,
 
     async login(usernameOrEmail, password) {
       const identifier = usernameOrEmail.includes("@")

@@ -16,7 +16,7 @@ export { downloadExport, exportFilename } from "./account.js";
 // What callers of the clients need from Connect, so that an app can depend on
 // this package alone.
 export { Code, ConnectError } from "@connectrpc/connect";
-export type { CallOptions, Client, Interceptor } from "@connectrpc/connect";
+export type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
 export { timestampDate } from "@bufbuild/protobuf/wkt";
 
 // Every message, enum and service of flock.v1.

@@ -1,0 +1,273 @@
+// End-to-end tests of the web app in Chromium (playwright-core driving the
+// system's chromium; no browser download). Run by server/webapp_e2e_test.go
+// (TestWebAppChromium), which starts the servers and passes:
+//   FLOCK_URL        a server processing videos (Video.Workers 1)
+//   FLOCK_SHORT_URL  a server whose access tokens live FLOCK_ACCESS_TTL_MS
+//   FLOCK_CONTROL    the test's helper: GET /token?email= -> the newest verification token
+//   FLOCK_ACCOUNTS   {"bob": {...}, "carol": {...}, "dave": {...}} made by the test
+//   FLOCK_VIDEO      a short mp4 to upload (optional: the video scenario skips without it)
+//   FLOCK_SHOTS      a directory for the screenshots
+//   CHROMIUM         the browser binary (default /usr/bin/chromium)
+// Prints one line "FIGURES {json}" with the cold home-feed load's figures.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const url = process.env.FLOCK_URL;
+const shortURL = process.env.FLOCK_SHORT_URL;
+const control = process.env.FLOCK_CONTROL;
+const accounts = JSON.parse(process.env.FLOCK_ACCOUNTS ?? "{}");
+const shots = process.env.FLOCK_SHOTS ?? "";
+const ttl = Number(process.env.FLOCK_ACCESS_TTL_MS ?? 2000);
+if (!url || !shortURL || !control) throw new Error("FLOCK_URL, FLOCK_SHORT_URL and FLOCK_CONTROL are required");
+if (shots) mkdirSync(shots, { recursive: true });
+
+const T = 15_000; // the longest any one expectation waits
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"],
+});
+const step = (name) => console.log(`--- ${name}`);
+const problems = [];
+
+/** A browser context with its own storage; records console errors and other origins. */
+async function context(base, { phone = false } = {}) {
+  const ctx = await browser.newContext({
+    baseURL: base,
+    viewport: phone ? { width: 390, height: 780 } : { width: 1100, height: 800 },
+    deviceScaleFactor: 1,
+    reducedMotion: "reduce",
+  });
+  ctx.setDefaultTimeout(T);
+  const origin = new URL(base).origin;
+  ctx.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== "data:" && u.protocol !== "blob:" && u.origin !== origin) problems.push(`request to another origin: ${r.url()}`);
+  });
+  ctx.on("page", (page) => watch(page));
+  return ctx;
+}
+
+function watch(page) {
+  page.errors = [];
+  // Statuses the page expects (a non-member's 403), set per page.
+  page.expected = [];
+  page.on("pageerror", (e) => page.errors.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // Chromium logs every 4xx response, e.g. the 401 that starts a token refresh.
+    const status = /Failed to load resource: the server responded with a status of (\d+)/.exec(m.text());
+    if (status && (status[1] === "401" || page.expected.includes(status[1]))) return;
+    page.errors.push(`console error: ${m.text()}`);
+  });
+}
+
+async function shot(page, name) {
+  if (shots) await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: false });
+}
+
+async function login(page, who, password) {
+  await page.goto("/login");
+  await page.getByLabel("Username or email").fill(who);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Home" }).waitFor();
+}
+
+async function token(email) {
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`${control}/token?email=${encodeURIComponent(email)}`);
+    if (res.ok) return await res.text();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no verification email to ${email}`);
+}
+
+const started = Date.now();
+const figures = {};
+
+// 1. Sign up, verify by the mailed link, log in, post with a hashtag.
+step("sign up, verify by the emailed link, post with a hashtag");
+const aliceCtx = await context(url);
+const alice = await aliceCtx.newPage();
+const name = `ann${Date.now() % 100000}`;
+const email = `${name}@example.com`;
+const password = "correct horse battery";
+await alice.goto("/");
+await alice.getByRole("link", { name: "Create an account" }).click();
+await alice.getByLabel("Username").fill(name);
+await alice.getByLabel("Full name").fill("Ann Example");
+await alice.getByLabel("Email").fill(email);
+await alice.getByLabel("Password").fill(password);
+await shot(alice, "signup");
+await alice.getByRole("button", { name: "Sign up" }).click();
+await alice.getByRole("heading", { name: "Check your email" }).waitFor();
+await alice.goto(`/verify-email?token=${await token(email)}`); // the link of the email
+await alice.getByRole("button", { name: "Verify my email" }).click();
+await alice.getByText("your email is verified").waitFor();
+await alice.getByRole("link", { name: "Open Flock" }).click();
+await login(alice, name, password);
+await alice.getByText("Your feed is empty").waitFor();
+await alice.getByLabel("What's happening?").fill("Hello from the browser #flockweb");
+await alice.getByText("Hashtags: #flockweb").waitFor();
+await alice.getByRole("button", { name: "Post", exact: true }).click();
+await alice.locator("article", { hasText: "Hello from the browser" }).waitFor();
+await alice.getByRole("link", { name: "#flockweb" }).first().click();
+await alice.getByRole("heading", { name: "#flockweb" }).waitFor();
+await alice.locator("article", { hasText: "Hello from the browser" }).waitFor();
+
+// 2. Bob (another browser context) follows and likes; Ann sees the notifications arrive live.
+step("a second user follows and likes; the first sees it live");
+const me = (await alice.getByRole("navigation").getByRole("link", { name: `@${name}` }).getAttribute("href")).split("/").pop();
+await alice.getByRole("link", { name: "Home" }).click();
+await alice.getByRole("heading", { name: "Home" }).waitFor();
+const bobCtx = await context(url, { phone: true });
+const bob = await bobCtx.newPage();
+await login(bob, accounts.bob.username, accounts.bob.password);
+await bob.goto(`/u/${me}`);
+await bob.getByRole("heading", { name: "Ann Example" }).waitFor();
+await bob.getByRole("button", { name: "Follow" }).click();
+await bob.getByRole("button", { name: "Unfollow" }).waitFor();
+await alice.getByTestId("unread").filter({ hasText: "1" }).waitFor(); // no reload: the Subscribe stream
+await bob.getByRole("button", { name: /Like/ }).first().click();
+await bob.getByRole("button", { name: /Liked \(1\)/ }).waitFor();
+await alice.getByTestId("unread").filter({ hasText: "2" }).waitFor();
+await shot(bob, "profile-phone");
+await alice.getByRole("link", { name: /Notifications/ }).click();
+await alice.getByText("liked your post").waitFor();
+await alice.getByText("followed you").waitFor();
+await shot(alice, "notifications");
+// Bob's feed now has Ann's post; Ann posts again and Bob's home offers it live.
+await bob.goto("/");
+await bob.locator("article", { hasText: "Hello from the browser" }).waitFor();
+await alice.getByRole("link", { name: "Home" }).click();
+await alice.getByLabel("What's happening?").fill("A second post #flockweb");
+await alice.getByRole("button", { name: "Post", exact: true }).click();
+await alice.locator("article", { hasText: "A second post" }).waitFor();
+await bob.getByRole("button", { name: "1 new post" }).waitFor({ timeout: 25_000 });
+await bob.getByRole("button", { name: "1 new post" }).click();
+await bob.locator("article", { hasText: "A second post" }).waitFor();
+await shot(bob, "home-phone");
+
+// 3. A video uploads with progress and plays.
+if (process.env.FLOCK_VIDEO) {
+  step("a video uploads with progress and plays");
+  await alice.getByLabel("What's happening?").fill("My clip #video");
+  await alice.getByLabel("Video").setInputFiles(process.env.FLOCK_VIDEO);
+  await alice.getByText("100%").waitFor();
+  await alice.getByRole("status").filter({ hasText: "video ready" }).waitFor({ timeout: 30_000 });
+  await alice.getByRole("button", { name: "Post", exact: true }).click();
+  const card = alice.locator("article", { hasText: "My clip" });
+  await card.locator("video").waitFor();
+  await card.locator(`a[href^="/p/"]`).first().click();
+  const video = alice.locator("video");
+  await video.waitFor();
+  assert.ok(await video.getAttribute("poster"), "the video has a poster");
+  await video.evaluate((v) => { v.muted = true; return v.play(); });
+  await alice.waitForFunction(() => document.querySelector("video").currentTime > 0.3, null, { timeout: T });
+  await video.evaluate((v) => v.pause());
+  await alice.getByText(/Analytics: \d+ views/).waitFor();
+  await shot(alice, "post-video");
+} else {
+  console.log("FLOCK_VIDEO not set: the video scenario is skipped");
+}
+
+// 4. A private group's post is invisible to a non-member.
+step("a private group's post is invisible to a non-member");
+await alice.getByRole("link", { name: "Groups" }).click();
+await alice.getByLabel("Name").fill("Secret garden");
+await alice.getByLabel("Privacy").selectOption({ label: "private" });
+await alice.getByRole("button", { name: "Create group" }).click();
+await alice.getByRole("heading", { name: "Secret garden" }).waitFor();
+await alice.getByLabel("What's happening?").fill("Members only #secret");
+await alice.getByRole("button", { name: "Post", exact: true }).click();
+await alice.locator("article", { hasText: "Members only" }).waitFor();
+await shot(alice, "group");
+const groupPath = new URL(alice.url()).pathname;
+const carolCtx = await context(url);
+const carol = await carolCtx.newPage();
+carol.expected.push("403"); // GetGroup's members and the group's posts are refused to her
+await login(carol, accounts.carol.username, accounts.carol.password);
+await carol.goto(groupPath);
+await carol.getByRole("heading", { name: "Secret garden" }).waitFor();
+await carol.getByRole("button", { name: "Ask to join" }).waitFor();
+await carol.getByText(/No posts in this group that you can see|permission|member/i).first().waitFor();
+assert.equal(await carol.locator("article", { hasText: "Members only #secret" }).count(), 0, "a non-member sees the group's post");
+await carol.goto("/search?tag=secret");
+await carol.getByText("No posts with #secret").waitFor();
+assert.equal(await carol.locator("article", { hasText: "Members only #secret" }).count(), 0, "a non-member finds the group's post by hashtag");
+
+// 5. Settings screen (sessions list) and the cold home-feed figures.
+step("account screens");
+await alice.goto("/settings");
+await alice.getByText("(this one)").waitFor();
+await shot(alice, "settings");
+const [download] = await Promise.all([alice.waitForEvent("download"), alice.getByRole("button", { name: "Download my data (zip)" }).click()]);
+const zip = await readFile(await download.path());
+assert.equal(zip.subarray(0, 2).toString(), "PK", "the export is a zip");
+
+step("cold home-feed load");
+const coldCtx = await context(url);
+const tokens = await alice.evaluate(() => localStorage.getItem("flock.tokens"));
+await coldCtx.addInitScript((t) => {
+  if (location.protocol.startsWith("http")) localStorage.setItem("flock.tokens", t);
+}, tokens);
+const cold = await coldCtx.newPage();
+const requests = [];
+cold.on("request", (r) => requests.push(r.url()));
+await cold.goto("/");
+await cold.waitForFunction(() => document.body.dataset.feedReady === "1");
+await cold.locator("article").first().waitFor();
+Object.assign(
+  figures,
+  await cold.evaluate(() => {
+    const res = performance.getEntriesByType("resource");
+    const nav = performance.getEntriesByType("navigation")[0];
+    const sum = (f) => res.filter(f).reduce((n, e) => n + e.transferSize, 0);
+    return {
+      jsBytes: sum((e) => e.name.endsWith(".js")),
+      cssBytes: sum((e) => e.name.endsWith(".css")),
+      htmlBytes: nav.transferSize,
+      firstFeedRenderMs: Math.round(performance.getEntriesByName("flock-feed-rendered")[0].startTime),
+      domContentLoadedMs: Math.round(nav.domContentLoadedEventEnd),
+    };
+  }),
+);
+figures.jsCssBytes = figures.jsBytes + figures.cssBytes;
+figures.requests = requests.length;
+figures.otherOrigins = requests.filter((r) => !r.startsWith(new URL(url).origin) && !r.startsWith("data:")).length;
+await shot(cold, "home");
+
+// 6. Two tabs refresh at once and both stay signed in.
+step("two tabs refresh at once and stay signed in");
+const tabsCtx = await context(shortURL);
+const tab1 = await tabsCtx.newPage();
+await login(tab1, accounts.dave.username, accounts.dave.password);
+const tab2 = await tabsCtx.newPage();
+await tab2.goto("/notifications");
+await tab2.getByRole("heading", { name: "Notifications" }).waitFor();
+const before = await tab1.evaluate(() => localStorage.getItem("flock.tokens"));
+await tab1.waitForTimeout(ttl + 500); // both access tokens expire
+await Promise.all([tab1, tab2].map((t) => t.evaluate(() => history.pushState(null, "", "/activity") || dispatchEvent(new PopStateEvent("popstate")))));
+for (const t of [tab1, tab2]) {
+  await t.getByRole("heading", { name: "Your activity" }).waitFor();
+  await t.getByText("Nothing yet").waitFor(); // ListActivity answered: the tab is signed in
+}
+const after = await tab1.evaluate(() => localStorage.getItem("flock.tokens"));
+assert.notEqual(after, before, "the tokens were refreshed");
+for (const t of [tab1, tab2]) {
+  await t.goto("/settings");
+  await t.getByText("(this one)").waitFor();
+  assert.equal(await t.getByRole("heading", { name: "Log in to Flock" }).count(), 0, "a tab was signed out");
+}
+
+for (const p of [alice, bob, carol, cold]) problems.push(...p.errors);
+await browser.close();
+figures.seconds = Math.round((Date.now() - started) / 100) / 10;
+console.log("FIGURES " + JSON.stringify(figures));
+assert.deepEqual(problems, [], "console errors or requests to other origins");
+assert.ok(figures.jsCssBytes <= 200 * 1024, `JS+CSS of a cold home-feed load is ${figures.jsCssBytes} bytes, over 200 KB`);
+assert.equal(figures.otherOrigins, 0);
+console.log("ok");

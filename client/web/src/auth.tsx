@@ -1,0 +1,134 @@
+// Sign up, the email link, log in.
+import { useMutation } from "@connectrpc/connect-query";
+import { register, verifyEmail, resendVerification } from "@gen/flock/v1/user-UserService_connectquery.js";
+import { type FormEvent, useState } from "react";
+
+import { Link, navigate, useLocation } from "./router.js";
+import { client } from "./session.js";
+import { ErrorText } from "./ui.js";
+
+export function SignUp() {
+  const reg = useMutation(register);
+  const [email, setEmail] = useState("");
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    setEmail(String(f.get("email")));
+    reg.mutate({
+      username: String(f.get("username")),
+      email: String(f.get("email")),
+      password: String(f.get("password")),
+      fullName: String(f.get("fullName")),
+    });
+  };
+  if (reg.isSuccess)
+    return (
+      <section className="card narrow">
+        <h1>Check your email</h1>
+        <p role="status">
+          We sent a link to <strong>{email}</strong>. Open it to verify your address, then <Link href="/login">log in</Link>.
+        </p>
+      </section>
+    );
+  return (
+    <form className="card narrow" onSubmit={submit} aria-labelledby="signup-h">
+      <h1 id="signup-h">Create your Flock account</h1>
+      <label>
+        Username
+        <input name="username" autoComplete="username" required minLength={3} maxLength={30} />
+      </label>
+      <label>
+        Full name
+        <input name="fullName" autoComplete="name" />
+      </label>
+      <label>
+        Email
+        <input name="email" type="email" autoComplete="email" required />
+      </label>
+      <label>
+        Password
+        <input name="password" type="password" autoComplete="new-password" required minLength={8} />
+      </label>
+      <ErrorText error={reg.error} />
+      <button disabled={reg.isPending}>Sign up</button>
+      <p>
+        Have an account? <Link href="/login">Log in</Link>
+      </p>
+    </form>
+  );
+}
+
+/** /verify?token=…: the app's landing for the emailed link (the server's /verify-email page works too). */
+export function Verify() {
+  const token = useLocation().searchParams.get("token") ?? "";
+  const v = useMutation(verifyEmail);
+  const resend = useMutation(resendVerification);
+  return (
+    <section className="card narrow">
+      <h1>Verify your email</h1>
+      {v.isSuccess ? (
+        <p role="status">
+          Thank you, {v.data.user?.username}: your email is verified. <Link href="/login">Log in</Link>
+        </p>
+      ) : (
+        <>
+          <button disabled={!token || v.isPending} onClick={() => v.mutate({ token })}>
+            Verify my email
+          </button>
+          <ErrorText error={v.error} />
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              resend.mutate({ email: String(new FormData(e.currentTarget).get("email")) });
+            }}
+          >
+            <label>
+              Link expired? Your email
+              <input name="email" type="email" required />
+            </label>
+            <button disabled={resend.isPending}>Send a new link</button>
+            {resend.isSuccess && <p role="status">If that address has an unverified account, a new link is on its way.</p>}
+            <ErrorText error={resend.error} />
+          </form>
+        </>
+      )}
+    </section>
+  );
+}
+
+export function LogIn() {
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      await client.login(String(f.get("who")), String(f.get("password")));
+      navigate("/", true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="card narrow" onSubmit={submit} aria-labelledby="login-h">
+      <h1 id="login-h">Log in to Flock</h1>
+      <label>
+        Username or email
+        <input name="who" autoComplete="username" required />
+      </label>
+      <label>
+        Password
+        <input name="password" type="password" autoComplete="current-password" required />
+      </label>
+      <ErrorText error={error} />
+      <button disabled={busy}>Log in</button>
+      <p>
+        New here? <Link href="/signup">Create an account</Link>
+      </p>
+    </form>
+  );
+}

@@ -1,0 +1,162 @@
+// Groups: mine, create, a group's page (join, leave, invite, requests, members, posts).
+import { useInfiniteQuery, useMutation, useQuery } from "@connectrpc/connect-query";
+import {
+  addGroupMember,
+  createGroup,
+  getGroup,
+  joinGroup,
+  leaveGroup,
+  listGroupMembers,
+  listGroupPosts,
+  listGroups,
+} from "@gen/flock/v1/group-GroupService_connectquery.js";
+import { searchUsers } from "@gen/flock/v1/user-UserService_connectquery.js";
+import { GroupMembershipState, GroupPrivacy, GroupRole } from "@flock-social/client";
+import { useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+
+import { Compose, More, PostCard } from "./feed.js";
+import { Link, navigate } from "./router.js";
+import { Empty, ErrorText, Loading, UserLink, enumName } from "./ui.js";
+
+export function Groups() {
+  const q = useQuery(listGroups, { pageSize: 50 });
+  const create = useMutation(createGroup, { onSuccess: (r) => r.group && navigate(`/g/${r.group.id}`) });
+  const [privacy, setPrivacy] = useState(GroupPrivacy.PUBLIC);
+  return (
+    <section aria-labelledby="groups-h">
+      <h1 id="groups-h">Groups</h1>
+      <ErrorText error={q.error} />
+      {q.data?.groups.length === 0 && <Empty>You are in no group yet. Create one below.</Empty>}
+      <ul className="plain">
+        {q.data?.groups.map((g) => (
+          <li key={g.id}>
+            <Link href={`/g/${g.id}`}>{g.name}</Link>{" "}
+            <span className="muted small">
+              {enumName(GroupPrivacy, g.privacy)} · {g.membersCount} members · you: {enumName(GroupRole, g.myRole)}
+            </span>
+          </li>
+        ))}
+      </ul>
+      <form
+        className="card"
+        aria-label="Create a group"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const f = new FormData(e.currentTarget);
+          create.mutate({ name: String(f.get("name")), description: String(f.get("description")), privacy });
+        }}
+      >
+        <h2>Create a group</h2>
+        <label>
+          Name <input name="name" required maxLength={100} />
+        </label>
+        <label>
+          Description <input name="description" maxLength={1000} />
+        </label>
+        <label>
+          Privacy{" "}
+          <select value={privacy} onChange={(e) => setPrivacy(Number(e.target.value))}>
+            {[GroupPrivacy.PUBLIC, GroupPrivacy.PRIVATE].map((p) => (
+              <option key={p} value={p}>
+                {enumName(GroupPrivacy, p)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <ErrorText error={create.error} />
+        <button disabled={create.isPending}>Create group</button>
+      </form>
+    </section>
+  );
+}
+
+export function GroupPage({ id }: { id: string }) {
+  const qc = useQueryClient();
+  const done = { onSuccess: () => qc.invalidateQueries() };
+  const g = useQuery(getGroup, { groupId: id, pageSize: 50 });
+  const join = useMutation(joinGroup, done);
+  const leave = useMutation(leaveGroup, done);
+  const group = g.data?.group;
+  const active = group?.myMembershipState === GroupMembershipState.ACTIVE;
+  const admin = active && (group?.myRole === GroupRole.OWNER || group?.myRole === GroupRole.ADMIN);
+  const posts = useInfiniteQuery(
+    listGroupPosts,
+    { groupId: id, pageSize: 20, pageToken: "" },
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined, enabled: Boolean(group) },
+  );
+  if (g.error) return <ErrorText error={g.error} />;
+  if (!group) return <Loading />;
+  const list = posts.data?.pages.flatMap((p) => p.posts) ?? [];
+  return (
+    <section aria-labelledby="group-h">
+      <div className="card">
+        <h1 id="group-h">{group.name}</h1>
+        <p className="muted">
+          {enumName(GroupPrivacy, group.privacy)} group · {group.membersCount} members
+          {group.myMembershipState !== GroupMembershipState.UNSPECIFIED && ` · you: ${enumName(GroupMembershipState, group.myMembershipState)}`}
+        </p>
+        {group.description && <p>{group.description}</p>}
+        {!active && group.myMembershipState !== GroupMembershipState.REQUESTED && (
+          <button onClick={() => join.mutate({ groupId: id })}>{group.privacy === GroupPrivacy.PRIVATE && group.myMembershipState !== GroupMembershipState.INVITED ? "Ask to join" : "Join"}</button>
+        )}
+        {active && group.myRole !== GroupRole.OWNER && <button onClick={() => leave.mutate({ groupId: id })}>Leave</button>}
+        <ErrorText error={join.error ?? leave.error} />
+      </div>
+      {admin && <Admin id={id} />}
+      {active && <Compose groupId={id} />}
+      <h2>Posts</h2>
+      <ErrorText error={posts.error} />
+      {posts.isSuccess && list.length === 0 && <Empty>No posts in this group{active ? " yet" : " that you can see"}.</Empty>}
+      {list.map((p) => (
+        <PostCard key={p.id} post={p} />
+      ))}
+      {posts.hasNextPage && <More onVisible={() => void posts.fetchNextPage()} busy={posts.isFetchingNextPage} />}
+      <h2>Members</h2>
+      {g.data?.members.length === 0 && <Empty>Members are listed to members only.</Empty>}
+      <ul className="plain">
+        {g.data?.members.map((m) => (
+          <li key={m.user?.id}>
+            {m.user && <UserLink id={m.user.id} username={m.user.username} />} <span className="muted small">{enumName(GroupRole, m.role)}</span>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function Admin({ id }: { id: string }) {
+  const qc = useQueryClient();
+  const done = { onSuccess: () => qc.invalidateQueries() };
+  const requests = useQuery(listGroupMembers, { groupId: id, state: GroupMembershipState.REQUESTED, pageSize: 50 });
+  const add = useMutation(addGroupMember, done);
+  const [who, setWho] = useState("");
+  const found = useQuery(searchUsers, { query: who, pageSize: 5 }, { enabled: who.length >= 2 });
+  return (
+    <div className="card">
+      <h2>Requests to join</h2>
+      {requests.data?.members.length === 0 && <Empty>No pending requests.</Empty>}
+      <ul className="plain">
+        {requests.data?.members.map((m) => (
+          <li key={m.user?.id}>
+            {m.user && <UserLink id={m.user.id} username={m.user.username} />}{" "}
+            <button onClick={() => m.user && add.mutate({ groupId: id, userId: m.user.id, role: GroupRole.MEMBER })}>Approve</button>
+          </li>
+        ))}
+      </ul>
+      <h2>Invite</h2>
+      <label>
+        Find a user <input value={who} onChange={(e) => setWho(e.target.value)} />
+      </label>
+      <ul className="plain">
+        {found.data?.users.map((u) => (
+          <li key={u.id}>
+            @{u.username} <button onClick={() => add.mutate({ groupId: id, userId: u.id, role: GroupRole.MEMBER })}>Invite</button>
+          </li>
+        ))}
+      </ul>
+      {add.isSuccess && <p role="status">Done.</p>}
+      <ErrorText error={add.error ?? requests.error} />
+    </div>
+  );
+}

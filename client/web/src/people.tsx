@@ -1,0 +1,310 @@
+// Profiles, follow lists, search, notifications, activity log, moderation.
+import { useInfiniteQuery, useMutation, useQuery } from "@connectrpc/connect-query";
+import {
+  block,
+  follow,
+  getMe,
+  getUser,
+  listFollowers,
+  listFollowing,
+  listUserPosts,
+  searchUsers,
+  unblock,
+  unfollow,
+} from "@gen/flock/v1/user-UserService_connectquery.js";
+import { searchPosts } from "@gen/flock/v1/post-PostService_connectquery.js";
+import { listNotifications, markNotificationsRead } from "@gen/flock/v1/notification-NotificationService_connectquery.js";
+import { listActivity } from "@gen/flock/v1/activity-ActivityService_connectquery.js";
+import { listReports, resolveReport } from "@gen/flock/v1/moderation-ModerationService_connectquery.js";
+import { ActivityType, NotificationType, ReportAction, ReportReason, ReportStatus, UserRole, type Notification } from "@flock-social/client";
+import { useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+
+import { More, PostCard } from "./feed.js";
+import { Link, navigate, useLocation } from "./router.js";
+import { Avatar, Empty, ErrorText, Loading, UserLink, enumName, when } from "./ui.js";
+
+export function Profile({ id }: { id: string }) {
+  const qc = useQueryClient();
+  const u = useQuery(getUser, { userId: id });
+  const me = useQuery(getMe, {});
+  const posts = useInfiniteQuery(
+    listUserPosts,
+    { userId: id, pageSize: 20, pageToken: "" },
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
+  );
+  const done = { onSuccess: () => qc.invalidateQueries() };
+  const fo = useMutation(follow, done);
+  const unfo = useMutation(unfollow, done);
+  const bl = useMutation(block, done);
+  const unbl = useMutation(unblock, done);
+  const [tab, setTab] = useState<"posts" | "followers" | "following">("posts");
+  if (u.error) return <ErrorText error={u.error} />;
+  const user = u.data?.user;
+  if (!user) return <Loading />;
+  const self = me.data?.user?.id === user.id;
+  const list = posts.data?.pages.flatMap((p) => p.posts) ?? [];
+  return (
+    <section aria-labelledby="profile-h">
+      <div className="card profile">
+        <Avatar url={user.avatarUrl} name={user.username} size={80} />
+        <div>
+          <h1 id="profile-h">{user.fullName || user.username}</h1>
+          <p className="muted">
+            @{user.username}
+            {user.followsMe && " · follows you"}
+            {user.role !== undefined && user.role !== UserRole.MEMBER && ` · ${enumName(UserRole, user.role)}`}
+          </p>
+          {user.bio && <p>{user.bio}</p>}
+          <p className="muted small">
+            {user.postsCount} posts · {user.followersCount} followers · {user.followingCount} following
+          </p>
+          {self ? (
+            <Link href="/settings">Edit profile</Link>
+          ) : (
+            <div className="row">
+              {user.followedByMe ? (
+                <button onClick={() => unfo.mutate({ userId: user.id })}>Unfollow</button>
+              ) : (
+                <button onClick={() => fo.mutate({ userId: user.id })} disabled={user.blockedByMe}>
+                  Follow
+                </button>
+              )}
+              {user.blockedByMe ? (
+                <button className="link" onClick={() => unbl.mutate({ userId: user.id })}>Unblock</button>
+              ) : (
+                <button className="link danger" onClick={() => confirm(`Block @${user.username}?`) && bl.mutate({ userId: user.id })}>
+                  Block
+                </button>
+              )}
+            </div>
+          )}
+          <ErrorText error={fo.error ?? unfo.error ?? bl.error ?? unbl.error} />
+        </div>
+      </div>
+      <div role="tablist" className="row tabs">
+        {(["posts", "followers", "following"] as const).map((t) => (
+          <button key={t} role="tab" aria-selected={tab === t} onClick={() => setTab(t)}>
+            {t}
+          </button>
+        ))}
+      </div>
+      {tab === "posts" && (
+        <>
+          <ErrorText error={posts.error} />
+          {posts.isSuccess && list.length === 0 && <Empty>No posts yet.</Empty>}
+          {list.map((p) => (
+            <PostCard key={p.id} post={p} />
+          ))}
+          {posts.hasNextPage && <More onVisible={() => void posts.fetchNextPage()} busy={posts.isFetchingNextPage} />}
+        </>
+      )}
+      {tab !== "posts" && <FollowList id={id} which={tab} />}
+    </section>
+  );
+}
+
+function FollowList({ id, which }: { id: string; which: "followers" | "following" }) {
+  const followers = useQuery(listFollowers, { userId: id, pageSize: 50 }, { enabled: which === "followers" });
+  const following = useQuery(listFollowing, { userId: id, pageSize: 50 }, { enabled: which === "following" });
+  const q = which === "followers" ? followers : following;
+  if (q.error) return <ErrorText error={q.error} />;
+  if (!q.data) return <Loading />;
+  if (q.data.users.length === 0) return <Empty>{which === "followers" ? "No followers yet." : "Not following anyone yet."}</Empty>;
+  return (
+    <ul className="plain">
+      {q.data.users.map((u) => (
+        <li key={u.id}>
+          <UserLink id={u.id} username={u.username} /> {u.fullName}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function Search() {
+  const url = useLocation();
+  const tag = url.searchParams.get("tag") ?? "";
+  const q = url.searchParams.get("q") ?? "";
+  const users = useQuery(searchUsers, { query: q, pageSize: 20 }, { enabled: q !== "" });
+  const posts = useQuery(searchPosts, { hashtag: tag, pageSize: 20 }, { enabled: tag !== "" });
+  return (
+    <section aria-labelledby="search-h">
+      <h1 id="search-h">Search</h1>
+      <form
+        className="row"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const v = String(new FormData(e.currentTarget).get("q")).trim();
+          navigate(v.startsWith("#") ? `/search?tag=${encodeURIComponent(v.slice(1))}` : `/search?q=${encodeURIComponent(v)}`);
+        }}
+      >
+        <label className="grow">
+          People or #hashtag
+          <input name="q" type="search" defaultValue={tag ? `#${tag}` : q} required />
+        </label>
+        <button>Search</button>
+      </form>
+      {q && (
+        <>
+          <h2>People</h2>
+          <ErrorText error={users.error} />
+          {users.data?.users.length === 0 && <Empty>Nobody matches “{q}”.</Empty>}
+          <ul className="plain">
+            {users.data?.users.map((u) => (
+              <li key={u.id}>
+                <UserLink id={u.id} username={u.username} /> {u.fullName}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {tag && (
+        <>
+          <h2>#{tag}</h2>
+          <ErrorText error={posts.error} />
+          {posts.data?.posts.length === 0 && <Empty>No posts with #{tag}.</Empty>}
+          {posts.data?.posts.map((p) => (
+            <PostCard key={p.id} post={p} />
+          ))}
+        </>
+      )}
+      {!q && !tag && <Empty>Search people by name, or posts by #hashtag.</Empty>}
+    </section>
+  );
+}
+
+function describe(n: Notification): string {
+  switch (n.type) {
+    case NotificationType.FOLLOW:
+      return "followed you";
+    case NotificationType.LIKE:
+      return "liked your post";
+    case NotificationType.COMMENT:
+      return "commented on your post";
+    case NotificationType.GROUP_INVITE:
+      return "invited you to a group";
+    case NotificationType.GROUP_JOIN_REQUEST:
+      return "asked to join your group";
+    case NotificationType.GROUP_JOINED:
+      return "joined your group";
+    default:
+      return enumName(NotificationType, n.type);
+  }
+}
+
+export function Notifications() {
+  const qc = useQueryClient();
+  const q = useInfiniteQuery(
+    listNotifications,
+    { pageSize: 30, pageToken: "" },
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
+  );
+  const mark = useMutation(markNotificationsRead, { onSuccess: () => qc.invalidateQueries() });
+  const list = q.data?.pages.flatMap((p) => p.notifications) ?? [];
+  const unread = q.data?.pages[0]?.unreadCount ?? 0;
+  return (
+    <section aria-labelledby="notif-h">
+      <h1 id="notif-h">Notifications</h1>
+      {unread > 0 && <button onClick={() => mark.mutate({ all: true })}>Mark all {unread} as read</button>}
+      <ErrorText error={q.error ?? mark.error} />
+      {q.isPending && <Loading />}
+      {q.isSuccess && list.length === 0 && <Empty>No notifications yet.</Empty>}
+      <ul className="plain" aria-live="polite">
+        {list.map((n) => (
+          <li key={n.id} className={n.read ? "notification" : "notification unread"}>
+            {n.actor ? <UserLink id={n.actor.id} username={n.actor.username} /> : "Someone"} {describe(n)}
+            {n.postId && (
+              <>
+                {" "}
+                · <Link href={`/p/${n.postId}`}>see post</Link>
+              </>
+            )}
+            {n.groupId && (
+              <>
+                {" "}
+                · <Link href={`/g/${n.groupId}`}>see group</Link>
+              </>
+            )}
+            <span className="muted small"> {when(n.createdAt)}</span>
+          </li>
+        ))}
+      </ul>
+      {q.hasNextPage && <More onVisible={() => void q.fetchNextPage()} busy={q.isFetchingNextPage} />}
+    </section>
+  );
+}
+
+export function Activity() {
+  const q = useInfiniteQuery(
+    listActivity,
+    { pageSize: 50, pageToken: "" },
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
+  );
+  const list = q.data?.pages.flatMap((p) => p.activities) ?? [];
+  return (
+    <section aria-labelledby="act-h">
+      <h1 id="act-h">Your activity</h1>
+      <ErrorText error={q.error} />
+      {q.isSuccess && list.length === 0 && <Empty>Nothing yet: what you do (posts, likes, follows…) shows up here.</Empty>}
+      <ul className="plain">
+        {list.map((a) => (
+          <li key={a.id}>
+            {enumName(ActivityType, a.type)}
+            {a.postId && (
+              <>
+                {" "}
+                · <Link href={`/p/${a.postId}`}>post</Link>
+              </>
+            )}
+            {a.targetUserId && (
+              <>
+                {" "}
+                · <Link href={`/u/${a.targetUserId}`}>user</Link>
+              </>
+            )}
+            {a.groupId && (
+              <>
+                {" "}
+                · <Link href={`/g/${a.groupId}`}>group</Link>
+              </>
+            )}
+            <span className="muted small"> {when(a.createdAt)}</span>
+          </li>
+        ))}
+      </ul>
+      {q.hasNextPage && <More onVisible={() => void q.fetchNextPage()} busy={q.isFetchingNextPage} />}
+    </section>
+  );
+}
+
+export function Moderation() {
+  const qc = useQueryClient();
+  const q = useQuery(listReports, { status: ReportStatus.OPEN, pageSize: 50 });
+  const resolve = useMutation(resolveReport, { onSuccess: () => qc.invalidateQueries() });
+  return (
+    <section aria-labelledby="mod-h">
+      <h1 id="mod-h">Moderation queue</h1>
+      <ErrorText error={q.error ?? resolve.error} />
+      {q.data?.reports.length === 0 && <Empty>No open reports.</Empty>}
+      {q.data?.reports.map((r) => (
+        <div key={r.id} className="card">
+          <p>
+            {enumName(ReportReason, r.reason)} reported by {r.reporter && <UserLink id={r.reporter.id} username={r.reporter.username} />}{" "}
+            <span className="muted small">{when(r.createdAt)}</span>
+          </p>
+          {r.details && <blockquote>{r.details}</blockquote>}
+          {r.post && <PostCard post={r.post} />}
+          <div className="row">
+            {[ReportAction.DISMISS, ReportAction.REMOVE_POST, ReportAction.SUSPEND_AUTHOR].map((a) => (
+              <button key={a} onClick={() => resolve.mutate({ reportId: r.id, action: a })}>
+                {enumName(ReportAction, a)}
+              </button>
+            ))}
+          </div>
+        </div>
+      ))}
+    </section>
+  );
+}

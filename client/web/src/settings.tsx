@@ -1,0 +1,158 @@
+// Account screens: profile (name, bio, avatar), password, email, sessions, export, delete, log out.
+import { useMutation, useQuery } from "@connectrpc/connect-query";
+import {
+  changeEmail,
+  changePassword,
+  deleteAccount,
+  getMe,
+  listSessions,
+  revokeSession,
+  updateMe,
+} from "@gen/flock/v1/user-UserService_connectquery.js";
+import { useQueryClient } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
+
+import { navigate } from "./router.js";
+import { client } from "./session.js";
+import { Avatar, Empty, ErrorText, errorText, when } from "./ui.js";
+
+function form(e: FormEvent<HTMLFormElement>): FormData {
+  e.preventDefault();
+  return new FormData(e.currentTarget);
+}
+
+export function Settings() {
+  const qc = useQueryClient();
+  const me = useQuery(getMe, {});
+  const done = { onSuccess: () => qc.invalidateQueries() };
+  const upd = useMutation(updateMe, done);
+  const pw = useMutation(changePassword);
+  const em = useMutation(changeEmail, done);
+  const sessions = useQuery(listSessions, { pageSize: 50 });
+  const revoke = useMutation(revokeSession, done);
+  const del = useMutation(deleteAccount, {
+    onSuccess: () => {
+      client.setTokens(null);
+      localStorage.removeItem("flock.tokens");
+      location.assign("/login");
+    },
+  });
+  const [exportError, setExportError] = useState<string | null>(null);
+  const u = me.data?.user;
+
+  // The SDK's downloadExport: GET /api/users/export/ with the token (refreshed on 401).
+  const download = async () => {
+    setExportError(null);
+    try {
+      const res = await client.downloadExport();
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `flock-${u?.username ?? "export"}.zip`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setExportError(errorText(err));
+    }
+  };
+  const [othersEnded, setOthersEnded] = useState<number | null>(null);
+  const signOutOthers = async () => {
+    try {
+      setOthersEnded(await client.signOutOtherSessions());
+      void qc.invalidateQueries();
+    } catch (err) {
+      setExportError(errorText(err));
+    }
+  };
+
+  const saveProfile = async (e: FormEvent<HTMLFormElement>) => {
+    const f = form(e);
+    const file = f.get("avatar");
+    const paths = ["full_name", "bio"];
+    const avatar = file instanceof File && file.size > 0 ? new Uint8Array(await file.arrayBuffer()) : undefined;
+    if (avatar) paths.push("avatar");
+    upd.mutate({ fullName: String(f.get("fullName")), bio: String(f.get("bio")), ...(avatar ? { avatar } : {}), updateMask: { paths } });
+  };
+
+  return (
+    <section aria-labelledby="settings-h">
+      <h1 id="settings-h">Settings</h1>
+      <ErrorText error={me.error} />
+      {u && (
+        <form className="card" onSubmit={(e) => void saveProfile(e)} aria-label="Profile">
+          <h2>Profile</h2>
+          <Avatar url={u.avatarUrl} name={u.username} size={64} />
+          <label>
+            Full name <input name="fullName" defaultValue={u.fullName} maxLength={100} />
+          </label>
+          <label>
+            Bio <textarea name="bio" defaultValue={u.bio} maxLength={500} rows={3} />
+          </label>
+          <label>
+            Avatar (JPEG or PNG) <input name="avatar" type="file" accept="image/jpeg,image/png" />
+          </label>
+          <ErrorText error={upd.error} />
+          {upd.isSuccess && <p role="status">Saved.</p>}
+          <button disabled={upd.isPending}>Save profile</button>
+        </form>
+      )}
+      <form className="card" onSubmit={(e) => { const f = form(e); pw.mutate({ currentPassword: String(f.get("current")), newPassword: String(f.get("new")) }); }} aria-label="Change password">
+        <h2>Change password</h2>
+        <label>
+          Current password <input name="current" type="password" autoComplete="current-password" required />
+        </label>
+        <label>
+          New password <input name="new" type="password" autoComplete="new-password" required minLength={8} />
+        </label>
+        <ErrorText error={pw.error} />
+        {pw.isSuccess && <p role="status">Password changed; your other sessions were signed out.</p>}
+        <button disabled={pw.isPending}>Change password</button>
+      </form>
+      <form className="card" onSubmit={(e) => { const f = form(e); em.mutate({ newEmail: String(f.get("email")), currentPassword: String(f.get("current")) }); }} aria-label="Change email">
+        <h2>Change email</h2>
+        <p className="muted small">Now: {u?.email}</p>
+        <label>
+          New email <input name="email" type="email" required />
+        </label>
+        <label>
+          Current password <input name="current" type="password" autoComplete="current-password" required />
+        </label>
+        <ErrorText error={em.error} />
+        {em.isSuccess && <p role="status">Check the new address for a confirmation link.</p>}
+        <button disabled={em.isPending}>Change email</button>
+      </form>
+      <div className="card">
+        <h2>Sessions</h2>
+        <ErrorText error={sessions.error ?? revoke.error} />
+        {sessions.data?.sessions.length === 0 && <Empty>No sessions.</Empty>}
+        <ul className="plain">
+          {sessions.data?.sessions.map((s) => (
+            <li key={s.id}>
+              {s.userAgent || "unknown client"} · {s.ip} · last used {when(s.lastUsedAt)} {s.current && <strong>(this one)</strong>}{" "}
+              {!s.current && <button onClick={() => revoke.mutate({ sessionId: s.id })}>Sign out</button>}
+            </li>
+          ))}
+        </ul>
+        <button onClick={() => void signOutOthers()}>Sign out all other sessions</button>
+        {othersEnded !== null && <p role="status">Signed out {othersEnded} other session{othersEnded === 1 ? "" : "s"}.</p>}
+      </div>
+      <div className="card">
+        <h2>Your data</h2>
+        <button onClick={() => void download()}>Download my data (zip)</button>
+        {exportError && <p className="error" role="alert">{exportError}</p>}
+      </div>
+      <div className="card">
+        <h2>Log out</h2>
+        <button onClick={() => void client.logout().finally(() => navigate("/login", true))}>Log out</button>
+      </div>
+      <form className="card danger-zone" onSubmit={(e) => { const f = form(e); if (confirm("Delete your account for good?")) del.mutate({ currentPassword: String(f.get("current")) }); }} aria-label="Delete account">
+        <h2>Delete account</h2>
+        <label>
+          Current password <input name="current" type="password" autoComplete="current-password" required />
+        </label>
+        <ErrorText error={del.error} />
+        <button className="danger" disabled={del.isPending}>Delete my account</button>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,92 @@
+// Shared pieces: error text, empty states, avatars, dates, enum names.
+import { ConnectError, FlockError, timestampDate } from "@flock-social/client";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { type ReactNode, useEffect } from "react";
+
+import { Link } from "./router.js";
+
+/** The server's own message: ConnectError.rawMessage, without the "[code]" prefix. */
+export function errorText(err: unknown): string {
+  if (err instanceof ConnectError) return err.rawMessage || err.message;
+  if (err instanceof FlockError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export function ErrorText({ error }: { error: unknown }) {
+  if (!error) return null;
+  return (
+    <p className="error" role="alert">
+      {errorText(error)}
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <p className="empty">{children}</p>;
+}
+
+export function Loading() {
+  return (
+    <p className="muted" aria-live="polite">
+      Loading…
+    </p>
+  );
+}
+
+/**
+ * The name of an enum value, as protobuf-es writes the enum object
+ * (Visibility[1] === "PUBLIC"), in lower case with spaces: "public".
+ */
+export function enumName(e: Record<number, string>, v: number): string {
+  const name = e[v];
+  return name === undefined ? `unknown (${v})` : name.toLowerCase().replaceAll("_", " ");
+}
+
+export function when(ts: Timestamp | undefined): string {
+  if (!ts) return "";
+  const d = timestampDate(ts);
+  const s = (Date.now() - d.getTime()) / 1000;
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return d.toLocaleDateString();
+}
+
+export function Avatar({ url, name, size = 40 }: { url?: string; name: string; size?: number }) {
+  if (url) return <img className="avatar" src={url} alt={`${name}'s avatar`} width={size} height={size} />;
+  return (
+    <span className="avatar placeholder" aria-hidden="true" data-size={size}>
+      {name.slice(0, 1).toUpperCase()}
+    </span>
+  );
+}
+
+export function UserLink({ id, username }: { id: string; username: string }) {
+  return <Link href={`/u/${id}`}>@{username}</Link>;
+}
+
+/** Post text with #hashtags as links to their search. */
+export function Content({ text }: { text: string }) {
+  const parts = text.split(/(#[\p{L}\p{N}_]+)/u);
+  return (
+    <p className="content">
+      {parts.map((p, i) =>
+        p.startsWith("#") ? (
+          <Link key={i} href={`/search?tag=${encodeURIComponent(p.slice(1))}`}>
+            {p}
+          </Link>
+        ) : (
+          p
+        ),
+      )}
+    </p>
+  );
+}
+
+/** Sets the page title (the unread count shows in the tab). */
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
+}
