@@ -1178,7 +1178,8 @@ export const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse> = /*
  * tokens), profiles, the follow graph, blocks and user search.
  *
  * Authentication: every RPC except Register, VerifyEmail, ResendVerification,
- * Login, RefreshToken and Logout needs `Authorization: Bearer <accessToken>`.
+ * Login, RefreshToken, Logout, RequestPasswordReset and ResetPassword needs
+ * `Authorization: Bearer <accessToken>`.
  *
  * @generated from service flock.v1.UserService
  */
