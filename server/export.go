@@ -17,7 +17,6 @@ import (
 	"github.com/flock-social/flock/internal/export"
 	"github.com/flock-social/flock/internal/group"
 	"github.com/flock-social/flock/internal/post"
-	"github.com/flock-social/flock/internal/ratelimit"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -57,19 +56,9 @@ func (a *App) exportAccount(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/zip")
 		return
 	}
-	if a.limiter != nil {
-		res, err := ratelimit.Check(ctx, a.limiter, "export", p.UserID, r.RemoteAddr)
-		if err != nil {
-			a.log.WarnContext(ctx, "rate limiter unavailable; letting the request through", "action", "export", "err", err)
-		} else {
-			for k, v := range res.Headers() {
-				w.Header()[k] = v
-			}
-			if !res.Allowed {
-				writeRESTError(w, res.Err())
-				return
-			}
-		}
+	if err := a.limitHTTP(w, r, "export", p.UserID); err != nil {
+		writeRESTError(w, err)
+		return
 	}
 	out := newStallWriter(w, exportStall)
 	defer out.lift()

@@ -72,7 +72,8 @@ func (a *App) resetPasswordPage(w http.ResponseWriter, r *http.Request) {
 		case password != r.PostFormValue("confirm"):
 			w.WriteHeader(http.StatusBadRequest)
 			data.Message = "The two passwords differ; type the same one twice."
-		case !a.pageAllowed(w, r, "password_reset_confirm"):
+		case a.limitHTTP(w, r, "password_reset_confirm", "") != nil:
+			w.WriteHeader(http.StatusTooManyRequests)
 			data.Message = "Too many attempts from your address; wait a minute and try again."
 		default:
 			if err := a.accounts.ResetPassword(r.Context(), data.Token, password); err != nil {
@@ -94,24 +95,25 @@ func (a *App) resetPasswordPage(w http.ResponseWriter, r *http.Request) {
 	_ = resetPage.Execute(w, data)
 }
 
-// pageAllowed counts a page's POST against a rate-limited action of the
-// client's address and, when it is refused, answers 429 with Retry-After.
-// A limiter that fails lets the request through, as for the RPCs.
-func (a *App) pageAllowed(w http.ResponseWriter, r *http.Request, action string) bool {
+// limitHTTP counts a plain-HTTP request against a rate-limited action of
+// account ("" for none) and of the client's address, sets the RateLimit-*
+// headers, and returns the refusal (resource_exhausted, with Retry-After)
+// when the action is over its limit. A limiter that fails lets the request
+// through, as for the RPCs (rateLimitInterceptor).
+func (a *App) limitHTTP(w http.ResponseWriter, r *http.Request, action, account string) error {
 	if a.limiter == nil {
-		return true
+		return nil
 	}
-	res, err := ratelimit.Check(r.Context(), a.limiter, action, "", r.RemoteAddr)
+	res, err := ratelimit.Check(r.Context(), a.limiter, action, account, r.RemoteAddr)
 	if err != nil {
 		a.log.WarnContext(r.Context(), "rate limiter unavailable; letting the request through", "action", action, "err", err)
-		return true
+		return nil
 	}
 	for k, v := range res.Headers() {
 		w.Header()[k] = v
 	}
 	if !res.Allowed {
-		w.WriteHeader(http.StatusTooManyRequests)
-		return false
+		return res.Err()
 	}
-	return true
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/flock-social/flock"
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
-	"github.com/flock-social/flock/internal/ratelimit"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/video"
 )
@@ -39,19 +38,9 @@ func (a *App) uploadVideo(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, err)
 		return
 	}
-	if a.limiter != nil {
-		res, err := ratelimit.Check(ctx, a.limiter, "upload", p.UserID, r.RemoteAddr)
-		if err != nil {
-			a.log.WarnContext(ctx, "rate limiter unavailable; letting the request through", "action", "upload", "err", err)
-		} else {
-			for k, v := range res.Headers() {
-				w.Header()[k] = v
-			}
-			if !res.Allowed {
-				writeRESTError(w, res.Err())
-				return
-			}
-		}
+	if err := a.limitHTTP(w, r, "upload", p.UserID); err != nil {
+		writeRESTError(w, err)
+		return
 	}
 	// The multipart envelope adds a little to the file; allow for it.
 	limit := a.videos.MaxBytes() + 1<<20
