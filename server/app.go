@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,7 +280,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		if err != nil {
 			return nil, err
 		}
-		mediaURL = "file://" + abs
+		// A URL, so a "#" or "?" in the directory is escaped, not read as
+		// the URL's fragment or query.
+		mediaURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
 	if a.bucket, err = media.OpenBucket(ctx, mediaURL); err != nil {
 		return nil, fmt.Errorf("media storage: %w", err)

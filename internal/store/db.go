@@ -126,7 +126,10 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "cache_size(-16384)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
-	return "file:" + path + "?" + q.Encode()
+	// SQLite reads "file:" names as URIs (RFC 3986): a path's "?", "#" or
+	// "%" (a data directory such as /srv/flock#2) is escaped so it stays
+	// part of the file name.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 // redact hides a password in a database URL for error messages.
