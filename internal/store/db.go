@@ -42,6 +42,12 @@ type DB struct {
 	Engine string
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
+
+	// prepared holds the statements of the hot reads (see queryPrepared),
+	// by SQL text; hooks are the query hooks of AddQueryHook, which
+	// queryPrepared calls itself since bun does not run those queries.
+	prepared sync.Map // string -> *sql.Stmt
+	hooks    []bun.QueryHook
 }
 
 // Open connects to the database that url names and checks that it answers:
@@ -264,6 +270,7 @@ func IsNotFound(err error) bool { return errors.Is(err, errNoRows) }
 // while queries are running.
 func (db *DB) AddQueryHook(hook bun.QueryHook) {
 	db.DB = db.DB.WithQueryHook(hook)
+	db.hooks = append(db.hooks, hook)
 }
 
 // IDAt returns the smallest ID that NewID can make at t: every ID made at or

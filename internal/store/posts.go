@@ -235,41 +235,17 @@ func (db *DB) tagListExpr() string {
 // ListPosts returns a page of posts with their hashtags and whether the
 // viewer likes each: one query whatever the page size.
 func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
+	if f.FeedOf != "" && f.Timeline {
+		return db.listTimelinePosts(ctx, tx, f)
+	}
 	var posts []*Post
 	withGroups := f.FeedOf != "" || f.GroupID != ""
-	q := tx.NewSelect().Model(&posts)
-	if f.FeedOf != "" && f.Timeline {
-		q = q.Where(homeFeedVisible, f.ViewerID, MemberActive)
-	} else {
-		q = visibleTo(q, f.ViewerID, withGroups)
-	}
+	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups)
 	q = q.ColumnExpr("p.*").
 		ColumnExpr("EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = ?) AS liked_by_me", f.ViewerID).
 		ColumnExpr(db.tagListExpr()).
 		OrderExpr("p.id DESC").Limit(int64(f.Limit))
 	switch {
-	case f.FeedOf != "" && f.Timeline:
-		if f.FeedOf != f.ViewerID {
-			return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
-		}
-		merges := bun.Safe(timelineMerges)
-		before := f.BeforeID
-		if before == "" {
-			before = maxID
-		}
-		// One set of ids, looked up by primary key: an OR of two IN
-		// conditions would make SQLite walk the posts of the whole id range.
-		mergeQ := bun.SafeQuery(string(merges), f.FeedOf, f.FloorID, before, f.Limit)
-		switch {
-		case len(f.Candidates) > 0 && f.MergeBig:
-			q = q.Where("p.id IN (SELECT column1 FROM (VALUES ?) AS c UNION SELECT post_id FROM (?) AS m)", valuesList(f.Candidates), mergeQ)
-		case len(f.Candidates) > 0:
-			q = q.Where("p.id IN (?)", bun.List(f.Candidates))
-		case f.MergeBig:
-			q = q.Where("p.id IN (SELECT post_id FROM (?) AS m)", mergeQ)
-		default:
-			return nil, nil
-		}
 	case f.FeedOf != "":
 		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
 			f.FeedOf, f.FeedOf, f.FeedOf, MemberActive)
@@ -323,6 +299,48 @@ func (v valuesAppender) AppendQuery(f schema.QueryGen, b []byte) ([]byte, error)
 		b = append(b, ')')
 	}
 	return b, nil
+}
+
+// listTimelinePosts is ListPosts for a timeline's page: the posts among
+// f.Candidates (and, with f.MergeBig, the big authors' newest posts) in
+// [f.FloorID, f.BeforeID) that the feed's rule lets the viewer see. One
+// prepared statement per shape (see queryPrepared).
+func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
+	if f.FeedOf != f.ViewerID {
+		return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
+	}
+	// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit.
+	var set string
+	switch merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", "$6").Replace(timelineMerges); {
+	case f.MergeBig:
+		// One set of ids, looked up by primary key: an OR of two IN
+		// conditions would make SQLite walk the posts of the whole id range.
+		set = db.idSet(3) + " UNION SELECT post_id FROM (" + merges + ") AS m"
+	case len(f.Candidates) > 0:
+		set = db.idSet(3)
+	default:
+		return nil, nil
+	}
+	before := f.BeforeID
+	if before == "" {
+		before = maxID
+	}
+	query := "SELECT " + db.columns((*Post)(nil), "p") + ", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " + db.tagListExpr() +
+		" FROM posts AS p WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
+		strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
+		" ORDER BY p.id DESC LIMIT $6"
+	rows, err := db.queryPrepared(ctx, tx, query, f.ViewerID, MemberActive, db.idSetArg(f.Candidates), before, f.FloorID, f.Limit)
+	var posts []*Post
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &posts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list posts: %w", translate(err))
+	}
+	for _, p := range posts {
+		p.splitTags()
+	}
+	return posts, nil
 }
 
 // homeFeedVisible is the home feed of ?0 and the visibility rule

@@ -267,12 +267,17 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 		BlockedByMe  bool `bun:"blocked_by_me"`
 		BlocksMe     bool `bun:"blocks_me"`
 	}
-	if err := tx.NewSelect().Model(&rows).ColumnExpr("u.*").
-		ColumnExpr("EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = ?0 AND r1.followee_id = u.id) AS followed_by_me", viewerID).
-		ColumnExpr("EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = ?0) AS follows_me", viewerID).
-		ColumnExpr("EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = ?0 AND r3.blocked_id = u.id) AS blocked_by_me", viewerID).
-		ColumnExpr("EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = ?0) AS blocks_me", viewerID).
-		Where("u.id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+	// Prepared (see queryPrepared): every feed page reads its authors.
+	res, err := db.queryPrepared(ctx, tx, `SELECT `+db.columns((*User)(nil), "u")+`,
+  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = u.id) AS followed_by_me,
+  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = $1) AS follows_me,
+  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = u.id) AS blocked_by_me,
+  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = $1) AS blocks_me
+  FROM users AS u WHERE u.id IN (`+db.idSet(2)+`)`, viewerID, db.idSetArg(ids))
+	if err == nil {
+		err = db.ScanRows(ctx, res, &rows)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("get users: %w", translate(err))
 	}
 	for i := range rows {

@@ -68,15 +68,10 @@ func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID str
 		Pending bool       `bun:"pending"`
 		Big     bool       `bun:"big"`
 	}
-	err = tx.NewRaw(`SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending,
-  EXISTS (SELECT 1 FROM timeline_big_authors AS b JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = ?0) AS big
-  FROM timelines AS t WHERE t.user_id = ?0
-UNION ALL
-SELECT NULL, NULL, NULL, e.post_id, false, false FROM (SELECT te.post_id FROM timeline_entries AS te
-  WHERE te.user_id = ?0 AND te.post_id < ?1 ORDER BY te.post_id DESC LIMIT ?2) AS e
-UNION ALL
-SELECT NULL, NULL, NULL, tp.post_id, true, false FROM timeline_pending AS tp WHERE tp.post_id < ?1`,
-		userID, beforeID, limit).Scan(ctx, &rows)
+	res, err := db.queryPrepared(ctx, tx, timelineHeadSQL, userID, beforeID, limit)
+	if err == nil {
+		err = db.ScanRows(ctx, res, &rows)
+	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("timeline head: %w", translate(err))
 	}
@@ -96,6 +91,17 @@ SELECT NULL, NULL, NULL, tp.post_id, true, false FROM timeline_pending AS tp WHE
 	}
 	return t, entries, pending, nil
 }
+
+// timelineHeadSQL is TimelineHead's statement (prepared: it runs for every
+// feed page).
+const timelineHeadSQL = `SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending,
+  EXISTS (SELECT 1 FROM timeline_big_authors AS b JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = $1) AS big
+  FROM timelines AS t WHERE t.user_id = $1
+UNION ALL
+SELECT NULL, NULL, NULL, e.post_id, false, false FROM (SELECT te.post_id FROM timeline_entries AS te
+  WHERE te.user_id = $1 AND te.post_id < $2 ORDER BY te.post_id DESC LIMIT $3) AS e
+UNION ALL
+SELECT NULL, NULL, NULL, tp.post_id, true, false FROM timeline_pending AS tp WHERE tp.post_id < $2`
 
 // maxID sorts after every id (ULIDs are upper-case letters and digits).
 const maxID = "~"

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/uptrace/bun"
+)
+
+// Prepared statements for the reads every feed page makes (the timeline's
+// head, its posts, their authors). bun writes arguments into the SQL text,
+// so each of its queries is new text that the engine parses and plans from
+// scratch: on SQLite that was a quarter of a feed page's CPU, and on
+// Postgres planning cost more than running the posts statement. These
+// reads use fixed text with $N parameters instead, prepared once per
+// connection (database/sql does that on each connection the first time the
+// statement runs there); Postgres switches a statement to a cached generic
+// plan after five runs when that plan is no worse. Their results are still
+// scanned by bun, into the same models.
+
+// queryPrepared runs query, a SELECT with $1, $2... parameters (both
+// engines accept that form), as a prepared statement, on tx when it is a
+// transaction and on the pool otherwise. The caller closes the rows. Query
+// hooks see it with the arguments written into the text, as bun's own
+// queries appear to them.
+func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (*sql.Rows, error) {
+	stmt, err := db.statement(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	var event *bun.QueryEvent
+	if len(db.hooks) > 0 {
+		event = &bun.QueryEvent{DB: db.DB, Query: db.inline(query, args), QueryTemplate: query, QueryArgs: args}
+		for _, h := range db.hooks {
+			ctx = h.BeforeQuery(ctx, event)
+		}
+	}
+	var rows *sql.Rows
+	switch t := tx.(type) {
+	case bun.Tx:
+		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+	case *bun.Tx:
+		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+	default:
+		rows, err = stmt.QueryContext(ctx, args...)
+	}
+	if event != nil {
+		event.Err = err
+		for i := len(db.hooks) - 1; i >= 0; i-- {
+			db.hooks[i].AfterQuery(ctx, event)
+		}
+	}
+	return rows, err
+}
+
+// statement returns the pool's statement for query, preparing it the first
+// time. Two first calls at once may both prepare; one is kept.
+func (db *DB) statement(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := db.prepared.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	stmt, err := db.DB.DB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", translate(err))
+	}
+	if s, loaded := db.prepared.LoadOrStore(query, stmt); loaded {
+		stmt.Close()
+		return s.(*sql.Stmt), nil
+	}
+	return stmt, nil
+}
+
+// columns lists the columns of model (a pointer to a bun model) as
+// "alias.column, ...", for prepared statements, which must not select "*":
+// a column added by a later migration (another instance's, in a rolling
+// deploy) would change the statement's result type, which Postgres refuses
+// on the connections that prepared it.
+func (db *DB) columns(model any, alias string) string {
+	var b strings.Builder
+	for i, f := range db.Table(reflect.TypeOf(model)).Fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(alias)
+		b.WriteByte('.')
+		b.WriteString(string(f.SQLName))
+	}
+	return b.String()
+}
+
+// idSet is the SQL of a set of ids passed as one parameter ($n) whatever
+// their number, so that the statement's text stays the same: a JSON array
+// on SQLite, a text[] on Postgres. Use it as "x.id IN (idSet)"; idSetArg
+// makes the argument.
+func (db *DB) idSet(n int) string {
+	if db.Engine == Postgres {
+		return "SELECT unnest($" + strconv.Itoa(n) + "::text[])"
+	}
+	return "SELECT value FROM json_each($" + strconv.Itoa(n) + ")"
+}
+
+// idSetArg is the argument of an idSet parameter.
+func (db *DB) idSetArg(ids []string) string {
+	if db.Engine == Postgres {
+		// An array literal: each element double-quoted, with " and \
+		// escaped (ids are ULIDs, but nothing here relies on it).
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, id := range ids {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('"')
+			for _, r := range id {
+				if r == '"' || r == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteRune(r)
+			}
+			b.WriteByte('"')
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	j, _ := json.Marshal(ids) // strings always marshal
+	return string(j)
+}
+
+// inline writes args into query in place of $1, $2... for query hooks
+// (tests count and replay queries): the text a hook sees runs as it is.
+func (db *DB) inline(query string, args []any) string {
+	for i := len(args); i >= 1; i-- { // $12 before $1
+		var lit []byte
+		switch v := args[i-1].(type) {
+		case string:
+			lit = db.Dialect().AppendString(nil, v)
+		case int:
+			lit = strconv.AppendInt(nil, int64(v), 10)
+		case int64:
+			lit = strconv.AppendInt(nil, v, 10)
+		case bool:
+			lit = db.Dialect().AppendBool(nil, v)
+		default:
+			lit = fmt.Appendf(nil, "'%v'", v)
+		}
+		query = strings.ReplaceAll(query, "$"+strconv.Itoa(i), string(lit))
+	}
+	return query
+}

@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/testutil"
+)
+
+type hookRecorder struct {
+	n       atomic.Int64
+	queries []string
+}
+
+func (h *hookRecorder) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
+func (h *hookRecorder) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	h.n.Add(1)
+	h.queries = append(h.queries, e.Query)
+}
+
+// The prepared reads (a feed page's: authors with relationships here) are
+// seen by query hooks like every other query, with their arguments written
+// in, and take any number of ids as one parameter, quotes and backslashes
+// included, on the pool and in a transaction.
+func TestPrepared_HookedAndAnyIDsOnPoolAndInTx(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		rec := &hookRecorder{}
+		db.AddQueryHook(rec)
+		odd := []string{`a"b`, `c\d`, `e'f`, "", alice.ID, bob.ID}
+		users, _, err := db.GetUsersWithRelationships(ctx, db, alice.ID, odd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(users) != 2 || users[alice.ID] == nil || users[bob.ID] == nil {
+			t.Fatalf("users = %v, want alice and bob only", users)
+		}
+		if rec.n.Load() != 1 || strings.Contains(rec.queries[0], "$1") || !strings.Contains(rec.queries[0], alice.ID) {
+			t.Fatalf("hooks saw %d queries %q, want one with its arguments written in", rec.n.Load(), rec.queries)
+		}
+		err = db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			users, _, err := db.GetUsersWithRelationships(ctx, tx, bob.ID, []string{alice.ID})
+			if err == nil && (len(users) != 1 || users[alice.ID] == nil) {
+				t.Errorf("in a transaction: users = %v, want alice", users)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if users, _, err := db.GetUsersWithRelationships(ctx, db, alice.ID, nil); err != nil || len(users) != 0 {
+			t.Fatalf("no ids: %v, %v", users, err)
+		}
+	})
+}
+
+// A column added while the server runs (another instance's migration in a
+// rolling deploy) does not break the statements this instance prepared:
+// they name their columns, so their result type stays the same.
+func TestPrepared_SurviveAColumnAddedWhileRunning(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		alice := MustCreateUser(t, db, "alice")
+		db.DB.DB.SetMaxOpenConns(1) // one connection, so the second read reuses its statement
+		read := func() {
+			t.Helper()
+			users, _, err := db.GetUsersWithRelationships(ctx, db, alice.ID, []string{alice.ID})
+			if err != nil || len(users) != 1 {
+				t.Fatalf("GetUsersWithRelationships = %v, %v", users, err)
+			}
+			if _, err := db.ListPosts(ctx, db, store.PostFilter{ViewerID: alice.ID, FeedOf: alice.ID, Timeline: true, Candidates: []string{"x"}, Limit: 5}); err != nil {
+				t.Fatalf("ListPosts: %v", err)
+			}
+		}
+		read()
+		for _, table := range []string{"users", "posts"} {
+			if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN added_later TEXT"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read()
+	})
+}
