@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/schema"
 )
 
 // Post visibilities as stored.
@@ -280,25 +279,6 @@ func (p *Post) splitTags() {
 		p.Hashtags = strings.Split(*p.TagList, " ")
 	}
 	p.TagList = nil
-}
-
-// valuesList renders ids as the rows of a VALUES list: ('a'), ('b').
-func valuesList(ids []string) schema.QueryAppender {
-	return valuesAppender(ids)
-}
-
-type valuesAppender []string
-
-func (v valuesAppender) AppendQuery(f schema.QueryGen, b []byte) ([]byte, error) {
-	for i, id := range v {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, '(')
-		b = f.Dialect().AppendString(b, id)
-		b = append(b, ')')
-	}
-	return b, nil
 }
 
 // listTimelinePosts is ListPosts for a timeline's page: the posts among

@@ -42,12 +42,17 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 	}
 	var rows *sql.Rows
 	switch t := tx.(type) {
+	case *DB, *bun.DB:
+		rows, err = stmt.QueryContext(ctx, args...)
 	case bun.Tx:
 		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 	case *bun.Tx:
 		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+	case bun.Conn:
+		// One connection held by the caller: not worth a statement.
+		rows, err = t.Conn.QueryContext(ctx, query, args...)
 	default:
-		rows, err = stmt.QueryContext(ctx, args...)
+		err = fmt.Errorf("prepared query on %T", tx)
 	}
 	if event != nil {
 		event.Err = err

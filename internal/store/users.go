@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -84,13 +86,33 @@ func (db *DB) CreateUser(ctx context.Context, tx bun.IDB, u *User) error {
 // GetUser returns the user with the given ID, with its interests. Returns an
 // error matching IsNotFound when there is none.
 func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error) {
-	u := new(User)
-	if err := tx.NewSelect().Model(u).Where("u.id = ?", id).Scan(ctx); err != nil {
+	// One prepared statement (see queryPrepared), the interests as a JSON
+	// array: every authenticated GetMe and most writes read a user.
+	agg := "json_group_array(ui.interest ORDER BY ui.interest)"
+	if db.Engine == Postgres {
+		agg = "COALESCE(json_agg(ui.interest ORDER BY ui.interest), '[]')"
+	}
+	res, err := db.queryPrepared(ctx, tx, "SELECT "+db.columns((*User)(nil), "u")+
+		", (SELECT "+agg+" FROM user_interests AS ui WHERE ui.user_id = u.id) AS interest_list FROM users AS u WHERE u.id = $1", id)
+	var rows []struct {
+		User         `bun:",extend"`
+		InterestList string `bun:"interest_list"`
+	}
+	if err == nil {
+		err = db.ScanRows(ctx, res, &rows)
+	}
+	if err == nil && len(rows) == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
 		return nil, fmt.Errorf("get user: %w", translate(err))
 	}
-	if err := tx.NewSelect().Model((*UserInterest)(nil)).Column("interest").
-		Where("user_id = ?", id).Order("interest").Scan(ctx, &u.Interests); err != nil {
-		return nil, fmt.Errorf("get user interests: %w", translate(err))
+	u := &rows[0].User
+	if err := json.Unmarshal([]byte(rows[0].InterestList), &u.Interests); err != nil {
+		return nil, fmt.Errorf("get user interests: %w", err)
+	}
+	if len(u.Interests) == 0 {
+		u.Interests = nil // as a query of none scanned it
 	}
 	return u, nil
 }

@@ -29,7 +29,17 @@ function tab(options) {
     },
   });
   client.seen = seen;
-  client.nextTokens = () => new Promise((resolve) => waiting.push(resolve));
+  // The SDK unrefs its channels (they must not keep a Node process
+  // alive), so a message in flight does not either: a timer does, while
+  // the test waits for one (and names what never came).
+  client.nextTokens = () =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no onTokens within 10 s")), 10_000);
+      waiting.push((t) => {
+        clearTimeout(timer);
+        resolve(t);
+      });
+    });
   return client;
 }
 
