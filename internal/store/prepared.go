@@ -24,15 +24,11 @@ import (
 // scanned by bun, into the same models.
 
 // queryPrepared runs query, a SELECT with $1, $2... parameters (both
-// engines accept that form), as a prepared statement, on tx when it is a
-// transaction and on the pool otherwise. The caller closes the rows. Query
+// engines accept that form), as a prepared statement on the pool, or
+// unprepared on tx when it is a transaction or a connection. The caller closes the rows. Query
 // hooks see it with the arguments written into the text, as bun's own
 // queries appear to them.
 func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (*sql.Rows, error) {
-	stmt, err := db.statement(ctx, query)
-	if err != nil {
-		return nil, err
-	}
 	var event *bun.QueryEvent
 	if len(db.hooks) > 0 {
 		event = &bun.QueryEvent{DB: db.DB, Query: db.inline(query, args), QueryTemplate: query, QueryArgs: args}
@@ -40,16 +36,25 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 			ctx = h.BeforeQuery(ctx, event)
 		}
 	}
-	var rows *sql.Rows
+	var (
+		rows *sql.Rows
+		err  error
+	)
 	switch t := tx.(type) {
 	case *DB, *bun.DB:
-		rows, err = stmt.QueryContext(ctx, args...)
+		var stmt *sql.Stmt
+		if stmt, err = db.statement(ctx, query); err == nil {
+			rows, err = stmt.QueryContext(ctx, args...)
+		}
+	// In a transaction or on a connection held by the caller, the text is
+	// sent with its arguments, unprepared, as bun would: Tx.StmtContext
+	// prepares the statement again on that connection (and, on Postgres,
+	// closes it at the end), a round trip more each time.
 	case bun.Tx:
-		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+		rows, err = t.Tx.QueryContext(ctx, query, args...)
 	case *bun.Tx:
-		rows, err = t.Tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+		rows, err = t.Tx.QueryContext(ctx, query, args...)
 	case bun.Conn:
-		// One connection held by the caller: not worth a statement.
 		rows, err = t.Conn.QueryContext(ctx, query, args...)
 	default:
 		err = fmt.Errorf("prepared query on %T", tx)
@@ -107,6 +112,17 @@ func (db *DB) idSet(n int) string {
 		return "SELECT unnest($" + strconv.Itoa(n) + "::text[])"
 	}
 	return "SELECT value FROM json_each($" + strconv.Itoa(n) + ")"
+}
+
+// inIDs is "column IN (idSet)", written "column = ANY($n::text[])" on
+// Postgres: there a generic plan of the IN form hash-joined the whole table
+// (it cannot know the set is small), while ANY keeps the primary key's
+// index scan.
+func (db *DB) inIDs(column string, n int) string {
+	if db.Engine == Postgres {
+		return column + " = ANY($" + strconv.Itoa(n) + "::text[])"
+	}
+	return column + " IN (" + db.idSet(n) + ")"
 }
 
 // idSetArg is the argument of an idSet parameter.
