@@ -25,9 +25,9 @@ import (
 
 // queryPrepared runs query, a SELECT with $1, $2... parameters (both
 // engines accept that form), as a prepared statement on the pool, or
-// unprepared on tx when it is a transaction or a connection. The caller closes the rows. Query
-// hooks see it with the arguments written into the text, as bun's own
-// queries appear to them.
+// unprepared on tx when it is a transaction or a connection. The caller
+// closes the rows. Query hooks see it with the arguments written into
+// the text, as bun's own queries appear to them.
 func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (*sql.Rows, error) {
 	var event *bun.QueryEvent
 	if len(db.hooks) > 0 {
