@@ -47,6 +47,7 @@ type DB struct {
 	// by SQL text; hooks are the query hooks of AddQueryHook, which
 	// queryPrepared calls itself since bun does not run those queries.
 	prepared sync.Map // string -> *sql.Stmt
+	texts    sync.Map // key -> the SQL text of a prepared read (see sqlText)
 	hooks    []bun.QueryHook
 }
 

@@ -289,15 +289,12 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 	if f.FeedOf != f.ViewerID {
 		return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
 	}
-	// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit.
-	var set string
-	switch merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", "$6").Replace(timelineMerges); {
+	var shape string
+	switch {
 	case f.MergeBig:
-		// One set of ids, looked up by primary key: an OR of two IN
-		// conditions would make SQLite walk the posts of the whole id range.
-		set = db.idSet(3) + " UNION SELECT post_id FROM (" + merges + ") AS m"
+		shape = "timeline posts, merged"
 	case len(f.Candidates) > 0:
-		set = db.idSet(3)
+		shape = "timeline posts"
 	default:
 		return nil, nil
 	}
@@ -305,10 +302,20 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 	if before == "" {
 		before = maxID
 	}
-	query := "SELECT " + db.columns((*Post)(nil), "p") + ", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " + db.tagListExpr() +
-		" FROM posts AS p WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
-		strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
-		" ORDER BY p.id DESC LIMIT $6"
+	query := db.sqlText(shape, func() string {
+		// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit.
+		set := db.idSet(3)
+		if f.MergeBig {
+			// One set of ids, looked up by primary key: an OR of two IN
+			// conditions would make SQLite walk the posts of the whole id range.
+			merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", "$6").Replace(timelineMerges)
+			set += " UNION SELECT post_id FROM (" + merges + ") AS m"
+		}
+		return "SELECT " + db.columns((*Post)(nil), "p") + ", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " + db.tagListExpr() +
+			" FROM posts AS p WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
+			strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
+			" ORDER BY p.id DESC LIMIT $6"
+	})
 	rows, err := db.queryPrepared(ctx, tx, query, f.ViewerID, MemberActive, db.idSetArg(f.Candidates), before, f.FloorID, f.Limit)
 	var posts []*Post
 	if err == nil {

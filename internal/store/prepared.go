@@ -68,6 +68,17 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 	return rows, err
 }
 
+// sqlText returns the SQL text of a prepared read, built by build the
+// first time for this database (it depends on the engine only), so that a
+// request does not assemble it again.
+func (db *DB) sqlText(key string, build func() string) string {
+	if t, ok := db.texts.Load(key); ok {
+		return t.(string)
+	}
+	t, _ := db.texts.LoadOrStore(key, build())
+	return t.(string)
+}
+
 // statement returns the pool's statement for query, preparing it the first
 // time. Two first calls at once may both prepare; one is kept.
 func (db *DB) statement(ctx context.Context, query string) (*sql.Stmt, error) {

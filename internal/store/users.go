@@ -88,12 +88,15 @@ func (db *DB) CreateUser(ctx context.Context, tx bun.IDB, u *User) error {
 func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error) {
 	// One prepared statement (see queryPrepared), the interests as a JSON
 	// array: every authenticated GetMe and most writes read a user.
-	agg := "json_group_array(ui.interest ORDER BY ui.interest)"
-	if db.Engine == Postgres {
-		agg = "COALESCE(json_agg(ui.interest ORDER BY ui.interest), '[]')"
-	}
-	res, err := db.queryPrepared(ctx, tx, "SELECT "+db.columns((*User)(nil), "u")+
-		", (SELECT "+agg+" FROM user_interests AS ui WHERE ui.user_id = u.id) AS interest_list FROM users AS u WHERE u.id = $1", id)
+	query := db.sqlText("user", func() string {
+		agg := "json_group_array(ui.interest ORDER BY ui.interest)"
+		if db.Engine == Postgres {
+			agg = "COALESCE(json_agg(ui.interest ORDER BY ui.interest), '[]')"
+		}
+		return "SELECT " + db.columns((*User)(nil), "u") +
+			", (SELECT " + agg + " FROM user_interests AS ui WHERE ui.user_id = u.id) AS interest_list FROM users AS u WHERE u.id = $1"
+	})
+	res, err := db.queryPrepared(ctx, tx, query, id)
 	var rows []struct {
 		User         `bun:",extend"`
 		InterestList string `bun:"interest_list"`
