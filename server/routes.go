@@ -19,6 +19,7 @@ import (
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/session"
+	"github.com/flock-social/flock/internal/store"
 )
 
 // maxRequestBytes caps an RPC message: a 5 MiB avatar in base64 JSON plus
@@ -50,6 +51,7 @@ func (a *App) routes() http.Handler {
 	reg.MustRegister(timelineCollectors(a.timelines)...)
 	reg.MustRegister(sessionCollectors(a.sessions)...)
 	reg.MustRegister(emailCollectors(a.outbox)...)
+	reg.MustRegister(txConflictCollectors(a.db)...)
 
 	interceptors := []connect.Interceptor{
 		errorInterceptor{log: a.log},
@@ -182,6 +184,22 @@ func emailCollectors(o *mail.Outbox) []prometheus.Collector {
 		counter("flock_email_failures_total", failures, "queue", func(s mail.OutboxStats) uint64 { return s.FailedQueued }),
 		counter("flock_emails_abandoned_total", "Emails given up: attempts used up, refused for good by the SMTP server, expired, or sealed under another secret.", "",
 			func(s mail.OutboxStats) uint64 { return s.Abandoned }),
+	}
+}
+
+// txConflictCollectors export the transactions Postgres aborted on this
+// instance: any deadlock is a lock taken out of the order of
+// internal/store/locks.go and worth a bug report.
+func txConflictCollectors(db *store.DB) []prometheus.Collector {
+	counter := func(reason string, v func(store.TxConflictStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flock_db_tx_conflicts_total", ConstLabels: prometheus.Labels{"reason": reason},
+			Help: "Transaction runs Postgres aborted, each run again up to 4 times: as a deadlock victim (reason deadlock, SQLSTATE 40P01) or on a serialization failure (reason serialization, 40001).",
+		}, func() float64 { return float64(v(db.TxConflicts())) })
+	}
+	return []prometheus.Collector{
+		counter("deadlock", func(s store.TxConflictStats) uint64 { return s.Deadlocks }),
+		counter("serialization", func(s store.TxConflictStats) uint64 { return s.SerializationFailures }),
 	}
 }
 

@@ -332,3 +332,59 @@ func TestTimeline_SameFeedAsFromPostsAfterConcurrentChanges_P27(t *testing.T) {
 		}
 	}, withTimelineWorkers)
 }
+
+// Followers unfollow and follow an author again and again while the author
+// deletes their posts. An unfollow holds both users and then removes the
+// author's posts from the follower's timeline; a post's deletion holds the
+// post and then, before its timeline entries go with it, its author: the
+// other way round (entries first, author after) the two deadlocked and ran
+// again. No transaction is aborted, and every timeline still gives the
+// feed that the posts give.
+func TestTimeline_UnfollowWhileTheAuthorDeletesPostsNeverDeadlocks_P27(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		users := accounts(t, s, "ud", 7)
+		author, followers := users[0], users[1:]
+		a := api{t: t, s: s, tr: tu.Connect}
+		var posts []string
+		for i := range 40 {
+			posts = append(posts, a.post(author.AccessToken, fmt.Sprintf("doomed %d", i)).GetId())
+		}
+		for _, f := range followers {
+			a.follow(f.AccessToken, author.ID)
+			wholeFeed(a, f.AccessToken) // every timeline exists and holds the posts
+		}
+		waitFanouts(t, s)
+		before := s.App.DB().TxConflicts()
+		st := newStorm()
+		run(len(users), func(w int) {
+			if w == 0 {
+				for _, id := range posts {
+					rpc[flockv1.DeletePostResponse](t, s, st, "delete", flockv1connect.PostServiceDeletePostProcedure, author.AccessToken, &flockv1.DeletePostRequest{PostId: id})
+				}
+				return
+			}
+			me := users[w]
+			for range 12 {
+				rpc[flockv1.UnfollowResponse](t, s, st, "unfollow", flockv1connect.UserServiceUnfollowProcedure, me.AccessToken, &flockv1.UnfollowRequest{UserId: author.ID})
+				rpc[flockv1.FollowResponse](t, s, st, "follow", flockv1connect.UserServiceFollowProcedure, me.AccessToken, &flockv1.FollowRequest{UserId: author.ID})
+			}
+		})
+		st.check(t)
+		if got := s.App.DB().TxConflicts(); got != before {
+			t.Errorf("transactions aborted by Postgres during the storm: %+v, before it %+v", got, before)
+		}
+		countersMatchRows(t, s)
+		waitFanouts(t, s)
+		ctx := context.Background()
+		for _, f := range followers {
+			fromTimeline := wholeFeed(a, f.AccessToken)
+			if _, err := s.App.DB().NewDelete().Table("timelines").Where("user_id = ?", f.ID).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if fromPosts := wholeFeed(a, f.AccessToken); !slices.Equal(fromTimeline, fromPosts) {
+				t.Errorf("%s: feed from the timeline differs from the feed from the posts:\ntimeline %v\nposts    %v", f.Username, fromTimeline, fromPosts)
+			}
+		}
+	}, withTimelineWorkers)
+}

@@ -309,6 +309,12 @@ func (s *Service) DeletePost(ctx context.Context, p *account.Principal, id strin
 			return err
 		}
 		videoID = post.VideoID
+		// Then its author, before the post's timeline entries go with
+		// it: an unfollow holds both users and then removes entries, so
+		// taking the entries first deadlocked with it.
+		if err := s.db.LockUsers(ctx, tx, post.AuthorID); err != nil {
+			return err
+		}
 		if err := s.db.DeletePost(ctx, tx, post); err != nil {
 			return err
 		}

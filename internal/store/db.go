@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -49,6 +50,25 @@ type DB struct {
 	prepared sync.Map // string -> *sql.Stmt
 	texts    sync.Map // key -> the SQL text of a prepared read (see sqlText)
 	hooks    []bun.QueryHook
+
+	// deadlocks and serializationFailures count the transactions of InTx
+	// that Postgres aborted (each then run again or given up), for
+	// TxConflicts.
+	deadlocks, serializationFailures atomic.Uint64
+}
+
+// TxConflictStats counts the transaction runs of InTx that Postgres aborted
+// since Open: as a deadlock victim (SQLSTATE 40P01) or on a serialization
+// failure (40001). With locks taken in the one order of locks.go both stay
+// at 0; each is a transaction that ran again (or, the fourth time, a
+// request answered unavailable).
+type TxConflictStats struct {
+	Deadlocks, SerializationFailures uint64
+}
+
+// TxConflicts returns the counts of aborted transaction runs.
+func (db *DB) TxConflicts() TxConflictStats {
+	return TxConflictStats{Deadlocks: db.deadlocks.Load(), SerializationFailures: db.serializationFailures.Load()}
 }
 
 // Open connects to the database that url names and checks that it answers:
@@ -225,6 +245,11 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 		})
 		if !Retryable(err) {
 			return err
+		}
+		if isDeadlock(err) {
+			db.deadlocks.Add(1)
+		} else {
+			db.serializationFailures.Add(1)
 		}
 	}
 	if flock.ErrorCode(err) != flock.EUNAVAILABLE {

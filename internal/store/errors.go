@@ -88,6 +88,12 @@ func Retryable(err error) bool {
 	return code == sqlstateSerializationFailure || code == sqlstateDeadlock
 }
 
+// isDeadlock reports whether err is Postgres aborting a deadlock victim.
+func isDeadlock(err error) bool {
+	var pgErr pgdriver.Error
+	return errors.As(err, &pgErr) && pgErr.Field('C') == sqlstateDeadlock
+}
+
 // busy marks a deadlock or serialization failure that retries did not
 // overcome: the client may try again.
 func busy(err error) error {

@@ -28,7 +28,9 @@ import (
 //     followee's posts that its timeline backfill references
 //     (ShareAuthorPosts);
 //  3. users, in ascending id order in one statement (LockUsers): follows,
-//     blocks, the authors whose posts_count a group deletion lowers;
+//     blocks, the authors whose posts_count a group deletion lowers, a
+//     post's author before the post's deletion removes its timeline
+//     entries (an unfollow removes entries while it holds both users);
 //  4. last, whatever the recording of notifications and activity
 //     (internal/notify) locks, at the end of the transaction.
 //

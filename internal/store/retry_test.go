@@ -118,5 +118,13 @@ func TestInTx_RunsAgainOnlyAfterSerializationFailures_P27(t *testing.T) {
 				t.Errorf("%s failing %d times: err = %v (code %q), want code %q", tc.code, tc.failRuns, err, got, tc.wantErr)
 			}
 		}
+		// Every aborted run is counted, the last one given up included.
+		want := store.TxConflictStats{Deadlocks: 2 + 4, SerializationFailures: 1}
+		if db.Engine != store.Postgres {
+			want = store.TxConflictStats{}
+		}
+		if got := db.TxConflicts(); got != want {
+			t.Errorf("TxConflicts = %+v, want %+v", got, want)
+		}
 	})
 }
