@@ -302,21 +302,22 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 	if before == "" {
 		before = maxID
 	}
-	query := db.sqlText(shape, func() string {
-		// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit.
+	lim, args := db.limitParam(6, f.Limit, f.ViewerID, MemberActive, db.idSetArg(f.Candidates), before, f.FloorID)
+	query := db.sqlText(shape+" "+lim, func() string {
+		// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit (lim).
 		set := db.idSet(3)
 		if f.MergeBig {
 			// One set of ids, looked up by primary key: an OR of two IN
 			// conditions would make SQLite walk the posts of the whole id range.
-			merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", "$6").Replace(timelineMerges)
+			merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", lim).Replace(timelineMerges)
 			set += " UNION SELECT post_id FROM (" + merges + ") AS m"
 		}
 		return "SELECT " + db.columns((*Post)(nil), "p") + ", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " + db.tagListExpr() +
 			" FROM posts AS p WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
 			strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
-			" ORDER BY p.id DESC LIMIT $6"
+			" ORDER BY p.id DESC LIMIT " + lim
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, f.ViewerID, MemberActive, db.idSetArg(f.Candidates), before, f.FloorID, f.Limit)
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
 	var posts []*Post
 	if err == nil {
 		err = db.ScanRows(ctx, rows, &posts)

@@ -114,6 +114,22 @@ func (db *DB) columns(model any, alias string) string {
 	return b.String()
 }
 
+// limitParam is how a prepared statement takes a row limit that it binds
+// as its last parameter, $n: on Postgres "$n", the value then passed with
+// the other arguments (args is them with n appended); on SQLite the number
+// itself, written into the text, and args unchanged. SQLite treats a bound
+// LIMIT or OFFSET as a constant of the plan (sqlite3ExprIsInteger marks the
+// parameter), so every new binding of it expired the statement and
+// step() parsed and planned it again: half of a feed page's posts
+// statement. Limits are page sizes, a few values, each its own statement;
+// key the text (sqlText) with the returned SQL.
+func (db *DB) limitParam(n int, limit int, args ...any) (string, []any) {
+	if db.Engine == Postgres {
+		return "$" + strconv.Itoa(n), append(args, limit)
+	}
+	return strconv.Itoa(max(limit, 0)), args
+}
+
 // idSet is the SQL of a set of ids passed as one parameter ($n) whatever
 // their number, so that the statement's text stays the same: a JSON array
 // on SQLite, a text[] on Postgres. Use it as "x.id IN (idSet)"; idSetArg

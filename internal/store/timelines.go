@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -68,7 +69,9 @@ func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID str
 		Pending bool       `bun:"pending"`
 		Big     bool       `bun:"big"`
 	}
-	res, err := db.queryPrepared(ctx, tx, timelineHeadSQL, userID, beforeID, limit)
+	lim, args := db.limitParam(3, limit, userID, beforeID)
+	query := db.sqlText("timeline head "+lim, func() string { return strings.Replace(timelineHeadSQL, "$3", lim, 1) })
+	res, err := db.queryPrepared(ctx, tx, query, args...)
 	if err == nil {
 		err = db.ScanRows(ctx, res, &rows)
 	}
@@ -93,7 +96,7 @@ func (db *DB) TimelineHead(ctx context.Context, tx bun.IDB, userID, beforeID str
 }
 
 // timelineHeadSQL is TimelineHead's statement (prepared: it runs for every
-// feed page).
+// feed page); $3, the limit, is replaced by limitParam's SQL.
 const timelineHeadSQL = `SELECT t.state, t.floor_id, t.read_at, '' AS post_id, false AS pending,
   EXISTS (SELECT 1 FROM timeline_big_authors AS b JOIN follows AS bf ON bf.followee_id = b.user_id AND bf.follower_id = $1) AS big
   FROM timelines AS t WHERE t.user_id = $1
