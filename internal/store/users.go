@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,9 +90,12 @@ func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error)
 	// One prepared statement (see queryPrepared), the interests as a JSON
 	// array: every authenticated GetMe and most writes read a user.
 	query := db.sqlText("user", func() string {
-		agg := "json_group_array(ui.interest ORDER BY ui.interest)"
+		// Unordered, sorted below: an aggregate's ORDER BY made SQLite
+		// open and free a sorter (a B-tree with its pager) on every call,
+		// 8 % of a GetMe's CPU.
+		agg := "json_group_array(ui.interest)"
 		if db.Engine == Postgres {
-			agg = "COALESCE(json_agg(ui.interest ORDER BY ui.interest), '[]')"
+			agg = "COALESCE(json_agg(ui.interest), '[]')"
 		}
 		return "SELECT " + db.columns((*User)(nil), "u") +
 			", (SELECT " + agg + " FROM user_interests AS ui WHERE ui.user_id = u.id) AS interest_list FROM users AS u WHERE u.id = $1"
@@ -117,6 +121,7 @@ func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error)
 	if len(u.Interests) == 0 {
 		u.Interests = nil // as a query of none scanned it
 	}
+	slices.Sort(u.Interests)
 	return u, nil
 }
 
