@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -159,15 +160,21 @@ func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
 //     list is one that shows group posts at all (withGroups: GetPost, the
 //     home feed, ListGroupPosts); others (profiles, hashtags) never do.
 func visibleTo(q *bun.SelectQuery, viewerID string, withGroups bool) *bun.SelectQuery {
-	q = q.
-		Where("EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL)").
-		Where(noBlockBetween, viewerID, bun.Ident("p.author_id"))
-	outside := bun.Safe("(p.group_id IS NULL AND (p.author_id = ? OR p.visibility = ? OR (p.visibility = ? AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ? AND pf.followee_id = p.author_id))))")
+	return q.Where(visibleRule(withGroups), viewerID, VisibilityPublic, VisibilityFollowers, MemberActive)
+}
+
+// visibleRule is visibleTo's condition over posts AS p, its values bound
+// as ?0 the viewer, ?1 public, ?2 followers, ?3 an active membership: one
+// text for bun's queries and prepared statements alike (which rewrite the
+// placeholders).
+func visibleRule(withGroups bool) string {
+	rule := `EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL) AND
+NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = p.author_id) OR (bx.blocker_id = p.author_id AND bx.blocked_id = ?0)) AND `
+	outside := `(p.group_id IS NULL AND (p.author_id = ?0 OR p.visibility = ?1 OR (p.visibility = ?2 AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ?0 AND pf.followee_id = p.author_id))))`
 	if !withGroups {
-		return q.Where(string(outside), viewerID, VisibilityPublic, VisibilityFollowers, viewerID)
+		return rule + outside
 	}
-	return q.Where("("+string(outside)+" OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS pg WHERE pg.group_id = p.group_id AND pg.user_id = ? AND pg.state = ?)))",
-		viewerID, VisibilityPublic, VisibilityFollowers, viewerID, viewerID, MemberActive)
+	return rule + "(" + outside + " OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS pg WHERE pg.group_id = p.group_id AND pg.user_id = ?0 AND pg.state = ?3)))"
 }
 
 // PostVisible reports whether viewerID may see the post with this ID; false
@@ -184,10 +191,24 @@ func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID stri
 // checking and loading in one query. Returns an
 // error matching IsNotFound when it does not exist or is not visible.
 func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID string) (*Post, error) {
-	p := new(Post)
-	if err := visibleTo(tx.NewSelect().Model(p).ColumnExpr("p.*").ColumnExpr(db.tagListExpr()).Where("p.id = ?", postID), viewerID, true).Scan(ctx); err != nil {
+	// Prepared (see queryPrepared): every CreatePost, GetPost, like and
+	// comment reads a post this way.
+	query := db.sqlText("visible post", func() string {
+		return "SELECT " + db.columns((*Post)(nil), "p") + ", " + db.tagListExpr() + " FROM posts AS p WHERE p.id = $5 AND " +
+			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(true))
+	})
+	rows, err := db.queryPrepared(ctx, tx, query, viewerID, VisibilityPublic, VisibilityFollowers, MemberActive, postID)
+	var posts []*Post
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &posts)
+	}
+	if err == nil && len(posts) == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
 		return nil, fmt.Errorf("get visible post: %w", translate(err))
 	}
+	p := posts[0]
 	p.splitTags()
 	return p, nil
 }
