@@ -24,8 +24,8 @@ import (
 // scanned by bun, into the same models.
 
 // queryPrepared runs query, a SELECT with $1, $2... parameters (both
-// engines accept that form), as a prepared statement on the pool, or
-// unprepared on tx when it is a transaction or a connection. The caller
+// engines accept that form), as a prepared statement on the pool or in
+// tx when it is a transaction, unprepared when it is a connection. The caller
 // closes the rows. Query hooks see it with the arguments written into
 // the text, as bun's own queries appear to them.
 func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (*sql.Rows, error) {
@@ -46,14 +46,20 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 		if stmt, err = db.statement(ctx, query); err == nil {
 			rows, err = stmt.QueryContext(ctx, args...)
 		}
-	// In a transaction or on a connection held by the caller, the text is
-	// sent with its arguments, unprepared, as bun would: Tx.StmtContext
-	// prepares the statement again on that connection (and, on Postgres,
-	// closes it at the end), a round trip more each time.
+	// In a transaction, the pool's statement as prepared on the
+	// transaction's connection: Tx.StmtContext reuses the connection's
+	// statement when the pool prepared it there before (it keeps one per
+	// connection), and otherwise prepares it there and keeps it for later
+	// (the transaction's handle is released when it ends, not the
+	// statement). On SQLite a like's reads were otherwise parsed anew each
+	// time.
 	case bun.Tx:
-		rows, err = t.Tx.QueryContext(ctx, query, args...)
+		rows, err = db.queryInTx(ctx, t.Tx, query, args)
 	case *bun.Tx:
-		rows, err = t.Tx.QueryContext(ctx, query, args...)
+		rows, err = db.queryInTx(ctx, t.Tx, query, args)
+	// On a connection held by the caller, the text is sent with its
+	// arguments, unprepared, as bun would (sql.Conn cannot adopt a
+	// statement of the pool).
 	case bun.Conn:
 		rows, err = t.Conn.QueryContext(ctx, query, args...)
 	default:
@@ -66,6 +72,15 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 		}
 	}
 	return rows, err
+}
+
+// queryInTx runs the pool's prepared statement for query within tx.
+func (db *DB) queryInTx(ctx context.Context, tx *sql.Tx, query string, args []any) (*sql.Rows, error) {
+	stmt, err := db.statement(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 }
 
 // sqlText returns the SQL text of a prepared read, built by build the
