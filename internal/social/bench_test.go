@@ -228,6 +228,18 @@ var deferredCleanups []func()
 
 func (keepAlive) Cleanup(f func()) { deferredCleanups = append(deferredCleanups, f) }
 
+// TempDir outlives the benchmark too: the embedded TB's would remove the
+// SQLite file at the end of the first benchmark, and a connection the pool
+// opened after that failed with "unable to open database file".
+func (k keepAlive) TempDir() string {
+	dir, err := os.MkdirTemp("", "flock-bench-")
+	if err != nil {
+		k.Fatal(err)
+	}
+	k.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for i := len(deferredCleanups) - 1; i >= 0; i-- {
