@@ -49,7 +49,10 @@ type DB struct {
 	// queryPrepared calls itself since bun does not run those queries.
 	prepared sync.Map // string -> *sql.Stmt
 	texts    sync.Map // key -> the SQL text of a prepared read (see sqlText)
-	hooks    []bun.QueryHook
+	// preparing holds the statements being prepared in the background
+	// for a transaction (see runInTx).
+	preparing sync.Map // string -> true
+	hooks     []bun.QueryHook
 
 	// deadlocks and serializationFailures count the transactions of InTx
 	// that Postgres aborted (each then run again or given up), for

@@ -103,12 +103,14 @@ func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) 
 	// WHERE below is false (the head is ahead), as documented for
 	// ON CONFLICT DO UPDATE; on SQLite the transaction holds the database's
 	// write lock from BEGIN.
+	// Prepared (see queryPrepared): every like, comment, follow and post
+	// records one or two events.
 	candidate := NewID()
 	var id string
-	err := tx.QueryRowContext(ctx, `INSERT INTO event_heads (user_id, kind, last_id) VALUES (?, ?, ?)
-		ON CONFLICT (user_id, kind) DO UPDATE SET last_id = excluded.last_id
-		WHERE excluded.last_id > event_heads.last_id
-		RETURNING last_id`, userID, kind, candidate).Scan(&id)
+	rows, err := db.queryPrepared(ctx, tx, nextEventIDSQL, userID, kind, candidate)
+	if err == nil {
+		err = scanOne(rows, &id)
+	}
 	switch {
 	case err == nil:
 		return id, nil
@@ -131,6 +133,11 @@ func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) 
 	}
 	return id, nil
 }
+
+const nextEventIDSQL = `INSERT INTO event_heads (user_id, kind, last_id) VALUES ($1, $2, $3)
+ON CONFLICT (user_id, kind) DO UPDATE SET last_id = excluded.last_id
+WHERE excluded.last_id > event_heads.last_id
+RETURNING last_id`
 
 // EventHead returns the id of the last event of userID of the given kind
 // recorded by a committed transaction, or the smallest id when there is

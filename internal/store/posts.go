@@ -429,8 +429,12 @@ func (db *DB) DeleteLike(ctx context.Context, tx bun.IDB, postID, userID string)
 }
 
 func (db *DB) adjustPostCount(ctx context.Context, tx bun.IDB, postID, column string, delta int) error {
-	if _, err := tx.NewUpdate().Model((*Post)(nil)).Set("? = ? + ?", bun.Ident(column), bun.Ident(column), delta).
-		Where("id = ?", postID).Exec(ctx); err != nil {
+	// Prepared (see queryPrepared): every like and comment counts. column
+	// is one of the code's own names, never input.
+	query := db.sqlText("count "+column, func() string {
+		return "UPDATE posts SET " + column + " = " + column + " + $1 WHERE id = $2"
+	})
+	if _, err := db.execPrepared(ctx, tx, query, delta, postID); err != nil {
 		return fmt.Errorf("count %s: %w", column, translate(err))
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -23,12 +24,43 @@ import (
 // plan after five runs when that plan is no worse. Their results are still
 // scanned by bun, into the same models.
 
-// queryPrepared runs query, a SELECT with $1, $2... parameters (both
-// engines accept that form), as a prepared statement on the pool or in
-// tx when it is a transaction, unprepared when it is a connection. The caller
-// closes the rows. Query hooks see it with the arguments written into
-// the text, as bun's own queries appear to them.
-func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (*sql.Rows, error) {
+// queryPrepared runs query, a statement that returns rows with $1, $2...
+// parameters (both engines accept that form), as a prepared statement on
+// the pool or in tx when it is a transaction, unprepared when it is a
+// connection. The caller closes the rows. Query hooks see it with the
+// arguments written into the text, as bun's own queries appear to them.
+func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (rows *sql.Rows, err error) {
+	err = db.runPrepared(ctx, tx, query, args, func(stmt *sql.Stmt) error {
+		rows, err = stmt.QueryContext(ctx, args...)
+		return err
+	}, func(r sqlRunner) error {
+		rows, err = r.QueryContext(ctx, query, args...)
+		return err
+	})
+	return rows, err
+}
+
+// execPrepared is queryPrepared for a statement that returns no rows.
+func (db *DB) execPrepared(ctx context.Context, tx bun.IDB, query string, args ...any) (res sql.Result, err error) {
+	err = db.runPrepared(ctx, tx, query, args, func(stmt *sql.Stmt) error {
+		res, err = stmt.ExecContext(ctx, args...)
+		return err
+	}, func(r sqlRunner) error {
+		res, err = r.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// sqlRunner runs SQL text: a transaction or a connection.
+type sqlRunner interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// runPrepared runs query for tx: prepared with run when it can, or as
+// text with unprepared; query hooks see it either way.
+func (db *DB) runPrepared(ctx context.Context, tx bun.IDB, query string, args []any, run func(*sql.Stmt) error, unprepared func(sqlRunner) error) error {
 	var event *bun.QueryEvent
 	if len(db.hooks) > 0 {
 		event = &bun.QueryEvent{DB: db.DB, Query: db.inline(query, args), QueryTemplate: query, QueryArgs: args}
@@ -36,32 +68,22 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 			ctx = h.BeforeQuery(ctx, event)
 		}
 	}
-	var (
-		rows *sql.Rows
-		err  error
-	)
+	var err error
 	switch t := tx.(type) {
 	case *DB, *bun.DB:
 		var stmt *sql.Stmt
 		if stmt, err = db.statement(ctx, query); err == nil {
-			rows, err = stmt.QueryContext(ctx, args...)
+			err = run(stmt)
 		}
-	// In a transaction, the pool's statement as prepared on the
-	// transaction's connection: Tx.StmtContext reuses the connection's
-	// statement when the pool prepared it there before (it keeps one per
-	// connection), and otherwise prepares it there and keeps it for later
-	// (the transaction's handle is released when it ends, not the
-	// statement). On SQLite a like's reads were otherwise parsed anew each
-	// time.
 	case bun.Tx:
-		rows, err = db.queryInTx(ctx, t.Tx, query, args)
+		err = db.runInTx(ctx, t.Tx, query, run, unprepared)
 	case *bun.Tx:
-		rows, err = db.queryInTx(ctx, t.Tx, query, args)
+		err = db.runInTx(ctx, t.Tx, query, run, unprepared)
 	// On a connection held by the caller, the text is sent with its
 	// arguments, unprepared, as bun would (sql.Conn cannot adopt a
 	// statement of the pool).
 	case bun.Conn:
-		rows, err = t.Conn.QueryContext(ctx, query, args...)
+		err = unprepared(t.Conn)
 	default:
 		err = fmt.Errorf("prepared query on %T", tx)
 	}
@@ -71,16 +93,50 @@ func (db *DB) queryPrepared(ctx context.Context, tx bun.IDB, query string, args 
 			db.hooks[i].AfterQuery(ctx, event)
 		}
 	}
-	return rows, err
+	return err
 }
 
-// queryInTx runs the pool's prepared statement for query within tx.
-func (db *DB) queryInTx(ctx context.Context, tx *sql.Tx, query string, args []any) (*sql.Rows, error) {
-	stmt, err := db.statement(ctx, query)
-	if err != nil {
-		return nil, err
+// runInTx runs query in tx with the pool's statement as prepared on the
+// transaction's connection: Tx.StmtContext reuses the connection's
+// statement when the pool prepared it there before (it keeps one per
+// connection), and otherwise prepares it there and keeps it for later (the
+// transaction's handle is released when it ends, not the statement). On
+// SQLite a like's statements were otherwise parsed anew each time.
+//
+// Until the pool has the statement, the text runs unprepared and the pool
+// prepares it in the background: preparing it here would wait for a free
+// connection of the pool while this transaction holds one, and with every
+// connection held by such a transaction the pool deadlocked (Postgres row
+// locks and SQLite's write lock held until the statement timed out).
+func (db *DB) runInTx(ctx context.Context, tx *sql.Tx, query string, run func(*sql.Stmt) error, unprepared func(sqlRunner) error) error {
+	if s, ok := db.prepared.Load(query); ok {
+		return run(tx.StmtContext(ctx, s.(*sql.Stmt)))
 	}
-	return tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+	if _, started := db.preparing.LoadOrStore(query, true); !started {
+		go func() {
+			defer db.preparing.Delete(query)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _ = db.statement(ctx, query) // on failure, a later call tries again
+		}()
+	}
+	return unprepared(tx)
+}
+
+// scanOne scans the first row of rows into dest and closes them;
+// sql.ErrNoRows when there is none, as QueryRow's Scan.
+func scanOne(rows *sql.Rows, dest ...any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // sqlText returns the SQL text of a prepared read, built by build the

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -87,5 +88,33 @@ func TestPrepared_SurviveAColumnAddedWhileRunning(t *testing.T) {
 			}
 		}
 		read()
+	})
+}
+
+// A prepared statement first used inside a transaction, while that
+// transaction holds the pool's every connection, runs without waiting for
+// a connection of the pool (preparing it on the pool waited for ever), and
+// the pool prepares it for later.
+func TestPrepared_FirstUseInATransactionHoldingThePoolsLastConnection(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		alice := MustCreateUser(t, db, "alice")
+		db.SetMaxOpenConns(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for round := range 2 { // unprepared, then as the pool's statement
+			err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				u, err := db.GetUser(ctx, tx, alice.ID)
+				if err == nil && u.ID != alice.ID {
+					t.Errorf("round %d: user %q, want %q", round, u.ID, alice.ID)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			if _, err := db.GetUser(ctx, db, alice.ID); err != nil { // on the pool: prepared there now
+				t.Fatalf("round %d, after the transaction: %v", round, err)
+			}
+		}
 	})
 }
