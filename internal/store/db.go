@@ -50,8 +50,15 @@ type DB struct {
 	prepared sync.Map // string -> *sql.Stmt
 	texts    sync.Map // key -> the SQL text of a prepared read (see sqlText)
 	// preparing holds the statements being prepared in the background
-	// for a transaction (see runInTx).
-	preparing sync.Map // string -> true
+	// for a transaction (see runInTx); background counts those goroutines
+	// and Close stops and waits for them, so that none opens a connection
+	// (on SQLite, files) after the store is closed.
+	preparing  sync.Map // string -> true
+	bgMu       sync.Mutex
+	bgClosed   bool
+	background sync.WaitGroup
+	bgCtx      context.Context
+	bgStop     context.CancelFunc
 	hooks     []bun.QueryHook
 
 	// deadlocks and serializationFailures count the transactions of InTx
@@ -126,7 +133,38 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	}
 	// Now is truncated to microseconds, what both engines store, so that an
 	// answer made from a row just written says the same as a later read.
-	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
+	bgCtx, bgStop := context.WithCancel(context.Background())
+	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		bgCtx: bgCtx, bgStop: bgStop}, nil
+}
+
+// Close stops the store's background work (see runInTx), waits for it and
+// closes the database.
+func (db *DB) Close() error {
+	db.bgMu.Lock()
+	db.bgClosed = true
+	db.bgMu.Unlock()
+	if db.bgStop != nil {
+		db.bgStop()
+	}
+	db.background.Wait()
+	return db.DB.Close()
+}
+
+// goBackground runs fn in a goroutine that Close stops (its context ends)
+// and waits for; false, without running it, once Close has begun.
+func (db *DB) goBackground(fn func(ctx context.Context)) bool {
+	db.bgMu.Lock()
+	defer db.bgMu.Unlock()
+	if db.bgClosed || db.bgCtx == nil {
+		return false
+	}
+	db.background.Add(1)
+	go func() {
+		defer db.background.Done()
+		fn(db.bgCtx)
+	}()
+	return true
 }
 
 // postgresDSN sets the session time zone to UTC (pgdriver sends query

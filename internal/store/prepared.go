@@ -104,7 +104,7 @@ func (db *DB) runPrepared(ctx context.Context, tx bun.IDB, query string, args []
 // SQLite a like's statements were otherwise parsed anew each time.
 //
 // Until the pool has the statement, the text runs unprepared and the pool
-// prepares it in the background: preparing it here would wait for a free
+// prepares it in the background (until Close): preparing it here would wait for a free
 // connection of the pool while this transaction holds one, and with every
 // connection held by such a transaction the pool deadlocked (Postgres row
 // locks and SQLite's write lock held until the statement timed out).
@@ -113,12 +113,14 @@ func (db *DB) runInTx(ctx context.Context, tx *sql.Tx, query string, run func(*s
 		return run(tx.StmtContext(ctx, s.(*sql.Stmt)))
 	}
 	if _, started := db.preparing.LoadOrStore(query, true); !started {
-		go func() {
+		if !db.goBackground(func(ctx context.Context) {
 			defer db.preparing.Delete(query)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			_, _ = db.statement(ctx, query) // on failure, a later call tries again
-		}()
+		}) {
+			db.preparing.Delete(query)
+		}
 	}
 	return unprepared(tx)
 }
