@@ -59,7 +59,7 @@ type DB struct {
 	background sync.WaitGroup
 	bgCtx      context.Context
 	bgStop     context.CancelFunc
-	hooks     []bun.QueryHook
+	hooks      []bun.QueryHook
 
 	// deadlocks and serializationFailures count the transactions of InTx
 	// that Postgres aborted (each then run again or given up), for
