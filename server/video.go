@@ -124,7 +124,20 @@ func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string)
 	}
 	id := parts[1]
 	cache := "private, max-age=3600"
-	if !a.signer.Verify(key, r.URL.Query(), time.Now()) {
+	if a.signer.Verify(key, r.URL.Query(), time.Now()) {
+		// A signature outlives the video: a deleted video's (or account's)
+		// files stay until their removal job has run.
+		exists, err := a.videos.Exists(r.Context(), id)
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)
+			http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
+			return
+		}
+		if !exists {
+			http.NotFound(w, r)
+			return
+		}
+	} else {
 		public, err := a.videos.Public(r.Context(), id)
 		if err != nil {
 			a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)

@@ -318,6 +318,18 @@ func (s *Service) RemoveFiles(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
+// Exists reports whether the video's row still exists: its files outlive
+// it until their removal job has run, and a signed URL must not reach them
+// meanwhile.
+func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
+	if _, err := s.db.GetVideo(ctx, s.db, id); store.IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Public reports whether a video's files may be fetched without a signed
 // URL: it is ready and carried by a public post (see store.Video.Public).
 func (s *Service) Public(ctx context.Context, id string) (bool, error) {
