@@ -123,33 +123,23 @@ func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string)
 		return
 	}
 	id := parts[1]
-	cache := "private, max-age=3600"
-	if a.signer.Verify(key, r.URL.Query(), time.Now()) {
-		// A signature outlives the video: a deleted video's (or account's)
-		// files stay until their removal job has run.
-		exists, err := a.videos.Exists(r.Context(), id)
-		if err != nil {
-			a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)
-			http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
-			return
-		}
-		if !exists {
-			http.NotFound(w, r)
-			return
-		}
-	} else {
-		public, err := a.videos.Public(r.Context(), id)
-		if err != nil {
-			a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)
-			http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
-			return
-		}
-		if !public {
-			http.NotFound(w, r)
-			return
-		}
+	// A signed URL reaches the video while its row exists (its files
+	// outlive a deletion until their removal job has run); without a
+	// signature, only a public video.
+	cache, check := "private, max-age=3600", a.videos.Exists
+	if !a.signer.Verify(key, r.URL.Query(), time.Now()) {
 		// Short: a deleted post or a suspended author ends public access.
-		cache = "public, max-age=300"
+		cache, check = "public, max-age=300", a.videos.Public
+	}
+	allowed, err := check(r.Context(), id)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "video access", "video", id, "err", err)
+		http.Error(w, "internal error (request id "+requestID(r.Context())+")", http.StatusInternalServerError)
+		return
+	}
+	if !allowed {
+		http.NotFound(w, r)
+		return
 	}
 	// A video's files never change once written: its ID and file name
 	// identify the content.

@@ -559,6 +559,31 @@ func TestVideo_DeleteRemovesFiles(t *testing.T) {
 // An instance that cannot run ffmpeg serves everything else and answers
 // uploads with 503 and the reason, instead of queueing videos nobody will
 // process (`make run` on a machine without ffmpeg).
+// A signed URL stops working as soon as the video's row is gone, although
+// its files stay until their removal job runs (an account's deletion
+// leaves them to that job): the files are kept here and only the row goes.
+func TestVideo_SignedURLEndsWithTheVideosRow_P1(t *testing.T) {
+	t.Parallel()
+	mp4 := mp4Fixture(t, "160x120", 10, 1)
+	for _, engine := range tu.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := tu.MustServer(t, engine, processing)
+			alice := s.MustAccount(t, "alice")
+			v := waitReady(t, s, alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId())
+			if res, _ := get(t, s, v.GetPlaybackUrl()); res.StatusCode != http.StatusOK {
+				t.Fatalf("signed URL = %d, want 200", res.StatusCode)
+			}
+			if _, err := s.App.DB().NewDelete().Table("videos").Where("id = ?", v.GetId()).Exec(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if res, _ := get(t, s, v.GetPlaybackUrl()); res.StatusCode != http.StatusNotFound {
+				t.Errorf("signed URL once the row is gone, its files kept = %d, want 404", res.StatusCode)
+			}
+		})
+	}
+}
+
 func TestVideoUpload_WithoutFFmpegIsUnavailable(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite", processing, func(c *server.Config) { c.Video.FFmpeg = "/nonexistent/ffmpeg" })
