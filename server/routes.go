@@ -52,6 +52,7 @@ func (a *App) routes() http.Handler {
 	reg.MustRegister(sessionCollectors(a.sessions)...)
 	reg.MustRegister(emailCollectors(a.outbox)...)
 	reg.MustRegister(txConflictCollectors(a.db)...)
+	reg.MustRegister(rowCacheCollectors(a.db)...)
 
 	interceptors := []connect.Interceptor{
 		errorInterceptor{log: a.log},
@@ -202,6 +203,24 @@ func txConflictCollectors(db *store.DB) []prometheus.Collector {
 	return []prometheus.Collector{
 		counter("deadlock", func(s store.TxConflictStats) uint64 { return s.Deadlocks }),
 		counter("serialization", func(s store.TxConflictStats) uint64 { return s.SerializationFailures }),
+	}
+}
+
+// rowCacheCollectors export the row caches' lookups (feed pages' posts and
+// authors, internal/store/rowcache.go): a miss is a row read again, absent
+// from this instance's cache or changed since.
+func rowCacheCollectors(db *store.DB) []prometheus.Collector {
+	counter := func(cache, result string, v func(store.RowCacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flock_row_cache_lookups_total", ConstLabels: prometheus.Labels{"cache": cache, "result": result},
+			Help: "Lookups of the caches of posts and authors that feed pages read (result hit, or miss: read from the database, absent or changed).",
+		}, func() float64 { return float64(v(db.RowCacheStats())) })
+	}
+	return []prometheus.Collector{
+		counter("posts", "hit", func(s store.RowCacheStats) uint64 { return s.PostHits }),
+		counter("posts", "miss", func(s store.RowCacheStats) uint64 { return s.PostMisses }),
+		counter("authors", "hit", func(s store.RowCacheStats) uint64 { return s.AuthorHits }),
+		counter("authors", "miss", func(s store.RowCacheStats) uint64 { return s.AuthorMisses }),
 	}
 }
 

@@ -59,6 +59,8 @@ func TestHealth_GRPCAndHTTP(t *testing.T) {
 		t.Errorf("GET /metrics = %d, no count of the login in:\n%.2000s", res.StatusCode, body)
 	} else if !strings.Contains(body, `flock_db_tx_conflicts_total{reason="deadlock"} 0`) {
 		t.Errorf("GET /metrics: no count of deadlocks in:\n%.2000s", body)
+	} else if !strings.Contains(body, `flock_row_cache_lookups_total{cache="posts",result="hit"} 0`) {
+		t.Errorf("GET /metrics: no count of the row caches' lookups in:\n%.2000s", body)
 	}
 	if res, body := rawBody(t, s, http.MethodGet, "/openapi.yaml", "", ""); res.StatusCode != http.StatusOK || !strings.Contains(body, "/api/users/login") {
 		t.Errorf("GET /openapi.yaml = %d", res.StatusCode)

@@ -37,7 +37,7 @@ func (c *sessionQueries) AfterQuery(context.Context, *bun.QueryEvent) {}
 // twoInstances starts two servers on one Postgres schema and one Redis,
 // with a session cache TTL far longer than the test, so that only the
 // broker can explain a refusal.
-func twoInstances(t *testing.T) (one, two *tu.Server) {
+func twoInstances(t *testing.T, configure ...func(*server.Config)) (one, two *tu.Server) {
 	t.Helper()
 	redis := tu.RedisURL(t)
 	if !slices.Contains(tu.Engines(t), store.Postgres) {
@@ -48,8 +48,8 @@ func twoInstances(t *testing.T) (one, two *tu.Server) {
 		c.SessionCacheTTL = time.Hour
 		c.RefreshReuseGrace = -1 // a rotated token presented again revokes at once
 	}
-	one = tu.MustServer(t, store.Postgres, long)
-	two = tu.MustServer(t, store.Postgres, long, func(c *server.Config) { c.DatabaseURL = one.Config.DatabaseURL })
+	one = tu.MustServer(t, store.Postgres, append(slices.Clip(configure), long)...)
+	two = tu.MustServer(t, store.Postgres, append(slices.Clip(configure), long, func(c *server.Config) { c.DatabaseURL = one.Config.DatabaseURL })...)
 	return one, two
 }
 

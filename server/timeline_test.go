@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
@@ -387,4 +388,107 @@ func TestTimeline_UnfollowWhileTheAuthorDeletesPostsNeverDeadlocks_P27(t *testin
 			}
 		}
 	}, withTimelineWorkers)
+}
+
+// A timeline page shows its posts and their authors exactly as reading
+// each post does, also right after they changed: an edit and its hashtags,
+// a profile, counts and relationships. Pages keep the rarely changing part
+// of posts and authors in a cache per instance (internal/store/rowcache.go);
+// a change made on another instance sharing the database shows at once too.
+func TestTimeline_PageShowsChangesAtOnceOnEveryInstance(t *testing.T) {
+	t.Parallel()
+	t.Run("one instance", func(t *testing.T) {
+		t.Parallel()
+		forEachServer(t, func(t *testing.T, s *tu.Server) {
+			for _, tr := range tu.Transports {
+				t.Run(string(tr), func(t *testing.T) {
+					t.Parallel()
+					pageShowsChanges(t, api{t: t, s: s, tr: tr}, api{t: t, s: s, tr: tr})
+				})
+			}
+		}, withTimelineWorkers)
+	})
+	t.Run("two instances", func(t *testing.T) {
+		t.Parallel()
+		one, two := twoInstances(t, withTimelineWorkers)
+		for _, tr := range tu.Transports {
+			t.Run(string(tr), func(t *testing.T) {
+				pageShowsChanges(t, api{t: t, s: one, tr: tr}, api{t: t, s: two, tr: tr})
+			})
+		}
+	})
+}
+
+// pageShowsChanges makes every change through w and reads pages through r.
+func pageShowsChanges(t *testing.T, w, r api) {
+	pfx := string(w.tr) + "_"
+	reader, author, fan := w.s.MustAccount(t, pfx+"pcreader"), w.s.MustAccount(t, pfx+"pcauthor"), w.s.MustAccount(t, pfx+"pcfan")
+	w.mustFollow(reader.AccessToken, author.ID)
+	w.mustFollow(author.AccessToken, reader.ID)
+	theirs := w.post(author.AccessToken, "first words #alpha")
+	mine := w.post(reader.AccessToken, "my own #home")
+	r.feed(reader.AccessToken, 20, "") // starts the reader's timeline
+	waitFanouts(t, w.s)
+	if !inTimeline(t, w.s, reader.ID, theirs.GetId()) {
+		t.Fatal("the post is not in the reader's timeline: this test is about timeline pages")
+	}
+
+	// page returns the reader's first page, each post checked against
+	// GetPost of it, by id.
+	page := func(step string) map[string]*flockv1.Post {
+		t.Helper()
+		posts, _ := r.feed(reader.AccessToken, 20, "")
+		byID := map[string]*flockv1.Post{}
+		for _, p := range posts {
+			one := must[flockv1.GetPostResponse](r, flockv1connect.PostServiceGetPostProcedure, reader.AccessToken, &flockv1.GetPostRequest{PostId: p.GetId()}).GetPost()
+			if !proto.Equal(p, one) {
+				t.Errorf("%s: the page shows\n%v\nGetPost shows\n%v", step, p, one)
+			}
+			byID[p.GetId()] = p
+		}
+		if byID[theirs.GetId()] == nil || byID[mine.GetId()] == nil {
+			t.Fatalf("%s: page %v lacks a post", step, ids(posts))
+		}
+		return byID
+	}
+	before := page("before the changes")
+	if got := before[mine.GetId()].GetAuthor(); got.GetEmail() == "" {
+		t.Errorf("the reader's own post: author %v, want their own profile with its email", got)
+	}
+	if got := before[theirs.GetId()].GetAuthor(); !got.GetFollowedByMe() || !got.GetFollowsMe() {
+		t.Errorf("before: relationship to the author %v, want followed both ways", got)
+	}
+	hits := r.s.App.DB().RowCacheStats()
+	page("again, from the caches")
+	if now := r.s.App.DB().RowCacheStats(); now.PostHits <= hits.PostHits || now.AuthorHits <= hits.AuthorHits {
+		t.Errorf("a page read again hit no cache: %+v, then %+v", hits, now)
+	}
+
+	must[flockv1.UpdatePostResponse](w, flockv1connect.PostServiceUpdatePostProcedure, author.AccessToken,
+		&flockv1.UpdatePostRequest{PostId: theirs.GetId(), Content: "edited words #beta #gamma"})
+	must[flockv1.UpdateMeResponse](w, flockv1connect.UserServiceUpdateMeProcedure, author.AccessToken,
+		&flockv1.UpdateMeRequest{FullName: proto.String("Renamed Author"), Bio: proto.String("a new bio")})
+	must[flockv1.UpdateMeResponse](w, flockv1connect.UserServiceUpdateMeProcedure, reader.AccessToken,
+		&flockv1.UpdateMeRequest{Bio: proto.String("the reader's bio")})
+	w.like(fan.AccessToken, theirs.GetId())
+	w.like(reader.AccessToken, theirs.GetId())
+	w.comment(fan.AccessToken, theirs.GetId(), "nice")
+	w.mustFollow(fan.AccessToken, author.ID)
+	must[flockv1.UnfollowResponse](w, flockv1connect.UserServiceUnfollowProcedure, author.AccessToken, &flockv1.UnfollowRequest{UserId: reader.ID})
+
+	after := page("after the changes")
+	p := after[theirs.GetId()]
+	if p.GetContent() != "edited words #beta #gamma" || !slices.Equal(p.GetHashtags(), []string{"beta", "gamma"}) {
+		t.Errorf("edited post: %q %v", p.GetContent(), p.GetHashtags())
+	}
+	if p.GetLikesCount() != 2 || p.GetCommentsCount() != 1 || !p.GetLikedByMe() {
+		t.Errorf("counts: %d likes, %d comments, liked by me %v; want 2, 1, true", p.GetLikesCount(), p.GetCommentsCount(), p.GetLikedByMe())
+	}
+	a := p.GetAuthor()
+	if a.GetFullName() != "Renamed Author" || a.GetBio() != "a new bio" || a.GetFollowersCount() != 2 || !a.GetFollowedByMe() || a.GetFollowsMe() {
+		t.Errorf("author: %v; want the new name and bio, 2 followers, followed by me, not following me", a)
+	}
+	if got := after[mine.GetId()].GetAuthor().GetBio(); got != "the reader's bio" {
+		t.Errorf("the reader's own post shows bio %q", got)
+	}
 }

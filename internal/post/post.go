@@ -421,7 +421,7 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 			authorIDs = append(authorIDs, post.AuthorID)
 		}
 	}
-	authors, err := s.social.ViewsByID(ctx, p.UserID, authorIDs)
+	authors, err := s.authors(ctx, p.UserID, posts, authorIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -451,6 +451,21 @@ func (s *Service) hydrate(ctx context.Context, p *account.Principal, posts []*st
 		out[i] = &View{Post: post, Author: authors[post.AuthorID], LikedByMe: liked[post.ID]}
 		if post.VideoID != nil {
 			out[i].Video = videos[*post.VideoID]
+		}
+	}
+	return out, nil
+}
+
+// authors returns the views of the posts' authors: those the posts were
+// read with (a timeline's page), or else read in one query.
+func (s *Service) authors(ctx context.Context, viewerID string, posts []*store.Post, ids []string) (map[string]*social.UserView, error) {
+	out := make(map[string]*social.UserView, len(ids))
+	for _, post := range posts {
+		if post.Author == nil {
+			return s.social.ViewsByID(ctx, viewerID, ids)
+		}
+		if out[post.AuthorID] == nil {
+			out[post.AuthorID] = &social.UserView{User: post.Author, Rel: post.AuthorRel}
 		}
 	}
 	return out, nil

@@ -65,6 +65,10 @@ type DB struct {
 	// that Postgres aborted (each then run again or given up), for
 	// TxConflicts.
 	deadlocks, serializationFailures atomic.Uint64
+
+	// caches hold the rarely changing part of posts and authors for
+	// timeline pages (rowcache.go).
+	caches *rowCaches
 }
 
 // TxConflictStats counts the transaction runs of InTx that Postgres aborted
@@ -135,7 +139,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	// answer made from a row just written says the same as a later read.
 	bgCtx, bgStop := context.WithCancel(context.Background())
 	return &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		bgCtx: bgCtx, bgStop: bgStop}, nil
+		bgCtx: bgCtx, bgStop: bgStop, caches: newRowCaches()}, nil
 }
 
 // Close stops the store's background work (see runInTx), waits for it and

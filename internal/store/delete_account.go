@@ -256,6 +256,9 @@ WHERE post_id IS NOT NULL AND post_id IN (SELECT p.id FROM posts AS p WHERE p.au
 	if err := exec("delete user", `DELETE FROM users WHERE id = ?0`, userID); err != nil {
 		return nil, err
 	}
+	// No page shows a deleted row (the page's statement no longer finds
+	// it), but this instance need not keep the profile until it ages out.
+	db.caches.authors.Remove(userID)
 	if err := exec("forget held usernames", `DELETE FROM held_usernames WHERE available_at <= ?0`, db.Now()); err != nil {
 		return nil, err
 	}

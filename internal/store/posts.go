@@ -39,6 +39,13 @@ type Post struct {
 	LikedByMe bool `bun:"liked_by_me,scanonly"`
 	// tagList is Hashtags as ListPosts reads them: space-separated, in order.
 	TagList *string `bun:"tag_list,scanonly"`
+
+	// Author and AuthorRel are the author (with current counts) and the
+	// viewer's relationship to them when the list read them with the posts
+	// (a timeline's page); Author is nil otherwise. Hashtags then share
+	// their array with the row cache: read-only.
+	Author    *User        `bun:"-"`
+	AuthorRel Relationship `bun:"-"`
 }
 
 // PostHashtag indexes a post under one normalised tag.
@@ -304,8 +311,11 @@ func (p *Post) splitTags() {
 
 // listTimelinePosts is ListPosts for a timeline's page: the posts among
 // f.Candidates (and, with f.MergeBig, the big authors' newest posts) in
-// [f.FloorID, f.BeforeID) that the feed's rule lets the viewer see. One
-// prepared statement per shape (see queryPrepared).
+// [f.FloorID, f.BeforeID) that the feed's rule lets the viewer see, each
+// with its author and the viewer's relationship to them (Post.Author). One
+// prepared statement per shape (see queryPrepared) reads what changes
+// often; the rest comes from the row caches (rowcache.go), which read the
+// rows they lack in one statement each.
 func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
 	if f.FeedOf != f.ViewerID {
 		return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
@@ -333,34 +343,84 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 			merges := strings.NewReplacer("?0", "$1", "?1", "$5", "?2", "$4", "?3", lim).Replace(timelineMerges)
 			set += " UNION SELECT post_id FROM (" + merges + ") AS m"
 		}
-		return "SELECT " + db.columns((*Post)(nil), "p") + ", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " + db.tagListExpr() +
-			" FROM posts AS p WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
+		// Only what changes often, and the versions of the rest (see
+		// rowcache.go). The rule's block check leaves both block flags
+		// false.
+		return "SELECT p.id, p.author_id, p.video_id, p.likes_count, p.comments_count, " + versionExpr("p") + " AS version, " +
+			"EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " +
+			"u.followers_count, u.following_count, u.posts_count, " + versionExpr("u") + " AS author_version, " +
+			"EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id) AS followed_by_me, " +
+			"EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = p.author_id AND r2.followee_id = $1) AS follows_me" +
+			" FROM posts AS p JOIN users AS u ON u.id = p.author_id" +
+			" WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
 			strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
 			" ORDER BY p.id DESC LIMIT " + lim
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, args...)
-	var posts []*Post
+	var rows []struct {
+		ID            string  `bun:"id"`
+		AuthorID      string  `bun:"author_id"`
+		VideoID       *string `bun:"video_id"`
+		LikesCount    int64   `bun:"likes_count"`
+		CommentsCount int64   `bun:"comments_count"`
+		Version       string  `bun:"version"`
+		LikedByMe     bool    `bun:"liked_by_me"`
+
+		FollowersCount int64  `bun:"followers_count"`
+		FollowingCount int64  `bun:"following_count"`
+		PostsCount     int64  `bun:"posts_count"`
+		AuthorVersion  string `bun:"author_version"`
+		FollowedByMe   bool   `bun:"followed_by_me"`
+		FollowsMe      bool   `bun:"follows_me"`
+	}
+	res, err := db.queryPrepared(ctx, tx, query, args...)
 	if err == nil {
-		err = db.ScanRows(ctx, rows, &posts)
+		err = db.ScanRows(ctx, res, &rows)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list posts: %w", translate(err))
 	}
-	for _, p := range posts {
-		p.splitTags()
+	postVersions := make(map[string]string, len(rows))
+	authorVersions := make(map[string]string, len(rows))
+	for i := range rows {
+		postVersions[rows[i].ID] = rows[i].Version
+		authorVersions[rows[i].AuthorID] = rows[i].AuthorVersion
+	}
+	cached, err := db.cachedPosts(ctx, tx, postVersions)
+	if err != nil {
+		return nil, fmt.Errorf("list posts: %w", err)
+	}
+	authors, err := db.cachedAuthors(ctx, tx, authorVersions)
+	if err != nil {
+		return nil, fmt.Errorf("list posts: %w", err)
+	}
+	posts := make([]*Post, 0, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		c, a := cached[r.ID], authors[r.AuthorID]
+		if c == nil || a == nil {
+			continue // deleted since the page's statement
+		}
+		author := a.user // a copy: the counts are this read's
+		author.FollowersCount, author.FollowingCount, author.PostsCount = r.FollowersCount, r.FollowingCount, r.PostsCount
+		posts = append(posts, &Post{
+			ID: r.ID, AuthorID: r.AuthorID, Content: c.content, Visibility: c.visibility, GroupID: c.groupID, VideoID: r.VideoID,
+			LikesCount: r.LikesCount, CommentsCount: r.CommentsCount, CreatedAt: c.createdAt, UpdatedAt: c.updatedAt,
+			Hashtags: c.hashtags, LikedByMe: r.LikedByMe,
+			Author: &author, AuthorRel: Relationship{FollowedByMe: r.FollowedByMe, FollowsMe: r.FollowsMe},
+		})
 	}
 	return posts, nil
 }
 
 // homeFeedVisible is the home feed of ?0 and the visibility rule
 // (visibleTo) together, for posts already known to come from the feed's
-// sources (a timeline's candidates): the author is not suspended and no
-// block stands between the two; a post outside groups is the reader's own
-// or by someone they follow (who may then see both public and
-// followers-only posts); a group post needs active membership (?1). One
+// sources (a timeline's candidates), with their author joined as u: the
+// author is not suspended and no block stands between the two; a post
+// outside groups is the reader's own or by someone they follow (who may
+// then see both public and followers-only posts); a group post needs active membership (?1). One
 // follow lookup per post instead of visibleTo's and the feed's two, and a
 // short predicate for the planner.
-const homeFeedVisible = `EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL) AND
+const homeFeedVisible = `u.suspended_at IS NULL AND
 NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = p.author_id) OR (bx.blocker_id = p.author_id AND bx.blocked_id = ?0)) AND
 ((p.group_id IS NULL AND (p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id)))
  OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS fg WHERE fg.group_id = p.group_id AND fg.user_id = ?0 AND fg.state = ?1)))`

@@ -180,10 +180,12 @@ func (db *DB) UpdateUser(ctx context.Context, tx bun.IDB, id string, upd UserUpd
 }
 
 // MarkEmailVerified records that the user's email is verified (keeping the
-// first time it was).
+// first time it was). It sets updated_at, as every change of a column the
+// row caches keep must (rowcache.go).
 func (db *DB) MarkEmailVerified(ctx context.Context, tx bun.IDB, userID string) error {
+	now := db.Now()
 	_, err := tx.NewUpdate().Model((*User)(nil)).
-		Set("email_verified_at = ?", db.Now()).
+		Set("email_verified_at = ?", now).Set("updated_at = ?", now).
 		Where("id = ? AND email_verified_at IS NULL", userID).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("mark email verified: %w", translate(err))
