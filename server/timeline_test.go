@@ -427,6 +427,16 @@ func pageShowsChanges(t *testing.T, w, r api) {
 	w.mustFollow(author.AccessToken, reader.ID)
 	theirs := w.post(author.AccessToken, "first words #alpha")
 	mine := w.post(reader.AccessToken, "my own #home")
+	// A group post by someone the reader does not follow: their
+	// relationship is read, not implied by the feed's rule.
+	g := w.createGroup(fan.AccessToken, pfx+"pcclub", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
+	if _, err := w.join(reader.AccessToken, g.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	club, err := w.groupPost(fan.AccessToken, g.GetId(), "club news")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.feed(reader.AccessToken, 20, "") // starts the reader's timeline
 	waitFanouts(t, w.s)
 	if !inTimeline(t, w.s, reader.ID, theirs.GetId()) {
@@ -446,7 +456,7 @@ func pageShowsChanges(t *testing.T, w, r api) {
 			}
 			byID[p.GetId()] = p
 		}
-		if byID[theirs.GetId()] == nil || byID[mine.GetId()] == nil {
+		if byID[theirs.GetId()] == nil || byID[mine.GetId()] == nil || byID[club.GetId()] == nil {
 			t.Fatalf("%s: page %v lacks a post", step, ids(posts))
 		}
 		return byID
@@ -459,6 +469,9 @@ func pageShowsChanges(t *testing.T, w, r api) {
 		t.Errorf("before: relationship to the author %v, want followed both ways", got)
 	}
 	hits := r.s.App.DB().RowCacheStats()
+	if got := before[club.GetId()].GetAuthor(); got.GetFollowedByMe() {
+		t.Errorf("group post: the reader follows its author %v, who they do not follow", got)
+	}
 	page("again, from the caches")
 	if now := r.s.App.DB().RowCacheStats(); now.PostHits <= hits.PostHits || now.AuthorHits <= hits.AuthorHits {
 		t.Errorf("a page read again hit no cache: %+v, then %+v", hits, now)

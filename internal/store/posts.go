@@ -349,7 +349,9 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 		return "SELECT p.id, p.author_id, p.video_id, p.likes_count, p.comments_count, " + versionExpr("p") + " AS version, " +
 			"EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " +
 			"u.followers_count, u.following_count, u.posts_count, " + versionExpr("u") + " AS author_version, " +
-			"EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id) AS followed_by_me, " +
+			// Outside groups the rule shows only the reader's own posts and
+			// those of authors they follow: no lookup needed.
+			"CASE WHEN p.group_id IS NULL THEN p.author_id <> $1 ELSE EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id) END AS followed_by_me, " +
 			"EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = p.author_id AND r2.followee_id = $1) AS follows_me" +
 			" FROM posts AS p JOIN users AS u ON u.id = p.author_id" +
 			" WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
