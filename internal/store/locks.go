@@ -118,6 +118,20 @@ ORDER BY p.id FOR KEY SHARE`, authorID, TimelineSize).Exec(ctx); err != nil {
 	return nil
 }
 
+// lockRows locks the rows of model whose column is one of ids FOR NO KEY
+// UPDATE, in ascending order of column, with one statement (nothing for
+// no ids).
+func (db *DB) lockRows(ctx context.Context, tx bun.IDB, model any, column string, ids []string) error {
+	if db.Engine != Postgres || len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.NewSelect().Model(model).ColumnExpr(column).Where(column+" IN (?)", bun.List(ids)).
+		OrderExpr(column).For("NO KEY UPDATE").Exec(ctx); err != nil {
+		return fmt.Errorf("lock %s: %w", column, translate(err))
+	}
+	return nil
+}
+
 func (db *DB) lockRow(ctx context.Context, tx bun.IDB, model any, column, id string, forDelete bool) error {
 	if db.Engine != Postgres {
 		return nil

@@ -225,87 +225,132 @@ func (db *DB) PendingPosts(ctx context.Context, tx bun.IDB, limit int) ([]string
 	return ids, nil
 }
 
-// FanOut writes a post into the timelines of its readers that exist: the
-// members of its group, or its author's followers (unless the author is
-// a big author, whose posts readers merge; bigAt is the follower count
-// from which an author becomes one) and the author. It ends the post's
-// pending mark in the same transaction and reports how many timelines it
-// wrote to; nothing when the post is no longer pending (fanned out
-// already, or deleted).
+// FanOut writes posts into the timelines of their readers that exist: the
+// members of a post's group, or its author's followers (unless the author
+// is a big author, whose posts readers merge; bigAt is the follower count
+// from which an author becomes one) and the author. It ends the posts'
+// pending marks in the same transaction and reports how many of them it
+// fanned out and how many timeline entries it wrote; a post no longer
+// pending (fanned out already, or deleted) is skipped.
 //
-// It first locks the group (group posts) or the author (others): a
-// membership change or a follow of the author in progress then commits
+// It first locks the groups (group posts) and the authors (others): a
+// membership change or a follow of an author in progress then commits
 // before the insert reads the members or followers, or waits for it and
-// then sees this post in its own backfill (CreateFollow, PutMembership),
+// then sees the post in its own backfill (CreateFollow, PutMembership),
 // so no reader falls between the two.
-func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postID string, bigAt int64) (int64, error) {
-	p := new(Post)
-	if err := tx.NewSelect().Model(p).Column("id", "author_id", "group_id").Where("p.id = ?", postID).Scan(ctx); err != nil {
-		if IsNotFound(translate(err)) {
-			return 0, nil // deleted: its pending mark went with it
+//
+// One transaction and one insert for many posts: per post, the commit and
+// SQLite's statement journal (a copy of each page the insert changes, in
+// case it must be undone) cost more than the entries themselves, and the
+// posts of one batch mostly write to the same pages (the newest entries
+// of the same readers).
+func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt int64) (posts, entries int64, err error) {
+	if len(postIDs) == 0 {
+		return 0, 0, nil
+	}
+	var found []Post
+	if err := tx.NewSelect().Model(&found).Column("id", "author_id", "group_id").Where("p.id IN (?)", bun.List(postIDs)).Scan(ctx); err != nil {
+		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
+	}
+	// Locks in the global order (locks.go), each kind at once: the groups,
+	// the posts (a deletion in progress is waited for, and the post then
+	// found gone instead of failing the inserts' foreign key), the authors.
+	var groupIDs, ids, authorIDs []string
+	for _, p := range found {
+		ids = append(ids, p.ID)
+		if p.GroupID != nil {
+			groupIDs = append(groupIDs, *p.GroupID)
+		} else {
+			authorIDs = append(authorIDs, p.AuthorID)
 		}
-		return 0, fmt.Errorf("fan out: %w", translate(err))
 	}
-	// Locks in the global order (locks.go): the group, the post (a
-	// deletion in progress is waited for, and the post then found gone
-	// instead of failing the inserts' foreign key), the author.
-	if p.GroupID != nil {
-		if err := db.LockGroup(ctx, tx, *p.GroupID, false); err != nil {
-			return 0, err
+	if len(ids) == 0 {
+		return 0, 0, nil // all deleted: their pending marks went with them
+	}
+	if err := db.lockRows(ctx, tx, (*Group)(nil), "g.id", groupIDs); err != nil {
+		return 0, 0, err
+	}
+	if err := db.lockRows(ctx, tx, (*Post)(nil), "p.id", ids); err != nil {
+		return 0, 0, err
+	}
+	if err := db.LockUsers(ctx, tx, authorIDs...); err != nil {
+		return 0, 0, err
+	}
+	// Claim the posts: a concurrent fan-out of one (two batch jobs draining
+	// at once) waits here for the first to commit and then does not find
+	// it; a deleted post took its pending row with it.
+	var claimed []string
+	if err := tx.NewRaw("DELETE FROM timeline_pending WHERE post_id IN (?) RETURNING post_id", bun.List(ids)).Scan(ctx, &claimed); err != nil {
+		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
+	}
+	if len(claimed) == 0 {
+		return 0, 0, nil
+	}
+	// Authors become big (and stay so) from bigAt followers.
+	var bigIDs []string
+	if len(authorIDs) > 0 {
+		now := db.Now()
+		if _, err := tx.NewRaw(`INSERT INTO timeline_big_authors (user_id, since)
+SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON CONFLICT DO NOTHING`, now, bun.List(authorIDs), bigAt).Exec(ctx); err != nil {
+			return 0, 0, fmt.Errorf("fan out: %w", translate(err))
+		}
+		if err := tx.NewRaw("SELECT user_id FROM timeline_big_authors WHERE user_id IN (?)", bun.List(authorIDs)).Scan(ctx, &bigIDs); err != nil {
+			return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 		}
 	}
-	if err := db.LockPost(ctx, tx, postID, false); err != nil {
-		return 0, err
+	big := make(map[string]bool, len(bigIDs))
+	for _, id := range bigIDs {
+		big[id] = true
 	}
-	// Claim the post: a concurrent fan-out of it (two batch jobs draining
-	// at once) waits here for the first to commit and then finds nothing
-	// to do; a deleted post took its pending row with it.
-	claimed, err := tx.NewDelete().Model((*TimelinePending)(nil)).Where("post_id = ?", postID).Exec(ctx)
+	isClaimed := make(map[string]bool, len(claimed))
+	for _, id := range claimed {
+		isClaimed[id] = true
+	}
+	var inGroups, ownOnly, toFollowers []string
+	for _, p := range found {
+		switch {
+		case !isClaimed[p.ID]:
+		case p.GroupID != nil:
+			inGroups = append(inGroups, p.ID)
+		case big[p.AuthorID]:
+			ownOnly = append(ownOnly, p.ID)
+		default:
+			toFollowers = append(toFollowers, p.ID)
+		}
+	}
+	// The readers: a group post's active members; every other post's
+	// author, and the followers of an author who is not big (driven by
+	// the author's followers, follows' followee index, not by every
+	// timeline). Only timelines whose floor is at or below the post.
+	var readers []string
+	if len(inGroups) > 0 {
+		readers = append(readers, `SELECT gm.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN group_members AS gm ON gm.group_id = p.group_id
+  JOIN timelines AS t ON t.user_id = gm.user_id
+  WHERE p.id IN (?0) AND gm.state = ?3 AND t.floor_id <= p.id`)
+	}
+	if len(ownOnly)+len(toFollowers) > 0 {
+		readers = append(readers, `SELECT t.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN timelines AS t ON t.user_id = p.author_id
+  WHERE p.id IN (?1) AND t.floor_id <= p.id`)
+	}
+	if len(toFollowers) > 0 {
+		readers = append(readers, `SELECT f.follower_id AS user_id, p.id AS post_id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id
+  JOIN timelines AS t ON t.user_id = f.follower_id
+  WHERE p.id IN (?2) AND t.floor_id <= p.id`)
+	}
+	list := func(ids []string) any {
+		if len(ids) == 0 {
+			return bun.List([]string{""}) // no post has the empty id
+		}
+		return bun.List(ids)
+	}
+	res, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT r.user_id, r.post_id FROM (`+strings.Join(readers, "\nUNION ALL\n")+`) AS r WHERE true ON CONFLICT DO NOTHING`,
+		list(inGroups), list(append(ownOnly, toFollowers...)), list(toFollowers), MemberActive).Exec(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("fan out: %w", translate(err))
+		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 	}
-	if n, _ := claimed.RowsAffected(); n == 0 {
-		return 0, nil
-	}
-	var res any
-	if p.GroupID != nil {
-		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT gm.user_id, ? FROM group_members AS gm JOIN timelines AS t ON t.user_id = gm.user_id
-WHERE gm.group_id = ? AND gm.state = ? AND t.floor_id <= ? ON CONFLICT DO NOTHING`, postID, *p.GroupID, MemberActive, postID).Exec(ctx)
-	} else {
-		if err := db.LockUsers(ctx, tx, p.AuthorID); err != nil {
-			return 0, err
-		}
-		var followers int64
-		if err := tx.NewSelect().Model((*User)(nil)).Column("followers_count").Where("id = ?", p.AuthorID).Scan(ctx, &followers); err != nil {
-			return 0, fmt.Errorf("fan out: %w", translate(err))
-		}
-		big := followers >= bigAt
-		if big {
-			if _, err := tx.NewRaw("INSERT INTO timeline_big_authors (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING", p.AuthorID, db.Now()).Exec(ctx); err != nil {
-				return 0, fmt.Errorf("fan out: %w", translate(err))
-			}
-		} else if big, err = tx.NewSelect().Table("timeline_big_authors").Where("user_id = ?", p.AuthorID).Exists(ctx); err != nil {
-			return 0, fmt.Errorf("fan out: %w", translate(err))
-		}
-		// The author's own timeline; their followers' unless they are a
-		// big author, driven by the author's followers (follows'
-		// followee index), not by every timeline.
-		readers := `SELECT t.user_id FROM timelines AS t WHERE t.user_id = ?1 AND t.floor_id <= ?0`
-		if !big {
-			readers += `
-UNION ALL
-SELECT f.follower_id FROM follows AS f JOIN timelines AS t ON t.user_id = f.follower_id
-WHERE f.followee_id = ?1 AND t.floor_id <= ?0`
-		}
-		res, err = tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT r.user_id, ?0 FROM (`+readers+`) AS r WHERE true ON CONFLICT DO NOTHING`, postID, p.AuthorID).Exec(ctx)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("fan out: %w", translate(err))
-	}
-	n, _ := res.(interface{ RowsAffected() (int64, error) }).RowsAffected()
-	return n, nil
+	n, _ := res.RowsAffected()
+	return int64(len(claimed)), n, nil
 }
 
 // backfillTimeline adds to userID's timeline, if they have one, the newest

@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -35,6 +36,11 @@ func (fanoutArgs) Kind() string { return "timeline.fanout" }
 const (
 	fanoutBatch = 100 * time.Millisecond
 	fanoutChunk = 200
+	// fanoutTx is how many posts one transaction fans out: the commit and
+	// SQLite's statement journal cost more per post than the entries, and
+	// a batch's posts mostly write the same pages; bounded, because on
+	// SQLite other writes wait for it.
+	fanoutTx = 32
 )
 
 func (fanoutArgs) InsertOpts() river.InsertOpts {
@@ -72,20 +78,20 @@ func (s *Service) drain(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
+		for batch := range slices.Chunk(ids, fanoutTx) {
 			start := time.Now()
-			var n int64
+			var posts, n int64
 			err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 				var err error
-				n, err = s.db.FanOut(ctx, tx, id, s.cfg.BigAuthor)
+				posts, n, err = s.db.FanOut(ctx, tx, batch, s.cfg.BigAuthor)
 				return err
 			})
 			if err != nil {
-				s.log.WarnContext(ctx, "timeline fan-out failed; it will be retried", "post", id, "err", err)
+				s.log.WarnContext(ctx, "timeline fan-out failed; it will be retried", "posts", len(batch), "err", err)
 				return err
 			}
 			took := time.Since(start).Seconds()
-			s.count(func(st *Stats) { st.Fanouts++; st.Entries += uint64(n); st.FanoutSeconds += took })
+			s.count(func(st *Stats) { st.Fanouts += uint64(posts); st.Entries += uint64(n); st.FanoutSeconds += took })
 		}
 		if len(ids) == 0 {
 			return nil
