@@ -172,7 +172,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 	if err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(in.Password, s.cfg.PasswordParams)
+	hash, err := hashPassword(ctx, in.Password, s.cfg.PasswordParams)
 	if err != nil {
 		return nil, err
 	}
@@ -349,12 +349,12 @@ func (s *Service) LoginFrom(ctx context.Context, login, password string, c Clien
 	}
 	u, err := s.db.FindUserByLogin(ctx, s.db, login)
 	if store.IsNotFound(err) {
-		_, _ = passwordMatches(password, s.dummyHash)
+		_, _ = passwordMatches(ctx, password, s.dummyHash)
 		return nil, errBadLogin
 	} else if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	ok, err := passwordMatches(password, u.PasswordHash)
+	ok, err := passwordMatches(ctx, password, u.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}

@@ -53,7 +53,7 @@ func (s *Service) checkCurrentPassword(ctx context.Context, p *Principal, passwo
 	if err != nil {
 		return nil, err
 	}
-	ok, err := passwordMatches(password, u.PasswordHash)
+	ok, err := passwordMatches(ctx, password, u.PasswordHash)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if current == next {
 		return flock.FieldErrorf("new_password", "new password must differ from the current one")
 	}
-	hash, err := hashPassword(next, s.cfg.PasswordParams)
+	hash, err := hashPassword(ctx, next, s.cfg.PasswordParams)
 	if err != nil {
 		return err
 	}

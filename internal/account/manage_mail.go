@@ -107,7 +107,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	if err := checkNewPassword(password); err != nil {
 		return err
 	}
-	hash, err := hashPassword(password, s.cfg.PasswordParams)
+	hash, err := hashPassword(ctx, password, s.cfg.PasswordParams)
 	if err != nil {
 		return err
 	}
