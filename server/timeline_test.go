@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -432,6 +433,7 @@ func pageShowsChanges(t *testing.T, tag string, w, r api) {
 	w.mustFollow(author.AccessToken, reader.ID)
 	theirs := w.post(author.AccessToken, "first words #alpha")
 	mine := w.post(reader.AccessToken, "my own #home")
+	long := w.post(author.AccessToken, strings.Repeat("too long to keep in a cache ", 60)) // read each time
 	// A group post by someone the reader does not follow: their
 	// relationship is read, not implied by the feed's rule.
 	g := w.createGroup(fan.AccessToken, pfx+"pcclub", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
@@ -461,7 +463,7 @@ func pageShowsChanges(t *testing.T, tag string, w, r api) {
 			}
 			byID[p.GetId()] = p
 		}
-		if byID[theirs.GetId()] == nil || byID[mine.GetId()] == nil || byID[club.GetId()] == nil {
+		if byID[theirs.GetId()] == nil || byID[mine.GetId()] == nil || byID[club.GetId()] == nil || byID[long.GetId()] == nil {
 			t.Fatalf("%s: page %v lacks a post", step, ids(posts))
 		}
 		return byID

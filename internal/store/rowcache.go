@@ -25,11 +25,16 @@ import (
 // MarkEmailVerified, SuspendUser). Counts, videos, suspension, blocks and
 // follows are never cached: the page's statement reads them each time.
 //
-// Sizes bound memory (about 0.5 KiB an entry): the entries of the posts and
-// authors most read, least recently used first out.
+// Sizes bound memory: the entries of the posts and authors most read,
+// least recently used first out. A post whose content is over
+// maxCachedContent bytes is not kept (read each time instead), so an entry
+// is at most about 2 KiB (the content, its hashtags, the rest): 20 MiB of
+// posts at worst, as for authors (a bio is at most 500 characters). Typical
+// entries are a quarter of that.
 const (
-	postCacheSize   = 20_000
-	authorCacheSize = 20_000
+	postCacheSize    = 10_000
+	authorCacheSize  = 10_000
+	maxCachedContent = 1024
 )
 
 // cachedPost is the part of a post that only UpdatePostContent changes.
@@ -134,7 +139,9 @@ func (db *DB) cachedPosts(ctx context.Context, tx bun.IDB, want map[string]strin
 		p.splitTags()
 		e := &cachedPost{version: r.Version, content: r.Content, visibility: r.Visibility, groupID: r.GroupID,
 			createdAt: r.CreatedAt, updatedAt: r.UpdatedAt, hashtags: p.Hashtags}
-		c.posts.Add(r.ID, e)
+		if len(r.Content) <= maxCachedContent {
+			c.posts.Add(r.ID, e)
+		}
 		out[r.ID] = e
 	}
 	return out, nil
