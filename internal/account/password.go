@@ -45,10 +45,10 @@ func checkPassword(password string) error {
 // hashSlots bounds the argon2id computations running at once to the
 // number of CPUs: each holds its memory parameter (19 MiB) for its whole
 // run, and more at once than there are CPUs only splits the same CPU
-// time. Without it, 16 logins in flight (bench/load's log-in phase) held
-// up to 300 MiB at once and left the process at 180-216 MiB of RSS for the
-// scenario after it; a burst of logins could take a small instance's
-// memory. Waiting logins keep their place until their context ends.
+// time. Without it, 16 logins in flight (bench/load's log-in phase) could
+// hold 300 MiB at once, and a burst of logins could take a small
+// instance's memory. Waiting logins keep their place until their context
+// ends.
 var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // hashing counts the computations running, and hashingPeak the most at
