@@ -93,25 +93,33 @@ func versionExpr(alias string) string {
 	return "CAST(" + alias + ".updated_at AS TEXT)"
 }
 
-// cachedPosts returns the cached part of the posts of ids at the given
-// versions, reading the missing or outdated ones in one statement. A post
-// absent from the result was deleted meanwhile.
-func (db *DB) cachedPosts(ctx context.Context, tx bun.IDB, want map[string]string) (map[string]*cachedPost, error) {
-	c := db.caches
-	out := make(map[string]*cachedPost, len(want))
+// lookup returns the entries of cache at the wanted versions (id ->
+// version) and the ids absent from it or held at another version, and
+// counts them as hits and misses.
+func lookup[E any](cache *lru.Cache[string, E], want map[string]string, version func(E) string, hits, misses *atomic.Uint64) (map[string]E, []string) {
+	out := make(map[string]E, len(want))
 	var missing []string
-	for id, version := range want {
-		if e, ok := c.posts.Get(id); ok && e.version == version {
+	for id, v := range want {
+		if e, ok := cache.Get(id); ok && version(e) == v {
 			out[id] = e
 			continue
 		}
 		missing = append(missing, id)
 	}
-	c.postHits.Add(uint64(len(out)))
+	hits.Add(uint64(len(out)))
+	misses.Add(uint64(len(missing)))
+	return out, missing
+}
+
+// cachedPosts returns the cached part of the posts of ids at the given
+// versions, reading the missing or outdated ones in one statement. A post
+// absent from the result was deleted meanwhile.
+func (db *DB) cachedPosts(ctx context.Context, tx bun.IDB, want map[string]string) (map[string]*cachedPost, error) {
+	c := db.caches
+	out, missing := lookup(c.posts, want, func(e *cachedPost) string { return e.version }, &c.postHits, &c.postMisses)
 	if len(missing) == 0 {
 		return out, nil
 	}
-	c.postMisses.Add(uint64(len(missing)))
 	var rows []struct {
 		ID         string    `bun:"id"`
 		Content    string    `bun:"content"`
@@ -150,20 +158,10 @@ func (db *DB) cachedPosts(ctx context.Context, tx bun.IDB, want map[string]strin
 // cachedAuthors is cachedPosts for users.
 func (db *DB) cachedAuthors(ctx context.Context, tx bun.IDB, want map[string]string) (map[string]*cachedAuthor, error) {
 	c := db.caches
-	out := make(map[string]*cachedAuthor, len(want))
-	var missing []string
-	for id, version := range want {
-		if e, ok := c.authors.Get(id); ok && e.version == version {
-			out[id] = e
-			continue
-		}
-		missing = append(missing, id)
-	}
-	c.authorHits.Add(uint64(len(out)))
+	out, missing := lookup(c.authors, want, func(e *cachedAuthor) string { return e.version }, &c.authorHits, &c.authorMisses)
 	if len(missing) == 0 {
 		return out, nil
 	}
-	c.authorMisses.Add(uint64(len(missing)))
 	var rows []struct {
 		User    `bun:",extend"`
 		Version string `bun:"version"`
