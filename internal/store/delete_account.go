@@ -252,6 +252,10 @@ WHERE post_id IS NOT NULL AND post_id IN (SELECT p.id FROM posts AS p WHERE p.au
 		return nil, err
 	}
 
+	// Their timeline, which has no cascade to its entries (timelines.go).
+	if err := db.DeleteTimeline(ctx, tx, userID); err != nil {
+		return nil, err
+	}
 	// The user, and with them by cascade every row that refers to them.
 	if err := exec("delete user", `DELETE FROM users WHERE id = ?0`, userID); err != nil {
 		return nil, err

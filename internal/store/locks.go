@@ -31,7 +31,12 @@ import (
 //     blocks, the authors whose posts_count a group deletion lowers, a
 //     post's author before the post's deletion removes its timeline
 //     entries (an unfollow removes entries while it holds both users);
-//  4. last, whatever the recording of notifications and activity
+//  4. timelines rows (timelines.go, "Entries and their timeline"): held
+//     by the statements that write entries (a fan-out, after its authors;
+//     a follow's or a join's backfill), by a fill marking its timeline
+//     ready, in user id order when there are several (DropTimelines);
+//     deleted with an account after its users;
+//  5. last, whatever the recording of notifications and activity
 //     (internal/notify) locks, at the end of the transaction.
 //
 // Foreign keys take FOR KEY SHARE on the rows they reference, which only

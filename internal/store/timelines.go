@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +15,21 @@ import (
 // with a timeline, the ids of their feed's newest posts; reads filter them
 // by the feed's visibility rule (ListPosts with Candidates), so an entry
 // can be stale but never shows what the reader may not see.
+//
+// Entries and their timeline. timeline_entries has no foreign key to
+// timelines: Postgres checked one per inserted row, each taking FOR KEY
+// SHARE on the same timelines row, which was half of a fill (800 rows).
+// What the key did is done once per statement instead:
+//   - every writer of entries holds the timelines rows it writes to: a
+//     fan-out or a backfill (FOR KEY SHARE) in the statement that finds
+//     them, a fill by marking its timeline ready at its end (and undoing
+//     itself when the row is gone). A deletion of a timeline then waits
+//     for the writer, and a writer after it no longer finds the timeline;
+//   - every deleter of a timeline (DropTimelines, DeleteAccount) deletes
+//     the row first and then its entries, in the same transaction;
+//   - StartTimeline removes whatever entries a user has before their new
+//     timeline is filled (none, unless a timeline row was deleted by hand).
+// Timelines rows come last in the global order of locks.go.
 
 // Timeline states.
 const (
@@ -122,21 +138,40 @@ func (db *DB) StartTimeline(ctx context.Context, tx bun.IDB, userID string) (*Ti
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, nil
 	}
+	if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("start timeline: %w", translate(err))
+	}
 	return t, nil
 }
 
-// feedSources selects the ids of up to ? posts of a user's home feed
-// before visibility: their own, those of everyone they follow, those
-// shared with their groups. Each source is bounded by its index
+// feedSources selects the ids of up to ?2 posts of user ?0's home feed in
+// [?1, ?3) before visibility: their own, those of everyone they follow,
+// those shared with their groups. Each source is bounded by its index
 // (posts_author_id_idx, follows' primary key, posts_group_id_idx), so the
 // cost is the posts of the sources, never the whole history.
-const feedSources = `SELECT id FROM (SELECT o.id FROM posts AS o WHERE o.author_id = ?0 AND o.id >= ?1 ORDER BY o.id DESC LIMIT ?2) AS own
+const feedSources = `SELECT id FROM (SELECT o.id FROM posts AS o WHERE o.author_id = ?0 AND o.id >= ?1 AND o.id < ?3 ORDER BY o.id DESC LIMIT ?2) AS own
 UNION
 SELECT id FROM (SELECT fp.id FROM follows AS f JOIN posts AS fp ON fp.author_id = f.followee_id
-  WHERE f.follower_id = ?0 AND fp.id >= ?1 ORDER BY fp.id DESC LIMIT ?2) AS followed
+  WHERE f.follower_id = ?0 AND fp.id >= ?1 AND fp.id < ?3 ORDER BY fp.id DESC LIMIT ?2) AS followed
 UNION
 SELECT id FROM (SELECT gp.id FROM group_members AS gm JOIN posts AS gp ON gp.group_id = gm.group_id
-  WHERE gm.user_id = ?0 AND gm.state = 'active' AND gp.id >= ?1 ORDER BY gp.id DESC LIMIT ?2) AS grouped`
+  WHERE gm.user_id = ?0 AND gm.state = 'active' AND gp.id >= ?1 AND gp.id < ?3 ORDER BY gp.id DESC LIMIT ?2) AS grouped`
+
+// FeedCandidates returns the ids of the newest limit posts of userID's
+// home feed below beforeID ("" for the newest), newest first, before the
+// visibility rule: a page read without a timeline filters them with
+// ListPosts (Candidates), as it would a timeline's entries. Every post of
+// the feed between the last id returned and beforeID is among them.
+func (db *DB) FeedCandidates(ctx context.Context, tx bun.IDB, userID, beforeID string, limit int) ([]string, error) {
+	if beforeID == "" {
+		beforeID = maxID
+	}
+	var ids []string
+	if err := tx.NewRaw(`SELECT id FROM (`+feedSources+`) AS s ORDER BY id DESC LIMIT ?2`, userID, "", limit, beforeID).Scan(ctx, &ids); err != nil {
+		return nil, fmt.Errorf("feed candidates: %w", translate(err))
+	}
+	return ids, nil
+}
 
 // FillTimeline writes the newest size posts of userID's feed into their
 // timeline, sets its floor and marks it ready; nothing when the timeline
@@ -150,37 +185,56 @@ func (db *DB) FillTimeline(ctx context.Context, tx bun.IDB, userID string, size 
 		return nil
 	}
 	if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT ?0, id FROM (`+feedSources+` ORDER BY id DESC LIMIT ?2) AS s WHERE true ON CONFLICT DO NOTHING`, userID, "", size).Exec(ctx); err != nil {
+SELECT ?0, id FROM (`+feedSources+` ORDER BY id DESC LIMIT ?2) AS s WHERE true ON CONFLICT DO NOTHING`, userID, "", size, maxID).Exec(ctx); err != nil {
 		return fmt.Errorf("fill timeline: %w", translate(err))
 	}
-	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
-}
-
-// trimTimeline keeps the newest size entries of a timeline and moves its
-// floor to the oldest one kept when any were dropped or when the timeline
-// was filled to size (older posts may exist that it does not hold).
-func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size int, state string) error {
-	var floor []string
-	if err := tx.NewSelect().Model((*TimelineEntry)(nil)).Column("post_id").Where("user_id = ?", userID).
-		OrderExpr("post_id DESC").Offset(int64(size-1)).Limit(1).Scan(ctx, &floor); err != nil {
-		return fmt.Errorf("trim timeline: %w", translate(err))
-	}
-	q := tx.NewUpdate().Model((*Timeline)(nil)).Set("state = ?", state).Set("read_at = ?", db.Now()).Where("user_id = ?", userID)
-	if len(floor) > 0 {
-		if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ? AND post_id < ?", userID, floor[0]).Exec(ctx); err != nil {
-			return fmt.Errorf("trim timeline: %w", translate(err))
-		}
-		q = q.Set("floor_id = ?", floor[0])
-	}
-	if _, err := q.Exec(ctx); err != nil {
-		return fmt.Errorf("trim timeline: %w", translate(err))
+	// Marking it ready holds the timeline's row, last (timelines come after
+	// the posts that the entries' foreign key holds, locks.go): a deletion
+	// of the timeline that came first has left nothing to mark, and the
+	// fill is undone; one that comes after waits and takes the entries.
+	switch ok, err := db.trimTimeline(ctx, tx, userID, size, TimelineReady); {
+	case err != nil:
+		return err
+	case !ok:
+		return ErrTimelineGone
 	}
 	return nil
 }
 
+// ErrTimelineGone is FillTimeline's error when the timeline was deleted
+// during the fill: the caller rolls the fill back, and there is nothing
+// left to do.
+var ErrTimelineGone = errors.New("timeline deleted during its fill")
+
+// trimTimeline keeps the newest size entries of a timeline and moves its
+// floor to the oldest one kept when any were dropped or when the timeline
+// was filled to size (older posts may exist that it does not hold).
+// It reports whether the timeline's row was there to update.
+func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size int, state string) (bool, error) {
+	var floor []string
+	if err := tx.NewSelect().Model((*TimelineEntry)(nil)).Column("post_id").Where("user_id = ?", userID).
+		OrderExpr("post_id DESC").Offset(int64(size-1)).Limit(1).Scan(ctx, &floor); err != nil {
+		return false, fmt.Errorf("trim timeline: %w", translate(err))
+	}
+	q := tx.NewUpdate().Model((*Timeline)(nil)).Set("state = ?", state).Set("read_at = ?", db.Now()).Where("user_id = ?", userID)
+	if len(floor) > 0 {
+		if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ? AND post_id < ?", userID, floor[0]).Exec(ctx); err != nil {
+			return false, fmt.Errorf("trim timeline: %w", translate(err))
+		}
+		q = q.Set("floor_id = ?", floor[0])
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("trim timeline: %w", translate(err))
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 // TouchTimeline records a read of a timeline and trims it to size.
 func (db *DB) TouchTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
-	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
+	_, err := db.trimTimeline(ctx, tx, userID, size, TimelineReady)
+	return err
 }
 
 // StuckTimelines returns up to limit timelines building since before since
@@ -195,14 +249,51 @@ func (db *DB) StuckTimelines(ctx context.Context, tx bun.IDB, since time.Time, l
 }
 
 // DropTimelines deletes the timelines (and their entries) not read since
-// before; they are rebuilt if their users come back.
-func (db *DB) DropTimelines(ctx context.Context, tx bun.IDB, before time.Time) (int64, error) {
+// before; they are rebuilt if their users come back. tx must be a
+// transaction: the rows are locked (in user id order, the order fan-outs
+// take them in), then their entries deleted, then the rows.
+func (db *DB) DropTimelines(ctx context.Context, tx bun.Tx, before time.Time) (int64, error) {
+	if db.Engine == Postgres {
+		if _, err := tx.NewSelect().Model((*Timeline)(nil)).Column("user_id").Where("read_at < ?", before).
+			OrderExpr("user_id").For("UPDATE").Exec(ctx); err != nil {
+			return 0, fmt.Errorf("drop timelines: %w", translate(err))
+		}
+	}
+	// read_at only grows, so the same rows match again.
+	if _, err := tx.NewRaw(`DELETE FROM timeline_entries WHERE user_id IN (
+  SELECT dt.user_id FROM timelines AS dt WHERE dt.read_at < ?)`, before).Exec(ctx); err != nil {
+		return 0, fmt.Errorf("drop timelines: %w", translate(err))
+	}
 	res, err := tx.NewDelete().Model((*Timeline)(nil)).Where("read_at < ?", before).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("drop timelines: %w", translate(err))
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// DeleteTimeline deletes userID's timeline and its entries (a deleted
+// account's), its row first: a writer of entries holding the row is
+// waited for, and one after it no longer finds the timeline.
+func (db *DB) DeleteTimeline(ctx context.Context, tx bun.IDB, userID string) error {
+	if _, err := tx.NewDelete().Model((*Timeline)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete timeline: %w", translate(err))
+	}
+	if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete timeline: %w", translate(err))
+	}
+	return nil
+}
+
+// holdTimelines is the clause, on Postgres, that a statement writing
+// entries appends to the select of the timelines (as table alias) it
+// writes to: it holds them as the foreign key used to (see "Entries and
+// their timeline" above). SQLite runs one writer at a time: nothing.
+func (db *DB) holdTimelines(alias string) string {
+	if db.Engine != Postgres {
+		return ""
+	}
+	return " FOR KEY SHARE OF " + alias
 }
 
 // AddPendingPost marks a new post's fan-out pending, in the post's
@@ -343,8 +434,12 @@ SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON C
 		}
 		return bun.List(ids)
 	}
-	res, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT r.user_id, r.post_id FROM (`+strings.Join(readers, "\nUNION ALL\n")+`) AS r WHERE true ON CONFLICT DO NOTHING`,
+	// The readers' timelines are held in user id order (DropTimelines'
+	// order) by the statement that writes to them.
+	res, err := tx.NewRaw(`WITH r AS (`+strings.Join(readers, "\nUNION ALL\n")+`),
+h AS (SELECT ht.user_id FROM timelines AS ht WHERE ht.user_id IN (SELECT r.user_id FROM r) ORDER BY ht.user_id`+db.holdTimelines("ht")+`)
+INSERT INTO timeline_entries (user_id, post_id)
+SELECT r.user_id, r.post_id FROM r WHERE r.user_id IN (SELECT h.user_id FROM h) ON CONFLICT DO NOTHING`,
 		list(inGroups), list(append(ownOnly, toFollowers...)), list(toFollowers), MemberActive).Exec(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
@@ -361,7 +456,7 @@ func (db *DB) backfillTimeline(ctx context.Context, tx bun.IDB, userID, where, a
 	if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
 SELECT t.user_id, s.id FROM timelines AS t
 JOIN (SELECT bp.id FROM posts AS bp WHERE `+where+` ORDER BY bp.id DESC LIMIT ?2) AS s ON s.id >= t.floor_id
-WHERE t.user_id = ?0 ON CONFLICT DO NOTHING`, userID, arg, TimelineSize).Exec(ctx); err != nil {
+WHERE t.user_id = ?0`+db.holdTimelines("t")+` ON CONFLICT DO NOTHING`, userID, arg, TimelineSize).Exec(ctx); err != nil {
 		return fmt.Errorf("backfill timeline: %w", translate(err))
 	}
 	return nil

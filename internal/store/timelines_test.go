@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -90,6 +92,161 @@ func TestFanOut_OneBatchWritesEachPostToItsOwnReaders(t *testing.T) {
 		}))
 		if posts != 0 || entries != 0 {
 			t.Errorf("FanOut again = %d posts, %d entries; want nothing", posts, entries)
+		}
+	})
+}
+
+// Entries have no foreign key to their timeline (timelines.go, "Entries
+// and their timeline"): each way a timeline goes takes its entries with it
+// (an account's deletion, an idle timeline's drop), and a new timeline
+// starts without any.
+func TestTimeline_EveryDeletionTakesItsEntries(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries := func(userID string) int {
+			t.Helper()
+			n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", userID).Count(ctx)
+			must(err)
+			return int(n)
+		}
+		author, doomed, idle := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "doomed"), MustCreateUser(t, db, "idle")
+		for range 3 {
+			must(db.CreatePost(ctx, db, &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}))
+		}
+		for _, u := range []*store.User{doomed, idle} {
+			// Their timelines: one new (filled), one their account began
+			// with (the follow's backfill writes to it).
+			if u == doomed {
+				must(db.DeleteTimeline(ctx, db, u.ID))
+				_, err := db.StartTimeline(ctx, db, u.ID)
+				must(err)
+			}
+			_, err := db.CreateFollow(ctx, db, u.ID, author.ID)
+			must(err)
+			if u == doomed {
+				must(db.FillTimeline(ctx, db, u.ID, store.TimelineSize))
+			}
+			if n := entries(u.ID); n != 3 {
+				t.Fatalf("%s's timeline has %d entries, want 3", u.Username, n)
+			}
+		}
+
+		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, err := db.DeleteAccount(ctx, tx, doomed.ID, time.Now())
+			return err
+		}))
+		if n := entries(doomed.ID); n != 0 {
+			t.Errorf("a deleted account's timeline left %d entries", n)
+		}
+
+		var dropped int64
+		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			dropped, err = db.DropTimelines(ctx, tx, time.Now().Add(time.Hour))
+			return err
+		}))
+		if dropped != 2 || entries(idle.ID) != 0 { // author's and idle's
+			t.Errorf("dropped %d timelines, leaving %d entries of idle's; want 2 and 0", dropped, entries(idle.ID))
+		}
+
+		// A timeline row lost by other means (by hand) leaves its entries
+		// behind; the next timeline starts without them.
+		_, err := db.StartTimeline(ctx, db, idle.ID)
+		must(err)
+		must(db.FillTimeline(ctx, db, idle.ID, store.TimelineSize))
+		_, err = db.NewDelete().Table("timelines").Where("user_id = ?", idle.ID).Exec(ctx)
+		must(err)
+		_, err = db.StartTimeline(ctx, db, idle.ID)
+		must(err)
+		if n := entries(idle.ID); n != 0 {
+			t.Errorf("a new timeline starts with %d entries, want 0", n)
+		}
+	})
+}
+
+// A fill whose timeline is deleted while it runs is undone: on Postgres
+// the deletion commits while the fill waits to mark its timeline ready,
+// and the fill then finds the row gone and writes no entry that would
+// outlive its timeline.
+func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		author, reader := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "reader")
+		if _, err := db.CreateFollow(ctx, db, reader.ID, author.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreatePost(ctx, db, &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}); err != nil {
+			t.Fatal(err)
+		}
+		// Their timeline made again, to fill.
+		if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err := db.StartTimeline(ctx, db, reader.ID); err != nil || tl == nil {
+			t.Fatalf("start timeline = %v, %v", tl, err)
+		}
+		fill := func() error {
+			return db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				return db.FillTimeline(ctx, tx, reader.ID, store.TimelineSize)
+			})
+		}
+		if db.Engine == store.Postgres {
+			del, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer del.Rollback()
+			if err := db.DeleteTimeline(ctx, del, reader.ID); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- fill() }()
+			// The fill reaches its update of the row and waits for the
+			// deletion's lock (the backend is seen waiting on a lock).
+			for {
+				var waiting int
+				if err := db.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+  AND wait_event_type = 'Lock' AND query LIKE 'UPDATE "timelines"%'`).Scan(ctx, &waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting > 0 {
+					break
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the fill ended (%v) without waiting for the deletion", err)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			if err := del.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, store.ErrTimelineGone) {
+				t.Fatalf("fill = %v, want ErrTimelineGone", err)
+			}
+		} else {
+			// One writer at a time: the deletion comes before the fill.
+			if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := fill(); err != nil {
+				t.Fatalf("fill of a deleted timeline = %v, want nothing done", err)
+			}
+		}
+		n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%d entries outlived their timeline", n)
 		}
 	})
 }

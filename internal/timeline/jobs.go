@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -123,9 +124,13 @@ type fillWorker struct {
 func (w *fillWorker) Timeout(*river.Job[fillArgs]) time.Duration { return 5 * time.Minute }
 
 func (w *fillWorker) Work(ctx context.Context, job *river.Job[fillArgs]) error {
-	return w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return w.s.db.FillTimeline(ctx, tx, job.Args.UserID, store.TimelineSize)
 	})
+	if errors.Is(err, store.ErrTimelineGone) {
+		return nil // dropped or deleted meanwhile: a later read starts another
+	}
+	return err
 }
 
 // maintainArgs is the periodic job that sweeps pending fan-outs, queues
@@ -159,7 +164,12 @@ func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) e
 			return err
 		}
 	}
-	n, err := w.s.db.DropTimelines(ctx, w.s.db, w.s.db.Now().Add(-w.s.cfg.IdleAfter))
+	var n int64
+	err = w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		n, err = w.s.db.DropTimelines(ctx, tx, w.s.db.Now().Add(-w.s.cfg.IdleAfter))
+		return err
+	})
 	if n > 0 {
 		w.s.log.InfoContext(ctx, "dropped idle timelines", "count", n)
 	}

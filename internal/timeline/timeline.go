@@ -187,13 +187,36 @@ func (s *Service) Feed(ctx context.Context, viewerID, beforeID string, limit int
 	}
 }
 
-// fromPosts completes a page from the posts themselves (fan-in on read).
+// fromPosts completes a page from the posts themselves, with no timeline
+// (fan-in on read): the newest ids of the feed's sources take the place of
+// a timeline's entries and are filtered by the same statement, read a few
+// more than wanted and then 4 times as many per round, like entries.
 func (s *Service) fromPosts(ctx context.Context, out []*store.Post, viewerID, before string, limit int) ([]*store.Post, error) {
-	posts, err := s.db.ListPosts(ctx, s.db, store.PostFilter{ViewerID: viewerID, FeedOf: viewerID, BeforeID: before, Limit: limit - len(out)})
-	if err != nil {
-		return nil, err
+	read := max(limit-len(out)+firstReadExtra, minRead)
+	for {
+		ids, err := s.db.FeedCandidates(ctx, s.db, viewerID, before, read)
+		if err != nil {
+			return nil, err
+		}
+		// The ids cover [lower, before), all of the feed below before
+		// when fewer came than asked for.
+		lower, more := "", len(ids) == read
+		if more {
+			lower = ids[len(ids)-1]
+		}
+		posts, err := s.db.ListPosts(ctx, s.db, store.PostFilter{
+			ViewerID: viewerID, FeedOf: viewerID, Timeline: true, Candidates: ids,
+			BeforeID: before, FloorID: lower, Limit: limit - len(out),
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, posts...)
+		if len(out) >= limit || !more {
+			return out, nil
+		}
+		before, read = lower, read*growFactor
 	}
-	return append(out, posts...), nil
 }
 
 // start creates viewerID's timeline and queues its fill, together; the
