@@ -149,5 +149,6 @@ func timelineCollectors(t *timeline.Service) []prometheus.Collector {
 		counter("flock_timeline_fanouts_total", "Timeline fan-out jobs done on this instance.", func(s timeline.Stats) float64 { return float64(s.Fanouts) }),
 		counter("flock_timeline_fanout_entries_total", "Timeline entries written by fan-out jobs on this instance.", func(s timeline.Stats) float64 { return float64(s.Entries) }),
 		counter("flock_timeline_fanout_seconds_total", "Time spent in timeline fan-out jobs on this instance.", func(s timeline.Stats) float64 { return s.FanoutSeconds }),
+		counter("flock_timeline_fills_total", "New timelines filled on this instance.", func(s timeline.Stats) float64 { return float64(s.Fills) }),
 	}
 }

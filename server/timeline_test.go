@@ -274,6 +274,90 @@ func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 	}, withTimelineWorkers)
 }
 
+// Timelines started together are filled together, by one job; a timeline
+// whose job is lost (here: started with none) is filled by the periodic
+// sweep.
+func TestTimeline_FillsOfTimelinesStartedTogetherAndOfLostJobs(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		author := s.MustAccount(t, "author")
+		post := a.post(author.AccessToken, "hello")
+		var readers []*tu.Account
+		for i := range 4 {
+			r := s.MustAccount(t, fmt.Sprintf("reader%d", i))
+			a.mustFollow(r.AccessToken, author.ID)
+			readers = append(readers, r)
+		}
+		waitFanouts(t, s)
+		ctx := context.Background()
+		db := s.App.DB()
+		for _, r := range readers {
+			if err := db.DeleteTimeline(ctx, db, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := s.Metric(t, "flock_timeline_fills_total")
+		for _, r := range readers[:3] {
+			a.feed(r.AccessToken, 5, "") // starts the timeline and queues its fill
+		}
+		waitFanouts(t, s)
+		if _, err := db.StartTimeline(ctx, db, readers[3].ID); err != nil {
+			t.Fatal(err)
+		}
+		waitFanouts(t, s)
+		for _, r := range readers {
+			if !inTimeline(t, s, r.ID, post.GetId()) {
+				t.Errorf("%s's timeline lacks the post", r.Username)
+			}
+		}
+		if n := s.Metric(t, "flock_timeline_fills_total") - before; n != 4 {
+			t.Errorf("%v timelines filled, want 4", n)
+		}
+	}, withTimelineWorkers)
+}
+
+// A page read without a timeline takes the newest ids of the feed's
+// sources and filters them like a timeline's entries: when the newest are
+// all hidden (here by a suspended followee), it reads on in larger rounds
+// and still returns full pages, then the rest of the feed.
+func TestTimeline_ColdPagesReadOnPastHiddenPosts(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		reader, shown, hidden := s.MustAccount(t, "reader"), s.MustAccount(t, "shown"), s.MustAccount(t, "hidden")
+		a.mustFollow(reader.AccessToken, shown.ID)
+		a.mustFollow(reader.AccessToken, hidden.ID)
+		var want []string
+		for i := range 9 {
+			want = append(want, a.post(shown.AccessToken, fmt.Sprintf("shown %d", i)).GetId())
+		}
+		slices.Reverse(want)
+		for i := range 40 {
+			a.post(hidden.AccessToken, fmt.Sprintf("hidden %d", i))
+		}
+		waitFanouts(t, s)
+		ctx := context.Background()
+		db := s.App.DB()
+		if _, err := db.NewUpdate().Table("users").Set("suspended_at = ?", time.Now()).Where("id = ?", hidden.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.NewDelete().Table("timelines").Where("user_id = ?", reader.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := s.Metric(t, "flock_timeline_fallbacks_total")
+		if got, _ := a.feed(reader.AccessToken, 5, ""); !slices.Equal(ids(got), want[:5]) {
+			t.Fatalf("first cold page = %v\nwant %v", ids(got), want[:5])
+		}
+		if got := wholeFeed(a, reader.AccessToken); !slices.Equal(got, want) {
+			t.Fatalf("cold feed = %v\nwant %v", got, want)
+		}
+		if falls := s.Metric(t, "flock_timeline_fallbacks_total"); falls == before {
+			t.Fatal("the pages were not read from the posts")
+		}
+	}, withTimelineWorkers)
+}
+
 // Users post, delete, follow, unfollow, join and leave a group, all at
 // once, while fan-outs run: afterwards every user's feed read from their
 // timeline is the feed read from the posts themselves (a timeline may lack

@@ -171,32 +171,40 @@ func TestTimeline_EveryDeletionTakesItsEntries(t *testing.T) {
 	})
 }
 
-// A fill whose timeline is deleted while it runs is undone: on Postgres
-// the deletion commits while the fill waits to mark its timeline ready,
-// and the fill then finds the row gone and writes no entry that would
-// outlive its timeline.
+// A fill whose timeline is deleted while it runs is undone, alone among
+// the fills of its transaction: on Postgres the deletion commits while
+// the fill waits to mark its timeline ready, and the fill then finds the
+// row gone and writes no entry that would outlive its timeline, while the
+// next fill of the same transaction goes on.
 func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		author, reader := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "reader")
-		if _, err := db.CreateFollow(ctx, db, reader.ID, author.ID); err != nil {
-			t.Fatal(err)
-		}
+		author, reader, other := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "reader"), MustCreateUser(t, db, "other")
 		if err := db.CreatePost(ctx, db, &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}); err != nil {
 			t.Fatal(err)
 		}
-		// Their timeline made again, to fill.
-		if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
-			t.Fatal(err)
+		// Their timelines made again, to fill.
+		for _, u := range []*store.User{reader, other} {
+			if _, err := db.CreateFollow(ctx, db, u.ID, author.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.DeleteTimeline(ctx, db, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			if tl, err := db.StartTimeline(ctx, db, u.ID); err != nil || tl == nil {
+				t.Fatalf("start timeline = %v, %v", tl, err)
+			}
 		}
-		if tl, err := db.StartTimeline(ctx, db, reader.ID); err != nil || tl == nil {
-			t.Fatalf("start timeline = %v, %v", tl, err)
-		}
-		fill := func() error {
-			return db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-				return db.FillTimeline(ctx, tx, reader.ID, store.TimelineSize)
+		fill := func() (readerErr error, err error) {
+			err = db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				readerErr = db.FillTimelineApart(ctx, tx, reader.ID, store.FillSize)
+				if readerErr != nil && !errors.Is(readerErr, store.ErrTimelineGone) {
+					return readerErr
+				}
+				return db.FillTimelineApart(ctx, tx, other.ID, store.FillSize)
 			})
+			return readerErr, err
 		}
 		if db.Engine == store.Postgres {
 			del, err := db.BeginTx(ctx, nil)
@@ -207,8 +215,9 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 			if err := db.DeleteTimeline(ctx, del, reader.ID); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- fill() }()
+			type result struct{ reader, tx error }
+			done := make(chan result, 1)
+			go func() { r, err := fill(); done <- result{r, err} }()
 			// The fill reaches its update of the row and waits for the
 			// deletion's lock (the backend is seen waiting on a lock).
 			for {
@@ -221,32 +230,43 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 					break
 				}
 				select {
-				case err := <-done:
-					t.Fatalf("the fill ended (%v) without waiting for the deletion", err)
+				case r := <-done:
+					t.Fatalf("the fill ended (%v, %v) without waiting for the deletion", r.reader, r.tx)
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
 			if err := del.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-done; !errors.Is(err, store.ErrTimelineGone) {
-				t.Fatalf("fill = %v, want ErrTimelineGone", err)
+			if r := <-done; !errors.Is(r.reader, store.ErrTimelineGone) || r.tx != nil {
+				t.Fatalf("fill = %v, then %v; want ErrTimelineGone, then the other timeline's fill", r.reader, r.tx)
 			}
 		} else {
 			// One writer at a time: the deletion comes before the fill.
 			if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
 				t.Fatal(err)
 			}
-			if err := fill(); err != nil {
-				t.Fatalf("fill of a deleted timeline = %v, want nothing done", err)
+			if r, err := fill(); r != nil || err != nil {
+				t.Fatalf("fill of a deleted timeline = %v, %v; want nothing done", r, err)
 			}
 		}
-		n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", reader.ID).Count(ctx)
+		count := func(userID string) int {
+			t.Helper()
+			n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", userID).Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+		if n := count(reader.ID); n != 0 {
+			t.Errorf("%d entries outlived their timeline", n)
+		}
+		ids, err := db.BuildingTimelines(ctx, db, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 0 {
-			t.Fatalf("%d entries outlived their timeline", n)
+		if n := count(other.ID); n != 1 || len(ids) != 0 {
+			t.Errorf("the other timeline has %d entries and %d timelines are building; want 1 and 0", n, len(ids))
 		}
 	})
 }

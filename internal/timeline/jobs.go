@@ -100,20 +100,33 @@ func (s *Service) drain(ctx context.Context) error {
 	}
 }
 
-// fillArgs fills a new timeline from the posts. Since (the timeline's
-// creation, Unix nanoseconds) tells one timeline of a user from the next
-// after a drop: the job is unique by its arguments, and a completed fill
-// (River keeps it a day) must not swallow the fill of a timeline made
-// again, which would then stay "building" for good.
+// fillArgs fills every new timeline (state building), oldest first,
+// fillTx to a transaction. Like fan-outs, the timelines started in the
+// same fanoutBatch period share one job: per timeline, River fetched a few
+// jobs a second on SQLite, so a hundred first reads waited seconds for
+// their fills; and on SQLite a fill's entries land all over
+// timeline_entries_post_idx, so fills that commit together write its
+// pages once instead of once each. A timeline whose job came and went
+// before it committed is filled by the next job or the maintenance sweep
+// (reads go to the posts meanwhile).
 type fillArgs struct {
-	UserID string `json:"user_id"`
-	Since  int64  `json:"since"`
+	Batch int64 `json:"batch"`
 }
 
 func (fillArgs) Kind() string { return "timeline.fill" }
 
 func (fillArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueName, MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// fillTx is how many timelines one transaction fills: bounded, because on
+// SQLite other writes wait for it (a fill of store.FillSize entries takes
+// a few milliseconds).
+const fillTx = 8
+
+// fillFor is the job a timeline started at now queues.
+func fillFor(now time.Time) fillArgs {
+	return fillArgs{Batch: now.UnixMilli() / fanoutBatch.Milliseconds()}
 }
 
 type fillWorker struct {
@@ -123,18 +136,49 @@ type fillWorker struct {
 
 func (w *fillWorker) Timeout(*river.Job[fillArgs]) time.Duration { return 5 * time.Minute }
 
-func (w *fillWorker) Work(ctx context.Context, job *river.Job[fillArgs]) error {
-	err := w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return w.s.db.FillTimeline(ctx, tx, job.Args.UserID, store.TimelineSize)
-	})
-	if errors.Is(err, store.ErrTimelineGone) {
-		return nil // dropped or deleted meanwhile: a later read starts another
-	}
-	return err
+func (w *fillWorker) Work(ctx context.Context, _ *river.Job[fillArgs]) error {
+	return w.s.fillAll(ctx)
 }
 
-// maintainArgs is the periodic job that sweeps pending fan-outs, queues
-// the fills of timelines stuck building, and drops idle timelines.
+// fillAll fills the timelines being built until none is left; one runs
+// per instance at a time, like drain. Instances still may fill a timeline
+// side by side: its entries are written once (ON CONFLICT DO NOTHING) and
+// it is marked ready twice.
+func (s *Service) fillAll(ctx context.Context) error {
+	if !s.filling.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.filling.Store(false)
+	for {
+		ids, err := s.db.BuildingTimelines(ctx, s.db, fillTx)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		filled := 0
+		err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			filled = 0
+			for _, id := range ids {
+				switch err := s.db.FillTimelineApart(ctx, tx, id, store.FillSize); {
+				case errors.Is(err, store.ErrTimelineGone):
+					// Dropped or deleted meanwhile: a later read starts another.
+				case err != nil:
+					return err
+				default:
+					filled++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.WarnContext(ctx, "timeline fill failed; it will be retried", "timelines", len(ids), "err", err)
+			return err
+		}
+		s.count(func(st *Stats) { st.Fills += uint64(filled) })
+	}
+}
+
+// maintainArgs is the periodic job that sweeps pending fan-outs and
+// timelines waiting for their fill, and drops idle timelines.
 type maintainArgs struct{}
 
 func (maintainArgs) Kind() string { return "timeline.maintain" }
@@ -154,18 +198,13 @@ func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) e
 	if err := w.s.drain(ctx); err != nil {
 		return err
 	}
-	// Fills lost or swallowed: timelines building for over a minute.
-	stuck, err := w.s.db.StuckTimelines(ctx, w.s.db, w.s.db.Now().Add(-time.Minute), 100)
-	if err != nil {
+	// And for timelines whose fill job came and went before they
+	// committed (see fillArgs).
+	if err := w.s.fillAll(ctx); err != nil {
 		return err
 	}
-	for _, t := range stuck {
-		if err := w.s.queue.Insert(ctx, fillArgs{UserID: t.UserID, Since: t.ReadAt.UnixNano()}); err != nil {
-			return err
-		}
-	}
 	var n int64
-	err = w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		n, err = w.s.db.DropTimelines(ctx, tx, w.s.db.Now().Add(-w.s.cfg.IdleAfter))
 		return err

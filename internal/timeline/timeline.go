@@ -22,7 +22,9 @@
 //     timeline's floor in the same transaction (store.CreateFollow,
 //     store.PutMembership); an unfollow removes the followee's posts.
 //   - a user's first feed read creates their timeline (state building) and
-//     queues its fill; reads go to SQL until it is ready.
+//     queues its fill (one job fills the timelines started together, with
+//     their newest store.FillSize posts); reads go to SQL until it is
+//     ready, and below its floor after.
 //   - timelines keep their newest store.TimelineSize entries (trimmed on
 //     read, at most every 10 minutes; between trims fan-outs may add more)
 //     and are dropped after Config.IdleAfter without a read.
@@ -82,6 +84,10 @@ type Service struct {
 	queuedBatch atomic.Int64
 	// draining is set while a drain runs on this instance.
 	draining atomic.Bool
+	// queuedFill is the last fill batch this instance queued a job for;
+	// filling is set while fillAll runs.
+	queuedFill atomic.Int64
+	filling    atomic.Bool
 }
 
 // NewService returns a Service whose jobs run on q (registered here, before
@@ -228,7 +234,17 @@ func (s *Service) start(ctx context.Context, userID string) {
 		if err != nil || t == nil {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx, fillArgs{UserID: userID, Since: t.ReadAt.UnixNano()}, nil)
+		// The first timeline of a period on this instance queues the
+		// period's fill job; the others find it queued (see Posted).
+		job := fillFor(time.Now())
+		if s.queuedFill.Swap(job.Batch) == job.Batch {
+			return nil
+		}
+		if err := s.queue.InsertTx(ctx, tx, job, nil); err != nil {
+			s.queuedFill.Store(0)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "start timeline", "user", userID, "err", err)
@@ -254,6 +270,8 @@ type Stats struct {
 	// wrote, FanoutSeconds their total time.
 	Fanouts, Entries uint64
 	FanoutSeconds    float64
+	// Fills is timelines filled.
+	Fills uint64
 }
 
 // Stats returns this instance's counts.
