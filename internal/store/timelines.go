@@ -457,13 +457,17 @@ SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON C
 		}
 		return bun.List(ids)
 	}
-	// The readers' timelines are held in user id order (DropTimelines'
-	// order) by the statement that writes to them.
-	res, err := tx.NewRaw(`WITH r AS (`+strings.Join(readers, "\nUNION ALL\n")+`),
-h AS (SELECT ht.user_id FROM timelines AS ht WHERE ht.user_id IN (SELECT r.user_id FROM r) ORDER BY ht.user_id`+db.holdTimelines("ht")+`)
+	// On Postgres the readers' timelines are held, in user id order
+	// (DropTimelines' order), by the statement that writes to them.
+	insert := `INSERT INTO timeline_entries (user_id, post_id)
+SELECT r.user_id, r.post_id FROM (` + strings.Join(readers, "\nUNION ALL\n") + `) AS r WHERE true ON CONFLICT DO NOTHING`
+	if db.Engine == Postgres {
+		insert = `WITH r AS (` + strings.Join(readers, "\nUNION ALL\n") + `),
+h AS (SELECT ht.user_id FROM timelines AS ht WHERE ht.user_id IN (SELECT r.user_id FROM r) ORDER BY ht.user_id` + db.holdTimelines("ht") + `)
 INSERT INTO timeline_entries (user_id, post_id)
-SELECT r.user_id, r.post_id FROM r WHERE r.user_id IN (SELECT h.user_id FROM h) ON CONFLICT DO NOTHING`,
-		list(inGroups), list(append(ownOnly, toFollowers...)), list(toFollowers), MemberActive).Exec(ctx)
+SELECT r.user_id, r.post_id FROM r WHERE r.user_id IN (SELECT h.user_id FROM h) ON CONFLICT DO NOTHING`
+	}
+	res, err := tx.NewRaw(insert, list(inGroups), list(append(ownOnly, toFollowers...)), list(toFollowers), MemberActive).Exec(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 	}

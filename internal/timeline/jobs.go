@@ -199,10 +199,9 @@ func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) e
 		return err
 	}
 	// And for timelines whose fill job came and went before they
-	// committed (see fillArgs).
-	if err := w.s.fillAll(ctx); err != nil {
-		return err
-	}
+	// committed (see fillArgs). A failing fill does not keep the idle
+	// timelines from being dropped.
+	fillErr := w.s.fillAll(ctx)
 	var n int64
 	err := w.s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -212,5 +211,5 @@ func (w *maintainWorker) Work(ctx context.Context, _ *river.Job[maintainArgs]) e
 	if n > 0 {
 		w.s.log.InfoContext(ctx, "dropped idle timelines", "count", n)
 	}
-	return err
+	return errors.Join(fillErr, err)
 }
