@@ -317,6 +317,60 @@ func TestTimeline_FillsOfTimelinesStartedTogetherAndOfLostJobs(t *testing.T) {
 	}, withTimelineWorkers)
 }
 
+// A timeline whose fill keeps failing (here a trigger refuses its
+// entries) does not hold back the timelines filled with it: they are
+// filled one by one, and it stays building, its reader served from the
+// posts.
+func TestTimeline_AFailingFillDoesNotHoldBackTheOthers(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		author, poisoned, other := s.MustAccount(t, "author"), s.MustAccount(t, "poisoned"), s.MustAccount(t, "other")
+		post := a.post(author.AccessToken, "hello")
+		a.mustFollow(poisoned.AccessToken, author.ID)
+		a.mustFollow(other.AccessToken, author.ID)
+		waitFanouts(t, s)
+		ctx := context.Background()
+		db := s.App.DB()
+		trigger := []string{`CREATE TRIGGER poison BEFORE INSERT ON timeline_entries WHEN NEW.user_id = '` + poisoned.ID + `'
+BEGIN SELECT RAISE(ABORT, 'poisoned'); END`}
+		if db.Engine == store.Postgres {
+			trigger = []string{`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.user_id = '` + poisoned.ID + `' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$`,
+				`CREATE TRIGGER poison BEFORE INSERT ON timeline_entries FOR EACH ROW EXECUTE FUNCTION poison()`}
+		}
+		for _, q := range trigger {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, u := range []*tu.Account{poisoned, other} {
+			if err := db.DeleteTimeline(ctx, db, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := a.feed(u.AccessToken, 5, ""); len(got) != 1 || got[0].GetId() != post.GetId() {
+				t.Fatalf("%s's cold page = %v", u.Username, ids(got))
+			}
+		}
+		for deadline := time.Now().Add(20 * time.Second); !inTimeline(t, s, other.ID, post.GetId()); {
+			if time.Now().After(deadline) {
+				t.Fatal("the other timeline was not filled")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var state string
+		if err := db.NewSelect().Table("timelines").Column("state").Where("user_id = ?", poisoned.ID).Scan(ctx, &state); err != nil {
+			t.Fatal(err)
+		}
+		if state != store.TimelineBuilding {
+			t.Fatalf("the poisoned timeline is %q", state)
+		}
+		if got, _ := a.feed(poisoned.AccessToken, 5, ""); len(got) != 1 {
+			t.Fatalf("the poisoned reader's page = %v", ids(got))
+		}
+	}, withTimelineWorkers)
+}
+
 // A page read without a timeline takes the newest ids of the feed's
 // sources and filters them like a timeline's entries: when the newest are
 // all hidden (here by a suspended followee), it reads on in larger rounds

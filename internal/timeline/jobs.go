@@ -154,27 +154,50 @@ func (s *Service) fillAll(ctx context.Context) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		filled := 0
-		err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			filled = 0
+		filled, err := s.fill(ctx, ids)
+		if err != nil {
+			// One at a time, so that a timeline whose fill fails does not
+			// hold back the others; it is tried again with the job.
+			s.log.WarnContext(ctx, "timeline fill failed; filling one by one", "timelines", len(ids), "err", err)
+			filled, err = 0, nil
 			for _, id := range ids {
-				switch err := s.db.FillTimelineApart(ctx, tx, id, store.FillSize); {
-				case errors.Is(err, store.ErrTimelineGone):
-					// Dropped or deleted meanwhile: a later read starts another.
-				case err != nil:
-					return err
-				default:
-					filled++
+				n, ferr := s.fill(ctx, []string{id})
+				filled += n
+				if ferr != nil {
+					s.log.WarnContext(ctx, "timeline fill failed; it will be retried", "user", id, "err", ferr)
+					err = ferr
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			s.log.WarnContext(ctx, "timeline fill failed; it will be retried", "timelines", len(ids), "err", err)
-			return err
 		}
 		s.count(func(st *Stats) { st.Fills += uint64(filled) })
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// fill fills the timelines of ids in one transaction and reports how many
+// it filled (not those deleted meanwhile).
+func (s *Service) fill(ctx context.Context, ids []string) (int, error) {
+	filled := 0
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		filled = 0
+		for _, id := range ids {
+			switch err := s.db.FillTimelineApart(ctx, tx, id, store.FillSize); {
+			case errors.Is(err, store.ErrTimelineGone):
+				// Dropped or deleted meanwhile: a later read starts another.
+			case err != nil:
+				return err
+			default:
+				filled++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return filled, nil
 }
 
 // maintainArgs is the periodic job that sweeps pending fan-outs and
