@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,13 +97,17 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	)
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		connector := pgdriver.NewConnector(pgdriver.WithDSN(postgresDSN(rawURL)), pgdriver.WithTimeout(5*time.Second))
+		dsn, conns, err := postgresDSN(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn), pgdriver.WithTimeout(5*time.Second))
 		sqldb := sql.OpenDB(connector)
-		sqldb.SetMaxOpenConns(20)
+		sqldb.SetMaxOpenConns(conns)
 		// As many idle as open: with fewer, 16 requests in flight closed
 		// and reopened 45-200 connections per 12 s (a Postgres backend
 		// start and authentication each), measured with bench/load.
-		sqldb.SetMaxIdleConns(20)
+		sqldb.SetMaxIdleConns(conns)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		db = bun.NewDB(sqldb, pgdialect.New())
 		dialect = Postgres
@@ -174,15 +179,32 @@ func (db *DB) goBackground(fn func(ctx context.Context)) bool {
 // postgresDSN sets the session time zone to UTC (pgdriver sends query
 // parameters it does not know as run-time parameters), so that timestamps
 // come back in UTC as they do from SQLite, whatever the server's default.
-func postgresDSN(rawURL string) string {
+// DefaultPoolMaxConns is how many connections to Postgres an instance
+// opens at most unless the URL's pool_max_conns says otherwise.
+const DefaultPoolMaxConns = 20
+
+// postgresDSN is the URL pgdriver gets, and the pool's size: the URL's
+// pool_max_conns (pgxpool's name for it), which is Flock's and taken out.
+// Fewer connections than requests in flight can shorten the tail where
+// Postgres shares the instance's cores (docs/performance.md).
+func postgresDSN(rawURL string) (string, int, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return rawURL // pgdriver reports the error
+		return rawURL, DefaultPoolMaxConns, nil // pgdriver reports the error
 	}
 	q := u.Query()
+	conns := DefaultPoolMaxConns
+	if v, ok := q["pool_max_conns"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > 1000 || len(v) > 1 {
+			return "", 0, fmt.Errorf("store: database URL %s: pool_max_conns must be one whole number from 1 to 1000, got %q", redact(rawURL), strings.Join(v, ","))
+		}
+		conns = n
+		q.Del("pool_max_conns")
+	}
 	q.Set("TimeZone", "UTC")
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), conns, nil
 }
 
 func sqliteDSN(path string) string {

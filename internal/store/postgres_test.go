@@ -6,6 +6,7 @@ package store_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,49 @@ func TestOpen_PostgresTimestampsComeBackInUTC(t *testing.T) {
 	}
 	if name, off := got.Zone(); !got.Equal(want) || off != 0 {
 		t.Fatalf("timestamptz came back as %v (zone %s, offset %ds), want %v", got, name, off, want)
+	}
+}
+
+// The Postgres URL's pool_max_conns sizes the instance's pool (open and
+// idle alike) and is not passed on to Postgres; a value that is not a
+// whole number from 1 to 1000 is refused with what was wrong.
+func TestOpen_PoolMaxConnsFromTheURL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := testutil.MustDatabaseURL(t, store.Postgres)
+	with := func(v string) string {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		if v != "" {
+			q.Set("pool_max_conns", v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for v, want := range map[string]int{"": store.DefaultPoolMaxConns, "3": 3} {
+		db, err := store.Open(ctx, with(v), "")
+		if err != nil {
+			t.Fatalf("pool_max_conns=%q: %v", v, err)
+		}
+		if got := db.DB.DB.Stats().MaxOpenConnections; got != want {
+			t.Errorf("pool_max_conns=%q: %d connections at most, want %d", v, got, want)
+		}
+		if err := db.PingContext(ctx); err != nil {
+			t.Errorf("pool_max_conns=%q: ping: %v", v, err)
+		}
+		db.Close()
+	}
+	for _, v := range []string{"0", "many", "1001"} {
+		db, err := store.Open(ctx, with(v), "")
+		if err == nil {
+			db.Close()
+			t.Fatalf("pool_max_conns=%q was accepted", v)
+		}
+		if !strings.Contains(err.Error(), "pool_max_conns must be one whole number from 1 to 1000") {
+			t.Errorf("pool_max_conns=%q: %v", v, err)
+		}
 	}
 }
