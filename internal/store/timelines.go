@@ -29,7 +29,7 @@ import (
 //     the row first and then its entries, in the same transaction;
 //   - StartTimeline removes whatever entries a user has before their new
 //     timeline is filled (none, unless a timeline row was deleted by hand).
-// Timelines rows come last in the global order of locks.go.
+// Timelines rows come after the users in the global order of locks.go.
 
 // Timeline states.
 const (
