@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -198,36 +199,70 @@ func (db *DB) FeedCandidates(ctx context.Context, tx bun.IDB, userID, beforeID s
 
 // FillTimeline writes the newest size posts of userID's feed into their
 // timeline, sets its floor and marks it ready; nothing when the timeline
-// is gone (dropped meanwhile) or already ready.
+// is gone or already ready. ErrTimelineGone when it was deleted during
+// the fill, which the caller then rolls back.
 func (db *DB) FillTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
-	var state []string
-	if err := tx.NewSelect().Model((*Timeline)(nil)).Column("state").Where("user_id = ?", userID).Scan(ctx, &state); err != nil {
-		return fmt.Errorf("fill timeline: %w", translate(err))
-	}
-	if len(state) == 0 || state[0] != TimelineBuilding {
-		return nil
-	}
-	if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
-SELECT ?0, id FROM (`+db.feedSources()+` ORDER BY id DESC LIMIT ?2) AS s WHERE true ON CONFLICT DO NOTHING`, userID, "", size, maxID, size-1).Exec(ctx); err != nil {
-		return fmt.Errorf("fill timeline: %w", translate(err))
-	}
-	// Marking it ready holds the timeline's row, last (timelines come after
-	// the posts that the entries' foreign key holds, locks.go): a deletion
-	// of the timeline that came first has left nothing to mark, and the
-	// fill is undone; one that comes after waits and takes the entries.
-	switch ok, err := db.trimTimeline(ctx, tx, userID, size, TimelineReady); {
-	case err != nil:
-		return err
-	case !ok:
+	_, gone, err := db.FillTimelines(ctx, tx, []string{userID}, size)
+	if err == nil && len(gone) > 0 {
 		return ErrTimelineGone
 	}
-	return nil
+	return err
 }
 
 // ErrTimelineGone is FillTimeline's error when the timeline was deleted
-// during the fill: the caller rolls the fill back, and there is nothing
-// left to do.
+// during the fill.
 var ErrTimelineGone = errors.New("timeline deleted during its fill")
+
+// FillTimelines fills the timelines of userIDs that are building, in tx,
+// and reports which it filled and which were deleted during the fill (and
+// whose entries it removed again). The entries go in first, then the
+// timelines are marked ready together, their rows locked in user id order
+// (on Postgres): timelines rows come after the posts that the entries'
+// foreign key holds (locks.go), so a fill never holds a timeline while it
+// waits for a post. A deletion of a timeline that came first has left no
+// row to mark; one that comes after waits and takes the entries.
+func (db *DB) FillTimelines(ctx context.Context, tx bun.IDB, userIDs []string, size int) (filled, gone []string, err error) {
+	var building []string
+	if err := tx.NewSelect().Model((*Timeline)(nil)).Column("user_id").
+		Where("user_id IN (?) AND state = ?", bun.List(userIDs), TimelineBuilding).OrderExpr("user_id").Scan(ctx, &building); err != nil {
+		return nil, nil, fmt.Errorf("fill timeline: %w", translate(err))
+	}
+	for _, id := range building {
+		if _, err := tx.NewRaw(`INSERT INTO timeline_entries (user_id, post_id)
+SELECT ?0, id FROM (`+db.feedSources()+` ORDER BY id DESC LIMIT ?2) AS s WHERE true ON CONFLICT DO NOTHING`, id, "", size, maxID, size-1).Exec(ctx); err != nil {
+			return nil, nil, fmt.Errorf("fill timeline: %w", translate(err))
+		}
+	}
+	if len(building) == 0 {
+		return nil, nil, nil
+	}
+	if db.Engine == Postgres {
+		var present []string
+		if err := tx.NewSelect().Model((*Timeline)(nil)).Column("user_id").Where("user_id IN (?)", bun.List(building)).
+			OrderExpr("user_id").For("NO KEY UPDATE").Scan(ctx, &present); err != nil {
+			return nil, nil, fmt.Errorf("fill timeline: %w", translate(err))
+		}
+		if len(present) < len(building) {
+			for _, id := range building {
+				if !slices.Contains(present, id) {
+					gone = append(gone, id)
+				}
+			}
+			// Whatever a timeline made again meanwhile holds goes too: it
+			// is building, and its own fill comes after.
+			if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id IN (?)", bun.List(gone)).Exec(ctx); err != nil {
+				return nil, nil, fmt.Errorf("fill timeline: %w", translate(err))
+			}
+			building = present
+		}
+	}
+	for _, id := range building {
+		if _, err := db.trimTimeline(ctx, tx, id, size, TimelineReady); err != nil {
+			return nil, nil, err
+		}
+	}
+	return building, gone, nil
+}
 
 // trimTimeline keeps the newest size entries of a timeline and moves its
 // floor to the oldest one kept when any were dropped or when the timeline
@@ -269,29 +304,6 @@ func (db *DB) BuildingTimelines(ctx context.Context, tx bun.IDB, limit int) ([]s
 		return nil, fmt.Errorf("building timelines: %w", translate(err))
 	}
 	return ids, nil
-}
-
-// FillTimelineApart is FillTimeline for one of several timelines filled in
-// tx: on Postgres inside a savepoint, so that the one whose timeline was
-// deleted meanwhile (ErrTimelineGone) is undone alone. (On SQLite nothing
-// can delete it during tx.)
-func (db *DB) FillTimelineApart(ctx context.Context, tx bun.Tx, userID string, size int) error {
-	if db.Engine != Postgres {
-		return db.FillTimeline(ctx, tx, userID, size)
-	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT fill"); err != nil {
-		return fmt.Errorf("fill timeline: %w", translate(err))
-	}
-	err := db.FillTimeline(ctx, tx, userID, size)
-	if errors.Is(err, ErrTimelineGone) {
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT fill"); rerr != nil {
-			return fmt.Errorf("fill timeline: %w", translate(rerr))
-		}
-	}
-	if _, rerr := tx.ExecContext(ctx, "RELEASE SAVEPOINT fill"); rerr != nil && err == nil {
-		err = fmt.Errorf("fill timeline: %w", translate(rerr))
-	}
-	return err
 }
 
 // DropTimelines deletes the timelines (and their entries) not read since

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -173,9 +172,9 @@ func TestTimeline_EveryDeletionTakesItsEntries(t *testing.T) {
 
 // A fill whose timeline is deleted while it runs is undone, alone among
 // the fills of its transaction: on Postgres the deletion commits while
-// the fill waits to mark its timeline ready, and the fill then finds the
-// row gone and writes no entry that would outlive its timeline, while the
-// next fill of the same transaction goes on.
+// the fill, its entries written, waits to lock the timelines it marks
+// ready; it then finds that row gone and removes its entries, so none
+// outlives its timeline, and marks the other timeline ready.
 func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -196,15 +195,17 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 				t.Fatalf("start timeline = %v, %v", tl, err)
 			}
 		}
-		fill := func() (readerErr error, err error) {
-			err = db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-				readerErr = db.FillTimelineApart(ctx, tx, reader.ID, store.FillSize)
-				if readerErr != nil && !errors.Is(readerErr, store.ErrTimelineGone) {
-					return readerErr
-				}
-				return db.FillTimelineApart(ctx, tx, other.ID, store.FillSize)
+		type result struct {
+			filled, gone []string
+			err          error
+		}
+		fill := func() (r result) {
+			r.err = db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				var err error
+				r.filled, r.gone, err = db.FillTimelines(ctx, tx, []string{reader.ID, other.ID}, store.FillSize)
+				return err
 			})
-			return readerErr, err
+			return r
 		}
 		if db.Engine == store.Postgres {
 			del, err := db.BeginTx(ctx, nil)
@@ -215,15 +216,14 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 			if err := db.DeleteTimeline(ctx, del, reader.ID); err != nil {
 				t.Fatal(err)
 			}
-			type result struct{ reader, tx error }
 			done := make(chan result, 1)
-			go func() { r, err := fill(); done <- result{r, err} }()
-			// The fill reaches its update of the row and waits for the
-			// deletion's lock (the backend is seen waiting on a lock).
+			go func() { done <- fill() }()
+			// The fill, its entries written, waits to lock the timelines
+			// it marks ready (the backend is seen waiting on a lock).
 			for {
 				var waiting int
 				if err := db.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-  AND wait_event_type = 'Lock' AND query LIKE 'UPDATE "timelines"%'`).Scan(ctx, &waiting); err != nil {
+  AND wait_event_type = 'Lock' AND query LIKE '%FROM "timelines"%FOR NO KEY UPDATE%'`).Scan(ctx, &waiting); err != nil {
 					t.Fatal(err)
 				}
 				if waiting > 0 {
@@ -231,23 +231,23 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 				}
 				select {
 				case r := <-done:
-					t.Fatalf("the fill ended (%v, %v) without waiting for the deletion", r.reader, r.tx)
+					t.Fatalf("the fill ended (%+v) without waiting for the deletion", r)
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
 			if err := del.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			if r := <-done; !errors.Is(r.reader, store.ErrTimelineGone) || r.tx != nil {
-				t.Fatalf("fill = %v, then %v; want ErrTimelineGone, then the other timeline's fill", r.reader, r.tx)
+			if r := <-done; r.err != nil || !slices.Equal(r.gone, []string{reader.ID}) || !slices.Equal(r.filled, []string{other.ID}) {
+				t.Fatalf("fill = %+v; want the reader's gone and the other's filled", r)
 			}
 		} else {
 			// One writer at a time: the deletion comes before the fill.
 			if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
 				t.Fatal(err)
 			}
-			if r, err := fill(); r != nil || err != nil {
-				t.Fatalf("fill of a deleted timeline = %v, %v; want nothing done", r, err)
+			if r := fill(); r.err != nil || len(r.gone) != 0 || !slices.Equal(r.filled, []string{other.ID}) {
+				t.Fatalf("fill = %+v; want only the other's filled", r)
 			}
 		}
 		count := func(userID string) int {

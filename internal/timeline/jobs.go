@@ -179,25 +179,17 @@ func (s *Service) fillAll(ctx context.Context) error {
 // fill fills the timelines of ids in one transaction and reports how many
 // it filled (not those deleted meanwhile).
 func (s *Service) fill(ctx context.Context, ids []string) (int, error) {
-	filled := 0
+	var filled []string
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		filled = 0
-		for _, id := range ids {
-			switch err := s.db.FillTimelineApart(ctx, tx, id, store.FillSize); {
-			case errors.Is(err, store.ErrTimelineGone):
-				// Dropped or deleted meanwhile: a later read starts another.
-			case err != nil:
-				return err
-			default:
-				filled++
-			}
-		}
-		return nil
+		var err error
+		// Those deleted meanwhile are left out: a later read starts another.
+		filled, _, err = s.db.FillTimelines(ctx, tx, ids, store.FillSize)
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	return filled, nil
+	return len(filled), nil
 }
 
 // maintainArgs is the periodic job that sweeps pending fan-outs and
