@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,8 +22,9 @@ import (
 // What the key did is done once per statement instead:
 //   - every writer of entries holds the timelines rows it writes to: a
 //     fan-out or a backfill (FOR KEY SHARE) in the statement that finds
-//     them, a fill by marking its timeline ready at its end (and undoing
-//     itself when the row is gone). A deletion of a timeline then waits
+//     them, a fill by locking its timelines to mark them ready after its
+//     entries (and removing those of a timeline found gone). A deletion
+//     of a timeline then waits
 //     for the writer, and a writer after it no longer finds the timeline;
 //   - every deleter of a timeline (DropTimelines, DeleteAccount) deletes
 //     the row first and then its entries, in the same transaction;
@@ -197,25 +197,11 @@ func (db *DB) FeedCandidates(ctx context.Context, tx bun.IDB, userID, beforeID s
 	return ids, nil
 }
 
-// FillTimeline writes the newest size posts of userID's feed into their
-// timeline, sets its floor and marks it ready; nothing when the timeline
-// is gone or already ready. ErrTimelineGone when it was deleted during
-// the fill, which the caller then rolls back.
-func (db *DB) FillTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
-	_, gone, err := db.FillTimelines(ctx, tx, []string{userID}, size)
-	if err == nil && len(gone) > 0 {
-		return ErrTimelineGone
-	}
-	return err
-}
-
-// ErrTimelineGone is FillTimeline's error when the timeline was deleted
-// during the fill.
-var ErrTimelineGone = errors.New("timeline deleted during its fill")
-
-// FillTimelines fills the timelines of userIDs that are building, in tx,
-// and reports which it filled and which were deleted during the fill (and
-// whose entries it removed again). The entries go in first, then the
+// FillTimelines writes the newest size posts of each building timeline's
+// feed among those of userIDs into it, sets its floor and marks it ready,
+// in tx; it reports which it filled and which were deleted during the fill
+// (and whose entries it removed again). Timelines already ready or gone
+// are left alone. The entries go in first, then the
 // timelines are marked ready together, their rows locked in user id order
 // (on Postgres): timelines rows come after the posts that the entries'
 // foreign key holds (locks.go), so a fill never holds a timeline while it
@@ -257,7 +243,7 @@ SELECT ?0, id FROM (`+db.feedSources()+` ORDER BY id DESC LIMIT ?2) AS s WHERE t
 		}
 	}
 	for _, id := range building {
-		if _, err := db.trimTimeline(ctx, tx, id, size, TimelineReady); err != nil {
+		if err := db.trimTimeline(ctx, tx, id, size, TimelineReady); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -267,32 +253,28 @@ SELECT ?0, id FROM (`+db.feedSources()+` ORDER BY id DESC LIMIT ?2) AS s WHERE t
 // trimTimeline keeps the newest size entries of a timeline and moves its
 // floor to the oldest one kept when any were dropped or when the timeline
 // was filled to size (older posts may exist that it does not hold).
-// It reports whether the timeline's row was there to update.
-func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size int, state string) (bool, error) {
+func (db *DB) trimTimeline(ctx context.Context, tx bun.IDB, userID string, size int, state string) error {
 	var floor []string
 	if err := tx.NewSelect().Model((*TimelineEntry)(nil)).Column("post_id").Where("user_id = ?", userID).
 		OrderExpr("post_id DESC").Offset(int64(size-1)).Limit(1).Scan(ctx, &floor); err != nil {
-		return false, fmt.Errorf("trim timeline: %w", translate(err))
+		return fmt.Errorf("trim timeline: %w", translate(err))
 	}
 	q := tx.NewUpdate().Model((*Timeline)(nil)).Set("state = ?", state).Set("read_at = ?", db.Now()).Where("user_id = ?", userID)
 	if len(floor) > 0 {
 		if _, err := tx.NewDelete().Model((*TimelineEntry)(nil)).Where("user_id = ? AND post_id < ?", userID, floor[0]).Exec(ctx); err != nil {
-			return false, fmt.Errorf("trim timeline: %w", translate(err))
+			return fmt.Errorf("trim timeline: %w", translate(err))
 		}
 		q = q.Set("floor_id = ?", floor[0])
 	}
-	res, err := q.Exec(ctx)
-	if err != nil {
-		return false, fmt.Errorf("trim timeline: %w", translate(err))
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("trim timeline: %w", translate(err))
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return nil
 }
 
 // TouchTimeline records a read of a timeline and trims it to size.
 func (db *DB) TouchTimeline(ctx context.Context, tx bun.IDB, userID string, size int) error {
-	_, err := db.trimTimeline(ctx, tx, userID, size, TimelineReady)
-	return err
+	return db.trimTimeline(ctx, tx, userID, size, TimelineReady)
 }
 
 // BuildingTimelines returns the users of up to limit timelines waiting

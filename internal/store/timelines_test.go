@@ -12,6 +12,31 @@ import (
 	"github.com/flock-social/flock/internal/testutil"
 )
 
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fill fills userID's timeline if it is building, outside a transaction.
+func fill(t *testing.T, db *store.DB, userID string) {
+	t.Helper()
+	_, gone, err := db.FillTimelines(context.Background(), db, []string{userID}, store.TimelineSize)
+	must(t, err)
+	if len(gone) > 0 {
+		t.Fatalf("timeline of %s deleted during its fill", userID)
+	}
+}
+
+// entries counts userID's timeline entries.
+func entries(t *testing.T, db *store.DB, userID string) int {
+	t.Helper()
+	n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", userID).Count(context.Background())
+	must(t, err)
+	return int(n)
+}
+
 // One FanOut call takes posts of every kind together: a post to its
 // author's followers, a big author's post to the author alone, a group post
 // to the group's active members, and a post deleted before its fan-out to
@@ -20,44 +45,38 @@ func TestFanOut_OneBatchWritesEachPostToItsOwnReaders(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
 		u := map[string]*store.User{}
 		for _, n := range []string{"author", "bigauthor", "grouper", "reader", "reader2", "outsider"} {
 			u[n] = MustCreateUser(t, db, n)
 		}
 		for _, f := range [][2]string{{"reader", "author"}, {"reader2", "author"}, {"reader", "bigauthor"}, {"reader2", "bigauthor"}, {"outsider", "bigauthor"}} {
 			_, err := db.CreateFollow(ctx, db, u[f[0]].ID, u[f[1]].ID)
-			must(err)
+			must(t, err)
 		}
 		g := &store.Group{Name: "club", Privacy: "public", OwnerID: u["grouper"].ID}
-		must(db.CreateGroup(ctx, db, g))
-		must(db.PutMembership(ctx, db, &store.GroupMember{GroupID: g.ID, UserID: u["reader"].ID, Role: store.GroupRoleMember, State: store.MemberActive}))
+		must(t, db.CreateGroup(ctx, db, g))
+		must(t, db.PutMembership(ctx, db, &store.GroupMember{GroupID: g.ID, UserID: u["reader"].ID, Role: store.GroupRoleMember, State: store.MemberActive}))
 		for _, n := range []string{"author", "bigauthor", "grouper", "reader", "reader2", "outsider"} {
 			_, err := db.StartTimeline(ctx, db, u[n].ID)
-			must(err)
-			must(db.FillTimeline(ctx, db, u[n].ID, store.TimelineSize))
+			must(t, err)
+			fill(t, db, u[n].ID)
 		}
 		post := func(author string, group *string) string {
 			p := &store.Post{AuthorID: u[author].ID, Content: "hello", Visibility: store.VisibilityPublic, GroupID: group}
 			if group != nil {
 				p.Visibility = store.VisibilityGroup
 			}
-			must(db.CreatePost(ctx, db, p))
-			must(db.AddPendingPost(ctx, db, p.ID))
+			must(t, db.CreatePost(ctx, db, p))
+			must(t, db.AddPendingPost(ctx, db, p.ID))
 			return p.ID
 		}
 		plain, big, grouped, gone := post("author", nil), post("bigauthor", nil), post("grouper", &g.ID), post("author", nil)
-		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			return db.DeletePost(ctx, tx, &store.Post{ID: gone, AuthorID: u["author"].ID})
 		}))
 
 		var posts, entries int64
-		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			var err error
 			posts, entries, err = db.FanOut(ctx, tx, []string{gone, grouped, plain, big, plain}, 3) // 3 followers make a big author
 			return err
@@ -71,7 +90,7 @@ func TestFanOut_OneBatchWritesEachPostToItsOwnReaders(t *testing.T) {
 		}
 		for n, ids := range want {
 			var got []string
-			must(db.NewSelect().Table("timeline_entries").Column("post_id").Where("user_id = ?", u[n].ID).Scan(ctx, &got))
+			must(t, db.NewSelect().Table("timeline_entries").Column("post_id").Where("user_id = ?", u[n].ID).Scan(ctx, &got))
 			slices.Sort(got)
 			slices.Sort(ids)
 			if !slices.Equal(got, ids) {
@@ -84,7 +103,7 @@ func TestFanOut_OneBatchWritesEachPostToItsOwnReaders(t *testing.T) {
 		if n, err := db.NewSelect().Table("timeline_pending").Count(ctx); err != nil || n != 0 {
 			t.Errorf("%d posts still pending, %v", n, err)
 		}
-		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			var err error
 			posts, entries, err = db.FanOut(ctx, tx, []string{plain, big, grouped}, 3)
 			return err
@@ -103,68 +122,56 @@ func TestTimeline_EveryDeletionTakesItsEntries(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		entries := func(userID string) int {
-			t.Helper()
-			n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", userID).Count(ctx)
-			must(err)
-			return int(n)
-		}
 		author, doomed, idle := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "doomed"), MustCreateUser(t, db, "idle")
 		for range 3 {
-			must(db.CreatePost(ctx, db, &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}))
+			must(t, db.CreatePost(ctx, db, &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}))
 		}
 		for _, u := range []*store.User{doomed, idle} {
 			// Their timelines: one new (filled), one their account began
 			// with (the follow's backfill writes to it).
 			if u == doomed {
-				must(db.DeleteTimeline(ctx, db, u.ID))
+				must(t, db.DeleteTimeline(ctx, db, u.ID))
 				_, err := db.StartTimeline(ctx, db, u.ID)
-				must(err)
+				must(t, err)
 			}
 			_, err := db.CreateFollow(ctx, db, u.ID, author.ID)
-			must(err)
+			must(t, err)
 			if u == doomed {
-				must(db.FillTimeline(ctx, db, u.ID, store.TimelineSize))
+				fill(t, db, u.ID)
 			}
-			if n := entries(u.ID); n != 3 {
+			if n := entries(t, db, u.ID); n != 3 {
 				t.Fatalf("%s's timeline has %d entries, want 3", u.Username, n)
 			}
 		}
 
-		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			_, err := db.DeleteAccount(ctx, tx, doomed.ID, time.Now())
 			return err
 		}))
-		if n := entries(doomed.ID); n != 0 {
+		if n := entries(t, db, doomed.ID); n != 0 {
 			t.Errorf("a deleted account's timeline left %d entries", n)
 		}
 
 		var dropped int64
-		must(db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			var err error
 			dropped, err = db.DropTimelines(ctx, tx, time.Now().Add(time.Hour))
 			return err
 		}))
-		if dropped != 2 || entries(idle.ID) != 0 { // author's and idle's
-			t.Errorf("dropped %d timelines, leaving %d entries of idle's; want 2 and 0", dropped, entries(idle.ID))
+		if dropped != 2 || entries(t, db, idle.ID) != 0 { // author's and idle's
+			t.Errorf("dropped %d timelines, leaving %d entries of idle's; want 2 and 0", dropped, entries(t, db, idle.ID))
 		}
 
 		// A timeline row lost by other means (by hand) leaves its entries
 		// behind; the next timeline starts without them.
 		_, err := db.StartTimeline(ctx, db, idle.ID)
-		must(err)
-		must(db.FillTimeline(ctx, db, idle.ID, store.TimelineSize))
+		must(t, err)
+		fill(t, db, idle.ID)
 		_, err = db.NewDelete().Table("timelines").Where("user_id = ?", idle.ID).Exec(ctx)
-		must(err)
+		must(t, err)
 		_, err = db.StartTimeline(ctx, db, idle.ID)
-		must(err)
-		if n := entries(idle.ID); n != 0 {
+		must(t, err)
+		if n := entries(t, db, idle.ID); n != 0 {
 			t.Errorf("a new timeline starts with %d entries, want 0", n)
 		}
 	})
@@ -199,7 +206,7 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 			filled, gone []string
 			err          error
 		}
-		fill := func() (r result) {
+		fillBoth := func() (r result) {
 			r.err = db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 				var err error
 				r.filled, r.gone, err = db.FillTimelines(ctx, tx, []string{reader.ID, other.ID}, store.FillSize)
@@ -217,7 +224,7 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan result, 1)
-			go func() { done <- fill() }()
+			go func() { done <- fillBoth() }()
 			// The fill, its entries written, waits to lock the timelines
 			// it marks ready (the backend is seen waiting on a lock).
 			for {
@@ -246,26 +253,18 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 			if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
 				t.Fatal(err)
 			}
-			if r := fill(); r.err != nil || len(r.gone) != 0 || !slices.Equal(r.filled, []string{other.ID}) {
+			if r := fillBoth(); r.err != nil || len(r.gone) != 0 || !slices.Equal(r.filled, []string{other.ID}) {
 				t.Fatalf("fill = %+v; want only the other's filled", r)
 			}
 		}
-		count := func(userID string) int {
-			t.Helper()
-			n, err := db.NewSelect().Table("timeline_entries").Where("user_id = ?", userID).Count(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
-		if n := count(reader.ID); n != 0 {
+		if n := entries(t, db, reader.ID); n != 0 {
 			t.Errorf("%d entries outlived their timeline", n)
 		}
 		ids, err := db.BuildingTimelines(ctx, db, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := count(other.ID); n != 1 || len(ids) != 0 {
+		if n := entries(t, db, other.ID); n != 1 || len(ids) != 0 {
 			t.Errorf("the other timeline has %d entries and %d timelines are building; want 1 and 0", n, len(ids))
 		}
 	})
