@@ -48,9 +48,10 @@ func (fanoutArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueName, MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// fanoutFor is the job a post made at now queues.
-func fanoutFor(now time.Time) fanoutArgs {
-	return fanoutArgs{Batch: now.UnixMilli() / fanoutBatch.Milliseconds()}
+// batchOf numbers the fanoutBatch period of now: the posts (fanoutArgs)
+// and the timelines (fillArgs) of one period share a job.
+func batchOf(now time.Time) int64 {
+	return now.UnixMilli() / fanoutBatch.Milliseconds()
 }
 
 type fanoutWorker struct {
@@ -123,11 +124,6 @@ func (fillArgs) InsertOpts() river.InsertOpts {
 // SQLite other writes wait for it (a fill of store.FillSize entries takes
 // a few milliseconds).
 const fillTx = 8
-
-// fillFor is the job a timeline started at now queues.
-func fillFor(now time.Time) fillArgs {
-	return fillArgs{Batch: now.UnixMilli() / fanoutBatch.Milliseconds()}
-}
 
 type fillWorker struct {
 	river.WorkerDefaults[fillArgs]

@@ -111,18 +111,28 @@ func (s *Service) Posted(ctx context.Context, tx bun.Tx, postID string) error {
 	if err := s.db.AddPendingPost(ctx, tx, postID); err != nil {
 		return err
 	}
-	// The first post of a batch period on this instance queues its job;
-	// the others find it queued (River's insert, even one that finds a
-	// duplicate, cost a quarter of a post's CPU on SQLite). Should that
-	// first post's transaction roll back, the batch's other posts wait for
-	// the next job or the 2 s sweep; reads merge them meanwhile.
-	job := fanoutFor(time.Now())
-	if s.queuedBatch.Swap(job.Batch) == job.Batch {
+	// Should the post's transaction roll back, the other posts of its
+	// batch wait for the next job or the 2 s sweep; reads merge them
+	// meanwhile.
+	batch := batchOf(time.Now())
+	if err := s.queueOnce(ctx, tx, &s.queuedBatch, batch, fanoutArgs{Batch: batch}); err != nil {
+		return fmt.Errorf("queue fan-out: %w", err)
+	}
+	return nil
+}
+
+// queueOnce queues args in tx unless this instance already queued the job
+// of batch (last holds the batch it last queued): the first post or
+// timeline of a batch period queues the period's job, the others find it
+// queued (River's insert, even one that finds a duplicate, cost a quarter
+// of a post's CPU on SQLite).
+func (s *Service) queueOnce(ctx context.Context, tx bun.Tx, last *atomic.Int64, batch int64, args river.JobArgs) error {
+	if last.Swap(batch) == batch {
 		return nil
 	}
-	if err := s.queue.InsertTx(ctx, tx, job, nil); err != nil {
-		s.queuedBatch.Store(0)
-		return fmt.Errorf("queue fan-out: %w", err)
+	if err := s.queue.InsertTx(ctx, tx, args, nil); err != nil {
+		last.Store(0)
+		return err
 	}
 	return nil
 }
@@ -234,17 +244,8 @@ func (s *Service) start(ctx context.Context, userID string) {
 		if err != nil || t == nil {
 			return err
 		}
-		// The first timeline of a period on this instance queues the
-		// period's fill job; the others find it queued (see Posted).
-		job := fillFor(time.Now())
-		if s.queuedFill.Swap(job.Batch) == job.Batch {
-			return nil
-		}
-		if err := s.queue.InsertTx(ctx, tx, job, nil); err != nil {
-			s.queuedFill.Store(0)
-			return err
-		}
-		return nil
+		batch := batchOf(time.Now())
+		return s.queueOnce(ctx, tx, &s.queuedFill, batch, fillArgs{Batch: batch})
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "start timeline", "user", userID, "err", err)
