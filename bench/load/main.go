@@ -44,7 +44,8 @@
 //
 // The database is filled directly (not through the API): migrations via
 // internal/store, then COPY on Postgres and prepared multi-row INSERTs, one
-// transaction per batch, on SQLite, then ANALYZE. Rows are what the app
+// transaction per batch, on SQLite, then ANALYZE (VACUUM (ANALYZE) on
+// Postgres). Rows are what the app
 // writes: one argon2id password hash (flockproc.Password, the account
 // package's parameters) for every account, verified emails, time-ordered
 // IDs over the past 30 days, hashtags in post_hashtags (post.Hashtags), and
