@@ -58,7 +58,11 @@ func (db *DB) CreateNotification(ctx context.Context, tx bun.IDB, n *Notificatio
 	}
 	n.ID = id
 	n.CreatedAt = db.Now()
-	res, err := tx.NewInsert().Model(n).On("CONFLICT DO NOTHING").Exec(ctx)
+	// Prepared (see queryPrepared): every like, comment and follow notifies.
+	res, err := db.execPrepared(ctx, tx, `INSERT INTO notifications
+(id, user_id, type, actor_id, post_id, comment_id, group_id, dedupe_key, read_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+		n.ID, n.UserID, n.Type, n.ActorID, n.PostID, n.CommentID, n.GroupID, n.DedupeKey, n.ReadAt, n.CreatedAt)
 	if err != nil {
 		return false, fmt.Errorf("create notification: %w", translate(err))
 	}
@@ -75,7 +79,11 @@ func (db *DB) CreateActivity(ctx context.Context, tx bun.IDB, a *Activity) error
 	}
 	a.ID = id
 	a.CreatedAt = db.Now()
-	if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
+	// Prepared (see queryPrepared), as every action records one.
+	if _, err := db.execPrepared(ctx, tx, `INSERT INTO activities
+(id, user_id, type, target_user_id, post_id, comment_id, group_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		a.ID, a.UserID, a.Type, a.TargetUserID, a.PostID, a.CommentID, a.GroupID, a.CreatedAt); err != nil {
 		return fmt.Errorf("create activity: %w", translate(err))
 	}
 	return nil

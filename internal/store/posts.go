@@ -86,14 +86,20 @@ func (db *DB) CreatePost(ctx context.Context, tx bun.IDB, p *Post) error {
 		p.CreatedAt = db.Now()
 	}
 	p.UpdatedAt = p.CreatedAt
-	if _, err := tx.NewInsert().Model(p).Exec(ctx); err != nil {
+	// Its statements are prepared (see queryPrepared) and name their
+	// columns: bun would add RETURNING for the nullable ones, and on SQLite
+	// a RETURNING clause makes the insert keep a statement journal (a 64 KiB
+	// buffer mapped and unmapped per statement).
+	if _, err := db.execPrepared(ctx, tx, `INSERT INTO posts
+(id, author_id, content, visibility, group_id, video_id, likes_count, comments_count, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		p.ID, p.AuthorID, p.Content, p.Visibility, p.GroupID, p.VideoID, p.LikesCount, p.CommentsCount, p.CreatedAt, p.UpdatedAt); err != nil {
 		return fmt.Errorf("create post: %w", translate(err))
 	}
-	if err := db.setHashtags(ctx, tx, p.ID, p.Hashtags); err != nil {
+	if err := db.insertHashtags(ctx, tx, p.ID, p.Hashtags); err != nil {
 		return err
 	}
-	if _, err := tx.NewUpdate().Model((*User)(nil)).Set("posts_count = posts_count + 1").
-		Where("id = ?", p.AuthorID).Exec(ctx); err != nil {
+	if _, err := db.execPrepared(ctx, tx, `UPDATE users SET posts_count = posts_count + 1 WHERE id = $1`, p.AuthorID); err != nil {
 		return fmt.Errorf("count post: %w", translate(err))
 	}
 	return nil
@@ -103,15 +109,28 @@ func (db *DB) setHashtags(ctx context.Context, tx bun.IDB, postID string, tags [
 	if _, err := tx.NewDelete().Model((*PostHashtag)(nil)).Where("post_id = ?", postID).Exec(ctx); err != nil {
 		return fmt.Errorf("set hashtags: %w", translate(err))
 	}
+	return db.insertHashtags(ctx, tx, postID, tags)
+}
+
+// insertHashtags adds a post's hashtags, in order. On Postgres in one
+// statement (one round trip); on SQLite, where a statement costs no round
+// trip, one prepared single-row insert each: an INSERT ... SELECT would
+// keep a statement journal (see CreatePost), and posts have few tags.
+func (db *DB) insertHashtags(ctx context.Context, tx bun.IDB, postID string, tags []string) error {
 	if len(tags) == 0 {
 		return nil
 	}
-	rows := make([]PostHashtag, len(tags))
-	for i, t := range tags {
-		rows[i] = PostHashtag{Tag: t, PostID: postID, Position: i}
+	if db.Engine == Postgres {
+		if _, err := db.execPrepared(ctx, tx, `INSERT INTO post_hashtags (tag, post_id, position)
+SELECT t.tag, $2, t.n - 1 FROM unnest($1::text[]) WITH ORDINALITY AS t (tag, n)`, db.idSetArg(tags), postID); err != nil {
+			return fmt.Errorf("set hashtags: %w", translate(err))
+		}
+		return nil
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-		return fmt.Errorf("set hashtags: %w", translate(err))
+	for i, t := range tags {
+		if _, err := db.execPrepared(ctx, tx, `INSERT INTO post_hashtags (tag, post_id, position) VALUES ($1, $2, $3)`, t, postID, i); err != nil {
+			return fmt.Errorf("set hashtags: %w", translate(err))
+		}
 	}
 	return nil
 }
@@ -454,21 +473,33 @@ func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs
 	if userID == "" || len(postIDs) == 0 {
 		return out, nil
 	}
-	var liked []string
-	if err := tx.NewSelect().Model((*Like)(nil)).Column("post_id").
-		Where("user_id = ? AND post_id IN (?)", userID, bun.List(postIDs)).Scan(ctx, &liked); err != nil {
+	// Prepared (see queryPrepared): every read of a single post asks.
+	query := db.sqlText("liked posts", func() string {
+		return "SELECT l.post_id FROM likes AS l WHERE l.user_id = $1 AND " + db.inIDs("l.post_id", 2)
+	})
+	rows, err := db.queryPrepared(ctx, tx, query, userID, db.idSetArg(postIDs))
+	if err != nil {
 		return nil, fmt.Errorf("liked posts: %w", translate(err))
 	}
-	for _, id := range liked {
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("liked posts: %w", translate(err))
+		}
 		out[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("liked posts: %w", translate(err))
 	}
 	return out, nil
 }
 
 // CreateLike records a like and counts it; false when it already existed.
 func (db *DB) CreateLike(ctx context.Context, tx bun.IDB, postID, userID string) (bool, error) {
-	res, err := tx.NewInsert().Model(&Like{PostID: postID, UserID: userID, CreatedAt: db.Now()}).
-		On("CONFLICT DO NOTHING").Exec(ctx)
+	// Prepared (see queryPrepared).
+	res, err := db.execPrepared(ctx, tx, `INSERT INTO likes (post_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		postID, userID, db.Now())
 	if err != nil {
 		return false, fmt.Errorf("create like: %w", translate(err))
 	}

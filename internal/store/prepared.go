@@ -269,6 +269,22 @@ func (db *DB) inline(query string, args []any) string {
 			lit = strconv.AppendInt(nil, v, 10)
 		case bool:
 			lit = db.Dialect().AppendBool(nil, v)
+		case time.Time:
+			lit = db.Dialect().AppendTime(nil, v)
+		case *string:
+			if v == nil {
+				lit = []byte("NULL")
+			} else {
+				lit = db.Dialect().AppendString(nil, *v)
+			}
+		case *time.Time:
+			if v == nil {
+				lit = []byte("NULL")
+			} else {
+				lit = db.Dialect().AppendTime(nil, *v)
+			}
+		case nil:
+			lit = []byte("NULL")
 		default:
 			lit = fmt.Appendf(nil, "'%v'", v)
 		}

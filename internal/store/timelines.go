@@ -339,8 +339,9 @@ func (db *DB) holdTimelines(alias string) string {
 // AddPendingPost marks a new post's fan-out pending, in the post's
 // transaction: until it is done, every feed read merges the post.
 func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) error {
-	if _, err := tx.NewInsert().Model(&TimelinePending{PostID: postID, CreatedAt: db.Now()}).
-		On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+	// Prepared (see queryPrepared): every post marks one.
+	if _, err := db.execPrepared(ctx, tx, `INSERT INTO timeline_pending (post_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		postID, db.Now()); err != nil {
 		return fmt.Errorf("pending post: %w", translate(err))
 	}
 	return nil
