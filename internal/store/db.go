@@ -119,6 +119,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 			}
 			path = filepath.Join(dataDir, "flock.db")
 		}
+		keepSQLiteHeapPages()
 		sqldb, err := sql.Open(sqliteshim.ShimName, sqliteDSN(path))
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
