@@ -251,7 +251,7 @@ func (s *Service) GetPost(ctx context.Context, p *account.Principal, id string) 
 	if err != nil {
 		return nil, fmt.Errorf("get post: %w", err)
 	}
-	views, err := s.hydrate(ctx, p, []*store.Post{post}, false)
+	views, err := s.hydrate(ctx, p, []*store.Post{post}, true)
 	if err != nil {
 		return nil, fmt.Errorf("get post: %w", err)
 	}

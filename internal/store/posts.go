@@ -213,14 +213,15 @@ func (db *DB) PostVisible(ctx context.Context, tx bun.IDB, viewerID, postID stri
 	return ok, nil
 }
 
-// GetVisiblePost returns a post with its hashtags if viewerID may see it,
-// checking and loading in one query. Returns an
+// GetVisiblePost returns a post with its hashtags and LikedByMe if viewerID
+// may see it, checking and loading in one query. Returns an
 // error matching IsNotFound when it does not exist or is not visible.
 func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID string) (*Post, error) {
 	// Prepared (see queryPrepared): every CreatePost, GetPost, like and
 	// comment reads a post this way.
 	query := db.sqlText("visible post", func() string {
-		return "SELECT " + db.columns((*Post)(nil), "p") + ", " + db.tagListExpr() + " FROM posts AS p WHERE p.id = $5 AND " +
+		return "SELECT " + db.columns((*Post)(nil), "p") + ", " + db.tagListExpr() +
+			", EXISTS (SELECT 1 FROM likes AS l WHERE l.post_id = p.id AND l.user_id = $1) AS liked_by_me FROM posts AS p WHERE p.id = $5 AND " +
 			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(true))
 	})
 	rows, err := db.queryPrepared(ctx, tx, query, viewerID, VisibilityPublic, VisibilityFollowers, MemberActive, postID)
