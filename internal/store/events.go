@@ -114,16 +114,34 @@ func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) 
 	// Prepared (see queryPrepared): every like, comment, follow and post
 	// records one or two events.
 	candidate := NewID()
-	var id string
-	rows, err := db.queryPrepared(ctx, tx, nextEventIDSQL, userID, kind, candidate)
-	if err == nil {
-		err = scanOne(rows, &id)
-	}
-	switch {
-	case err == nil:
-		return id, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return "", fmt.Errorf("next event id: %w", translate(err))
+	if db.Engine == SQLite {
+		// There the same in two statements without RETURNING, which would
+		// make SQLite keep a statement journal for the upsert (see
+		// CreatePost): a tenth of a like's CPU. The head is moved up when
+		// it is below the candidate, or else made when there is none.
+		for _, query := range []string{nextEventIDMoveSQL, nextEventIDMakeSQL} {
+			res, err := db.execPrepared(ctx, tx, query, userID, kind, candidate)
+			if err != nil {
+				return "", fmt.Errorf("next event id: %w", translate(err))
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return "", fmt.Errorf("next event id: %w", translate(err))
+			} else if n == 1 {
+				return candidate, nil
+			}
+		}
+	} else {
+		var id string
+		rows, err := db.queryPrepared(ctx, tx, nextEventIDSQL, userID, kind, candidate)
+		if err == nil {
+			err = scanOne(rows, &id)
+		}
+		switch {
+		case err == nil:
+			return id, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return "", fmt.Errorf("next event id: %w", translate(err))
+		}
 	}
 	// The head is ahead of this instance's clock (another instance's clock
 	// is ahead, or an event committed while this one waited for the lock):
@@ -132,7 +150,7 @@ func (db *DB) NextEventID(ctx context.Context, tx bun.IDB, userID, kind string) 
 	if err := tx.QueryRowContext(ctx, "SELECT last_id FROM event_heads WHERE user_id = ? AND kind = ?", userID, kind).Scan(&head); err != nil {
 		return "", fmt.Errorf("next event id: read head: %w", translate(err))
 	}
-	id, err = IDAfter(head)
+	id, err := IDAfter(head)
 	if err != nil {
 		return "", fmt.Errorf("next event id: %w", err)
 	}
@@ -146,6 +164,12 @@ const nextEventIDSQL = `INSERT INTO event_heads (user_id, kind, last_id) VALUES 
 ON CONFLICT (user_id, kind) DO UPDATE SET last_id = excluded.last_id
 WHERE excluded.last_id > event_heads.last_id
 RETURNING last_id`
+
+// NextEventID's statements on SQLite.
+const (
+	nextEventIDMoveSQL = `UPDATE event_heads SET last_id = $3 WHERE user_id = $1 AND kind = $2 AND last_id < $3`
+	nextEventIDMakeSQL = `INSERT INTO event_heads (user_id, kind, last_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+)
 
 // EventHead returns the id of the last event of userID of the given kind
 // recorded by a committed transaction, or the smallest id when there is
