@@ -62,7 +62,7 @@ func (db *DB) CreateNotification(ctx context.Context, tx bun.IDB, n *Notificatio
 	res, err := db.execPrepared(ctx, tx, `INSERT INTO notifications
 (id, user_id, type, actor_id, post_id, comment_id, group_id, dedupe_key, read_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
-		n.ID, n.UserID, n.Type, n.ActorID, n.PostID, n.CommentID, n.GroupID, n.DedupeKey, n.ReadAt, n.CreatedAt)
+		n.ID, n.UserID, n.Type, n.ActorID, n.PostID, n.CommentID, n.GroupID, n.DedupeKey, db.nullTimeArg(n.ReadAt), db.timeArg(n.CreatedAt))
 	if err != nil {
 		return false, fmt.Errorf("create notification: %w", translate(err))
 	}
@@ -83,7 +83,7 @@ func (db *DB) CreateActivity(ctx context.Context, tx bun.IDB, a *Activity) error
 	if _, err := db.execPrepared(ctx, tx, `INSERT INTO activities
 (id, user_id, type, target_user_id, post_id, comment_id, group_id, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		a.ID, a.UserID, a.Type, a.TargetUserID, a.PostID, a.CommentID, a.GroupID, a.CreatedAt); err != nil {
+		a.ID, a.UserID, a.Type, a.TargetUserID, a.PostID, a.CommentID, a.GroupID, db.timeArg(a.CreatedAt)); err != nil {
 		return fmt.Errorf("create activity: %w", translate(err))
 	}
 	return nil

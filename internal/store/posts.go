@@ -93,7 +93,7 @@ func (db *DB) CreatePost(ctx context.Context, tx bun.IDB, p *Post) error {
 	if _, err := db.execPrepared(ctx, tx, `INSERT INTO posts
 (id, author_id, content, visibility, group_id, video_id, likes_count, comments_count, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		p.ID, p.AuthorID, p.Content, p.Visibility, p.GroupID, p.VideoID, p.LikesCount, p.CommentsCount, p.CreatedAt, p.UpdatedAt); err != nil {
+		p.ID, p.AuthorID, p.Content, p.Visibility, p.GroupID, p.VideoID, p.LikesCount, p.CommentsCount, db.timeArg(p.CreatedAt), db.timeArg(p.UpdatedAt)); err != nil {
 		return fmt.Errorf("create post: %w", translate(err))
 	}
 	if err := db.insertHashtags(ctx, tx, p.ID, p.Hashtags); err != nil {
@@ -500,7 +500,7 @@ func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs
 func (db *DB) CreateLike(ctx context.Context, tx bun.IDB, postID, userID string) (bool, error) {
 	// Prepared (see queryPrepared).
 	res, err := db.execPrepared(ctx, tx, `INSERT INTO likes (post_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		postID, userID, db.Now())
+		postID, userID, db.timeArg(db.Now()))
 	if err != nil {
 		return false, fmt.Errorf("create like: %w", translate(err))
 	}

@@ -225,6 +225,28 @@ func (db *DB) inIDs(column string, n int) string {
 	return column + " IN (" + db.idSet(n) + ")"
 }
 
+// timeArg is the argument of a timestamp parameter: on SQLite the text bun
+// writes for a time (UTC, microseconds: schema.BaseDialect.AppendTime's
+// format), so that rows written by prepared statements and by bun compare
+// as text the same way; on Postgres the time.
+func (db *DB) timeArg(t time.Time) any {
+	if db.Engine == Postgres {
+		return t
+	}
+	return t.UTC().Format(bunTimeFormat)
+}
+
+// bunTimeFormat is how bun writes a time into SQL text.
+const bunTimeFormat = "2006-01-02 15:04:05.999999-07:00"
+
+// nullTimeArg is timeArg for a nullable timestamp: nil for nil.
+func (db *DB) nullTimeArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return db.timeArg(*t)
+}
+
 // idSetArg is the argument of an idSet parameter.
 func (db *DB) idSetArg(ids []string) string {
 	if db.Engine == Postgres {

@@ -118,3 +118,34 @@ func TestPrepared_FirstUseInATransactionHoldingThePoolsLastConnection(t *testing
 		}
 	})
 }
+
+// Prepared writes store times as bun's own queries do (on SQLite, text in
+// UTC with microseconds), so that rows written either way compare as text
+// in time order: a post given a time in another zone with nanoseconds.
+func TestPrepared_WritesTimesAsBunDoes(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		alice := MustCreateUser(t, db, "alice")
+		at := time.Date(2026, 1, 2, 5, 4, 5, 123456789, time.FixedZone("UTC+2", 2*3600))
+		p := &store.Post{AuthorID: alice.ID, Content: "then", Visibility: store.VisibilityPublic, CreatedAt: at}
+		if err := db.CreatePost(ctx, db, p); err != nil {
+			t.Fatal(err)
+		}
+		var got time.Time
+		if err := db.NewSelect().Table("posts").Column("created_at").Where("id = ?", p.ID).Scan(ctx, &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := at.Truncate(time.Microsecond); !got.Equal(want) {
+			t.Fatalf("created_at = %v, want %v", got, want)
+		}
+		if db.Engine == store.SQLite {
+			var text string
+			if err := db.QueryRowContext(ctx, "SELECT CAST(created_at AS TEXT) FROM posts WHERE id = ?", p.ID).Scan(&text); err != nil {
+				t.Fatal(err)
+			}
+			if want := "2026-01-02 03:04:05.123456+00:00"; text != want {
+				t.Fatalf("created_at stored as %q, want %q as bun writes it", text, want)
+			}
+		}
+	})
+}

@@ -341,7 +341,7 @@ func (db *DB) holdTimelines(alias string) string {
 func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) error {
 	// Prepared (see queryPrepared): every post marks one.
 	if _, err := db.execPrepared(ctx, tx, `INSERT INTO timeline_pending (post_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-		postID, db.Now()); err != nil {
+		postID, db.timeArg(db.Now())); err != nil {
 		return fmt.Errorf("pending post: %w", translate(err))
 	}
 	return nil
