@@ -177,9 +177,6 @@ func (db *DB) goBackground(fn func(ctx context.Context)) bool {
 	return true
 }
 
-// postgresDSN sets the session time zone to UTC (pgdriver sends query
-// parameters it does not know as run-time parameters), so that timestamps
-// come back in UTC as they do from SQLite, whatever the server's default.
 // DefaultPoolMaxConns is how many connections to Postgres an instance
 // opens at most unless the URL's pool_max_conns says otherwise.
 const DefaultPoolMaxConns = 20
@@ -187,7 +184,10 @@ const DefaultPoolMaxConns = 20
 // postgresDSN is the URL pgdriver gets, and the pool's size: the URL's
 // pool_max_conns (pgxpool's name for it), which is Flock's and taken out.
 // Fewer connections than requests in flight can shorten the tail where
-// Postgres shares the instance's cores (docs/performance.md).
+// Postgres shares the instance's cores (docs/performance.md). It also sets
+// the session time zone to UTC (pgdriver sends query parameters it does
+// not know as run-time parameters), so that timestamps come back in UTC as
+// they do from SQLite, whatever the server's default.
 func postgresDSN(rawURL string) (string, int, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {

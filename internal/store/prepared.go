@@ -299,12 +299,6 @@ func (db *DB) inline(query string, args []any) string {
 			} else {
 				lit = db.Dialect().AppendString(nil, *v)
 			}
-		case *time.Time:
-			if v == nil {
-				lit = []byte("NULL")
-			} else {
-				lit = db.Dialect().AppendTime(nil, *v)
-			}
 		case nil:
 			lit = []byte("NULL")
 		default:
