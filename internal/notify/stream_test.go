@@ -132,6 +132,7 @@ func TestStreams_OneSQLReadPerEventForAllStreams_P24(t *testing.T) {
 		t.Parallel()
 		f := mustFixture(t, db)
 		const streams, events = 10, 5
+		start := f.reads.n.Load()
 		var open []*stream
 		for range streams {
 			open = append(open, f.open(t, t.Context(), ""))
@@ -141,6 +142,14 @@ func TestStreams_OneSQLReadPerEventForAllStreams_P24(t *testing.T) {
 		for _, s := range open {
 			if got := s.next(t); got != first {
 				t.Fatalf("got %s, want %s", got, first)
+			}
+		}
+		// A stream still opening when the first event committed has it
+		// from its own opening read, so the hub's read of it may still be
+		// under way: wait for the streams' opening reads and the hub's.
+		for deadline := time.Now().Add(10 * time.Second); f.reads.n.Load()-start < streams+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reads of notifications after %d streams opened and one event, want at least %d", f.reads.n.Load()-start, streams, streams+1)
 			}
 		}
 		before := f.reads.n.Load()
