@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -266,6 +268,92 @@ func TestFillTimeline_UndoneWhenItsTimelineIsDeletedMeanwhile(t *testing.T) {
 		}
 		if n := entries(t, db, other.ID); n != 1 || len(ids) != 0 {
 			t.Errorf("the other timeline has %d entries and %d timelines are building; want 1 and 0", n, len(ids))
+		}
+	})
+}
+
+// FeedCandidates (and so every fill) is exactly the newest posts of the
+// reader's sources, whatever their mix: a prolific followee beside rare
+// ones, the reader's own posts, a group's, a followee's post in the
+// reader's group (once), and nothing of an author they do not follow or
+// a group they are not in. Its threshold merge reads a few posts of each
+// source and goes back only to some; this compares it with the sources
+// read whole, for page and fill sizes and cursors all through the feed.
+func TestFeedCandidates_AreTheNewestPostsOfEverySource(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		reader := MustCreateUser(t, db, "reader")
+		stranger := MustCreateUser(t, db, "stranger")
+		var followees []*store.User
+		for i := range 8 {
+			u := MustCreateUser(t, db, "followee"+strconv.Itoa(i))
+			_, err := db.CreateFollow(ctx, db, reader.ID, u.ID)
+			must(t, err)
+			followees = append(followees, u)
+		}
+		club := &store.Group{Name: "club", Privacy: "public", OwnerID: followees[0].ID}
+		must(t, db.CreateGroup(ctx, db, club))
+		must(t, db.PutMembership(ctx, db, &store.GroupMember{GroupID: club.ID, UserID: reader.ID, Role: store.GroupRoleMember, State: store.MemberActive}))
+		other := &store.Group{Name: "other", Privacy: "public", OwnerID: stranger.ID}
+		must(t, db.CreateGroup(ctx, db, other))
+
+		// Who posts, weighted: followee 0 a post in three, the reader and
+		// the club sometimes, a few followees rarely, two never.
+		rng := rand.New(rand.NewPCG(1, 2))
+		inFeed := map[string]bool{}
+		var all []string
+		for range 240 {
+			p := &store.Post{Content: "hello", Visibility: store.VisibilityPublic}
+			feed := true
+			switch r := rng.IntN(30); {
+			case r < 10:
+				p.AuthorID = followees[0].ID
+			case r < 13:
+				p.AuthorID = reader.ID
+			case r < 16:
+				p.AuthorID, p.GroupID, p.Visibility = stranger.ID, &club.ID, store.VisibilityGroup
+			case r < 18:
+				p.AuthorID, p.GroupID, p.Visibility = followees[1].ID, &club.ID, store.VisibilityGroup
+			case r < 21:
+				p.AuthorID, feed = stranger.ID, false
+			case r < 23:
+				p.AuthorID, p.GroupID, p.Visibility, feed = stranger.ID, &other.ID, store.VisibilityGroup, false
+			default:
+				p.AuthorID = followees[1+rng.IntN(5)].ID // followees 6 and 7 never post
+			}
+			must(t, db.CreatePost(ctx, db, p))
+			all = append(all, p.ID)
+			inFeed[p.ID] = feed
+		}
+		slices.Sort(all)
+		slices.Reverse(all)
+		var feed []string
+		for _, id := range all {
+			if inFeed[id] {
+				feed = append(feed, id)
+			}
+		}
+
+		cursors := []string{""}
+		for i := 0; i < len(all); i += 17 {
+			cursors = append(cursors, all[i])
+		}
+		for _, limit := range []int{1, 3, 8, 24, 96, store.FillSize} {
+			for _, before := range cursors {
+				var want []string
+				for _, id := range feed {
+					if before == "" || id < before {
+						want = append(want, id)
+					}
+				}
+				want = want[:min(len(want), limit)]
+				got, err := db.FeedCandidates(ctx, db, reader.ID, before, limit)
+				must(t, err)
+				if !slices.Equal(got, want) {
+					t.Fatalf("FeedCandidates(limit %d, before %q) = %d ids %v\nwant %d ids %v", limit, before, len(got), got, len(want), want)
+				}
+			}
 		}
 	})
 }
