@@ -127,14 +127,10 @@ func (s *Service) target(ctx context.Context, tx bun.IDB, p *account.Principal, 
 func (s *Service) Follow(ctx context.Context, p *account.Principal, id string) error {
 	var ev notify.Events
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		// The followee's posts that the timeline backfill references,
-		// then both users, in id order (store.LockUsers): the locks'
-		// global order, so the follow and its counters cannot deadlock
-		// with a follow the other way or a deletion of either account,
-		// and the block check below sees a concurrent block committed.
-		if err := s.db.ShareAuthorPosts(ctx, tx, id); err != nil {
-			return err
-		}
+		// Both users, in id order (store.LockUsers): the locks' global
+		// order, so the follow and its counters cannot deadlock with a
+		// follow the other way or a deletion of either account, and the
+		// block check below sees a concurrent block committed.
 		if err := s.db.LockUsers(ctx, tx, p.UserID, id); err != nil {
 			return err
 		}

@@ -228,6 +228,9 @@ SET posts_count = posts_count - (SELECT count(*) FROM posts AS op WHERE op.group
 WHERE u.id IN (SELECT op.author_id FROM posts AS op WHERE op.group_id IN (?1)) AND u.id <> ?0`, userID, orphans); err != nil {
 			return nil, err
 		}
+		if err := db.deleteGroupEntries(ctx, tx, "IN (?0)", orphans); err != nil {
+			return nil, err
+		}
 		if err := exec("delete group posts", `DELETE FROM posts WHERE group_id IN (?1)`, userID, orphans); err != nil {
 			return nil, err
 		}
@@ -252,7 +255,11 @@ WHERE post_id IS NOT NULL AND post_id IN (SELECT p.id FROM posts AS p WHERE p.au
 		return nil, err
 	}
 
-	// Their timeline, which has no cascade to its entries (timelines.go).
+	// Their posts' entries in others' timelines, then their own timeline
+	// (no cascade reaches entries: timelines.go).
+	if err := db.deleteAuthorEntries(ctx, tx, userID); err != nil {
+		return nil, err
+	}
 	if err := db.DeleteTimeline(ctx, tx, userID); err != nil {
 		return nil, err
 	}

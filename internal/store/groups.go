@@ -122,6 +122,9 @@ func (db *DB) DeleteGroup(ctx context.Context, tx bun.IDB, id string) error {
 		Where("u.id IN (SELECT gp.author_id FROM posts AS gp WHERE gp.group_id = ?)", id).Exec(ctx); err != nil {
 		return fmt.Errorf("delete group: uncount posts: %w", translate(err))
 	}
+	if err := db.deleteGroupEntries(ctx, tx, "= ?0", id); err != nil {
+		return err
+	}
 	if _, err := tx.NewDelete().Model((*Post)(nil)).Where("group_id = ?", id).Exec(ctx); err != nil {
 		return fmt.Errorf("delete group posts: %w", translate(err))
 	}

@@ -24,9 +24,7 @@ import (
 //  1. the group (LockGroup): membership changes, posting to a group,
 //     deleting a group;
 //  2. the post (LockPost): likes, comments, deleting a post, its timeline
-//     fan-out (after the group, before the author); a follow's hold on the
-//     followee's posts that its timeline backfill references
-//     (ShareAuthorPosts);
+//     fan-out (after the group, before the author);
 //  3. users, in ascending id order in one statement (LockUsers): follows,
 //     blocks, the authors whose posts_count a group deletion lowers, a
 //     post's author before the post's deletion removes its timeline
@@ -99,26 +97,6 @@ func (db *DB) ShareGroup(ctx context.Context, tx bun.IDB, id string) error {
 	}
 	if _, err := tx.NewSelect().Model((*Group)(nil)).ColumnExpr("g.id").Where("g.id = ?", id).For("KEY SHARE").Exec(ctx); err != nil {
 		return fmt.Errorf("share group: %w", translate(err))
-	}
-	return nil
-}
-
-// ShareAuthorPosts holds, as a foreign key would (FOR KEY SHARE), the
-// posts that a follow's timeline backfill (CreateFollow) will reference:
-// the author's newest TimelineSize posts outside groups, in ascending id
-// order. A follow calls it before LockUsers, so that it takes these
-// locks in the global order (posts before users) instead of through the
-// backfill's foreign key after the users: the other way round, a follow
-// and the deletion of the followed account (which holds their posts and
-// waits for the users) deadlocked, every retry again, under the P27 storm.
-func (db *DB) ShareAuthorPosts(ctx context.Context, tx bun.IDB, authorID string) error {
-	if db.Engine != Postgres {
-		return nil
-	}
-	if _, err := tx.NewRaw(`SELECT p.id FROM posts AS p WHERE p.id IN (
-  SELECT bp.id FROM posts AS bp WHERE bp.author_id = ? AND bp.group_id IS NULL ORDER BY bp.id DESC LIMIT ?)
-ORDER BY p.id FOR KEY SHARE`, authorID, TimelineSize).Exec(ctx); err != nil {
-		return fmt.Errorf("share author posts: %w", translate(err))
 	}
 	return nil
 }

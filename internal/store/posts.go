@@ -159,8 +159,18 @@ func (db *DB) UpdatePostContent(ctx context.Context, tx bun.IDB, id, content str
 // DeletePost deletes a post; its likes, comments and hashtags go with it
 // (foreign keys cascade), so does the video it carries (p.VideoID; the
 // caller removes the video's files once committed), and its author's count
-// drops.
+// drops. Its timeline entries go too, from the timelines its fan-out wrote
+// to (its author's and followers', or its group's members'), each found
+// by primary key: entries have no foreign key to posts (timelines.go).
 func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
+	if _, err := tx.NewRaw(`DELETE FROM timeline_entries WHERE post_id = ?0 AND user_id IN (
+  SELECT dp.author_id FROM posts AS dp WHERE dp.id = ?0
+  UNION ALL
+  SELECT f.follower_id FROM follows AS f WHERE f.followee_id = (SELECT dp.author_id FROM posts AS dp WHERE dp.id = ?0 AND dp.group_id IS NULL)
+  UNION ALL
+  SELECT gm.user_id FROM group_members AS gm WHERE gm.group_id = (SELECT dp.group_id FROM posts AS dp WHERE dp.id = ?0))`, p.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete post: %w", translate(err))
+	}
 	if _, err := tx.NewDelete().Model((*Post)(nil)).Where("id = ?", p.ID).Exec(ctx); err != nil {
 		return fmt.Errorf("delete post: %w", translate(err))
 	}

@@ -32,6 +32,18 @@ import (
 //   - StartTimeline removes whatever entries a user has before their new
 //     timeline is filled (none, unless a timeline row was deleted by hand).
 // Timelines rows come after the users in the global order of locks.go.
+//
+// Entries and their posts. timeline_entries has no foreign key to posts
+// either, and no index on post_id: every entry landed at a random place of
+// that index and paid a check per row, which made a fill of 200 entries
+// most of a first feed page's CPU and the fan-out half of a post's (both
+// engines). A deleted post's entries are removed from the timelines of its
+// readers by primary key (DeletePost, DeleteGroup and DeleteAccount, with
+// deleteGroupEntries and deleteAuthorEntries). An entry that outlives its
+// post all the same (a fill or backfill that read the post just before
+// its deletion, on Postgres; a reader who has left the post's group) is
+// only an id: a read finds no post for it and skips it, and the trim drops
+// it.
 
 // Timeline states.
 const (
@@ -341,9 +353,7 @@ func (db *DB) FeedCandidates(ctx context.Context, tx bun.IDB, userID, beforeID s
 // (and whose entries it removed again). Timelines already ready or gone
 // are left alone. The entries go in first, then the
 // timelines are marked ready together, their rows locked in user id order
-// (on Postgres): timelines rows come after the posts that the entries'
-// foreign key holds (locks.go), so a fill never holds a timeline while it
-// waits for a post. A deletion of a timeline that came first has left no
+// (on Postgres). A deletion of a timeline that came first has left no
 // row to mark; one that comes after waits and takes the entries.
 func (db *DB) FillTimelines(ctx context.Context, tx bun.IDB, userIDs []string, size int) (filled, gone []string, err error) {
 	var building []string
@@ -531,7 +541,7 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt in
 	}
 	// Locks in the global order (locks.go), each kind at once: the groups,
 	// the posts (a deletion in progress is waited for, and the post then
-	// found gone instead of failing the inserts' foreign key), the authors.
+	// found gone: no entry outlives it), the authors.
 	var groupIDs, ids, authorIDs []string
 	for _, p := range found {
 		ids = append(ids, p.ID)
@@ -652,15 +662,55 @@ WHERE t.user_id = ?0`+db.holdTimelines("t")+` ON CONFLICT DO NOTHING`, userID, a
 	return nil
 }
 
+// deleteGroupEntries removes the entries of the posts of the groups whose
+// id matches cond ("= ?0", "IN (?0)"; ?0 binds arg) from their members'
+// timelines, before the posts are deleted: entries have no foreign key to
+// posts (see deleteAuthorEntries for the shape).
+func (db *DB) deleteGroupEntries(ctx context.Context, tx bun.IDB, cond string, arg any) error {
+	if _, err := tx.NewRaw(`DELETE FROM timeline_entries WHERE user_id IN (SELECT gm.user_id FROM group_members AS gm WHERE gm.group_id `+cond+`)
+  AND `+db.unindexed("post_id")+` IN (SELECT gp.id FROM posts AS gp WHERE gp.group_id `+cond+`)`, arg).Exec(ctx); err != nil {
+		return fmt.Errorf("delete group posts' entries: %w", translate(err))
+	}
+	return nil
+}
+
+// deleteAuthorEntries removes the entries of authorID's posts (a deleted
+// account's) from their readers' timelines, before the posts are deleted:
+// their followers' and the members' of the groups they posted to. Each
+// reader's timeline is read whole down its primary key and its entries
+// looked up among the posts: a timeline holds at most about TimelineSize,
+// while an author may have any number of posts (SQLite, left to itself,
+// looked up every pair of reader and post; unindexed keeps it to the
+// first). Readers without a timeline cost one index probe.
+func (db *DB) deleteAuthorEntries(ctx context.Context, tx bun.IDB, authorID string) error {
+	if _, err := tx.NewRaw(`DELETE FROM timeline_entries WHERE user_id IN (
+  SELECT f.follower_id FROM follows AS f WHERE f.followee_id = ?0
+  UNION
+  SELECT gm.user_id FROM group_members AS gm WHERE gm.group_id IN (SELECT ap.group_id FROM posts AS ap WHERE ap.author_id = ?0))
+  AND `+db.unindexed("post_id")+` IN (SELECT ap.id FROM posts AS ap WHERE ap.author_id = ?0)`, authorID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete author's entries: %w", translate(err))
+	}
+	return nil
+}
+
+// unindexed is column in a condition that SQLite must not drive an index
+// lookup with (its unary +); Postgres has no + for text, and its planner
+// chooses by statistics.
+func (db *DB) unindexed(column string) string {
+	if db.Engine == Postgres {
+		return column
+	}
+	return "+" + column
+}
+
 // TimelineSize is how many entries a timeline keeps (Mastodon keeps 800).
 const TimelineSize = 800
 
 // FillSize is how many entries a new timeline is filled with; fan-outs
 // then grow it to TimelineSize. Ten pages of 20 cover nearly every
-// reader, older pages are read from the posts, and a fill's cost is its
-// entries: each goes into two indexes (the timeline's and the posts'
-// timeline_entries_post_idx, at a random place), which on SQLite wrote a
-// few hundred pages per fill of 800 (25 ms of CPU in the first pass).
+// reader, older pages are read from the posts, and a fill's cost grows
+// with its entries (a fill of 800 was 25 ms of CPU per first page on
+// SQLite when each entry also went into an index by post).
 const FillSize = 200
 
 // removeFromTimeline drops authorID's posts from userID's timeline (an

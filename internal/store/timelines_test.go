@@ -357,3 +357,73 @@ func TestFeedCandidates_AreTheNewestPostsOfEverySource(t *testing.T) {
 		}
 	})
 }
+
+// Entries have no foreign key to posts (timelines.go, "Entries and their
+// posts"): each way a post goes takes its entries out of every timeline
+// its fan-out wrote to: its deletion, its group's, its author's account's.
+func TestTimeline_EveryPostDeletionTakesItsEntries(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		author, follower, member := MustCreateUser(t, db, "author"), MustCreateUser(t, db, "follower"), MustCreateUser(t, db, "member")
+		_, err := db.CreateFollow(ctx, db, follower.ID, author.ID)
+		must(t, err)
+		club := &store.Group{Name: "club", Privacy: "public", OwnerID: member.ID}
+		must(t, db.CreateGroup(ctx, db, club))
+		for _, u := range []*store.User{member, author} {
+			must(t, db.PutMembership(ctx, db, &store.GroupMember{GroupID: club.ID, UserID: u.ID, Role: store.GroupRoleMember, State: store.MemberActive}))
+		}
+		for _, u := range []*store.User{author, follower, member} {
+			_, err := db.StartTimeline(ctx, db, u.ID)
+			must(t, err)
+			fill(t, db, u.ID)
+		}
+		post := func(group *string) string {
+			p := &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic, GroupID: group}
+			if group != nil {
+				p.Visibility = store.VisibilityGroup
+			}
+			must(t, db.CreatePost(ctx, db, p))
+			must(t, db.AddPendingPost(ctx, db, p.ID))
+			return p.ID
+		}
+		deleted, grouped, kept := post(nil), post(&club.ID), post(nil)
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, _, err := db.FanOut(ctx, tx, []string{deleted, grouped, kept}, 1000)
+			return err
+		}))
+		in := func(postID string) int {
+			t.Helper()
+			n, err := db.NewSelect().Table("timeline_entries").Where("post_id = ?", postID).Count(ctx)
+			must(t, err)
+			return int(n)
+		}
+		// The author's and the follower's timelines; the author's and the member's.
+		if in(deleted) != 2 || in(grouped) != 2 || in(kept) != 2 {
+			t.Fatalf("fanned out to %d, %d, %d timelines; want 2 each", in(deleted), in(grouped), in(kept))
+		}
+
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			return db.DeletePost(ctx, tx, &store.Post{ID: deleted, AuthorID: author.ID})
+		}))
+		if n := in(deleted); n != 0 {
+			t.Errorf("a deleted post is left in %d timelines", n)
+		}
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			return db.DeleteGroup(ctx, tx, club.ID)
+		}))
+		if n := in(grouped); n != 0 {
+			t.Errorf("a deleted group's post is left in %d timelines", n)
+		}
+		if n := in(kept); n != 2 {
+			t.Fatalf("another post is in %d timelines, want 2", n)
+		}
+		must(t, db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, err := db.DeleteAccount(ctx, tx, author.ID, time.Now())
+			return err
+		}))
+		if n := in(kept); n != 0 {
+			t.Errorf("a deleted account's post is left in %d timelines", n)
+		}
+	})
+}

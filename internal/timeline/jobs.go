@@ -105,9 +105,7 @@ func (s *Service) drain(ctx context.Context) error {
 // fillTx to a transaction. Like fan-outs, the timelines started in the
 // same fanoutBatch period share one job: per timeline, River fetched a few
 // jobs a second on SQLite, so a hundred first reads waited seconds for
-// their fills; and on SQLite a fill's entries land all over
-// timeline_entries_post_idx, so fills that commit together write its
-// pages once instead of once each. A timeline whose job came and went
+// their fills; and fills that commit together pay for one commit. A timeline whose job came and went
 // before it committed is filled by the next job or the maintenance sweep
 // (reads go to the posts meanwhile).
 type fillArgs struct {
