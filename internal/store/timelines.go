@@ -361,7 +361,8 @@ func (db *DB) FillTimelines(ctx context.Context, tx bun.IDB, userIDs []string, s
 		Where("user_id IN (?) AND state = ?", bun.List(userIDs), TimelineBuilding).OrderExpr("user_id").Scan(ctx, &building); err != nil {
 		return nil, nil, fmt.Errorf("fill timeline: %w", translate(err))
 	}
-	insert := `INSERT INTO timeline_entries (user_id, post_id) SELECT $1, value FROM json_each($2) WHERE true ON CONFLICT DO NOTHING`
+	// OR IGNORE: see FanOut.
+	insert := `INSERT OR IGNORE INTO timeline_entries (user_id, post_id) SELECT $1, value FROM json_each($2)`
 	if db.Engine == Postgres {
 		insert = `INSERT INTO timeline_entries (user_id, post_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`
 	}
@@ -526,11 +527,17 @@ func (db *DB) PendingPosts(ctx context.Context, tx bun.IDB, limit int) ([]string
 // then sees the post in its own backfill (CreateFollow, PutMembership),
 // so no reader falls between the two.
 //
-// One transaction and one insert for many posts: per post, the commit and
-// SQLite's statement journal (a copy of each page the insert changes, in
-// case it must be undone) cost more than the entries themselves, and the
-// posts of one batch mostly write to the same pages (the newest entries
-// of the same readers).
+// One transaction and one insert for many posts: per post, the commit
+// cost more than the entries themselves, and the posts of one batch mostly
+// write to the same pages (the newest entries of the same readers).
+//
+// On SQLite the entries go in with INSERT OR IGNORE, not ON
+// CONFLICT DO NOTHING: an insert of many rows that may stop halfway (a NOT
+// NULL or foreign-key check that aborts) keeps a statement journal, a copy
+// of each page it changes in case it must be undone, which spilled to a
+// temporary file; OR IGNORE makes every check skip the row instead, so
+// there is nothing to undo (a fifth of the fan-out's CPU in a profile of
+// posts, 0.46 -> 0.04 s).
 func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt int64) (posts, entries int64, err error) {
 	if len(postIDs) == 0 {
 		return 0, 0, nil
@@ -632,8 +639,8 @@ SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON C
 	}
 	// On Postgres the readers' timelines are held, in user id order
 	// (DropTimelines' order), by the statement that writes to them.
-	insert := `INSERT INTO timeline_entries (user_id, post_id)
-SELECT r.user_id, r.post_id FROM (` + strings.Join(readers, "\nUNION ALL\n") + `) AS r WHERE true ON CONFLICT DO NOTHING`
+	insert := `INSERT OR IGNORE INTO timeline_entries (user_id, post_id)
+SELECT r.user_id, r.post_id FROM (` + strings.Join(readers, "\nUNION ALL\n") + `) AS r`
 	if db.Engine == Postgres {
 		insert = `WITH r AS (` + strings.Join(readers, "\nUNION ALL\n") + `),
 h AS (SELECT ht.user_id FROM timelines AS ht WHERE ht.user_id IN (SELECT r.user_id FROM r) ORDER BY ht.user_id` + db.holdTimelines("ht") + `)

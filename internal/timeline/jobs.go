@@ -37,10 +37,10 @@ func (fanoutArgs) Kind() string { return "timeline.fanout" }
 const (
 	fanoutBatch = 100 * time.Millisecond
 	fanoutChunk = 200
-	// fanoutTx is how many posts one transaction fans out: the commit and
-	// SQLite's statement journal cost more per post than the entries, and
-	// a batch's posts mostly write the same pages; bounded, because on
-	// SQLite other writes wait for it.
+	// fanoutTx is how many posts one transaction fans out: the commit
+	// costs more per post than the entries, and a batch's posts mostly
+	// write the same pages; bounded, because on SQLite other writes wait
+	// for it.
 	fanoutTx = 32
 )
 
