@@ -86,6 +86,7 @@ var docTransports = []tu.Transport{tu.REST, tu.Connect, tu.GRPC}
 // when the document differs from what the servers answered; -update
 // rewrites it.
 func TestAPIDocsExamples(t *testing.T) {
+	t.Parallel()
 	grpcurl := docGRPCurl(t)
 	steps := docScenario()
 	docCheckCoverage(t, steps)
