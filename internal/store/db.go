@@ -103,7 +103,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 			return nil, err
 		}
 		connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn), pgdriver.WithTimeout(5*time.Second))
-		sqldb := sql.OpenDB(connector)
+		sqldb := sql.OpenDB(pgConnector{connector})
 		sqldb.SetMaxOpenConns(conns)
 		// As many idle as open: with fewer, 16 requests in flight closed
 		// and reopened 45-200 connections per 12 s (a Postgres backend
