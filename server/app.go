@@ -124,6 +124,11 @@ type Config struct {
 	// UsernameHold is how long the username of a deleted account cannot
 	// be registered again (0 means account.DefaultUsernameHold, 30 days).
 	UsernameHold time.Duration
+	// MaxActiveRequests is how many unary requests run their handlers at
+	// once on an instance; the others wait in order of arrival
+	// (admission.go). 0 means DefaultMaxActiveRequests; negative means no
+	// limit.
+	MaxActiveRequests int
 	// MaxStreams caps the live streams of all accounts on an instance.
 	// 0 means the default (notify.DefaultMaxStreams, 10,000); negative
 	// means no cap.

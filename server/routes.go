@@ -64,6 +64,16 @@ func (a *App) routes() http.Handler {
 		interceptors = append(interceptors, rateLimitInterceptor{limiter: a.limiter, log: a.log, loginIdentity: a.accounts.LoginIdentity})
 	}
 	interceptors = append(interceptors, validate.NewInterceptor())
+	// Last, so that authentication, rate limits and validation answer
+	// without waiting for a slot.
+	if n := a.cfg.MaxActiveRequests; n >= 0 {
+		if n == 0 {
+			n = DefaultMaxActiveRequests(a.db)
+		}
+		admission := newAdmissionInterceptor(n)
+		reg.MustRegister(admissionCollectors(admission)...)
+		interceptors = append(interceptors, admission)
+	}
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(interceptors...),
 		connect.WithReadMaxBytes(maxRequestBytes),

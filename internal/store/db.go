@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -71,6 +72,37 @@ type DB struct {
 	// caches hold the rarely changing part of posts and authors for
 	// timeline pages (rowcache.go).
 	caches *rowCaches
+
+	// local is whether the database runs on this machine (see Local).
+	local bool
+}
+
+// Local reports whether the database shares this machine's CPUs: SQLite
+// always; Postgres when its URL names localhost, a loopback address or a
+// Unix socket. Postgres on another machine's name is not recognised as
+// local, even where it resolves to this one.
+func (db *DB) Local() bool { return db.local }
+
+// MaxConns is the most connections the pool opens.
+func (db *DB) MaxConns() int { return db.DB.DB.Stats().MaxOpenConnections }
+
+// localPostgres reports whether rawURL's host is this machine: localhost,
+// a loopback address, or a Unix socket (no host, or a path as the host or
+// in libpq's host parameter).
+func localPostgres(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if h := u.Query().Get("host"); h != "" {
+		host = h
+	}
+	if host == "" || strings.HasPrefix(host, "/") || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // TxConflictStats counts the transaction runs of InTx that Postgres aborted
@@ -146,7 +178,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 	// answer made from a row just written says the same as a later read.
 	bgCtx, bgStop := context.WithCancel(context.Background())
 	store := &DB{DB: db, Engine: dialect, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		bgCtx: bgCtx, bgStop: bgStop, caches: newRowCaches()}
+		bgCtx: bgCtx, bgStop: bgStop, caches: newRowCaches(), local: dialect == SQLite || localPostgres(rawURL)}
 	if dialect == SQLite {
 		// The pool itself, not store.DB: AddQueryHook replaces that.
 		pool := db.DB

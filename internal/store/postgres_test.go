@@ -131,8 +131,11 @@ func TestOpen_PoolMaxConnsFromTheURL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pool_max_conns=%q: %v", v, err)
 		}
-		if got := db.DB.DB.Stats().MaxOpenConnections; got != want {
+		if got := db.MaxConns(); got != want {
 			t.Errorf("pool_max_conns=%q: %d connections at most, want %d", v, got, want)
+		}
+		if !db.Local() {
+			t.Errorf("the test database at %s is not seen as local", base)
 		}
 		if err := db.PingContext(ctx); err != nil {
 			t.Errorf("pool_max_conns=%q: ping: %v", v, err)

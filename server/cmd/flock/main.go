@@ -57,6 +57,7 @@ type settings struct {
 	proxies   string
 	drain     time.Duration
 	pprofAddr string
+	active    string
 }
 
 func parse(args []string, stderr io.Writer) (*settings, []string, error) {
@@ -139,6 +140,7 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 	jobWorkers := num("job-workers", "FLOCK_JOB_WORKERS", 2, "small background jobs (email deliveries and retries, removal of a deleted account's files) this instance runs at once; -1 for none (other instances run them)")
 	dur(&s.UsernameHold, "username-hold", "FLOCK_USERNAME_HOLD", account.DefaultUsernameHold, "how long the username of a deleted account cannot be registered again, so nobody can pass for it at once")
 	maxStreamsPerUser := num("max-streams-per-user", "FLOCK_MAX_STREAMS_PER_USER", notify.DefaultMaxStreamsPerUser, "live streams one account may hold open on this instance (WebSocket and Subscribe together); past it new ones get 429 resource_exhausted; 0 for no cap")
+	str(&s.active, "max-active-requests", "FLOCK_MAX_ACTIVE_REQUESTS", "auto", "API requests (streams aside) whose handlers run at once on this instance; the others wait in order of arrival. auto: twice the CPUs when the database is on this machine (SQLite, or Postgres on localhost, a loopback address or a Unix socket), else the Postgres pool's size; 0 for no limit")
 	maxStreams := num("max-streams", "FLOCK_MAX_STREAMS", notify.DefaultMaxStreams, "live streams this instance holds open for all accounts together; 0 for no cap")
 	str(&s.Video.TempDir, "video-temp-dir", "FLOCK_VIDEO_TEMP_DIR", "", "where videos are kept while processed (default the system temporary directory)")
 	grace := account.DefaultRefreshReuseGrace
@@ -201,6 +203,15 @@ func parse(args []string, stderr io.Writer) (*settings, []string, error) {
 		}
 		if *v.p = int(v.n); *v.p == 0 {
 			*v.p = -1 // no cap (0 in server.Config means the default)
+		}
+	}
+	if s.active != "auto" {
+		n, err := strconv.Atoi(s.active)
+		if err != nil || n < 0 {
+			return nil, nil, fmt.Errorf("FLOCK_MAX_ACTIVE_REQUESTS: want auto, a whole number >= 1, or 0 for no limit, got %q", s.active)
+		}
+		if s.MaxActiveRequests = n; n == 0 {
+			s.MaxActiveRequests = -1 // no limit (0 in server.Config means auto)
 		}
 	}
 	if *bigAuthor < 1 || *bigAuthor != float64(int64(*bigAuthor)) || *timelineWorkers < -1 || *timelineWorkers != float64(int(*timelineWorkers)) || *timelineWorkers == 0 {

@@ -28,7 +28,8 @@ func TestHelp_ListsEverySetting(t *testing.T) {
 	for _, env := range []string{"FLOCK_ADDR", "FLOCK_DATA_DIR", "FLOCK_DATABASE_URL", "FLOCK_REDIS_URL", "FLOCK_PUBLIC_URL",
 		"FLOCK_MAILER", "FLOCK_JWT_SECRET", "FLOCK_CORS_ORIGINS", "FLOCK_RATE_LIMITS", "FLOCK_TRUSTED_PROXIES",
 		"FLOCK_ACCESS_TOKEN_TTL", "FLOCK_BODY_IDLE_TIMEOUT", "FLOCK_BODY_MIN_RATE",
-		"FLOCK_MAX_STREAMS_PER_USER", "FLOCK_MAX_STREAMS", "FLOCK_TIMELINE_BIG_AUTHOR", "FLOCK_TIMELINE_WORKERS", "FLOCK_JOB_WORKERS"} {
+		"FLOCK_MAX_STREAMS_PER_USER", "FLOCK_MAX_STREAMS", "FLOCK_TIMELINE_BIG_AUTHOR", "FLOCK_TIMELINE_WORKERS", "FLOCK_JOB_WORKERS",
+		"FLOCK_MAX_ACTIVE_REQUESTS"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s:\n%s", env, out.String())
 		}
@@ -93,6 +94,8 @@ func TestBadSettings_SayWhatIsAccepted(t *testing.T) {
 		"--body-min-rate=0":                    "FLOCK_BODY_MIN_RATE: want a number of bytes per second >= 1, or -1",
 		"--max-streams-per-user=-1":            "FLOCK_MAX_STREAMS_PER_USER: want a whole number >= 0 (0 for no cap)",
 		"--max-streams=2.5":                    "FLOCK_MAX_STREAMS: want a whole number >= 0",
+		"--max-active-requests=-3":             "FLOCK_MAX_ACTIVE_REQUESTS: want auto, a whole number >= 1, or 0 for no limit",
+		"--max-active-requests=lots":           `FLOCK_MAX_ACTIVE_REQUESTS: want auto, a whole number >= 1, or 0 for no limit, got "lots"`,
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), []string{args, "--data-dir", t.TempDir()}, &out, &out)
@@ -192,6 +195,26 @@ func TestStreamCaps_DefaultsAndZeroMeansNone_P24(t *testing.T) {
 		}
 		if s.MaxStreamsPerUser != tc.perUser || s.MaxStreams != tc.perInstance {
 			t.Errorf("%v: MaxStreamsPerUser %d, MaxStreams %d; want %d, %d", tc.args, s.MaxStreamsPerUser, s.MaxStreams, tc.perUser, tc.perInstance)
+		}
+	}
+}
+
+func TestMaxActiveRequests_AutoNumberAndZeroMeansNone(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0}, // server.Config's 0: DefaultMaxActiveRequests
+		{[]string{"--max-active-requests=auto"}, 0},
+		{[]string{"--max-active-requests=12"}, 12},
+		{[]string{"--max-active-requests=0"}, -1},
+	} {
+		s, _, err := parse(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if s.MaxActiveRequests != tc.want {
+			t.Errorf("%v: MaxActiveRequests %d, want %d", tc.args, s.MaxActiveRequests, tc.want)
 		}
 	}
 }
