@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ type admissionHarness struct {
 
 const admissionTestProcedure = "/flock.test.v1.Test/Hold"
 
-func newAdmissionHarness(t *testing.T, n int) *admissionHarness {
-	h := &admissionHarness{adm: newAdmissionInterceptor(n), release: map[string]chan struct{}{}}
+func newAdmissionHarness(t *testing.T, n, maxWaiting int) *admissionHarness {
+	h := &admissionHarness{adm: newAdmissionInterceptor(n, maxWaiting), release: map[string]chan struct{}{}}
 	hold := func(ctx context.Context, req *connect.Request[emptypb.Empty]) (*connect.Response[emptypb.Empty], error) {
 		name := req.Header().Get("x-call")
 		h.mu.Lock()
@@ -95,7 +96,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestAdmission_AtMostNHandlersRunAndWaitersEnterInOrderOfArrival(t *testing.T) {
 	t.Parallel()
-	h := newAdmissionHarness(t, 2)
+	h := newAdmissionHarness(t, 2, 0)
 	ctx := t.Context()
 	names := []string{"a", "b", "c", "d", "e"}
 	done := map[string]<-chan error{}
@@ -126,7 +127,7 @@ func TestAdmission_AtMostNHandlersRunAndWaitersEnterInOrderOfArrival(t *testing.
 // deadline_exceeded or canceled and leaves no slot taken behind it.
 func TestAdmission_WaiterEndsWithItsContext(t *testing.T) {
 	t.Parallel()
-	h := newAdmissionHarness(t, 1)
+	h := newAdmissionHarness(t, 1, 0)
 	holder := h.start(t.Context(), admissionTestProcedure, "holder")
 	waitFor(t, "the holder runs", func() bool { return h.adm.active.Load() == 1 })
 
@@ -163,7 +164,7 @@ func TestAdmission_WaiterEndsWithItsContext(t *testing.T) {
 // admission slot: a login goes through while every slot is held.
 func TestAdmission_HashingProceduresTakeNoSlot(t *testing.T) {
 	t.Parallel()
-	h := newAdmissionHarness(t, 1)
+	h := newAdmissionHarness(t, 1, 0)
 	holder := h.start(t.Context(), admissionTestProcedure, "holder")
 	waitFor(t, "the holder runs", func() bool { return h.adm.active.Load() == 1 })
 	login := h.start(t.Context(), flockv1connect.UserServiceLoginProcedure, "login")
@@ -175,5 +176,43 @@ func TestAdmission_HashingProceduresTakeNoSlot(t *testing.T) {
 	h.finish("holder")
 	if err := <-holder; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A request that finds the queue full is refused at once, unavailable with
+// Retry-After, and takes nothing from the requests already queued.
+func TestAdmission_FullQueueRefusesAtOnceAsUnavailable(t *testing.T) {
+	t.Parallel()
+	h := newAdmissionHarness(t, 1, 2)
+	holder := h.start(t.Context(), admissionTestProcedure, "holder")
+	waitFor(t, "the holder runs", func() bool { return h.adm.active.Load() == 1 })
+	first := h.start(t.Context(), admissionTestProcedure, "first")
+	second := h.start(t.Context(), admissionTestProcedure, "second")
+	waitFor(t, "two calls queue", func() bool { return h.adm.waiting.Load() == 2 })
+
+	err := <-h.start(t.Context(), admissionTestProcedure, "third")
+	var cerr *connect.Error
+	if !errors.As(err, &cerr) || cerr.Code() != connect.CodeUnavailable {
+		t.Fatalf("a call past the full queue: %v, want unavailable", err)
+	}
+	if !strings.Contains(cerr.Message(), "this server is busy: 2 requests are already waiting for one of its 1 handlers; retry in a second") {
+		t.Errorf("message %q does not say why and what to do", cerr.Message())
+	}
+	if got := cerr.Meta().Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After %q, want 1", got)
+	}
+	if got := h.adm.shed.Load(); got != 1 {
+		t.Errorf("shed count %d, want 1", got)
+	}
+	for _, name := range []string{"holder", "first", "second"} {
+		h.finish(name)
+	}
+	for _, done := range []<-chan error{holder, first, second} {
+		if err := <-done; err != nil {
+			t.Fatalf("a queued call failed after the refusal: %v", err)
+		}
+	}
+	if got := h.order(); len(got) != 3 {
+		t.Fatalf("entered %v: the refused call ran, or a queued one did not", got)
 	}
 }

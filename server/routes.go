@@ -70,7 +70,7 @@ func (a *App) routes() http.Handler {
 		if n == 0 {
 			n = DefaultMaxActiveRequests(a.db)
 		}
-		admission := newAdmissionInterceptor(n)
+		admission := newAdmissionInterceptor(n, 0)
 		reg.MustRegister(admissionCollectors(admission)...)
 		interceptors = append(interceptors, admission)
 	}
