@@ -38,7 +38,7 @@ var admissionExempt = map[string]bool{
 // Without it, every request in flight ran at once: 16 handlers, and on
 // Postgres 16 backends, shared 2 cores, and database/sql hands a freed
 // connection to a random waiter. Medium profile, feed at 16 in flight:
-// p99 43-50 ms without a limit, 22-28 ms with 4 at the same throughput
+// p99 42-50 ms without a limit, 22-29 ms with 4 at the same throughput
 // and CPU per page (docs/performance.md, item 32).
 type admissionInterceptor struct {
 	sem *semaphore.Weighted
@@ -131,7 +131,7 @@ func admissionCollectors(i *admissionInterceptor) []prometheus.Collector {
 			func() float64 { return float64(i.active.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flock_requests_waiting", Help: "Unary requests waiting for one of FLOCK_MAX_ACTIVE_REQUESTS to end."},
 			func() float64 { return float64(i.waiting.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flock_requests_shed_total", Help: "Unary requests refused as unavailable because 64 per FLOCK_MAX_ACTIVE_REQUESTS were already waiting."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flock_requests_shed_total", Help: fmt.Sprintf("Unary requests refused as unavailable because %d per slot of FLOCK_MAX_ACTIVE_REQUESTS were already waiting.", waitingPerSlot)},
 			func() float64 { return float64(i.shed.Load()) }),
 	}
 }
