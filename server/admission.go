@@ -60,6 +60,8 @@ const waitingPerSlot = 64
 // handlers running at once are about as many as the CPUs can serve; when
 // it runs elsewhere, requests spend most of their time waiting for its
 // answers, and the limit is the pool's size (at least twice the CPUs).
+// With every answer of Postgres 1 ms late, 4 slots halved the feed's rate
+// and the pool's 20 beat no limit (docs/performance.md, item 32).
 func DefaultMaxActiveRequests(db *store.DB) int {
 	n := 2 * runtime.GOMAXPROCS(0)
 	if !db.Local() {
