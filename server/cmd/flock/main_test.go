@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,26 @@ func TestMaxActiveRequests_AutoNumberAndZeroMeansNone(t *testing.T) {
 		if s.MaxActiveRequests != tc.want {
 			t.Errorf("%v: MaxActiveRequests %d, want %d", tc.args, s.MaxActiveRequests, tc.want)
 		}
+	}
+}
+
+// Without GOGC in the environment Flock collects at 200; with it, the
+// environment's value (already applied by the runtime) stays.
+func TestGOGC_DefaultsTo200UnlessSet(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	unset := func(string) (string, bool) { return "", false }
+	if !applyDefaultGOGC(unset) {
+		t.Fatal("GOGC unset: the default was not applied")
+	}
+	if got := debug.SetGCPercent(100); got != defaultGOGC {
+		t.Fatalf("GOGC unset: collecting at %d, want %d", got, defaultGOGC)
+	}
+	set := func(k string) (string, bool) { return "100", k == "GOGC" }
+	if applyDefaultGOGC(set) {
+		t.Fatal("GOGC=100 in the environment was overridden")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC=100: collecting at %d", got)
 	}
 }
