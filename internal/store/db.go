@@ -79,8 +79,8 @@ type DB struct {
 
 // Local reports whether the database shares this machine's CPUs: SQLite
 // always; Postgres when its URL names localhost, a loopback address or a
-// Unix socket. Postgres on another machine's name is not recognised as
-// local, even where it resolves to this one.
+// Unix socket. Any other host name is taken for another machine, even
+// where it resolves to this one.
 func (db *DB) Local() bool { return db.local }
 
 // MaxConns is the most connections the pool opens.

@@ -55,8 +55,8 @@ func main() {
 // for little. Measured with bench/load on SQLite beside GOGC=100, four
 // rounds: feed 0.69 against 0.73 ms of CPU per page over Connect, 1.04
 // against 1.16 over REST, GetMe over REST 0.135 against 0.163, for a peak
-// RSS of 76-105 against 68-98 MiB (docs/performance.md, item 33). GOMEMLIMIT still bounds the heap where
-// memory is tight.
+// RSS of 76-105 against 68-98 MiB (docs/performance.md, item 33).
+// GOMEMLIMIT still bounds the heap where memory is tight.
 const defaultGOGC = 200
 
 // applyDefaultGOGC sets defaultGOGC unless the environment sets GOGC (which
