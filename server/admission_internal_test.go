@@ -103,8 +103,12 @@ func TestAdmission_AtMostNHandlersRunAndWaitersEnterInOrderOfArrival(t *testing.
 	for i, name := range names {
 		done[name] = h.start(ctx, admissionTestProcedure, name)
 		// Each call is running or queued before the next is sent, so
-		// that the order of arrival is known.
+		// that the order of arrival is known. The waiting count moves
+		// just before the call joins the semaphore's queue; the pause
+		// covers those few instructions, which a loaded machine may
+		// delay.
 		waitFor(t, name+" is running or waiting", func() bool { return h.adm.active.Load()+h.adm.waiting.Load() == int64(i+1) })
+		time.Sleep(50 * time.Millisecond)
 	}
 	if got := h.order(); len(got) != 2 || h.adm.waiting.Load() != 3 {
 		t.Fatalf("with 2 slots and 5 calls: entered %v, %d waiting; want 2 entered, 3 waiting", got, h.adm.waiting.Load())
