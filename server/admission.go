@@ -18,7 +18,8 @@ import (
 // instead: each runs an argon2id hash (account.withHashSlot, one per CPU)
 // or decodes a picture (media.MaxConcurrentDecodes). Holding an admission
 // slot while queued there would keep the cheap requests behind them out
-// for a whole hash.
+// for a whole hash. A new procedure that hashes a password or decodes a
+// picture belongs here.
 var admissionExempt = map[string]bool{
 	flockv1connect.UserServiceLoginProcedure:          true,
 	flockv1connect.UserServiceRegisterProcedure:       true,
