@@ -39,8 +39,8 @@ var admissionExempt = map[string]bool{
 // Without it, every request in flight ran at once: 16 handlers, and on
 // Postgres 16 backends, shared 2 cores, and database/sql hands a freed
 // connection to a random waiter. Medium profile, feed at 16 in flight:
-// p99 42-50 ms without a limit, 22-29 ms with 4 at the same throughput
-// and CPU per page (docs/performance.md, item 32).
+// p99 31-64 ms without a limit, 18.5-30.3 ms with 4 in the same rounds
+// (docs/performance.md, item 32).
 type admissionInterceptor struct {
 	sem *semaphore.Weighted
 	// slots is the limit; maxWaiting how many requests may wait for a
