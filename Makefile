@@ -67,7 +67,7 @@ bench-load: build
 bench-stream-flood: build
 	$(GO) run ./bench/streamflood -attempts 1000
 
-tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(NPM_BIN)/protoc-gen-es $(NPM_BIN)/protoc-gen-connect-query
+tools: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-connect-go $(TOOLS_BIN)/protoc-gen-openapi $(TOOLS_BIN)/protoc-gen-flock-json $(NPM_BIN)/protoc-gen-es $(NPM_BIN)/protoc-gen-connect-query
 
 $(TOOLS_BIN)/buf:
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -77,6 +77,9 @@ $(TOOLS_BIN)/protoc-gen-connect-go:
 	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_CONNECT)
 $(TOOLS_BIN)/protoc-gen-openapi:
 	GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_OPENAPI)
+# Ours (the AppendProtoJSON methods of gen/go), built from the source in the tree.
+$(TOOLS_BIN)/protoc-gen-flock-json: $(wildcard tools/protoc-gen-flock-json/*.go) go.mod
+	$(GO) build -o $@ ./tools/protoc-gen-flock-json
 $(NPM_BIN)/protoc-gen-es $(NPM_BIN)/protoc-gen-connect-query: tools/codegen/package-lock.json
 	npm ci --prefix tools/codegen --no-audit --no-fund
 

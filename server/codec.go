@@ -14,6 +14,10 @@ import (
 // client finds `"followersCount": 0` rather than a missing key (proto3 JSON
 // leaves zero values out by default). Unset messages stay absent. Vanguard
 // passes this JSON through for REST, so both transports answer alike.
+//
+// It writes with the messages' generated AppendProtoJSON methods
+// (tools/protoc-gen-flock-json), protojson's output without its reflection,
+// and with protojson for a message that has none. Reading stays protojson's.
 type jsonCodec struct{ name string }
 
 var (
@@ -24,11 +28,34 @@ var (
 func (c jsonCodec) Name() string { return c.name }
 
 func (c jsonCodec) Marshal(v any) ([]byte, error) {
+	return c.MarshalAppend(nil, v)
+}
+
+// MarshalAppend lets Connect marshal into its pooled buffers.
+func (c jsonCodec) MarshalAppend(b []byte, v any) ([]byte, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("json codec: %T is not a proto.Message", v)
 	}
-	return jsonMarshal.Marshal(m)
+	return appendJSON(b, m)
+}
+
+// protoJSONAppender is a message with a method of protoc-gen-flock-json.
+type protoJSONAppender interface {
+	AppendProtoJSON(b []byte) ([]byte, error)
+}
+
+// appendJSON appends m's JSON as jsonMarshal writes it (up to white space).
+func appendJSON(b []byte, m proto.Message) ([]byte, error) {
+	if a, ok := m.(protoJSONAppender); ok {
+		return a.AppendProtoJSON(b)
+	}
+	return jsonMarshal.MarshalAppend(b, m)
+}
+
+// marshalJSON is appendJSON into a new slice.
+func marshalJSON(m proto.Message) ([]byte, error) {
+	return appendJSON(nil, m)
 }
 
 func (c jsonCodec) Unmarshal(data []byte, v any) error {

@@ -153,7 +153,7 @@ var _ export.Encoder = exportEncoder{}
 
 // Profile is flock.v1.User with the private fields, as GetMe answers.
 func (e exportEncoder) Profile(u *store.User) ([]byte, error) {
-	return jsonMarshal.Marshal(e.conv.user(u, true))
+	return marshalJSON(e.conv.user(u, true))
 }
 
 // Post is flock.v1.Post without author (the account's own, in profile.json)
@@ -163,24 +163,24 @@ func (e exportEncoder) Post(p *store.Post, v *store.Video) ([]byte, error) {
 	if out.Video != nil {
 		out.Video.PlaybackUrl, out.Video.PosterUrl = "", ""
 	}
-	return jsonMarshal.Marshal(out)
+	return marshalJSON(out)
 }
 
 // Comment is flock.v1.Comment without author.
 func (e exportEncoder) Comment(c *store.Comment) ([]byte, error) {
-	return jsonMarshal.Marshal(e.conv.comment(&post.CommentView{Comment: c}, c.AuthorID))
+	return marshalJSON(e.conv.comment(&post.CommentView{Comment: c}, c.AuthorID))
 }
 
 // Video is flock.v1.Video with its file URLs left out.
 func (e exportEncoder) Video(v *store.Video) ([]byte, error) {
 	out := e.conv.video(v, time.Now())
 	out.PlaybackUrl, out.PosterUrl = "", ""
-	return jsonMarshal.Marshal(out)
+	return marshalJSON(out)
 }
 
 // Activity is flock.v1.Activity, as ListActivity answers.
 func (e exportEncoder) Activity(a *store.Activity) ([]byte, error) {
-	return jsonMarshal.Marshal(e.conv.activity(a))
+	return marshalJSON(e.conv.activity(a))
 }
 
 // exportLike is a like: the post and when.
@@ -226,7 +226,7 @@ type exportMembership struct {
 }
 
 func (e exportEncoder) Membership(m *store.Membership) ([]byte, error) {
-	g, err := jsonMarshal.Marshal(e.conv.group(&group.View{Group: m.Group, Mine: m.Member}))
+	g, err := marshalJSON(e.conv.group(&group.View{Group: m.Group, Mine: m.Member}))
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func (a *App) uploadVideo(w http.ResponseWriter, r *http.Request) {
 			writeRESTError(w, err)
 			return
 		}
-		body, err := jsonMarshal.Marshal(&flockv1.GetVideoResponse{Video: a.conv.video(v, time.Now())})
+		body, err := marshalJSON(&flockv1.GetVideoResponse{Video: a.conv.video(v, time.Now())})
 		if err != nil {
 			writeRESTError(w, err)
 			return

@@ -137,7 +137,7 @@ func (a *App) serveWebSocket(w http.ResponseWriter, r *http.Request, run streamF
 		return nil
 	}
 	err = run(ctx, p, since, ready, func(m proto.Message) error {
-		b, err := jsonMarshal.Marshal(m)
+		b, err := marshalJSON(m)
 		if err != nil {
 			return err
 		}
