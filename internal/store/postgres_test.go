@@ -107,6 +107,51 @@ func TestOpen_PostgresTimestampsComeBackInUTC(t *testing.T) {
 	}
 }
 
+// A prepared statement is planned once per connection on Postgres, never
+// again on each run (plan_cache_mode=force_generic_plan, see postgresDSN):
+// Postgres's own choice re-planned the feed's statements on every page. A
+// URL that sets plan_cache_mode keeps its value, and with Postgres's
+// default the first runs are planned each (custom plans), which is what
+// the test would see without the setting.
+func TestOpen_PostgresPlansPreparedStatementsOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, base := testutil.MustStoreURL(t, store.Postgres)
+	for mode, wantCustom := range map[string]bool{"": false, "auto": true} {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones counted
+		if mode != "" {
+			q.Set("plan_cache_mode", mode)
+		}
+		u.RawQuery = q.Encode()
+		db, err := store.Open(ctx, u.String(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 8 {
+			if _, _, err := db.GetUsersWithRelationships(ctx, db, "nobody", []string{"nobody", "noone"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var generic, custom int64
+		if err := db.NewRaw("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements").
+			Scan(ctx, &generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if generic+custom < 8 {
+			t.Fatalf("plan_cache_mode=%q: %d generic and %d custom plans for 8 runs: is the statement prepared?", mode, generic, custom)
+		}
+		if (custom > 0) != wantCustom {
+			t.Errorf("plan_cache_mode=%q: %d generic and %d custom plans for 8 runs, want custom plans: %v", mode, generic, custom, wantCustom)
+		}
+	}
+}
+
 // The Postgres URL's pool_max_conns sizes the instance's pool (open and
 // idle alike) and is not passed on to Postgres; a value that is not a
 // whole number from 1 to 1000 is refused with what was wrong.
