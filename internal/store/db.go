@@ -287,7 +287,7 @@ const DefaultPoolMaxConns = 20
 // they do from SQLite, whatever the server's default.
 //
 // And it sets plan_cache_mode to force_generic_plan unless the URL sets
-// it: a prepared statement (queryPrepared) is then planned once per
+// it (an empty value: not at all): a prepared statement (queryPrepared) is then planned once per
 // connection instead of on each run. Postgres's default kept re-planning
 // the feed's statements on every page (their generic plan's estimate, made
 // without the values, looked dearer), and planning was 20 % of Postgres's
@@ -311,8 +311,13 @@ func postgresDSN(rawURL string) (string, int, error) {
 		q.Del("pool_max_conns")
 	}
 	q.Set("TimeZone", "UTC")
-	if !q.Has("plan_cache_mode") {
+	switch {
+	case !q.Has("plan_cache_mode"):
 		q.Set("plan_cache_mode", "force_generic_plan")
+	case q.Get("plan_cache_mode") == "":
+		// "plan_cache_mode=": send none, for a pooler that refuses
+		// run-time parameters it does not know (docs/deployment.md).
+		q.Del("plan_cache_mode")
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), conns, nil

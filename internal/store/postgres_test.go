@@ -110,21 +110,29 @@ func TestOpen_PostgresTimestampsComeBackInUTC(t *testing.T) {
 // A prepared statement is planned once per connection on Postgres, never
 // again on each run (plan_cache_mode=force_generic_plan, see postgresDSN):
 // Postgres's own choice re-planned the feed's statements on every page. A
-// URL that sets plan_cache_mode keeps its value, and with Postgres's
-// default the first runs are planned each (custom plans), which is what
-// the test would see without the setting.
+// URL that sets plan_cache_mode keeps its value, an empty one sends none,
+// and with Postgres's default the first runs are planned each (custom
+// plans), which is what the test would see without the setting.
 func TestOpen_PostgresPlansPreparedStatementsOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, base := testutil.MustStoreURL(t, store.Postgres)
-	for mode, wantCustom := range map[string]bool{"": false, "auto": true} {
+	for _, c := range []struct {
+		url        string // plan_cache_mode in the URL, "-" for none
+		wantCustom bool
+	}{
+		{"-", false},
+		{"auto", true},
+		{"", true}, // "plan_cache_mode=": Flock sends none, Postgres's default holds
+	} {
+		mode := c.url
 		u, err := url.Parse(base)
 		if err != nil {
 			t.Fatal(err)
 		}
 		q := u.Query()
 		q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones counted
-		if mode != "" {
+		if mode != "-" {
 			q.Set("plan_cache_mode", mode)
 		}
 		u.RawQuery = q.Encode()
@@ -146,8 +154,8 @@ func TestOpen_PostgresPlansPreparedStatementsOnce(t *testing.T) {
 		if generic+custom < 8 {
 			t.Fatalf("plan_cache_mode=%q: %d generic and %d custom plans for 8 runs: is the statement prepared?", mode, generic, custom)
 		}
-		if (custom > 0) != wantCustom {
-			t.Errorf("plan_cache_mode=%q: %d generic and %d custom plans for 8 runs, want custom plans: %v", mode, generic, custom, wantCustom)
+		if (custom > 0) != c.wantCustom {
+			t.Errorf("plan_cache_mode=%q: %d generic and %d custom plans for 8 runs, want custom plans: %v", mode, generic, custom, c.wantCustom)
 		}
 	}
 }
