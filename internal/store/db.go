@@ -285,16 +285,6 @@ const DefaultPoolMaxConns = 20
 // the session time zone to UTC (pgdriver sends query parameters it does
 // not know as run-time parameters), so that timestamps come back in UTC as
 // they do from SQLite, whatever the server's default.
-//
-// And it sets plan_cache_mode to force_generic_plan unless the URL sets
-// it (an empty value: not at all): a prepared statement (queryPrepared) is then planned once per
-// connection instead of on each run. Postgres's default kept re-planning
-// the feed's statements on every page (their generic plan's estimate, made
-// without the values, looked dearer), and planning was 20 % of Postgres's
-// CPU while posts were written and 56 % on feed pages after them: the
-// planner looks up the newest ids in the index to estimate "id < $n", and
-// fresh posts made that look-up long. The generic plans of every prepared
-// statement are in docs/performance.md (Plans), on both profiles.
 func postgresDSN(rawURL string) (string, int, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -311,14 +301,6 @@ func postgresDSN(rawURL string) (string, int, error) {
 		q.Del("pool_max_conns")
 	}
 	q.Set("TimeZone", "UTC")
-	switch {
-	case !q.Has("plan_cache_mode"):
-		q.Set("plan_cache_mode", "force_generic_plan")
-	case q.Get("plan_cache_mode") == "":
-		// "plan_cache_mode=": send none, for a pooler that refuses
-		// run-time parameters it does not know (docs/deployment.md).
-		q.Del("plan_cache_mode")
-	}
 	u.RawQuery = q.Encode()
 	return u.String(), conns, nil
 }
