@@ -107,7 +107,7 @@ func supportedMessages(files []*protogen.File) map[protoreflect.FullName]*protog
 
 func fieldSupported(m *protogen.Message, fld *protogen.Field, ok map[protoreflect.FullName]*protogen.Message) bool {
 	d := fld.Desc
-	if d.IsMap() || d.IsExtension() || d.IsWeak() {
+	if d.IsMap() || d.IsExtension() {
 		return false
 	}
 	switch d.Kind() {
