@@ -485,10 +485,11 @@ func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs
 		return out, nil
 	}
 	// Prepared (see queryPrepared): every read of a single post asks.
-	query := db.sqlText("liked posts", func() string {
-		return "SELECT l.post_id FROM likes AS l WHERE l.user_id = $1 AND " + db.inIDs("l.post_id", 2)
+	where, arg, key := db.inIDs("l.post_id", 2, postIDs)
+	query := db.sqlText("liked posts"+key, func() string {
+		return "SELECT l.post_id FROM likes AS l WHERE l.user_id = $1 AND " + where
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, userID, db.idSetArg(postIDs))
+	rows, err := db.queryPrepared(ctx, tx, query, userID, arg)
 	if err != nil {
 		return nil, fmt.Errorf("liked posts: %w", translate(err))
 	}

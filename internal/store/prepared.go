@@ -214,15 +214,23 @@ func (db *DB) idSet(n int) string {
 	return "SELECT value FROM json_each($" + strconv.Itoa(n) + ")"
 }
 
-// inIDs is "column IN (idSet)", written "column = ANY($n::text[])" on
+// inIDs is "column IN (ids)" for a prepared statement, with its argument
+// ($n) and the suffix that tells the two shapes apart in sqlText's key.
+// Several ids are one set parameter, written "column = ANY($n::text[])" on
 // Postgres: there a generic plan of the IN form hash-joined the whole table
 // (it cannot know the set is small), while ANY keeps the primary key's
-// index scan.
-func (db *DB) inIDs(column string, n int) string {
-	if db.Engine == Postgres {
-		return column + " = ANY($" + strconv.Itoa(n) + "::text[])"
+// index scan. One id (a single post's read, GetMe, a cache miss) is plain
+// equality: Postgres priced the generic plan of the set for ten ids and
+// so planned a one-element set anew on every run (docs/performance.md,
+// item 35).
+func (db *DB) inIDs(column string, n int, ids []string) (where string, arg any, key string) {
+	if len(ids) == 1 {
+		return column + " = $" + strconv.Itoa(n), ids[0], " (one)"
 	}
-	return column + " IN (" + db.idSet(n) + ")"
+	if db.Engine == Postgres {
+		return column + " = ANY($" + strconv.Itoa(n) + "::text[])", db.idSetArg(ids), ""
+	}
+	return column + " IN (" + db.idSet(n) + ")", db.idSetArg(ids), ""
 }
 
 // timeArg is the argument of a timestamp parameter: on SQLite the text bun

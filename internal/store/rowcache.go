@@ -130,11 +130,12 @@ func (db *DB) cachedPosts(ctx context.Context, tx bun.IDB, want map[string]strin
 		Version    string    `bun:"version"`
 		TagList    *string   `bun:"tag_list"`
 	}
-	query := db.sqlText("cached posts", func() string {
+	where, arg, key := db.inIDs("p.id", 1, missing)
+	query := db.sqlText("cached posts"+key, func() string {
 		return "SELECT p.id, p.content, p.visibility, p.group_id, p.created_at, p.updated_at, " + versionExpr("p") + " AS version, " +
-			db.tagListExpr() + " FROM posts AS p WHERE " + db.inIDs("p.id", 1)
+			db.tagListExpr() + " FROM posts AS p WHERE " + where
 	})
-	res, err := db.queryPrepared(ctx, tx, query, db.idSetArg(missing))
+	res, err := db.queryPrepared(ctx, tx, query, arg)
 	if err == nil {
 		err = db.ScanRows(ctx, res, &rows)
 	}
@@ -166,11 +167,12 @@ func (db *DB) cachedAuthors(ctx context.Context, tx bun.IDB, want map[string]str
 		User    `bun:",extend"`
 		Version string `bun:"version"`
 	}
-	query := db.sqlText("cached authors", func() string {
+	where, arg, key := db.inIDs("u.id", 1, missing)
+	query := db.sqlText("cached authors"+key, func() string {
 		return "SELECT u.id, u.username, u.email, u.full_name, u.bio, u.avatar_key, u.role, u.email_verified_at, u.created_at, u.updated_at, " +
-			versionExpr("u") + " AS version FROM users AS u WHERE " + db.inIDs("u.id", 1)
+			versionExpr("u") + " AS version FROM users AS u WHERE " + where
 	})
-	res, err := db.queryPrepared(ctx, tx, query, db.idSetArg(missing))
+	res, err := db.queryPrepared(ctx, tx, query, arg)
 	if err == nil {
 		err = db.ScanRows(ctx, res, &rows)
 	}

@@ -268,15 +268,8 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 		BlocksMe     bool `bun:"blocks_me"`
 	}
 	// Prepared (see queryPrepared): every feed page reads its authors.
-	key, where, arg := "users with relationships", db.inIDs("u.id", 2), any(db.idSetArg(ids))
-	if len(ids) == 1 {
-		// One user (GetMe, a profile, a new post's author) by plain
-		// equality. Postgres re-planned the set form on every run: its
-		// generic plan, priced for ten ids, looked dearer than one
-		// planned for the one.
-		key, where, arg = "user with relationships", "u.id = $2", ids[0]
-	}
-	query := db.sqlText(key, func() string {
+	where, arg, key := db.inIDs("u.id", 2, ids)
+	query := db.sqlText("users with relationships"+key, func() string {
 		return `SELECT ` + db.columns((*User)(nil), "u") + `,
   EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = u.id) AS followed_by_me,
   EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = $1) AS follows_me,
