@@ -7,26 +7,8 @@ import (
 	strconv "strconv"
 )
 
-// AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
-// writes it, up to white space: fields in declaration order, default values
-// included, unset messages, optional fields and oneofs left out. Its error is
-// protojson's: a string that is not UTF-8, or a Timestamp out of range.
-func (x *Activity) AppendProtoJSON(b []byte) ([]byte, error) {
-	e := protoJSONEncoder{b: b}
-	x.appendProtoJSON(&e)
-	return e.b, e.err
-}
-
-func (x *Activity) appendProtoJSON(e *protoJSONEncoder) {
-	if x == nil {
-		e.b = append(e.b, "{}"...)
-		return
-	}
-	e.b = append(e.b, '{')
-	e.key(`"id":`)
-	e.string(x.Id)
-	e.key(`"type":`)
-	switch x.Type {
+func (v ActivityType) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
 	case 0:
 		e.b = append(e.b, `"ACTIVITY_TYPE_UNSPECIFIED"`...)
 	case 1:
@@ -66,8 +48,30 @@ func (x *Activity) appendProtoJSON(e *protoJSONEncoder) {
 	case 18:
 		e.b = append(e.b, `"ACTIVITY_TYPE_GROUP_LEFT"`...)
 	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Type), 10)
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
 	}
+}
+
+// AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
+// writes it, up to white space: fields in declaration order, default values
+// included, unset messages, optional fields and oneofs left out. Its error is
+// protojson's: a string that is not UTF-8, or a Timestamp out of range.
+func (x *Activity) AppendProtoJSON(b []byte) ([]byte, error) {
+	e := protoJSONEncoder{b: b}
+	x.appendProtoJSON(&e)
+	return e.b, e.err
+}
+
+func (x *Activity) appendProtoJSON(e *protoJSONEncoder) {
+	if x == nil {
+		e.b = append(e.b, "{}"...)
+		return
+	}
+	e.b = append(e.b, '{')
+	e.key(`"id":`)
+	e.string(x.Id)
+	e.key(`"type":`)
+	x.Type.appendProtoJSON(e)
 	e.key(`"targetUserId":`)
 	e.string(x.TargetUserId)
 	e.key(`"postId":`)

@@ -7,6 +7,49 @@ import (
 	strconv "strconv"
 )
 
+func (v GroupPrivacy) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"GROUP_PRIVACY_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"GROUP_PRIVACY_PUBLIC"`...)
+	case 2:
+		e.b = append(e.b, `"GROUP_PRIVACY_PRIVATE"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v GroupRole) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"GROUP_ROLE_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"GROUP_ROLE_OWNER"`...)
+	case 2:
+		e.b = append(e.b, `"GROUP_ROLE_ADMIN"`...)
+	case 3:
+		e.b = append(e.b, `"GROUP_ROLE_MEMBER"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v GroupMembershipState) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_ACTIVE"`...)
+	case 2:
+		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_INVITED"`...)
+	case 3:
+		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_REQUESTED"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
 // AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
 // writes it, up to white space: fields in declaration order, default values
 // included, unset messages, optional fields and oneofs left out. Its error is
@@ -30,16 +73,7 @@ func (x *Group) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"description":`)
 	e.string(x.Description)
 	e.key(`"privacy":`)
-	switch x.Privacy {
-	case 0:
-		e.b = append(e.b, `"GROUP_PRIVACY_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_PRIVACY_PUBLIC"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_PRIVACY_PRIVATE"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Privacy), 10)
-	}
+	x.Privacy.appendProtoJSON(e)
 	e.key(`"ownerId":`)
 	e.string(x.OwnerId)
 	e.key(`"membersCount":`)
@@ -49,31 +83,9 @@ func (x *Group) appendProtoJSON(e *protoJSONEncoder) {
 		e.timestamp(x.CreatedAt.GetSeconds(), x.CreatedAt.GetNanos())
 	}
 	e.key(`"myRole":`)
-	switch x.MyRole {
-	case 0:
-		e.b = append(e.b, `"GROUP_ROLE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_ROLE_OWNER"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_ROLE_ADMIN"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_ROLE_MEMBER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.MyRole), 10)
-	}
+	x.MyRole.appendProtoJSON(e)
 	e.key(`"myMembershipState":`)
-	switch x.MyMembershipState {
-	case 0:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_ACTIVE"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_INVITED"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_REQUESTED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.MyMembershipState), 10)
-	}
+	x.MyMembershipState.appendProtoJSON(e)
 	e.b = append(e.b, '}')
 }
 
@@ -98,31 +110,9 @@ func (x *GroupMember) appendProtoJSON(e *protoJSONEncoder) {
 		x.User.appendProtoJSON(e)
 	}
 	e.key(`"role":`)
-	switch x.Role {
-	case 0:
-		e.b = append(e.b, `"GROUP_ROLE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_ROLE_OWNER"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_ROLE_ADMIN"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_ROLE_MEMBER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Role), 10)
-	}
+	x.Role.appendProtoJSON(e)
 	e.key(`"state":`)
-	switch x.State {
-	case 0:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_ACTIVE"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_INVITED"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_REQUESTED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.State), 10)
-	}
+	x.State.appendProtoJSON(e)
 	if x.CreatedAt != nil {
 		e.key(`"createdAt":`)
 		e.timestamp(x.CreatedAt.GetSeconds(), x.CreatedAt.GetNanos())
@@ -151,16 +141,7 @@ func (x *CreateGroupRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"description":`)
 	e.string(x.Description)
 	e.key(`"privacy":`)
-	switch x.Privacy {
-	case 0:
-		e.b = append(e.b, `"GROUP_PRIVACY_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_PRIVACY_PUBLIC"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_PRIVACY_PRIVATE"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Privacy), 10)
-	}
+	x.Privacy.appendProtoJSON(e)
 	e.b = append(e.b, '}')
 }
 
@@ -465,18 +446,7 @@ func (x *AddGroupMemberRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"userId":`)
 	e.string(x.UserId)
 	e.key(`"role":`)
-	switch x.Role {
-	case 0:
-		e.b = append(e.b, `"GROUP_ROLE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_ROLE_OWNER"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_ROLE_ADMIN"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_ROLE_MEMBER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Role), 10)
-	}
+	x.Role.appendProtoJSON(e)
 	e.b = append(e.b, '}')
 }
 
@@ -524,18 +494,7 @@ func (x *UpdateGroupMemberRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"userId":`)
 	e.string(x.UserId)
 	e.key(`"role":`)
-	switch x.Role {
-	case 0:
-		e.b = append(e.b, `"GROUP_ROLE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_ROLE_OWNER"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_ROLE_ADMIN"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_ROLE_MEMBER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Role), 10)
-	}
+	x.Role.appendProtoJSON(e)
 	e.b = append(e.b, '}')
 }
 
@@ -623,18 +582,7 @@ func (x *ListGroupMembersRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"groupId":`)
 	e.string(x.GroupId)
 	e.key(`"state":`)
-	switch x.State {
-	case 0:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_ACTIVE"`...)
-	case 2:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_INVITED"`...)
-	case 3:
-		e.b = append(e.b, `"GROUP_MEMBERSHIP_STATE_REQUESTED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.State), 10)
-	}
+	x.State.appendProtoJSON(e)
 	e.key(`"pageSize":`)
 	e.b = strconv.AppendInt(e.b, int64(x.PageSize), 10)
 	e.key(`"pageToken":`)

@@ -24,16 +24,7 @@ func (x *ListReportsRequest) appendProtoJSON(e *protoJSONEncoder) {
 	}
 	e.b = append(e.b, '{')
 	e.key(`"status":`)
-	switch x.Status {
-	case 0:
-		e.b = append(e.b, `"REPORT_STATUS_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_STATUS_OPEN"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_STATUS_RESOLVED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Status), 10)
-	}
+	x.Status.appendProtoJSON(e)
 	e.key(`"pageSize":`)
 	e.b = strconv.AppendInt(e.b, int64(x.PageSize), 10)
 	e.key(`"pageToken":`)
@@ -90,18 +81,7 @@ func (x *ResolveReportRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"reportId":`)
 	e.string(x.ReportId)
 	e.key(`"action":`)
-	switch x.Action {
-	case 0:
-		e.b = append(e.b, `"REPORT_ACTION_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_ACTION_DISMISS"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_ACTION_REMOVE_POST"`...)
-	case 3:
-		e.b = append(e.b, `"REPORT_ACTION_SUSPEND_AUTHOR"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Action), 10)
-	}
+	x.Action.appendProtoJSON(e)
 	e.b = append(e.b, '}')
 }
 

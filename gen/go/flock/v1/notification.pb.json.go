@@ -7,6 +7,27 @@ import (
 	strconv "strconv"
 )
 
+func (v NotificationType) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_FOLLOW"`...)
+	case 2:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_LIKE"`...)
+	case 3:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_COMMENT"`...)
+	case 4:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_INVITE"`...)
+	case 5:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_JOIN_REQUEST"`...)
+	case 6:
+		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_JOINED"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
 // AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
 // writes it, up to white space: fields in declaration order, default values
 // included, unset messages, optional fields and oneofs left out. Its error is
@@ -26,24 +47,7 @@ func (x *Notification) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"id":`)
 	e.string(x.Id)
 	e.key(`"type":`)
-	switch x.Type {
-	case 0:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_FOLLOW"`...)
-	case 2:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_LIKE"`...)
-	case 3:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_COMMENT"`...)
-	case 4:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_INVITE"`...)
-	case 5:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_JOIN_REQUEST"`...)
-	case 6:
-		e.b = append(e.b, `"NOTIFICATION_TYPE_GROUP_JOINED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Type), 10)
-	}
+	x.Type.appendProtoJSON(e)
 	if x.Actor != nil {
 		e.key(`"actor":`)
 		x.Actor.appendProtoJSON(e)

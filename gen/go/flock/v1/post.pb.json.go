@@ -79,18 +79,7 @@ func (x *CreatePostRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"content":`)
 	e.string(x.Content)
 	e.key(`"visibility":`)
-	switch x.Visibility {
-	case 0:
-		e.b = append(e.b, `"VISIBILITY_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"VISIBILITY_PUBLIC"`...)
-	case 2:
-		e.b = append(e.b, `"VISIBILITY_FOLLOWERS"`...)
-	case 3:
-		e.b = append(e.b, `"VISIBILITY_GROUP"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Visibility), 10)
-	}
+	x.Visibility.appendProtoJSON(e)
 	e.key(`"groupId":`)
 	e.string(x.GroupId)
 	e.key(`"videoId":`)
@@ -581,26 +570,7 @@ func (x *ReportPostRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"postId":`)
 	e.string(x.PostId)
 	e.key(`"reason":`)
-	switch x.Reason {
-	case 0:
-		e.b = append(e.b, `"REPORT_REASON_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_REASON_SPAM"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_REASON_HARASSMENT"`...)
-	case 3:
-		e.b = append(e.b, `"REPORT_REASON_HATE"`...)
-	case 4:
-		e.b = append(e.b, `"REPORT_REASON_VIOLENCE"`...)
-	case 5:
-		e.b = append(e.b, `"REPORT_REASON_NUDITY"`...)
-	case 6:
-		e.b = append(e.b, `"REPORT_REASON_MISINFORMATION"`...)
-	case 7:
-		e.b = append(e.b, `"REPORT_REASON_OTHER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Reason), 10)
-	}
+	x.Reason.appendProtoJSON(e)
 	e.key(`"details":`)
 	e.string(x.Details)
 	e.b = append(e.b, '}')

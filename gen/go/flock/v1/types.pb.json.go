@@ -7,6 +7,100 @@ import (
 	strconv "strconv"
 )
 
+func (v UserRole) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"USER_ROLE_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"USER_ROLE_MEMBER"`...)
+	case 2:
+		e.b = append(e.b, `"USER_ROLE_STAFF"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v Visibility) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"VISIBILITY_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"VISIBILITY_PUBLIC"`...)
+	case 2:
+		e.b = append(e.b, `"VISIBILITY_FOLLOWERS"`...)
+	case 3:
+		e.b = append(e.b, `"VISIBILITY_GROUP"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v VideoStatus) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"VIDEO_STATUS_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"VIDEO_STATUS_PROCESSING"`...)
+	case 2:
+		e.b = append(e.b, `"VIDEO_STATUS_READY"`...)
+	case 3:
+		e.b = append(e.b, `"VIDEO_STATUS_FAILED"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v ReportReason) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"REPORT_REASON_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"REPORT_REASON_SPAM"`...)
+	case 2:
+		e.b = append(e.b, `"REPORT_REASON_HARASSMENT"`...)
+	case 3:
+		e.b = append(e.b, `"REPORT_REASON_HATE"`...)
+	case 4:
+		e.b = append(e.b, `"REPORT_REASON_VIOLENCE"`...)
+	case 5:
+		e.b = append(e.b, `"REPORT_REASON_NUDITY"`...)
+	case 6:
+		e.b = append(e.b, `"REPORT_REASON_MISINFORMATION"`...)
+	case 7:
+		e.b = append(e.b, `"REPORT_REASON_OTHER"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v ReportStatus) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"REPORT_STATUS_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"REPORT_STATUS_OPEN"`...)
+	case 2:
+		e.b = append(e.b, `"REPORT_STATUS_RESOLVED"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
+func (v ReportAction) appendProtoJSON(e *protoJSONEncoder) {
+	switch v {
+	case 0:
+		e.b = append(e.b, `"REPORT_ACTION_UNSPECIFIED"`...)
+	case 1:
+		e.b = append(e.b, `"REPORT_ACTION_DISMISS"`...)
+	case 2:
+		e.b = append(e.b, `"REPORT_ACTION_REMOVE_POST"`...)
+	case 3:
+		e.b = append(e.b, `"REPORT_ACTION_SUSPEND_AUTHOR"`...)
+	default:
+		e.b = strconv.AppendInt(e.b, int64(v), 10)
+	}
+}
+
 // AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
 // writes it, up to white space: fields in declaration order, default values
 // included, unset messages, optional fields and oneofs left out. Its error is
@@ -68,16 +162,7 @@ func (x *User) appendProtoJSON(e *protoJSONEncoder) {
 	e.b = append(e.b, ']')
 	if x.Role != nil {
 		e.key(`"role":`)
-		switch *x.Role {
-		case 0:
-			e.b = append(e.b, `"USER_ROLE_UNSPECIFIED"`...)
-		case 1:
-			e.b = append(e.b, `"USER_ROLE_MEMBER"`...)
-		case 2:
-			e.b = append(e.b, `"USER_ROLE_STAFF"`...)
-		default:
-			e.b = strconv.AppendInt(e.b, int64(*x.Role), 10)
-		}
+		(*x.Role).appendProtoJSON(e)
 	}
 	e.b = append(e.b, '}')
 }
@@ -116,18 +201,7 @@ func (x *Post) appendProtoJSON(e *protoJSONEncoder) {
 	}
 	e.b = append(e.b, ']')
 	e.key(`"visibility":`)
-	switch x.Visibility {
-	case 0:
-		e.b = append(e.b, `"VISIBILITY_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"VISIBILITY_PUBLIC"`...)
-	case 2:
-		e.b = append(e.b, `"VISIBILITY_FOLLOWERS"`...)
-	case 3:
-		e.b = append(e.b, `"VISIBILITY_GROUP"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Visibility), 10)
-	}
+	x.Visibility.appendProtoJSON(e)
 	e.key(`"groupId":`)
 	e.string(x.GroupId)
 	if x.Video != nil {
@@ -170,18 +244,7 @@ func (x *Video) appendProtoJSON(e *protoJSONEncoder) {
 	e.key(`"id":`)
 	e.string(x.Id)
 	e.key(`"status":`)
-	switch x.Status {
-	case 0:
-		e.b = append(e.b, `"VIDEO_STATUS_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"VIDEO_STATUS_PROCESSING"`...)
-	case 2:
-		e.b = append(e.b, `"VIDEO_STATUS_READY"`...)
-	case 3:
-		e.b = append(e.b, `"VIDEO_STATUS_FAILED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Status), 10)
-	}
+	x.Status.appendProtoJSON(e)
 	e.key(`"durationSeconds":`)
 	e.float(x.DurationSeconds, 64)
 	e.key(`"width":`)
@@ -230,52 +293,13 @@ func (x *Report) appendProtoJSON(e *protoJSONEncoder) {
 		x.Reporter.appendProtoJSON(e)
 	}
 	e.key(`"reason":`)
-	switch x.Reason {
-	case 0:
-		e.b = append(e.b, `"REPORT_REASON_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_REASON_SPAM"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_REASON_HARASSMENT"`...)
-	case 3:
-		e.b = append(e.b, `"REPORT_REASON_HATE"`...)
-	case 4:
-		e.b = append(e.b, `"REPORT_REASON_VIOLENCE"`...)
-	case 5:
-		e.b = append(e.b, `"REPORT_REASON_NUDITY"`...)
-	case 6:
-		e.b = append(e.b, `"REPORT_REASON_MISINFORMATION"`...)
-	case 7:
-		e.b = append(e.b, `"REPORT_REASON_OTHER"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Reason), 10)
-	}
+	x.Reason.appendProtoJSON(e)
 	e.key(`"details":`)
 	e.string(x.Details)
 	e.key(`"status":`)
-	switch x.Status {
-	case 0:
-		e.b = append(e.b, `"REPORT_STATUS_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_STATUS_OPEN"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_STATUS_RESOLVED"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Status), 10)
-	}
+	x.Status.appendProtoJSON(e)
 	e.key(`"action":`)
-	switch x.Action {
-	case 0:
-		e.b = append(e.b, `"REPORT_ACTION_UNSPECIFIED"`...)
-	case 1:
-		e.b = append(e.b, `"REPORT_ACTION_DISMISS"`...)
-	case 2:
-		e.b = append(e.b, `"REPORT_ACTION_REMOVE_POST"`...)
-	case 3:
-		e.b = append(e.b, `"REPORT_ACTION_SUSPEND_AUTHOR"`...)
-	default:
-		e.b = strconv.AppendInt(e.b, int64(x.Action), 10)
-	}
+	x.Action.appendProtoJSON(e)
 	if x.Post != nil {
 		e.key(`"post":`)
 		x.Post.appendProtoJSON(e)
