@@ -17,7 +17,10 @@ import (
 // The gzip of github.com/klauspost/compress (the standard library's API,
 // with faster encoders) instead of compress/gzip: on that 12.7 KB page,
 // 25 us instead of 43 us per answer at level 1, and 2,743 bytes instead of
-// 2,879.
+// 2,879. Most of what is left is fixed per answer (the block's Huffman
+// codes): v1.20.5 builds them in half the time of v1.20.1, 11 us instead of
+// 21-22 for a 7 KB protobuf page and 12-15 instead of 17-20 for its JSON
+// (BenchmarkGzip_FeedPage).
 func newFastGzipWriter() connect.Compressor {
 	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // the level is valid, so no error
 	return w
