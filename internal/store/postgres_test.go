@@ -162,6 +162,71 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 	}
 }
 
+// A timeline page's statement is planned once per connection on Postgres,
+// also once posts have been written after the tables' statistics (which
+// is always, between two ANALYZEs). With the page's bounds among its
+// parameters, the plan made for bounds past the statistics' last post
+// always looked cheaper than the generic one, so Postgres planned the
+// statement anew on every page: measured, twice the Postgres CPU of a feed
+// page (docs/performance.md, item 36).
+func TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	// The small profile's shape: 500 users who follow 20 each, 10 posts
+	// each, analyzed; then 5 newer posts each, past the statistics.
+	for _, stmt := range []string{
+		`INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+		SELECT 'filler' || g, 'filler' || g, 'filler' || g || '@example.com', 'x', now(), now() FROM generate_series(1, 500) AS g`,
+		`INSERT INTO follows (follower_id, followee_id, created_at)
+		SELECT 'filler' || g, 'filler' || ((g + k) % 500 + 1), now() FROM generate_series(1, 500) AS g, generate_series(1, 20) AS k`,
+		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
+		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		"ANALYZE users", "ANALYZE follows", "ANALYZE posts",
+		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
+		SELECT 'q' || lpad((k * 500 + g)::text, 8, '0'), 'filler' || g, 'new', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 4) AS k`,
+	} {
+		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// filler1's page: the newest posts of the accounts it follows.
+	var candidates []string
+	if err := seeded.NewRaw(`SELECT p.id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id AND f.follower_id = 'filler1'
+		ORDER BY p.id DESC LIMIT 24`).Scan(ctx, &candidates); err != nil || len(candidates) != 24 {
+		t.Fatalf("candidates: %d, %v", len(candidates), err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones counted
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const runs = 10
+	for range runs {
+		posts, err := db.ListPosts(ctx, db, store.PostFilter{ViewerID: "filler1", FeedOf: "filler1", Timeline: true,
+			Candidates: candidates, FloorID: candidates[len(candidates)-1], Limit: 20})
+		if err != nil || len(posts) != 20 {
+			t.Fatalf("page: %d posts, %v", len(posts), err)
+		}
+	}
+	var generic, custom int64
+	if err := db.NewRaw("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%AS author_version%'").
+		Scan(ctx, &generic, &custom); err != nil {
+		t.Fatal(err)
+	}
+	// Postgres plans the first five runs with their values, then compares.
+	if generic+custom != runs || generic < runs-5 {
+		t.Fatalf("%d runs of the page's statement: %d generic plans, %d custom ones (planned anew each run); want at most five custom", runs, generic, custom)
+	}
+}
+
 // The Postgres URL's pool_max_conns sizes the instance's pool (open and
 // idle alike) and is not passed on to Postgres; a value that is not a
 // whole number from 1 to 1000 is refused with what was wrong.

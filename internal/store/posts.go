@@ -350,22 +350,39 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 	if f.FeedOf != f.ViewerID {
 		return nil, fmt.Errorf("list posts: a timeline is read by its owner only")
 	}
-	var shape string
-	switch {
-	case f.MergeBig:
-		shape = "timeline posts, merged"
-	case len(f.Candidates) > 0:
-		shape = "timeline posts"
-	default:
-		return nil, nil
-	}
 	before := f.BeforeID
 	if before == "" {
 		before = maxID
 	}
-	lim, args := db.limitParam(6, f.Limit, f.ViewerID, MemberActive, db.idSetArg(f.Candidates), before, f.FloorID)
+	// The candidates outside [f.FloorID, before) are left out here, not by
+	// the statement. With the bounds among its parameters, Postgres planned
+	// the statement anew on every page once posts had been written after
+	// its statistics: the plan made for the page's bounds always looked
+	// cheaper than the generic one, and making it cost about as much
+	// Postgres CPU as running it (docs/performance.md, item 36). Without
+	// them its generic plan is chosen and kept, as the timeline head's is.
+	candidates := make([]string, 0, len(f.Candidates))
+	for _, id := range f.Candidates {
+		if id < before && id >= f.FloorID {
+			candidates = append(candidates, id)
+		}
+	}
+	var shape, lim string
+	var args []any
+	switch {
+	case f.MergeBig:
+		// The big authors' posts are read between the bounds.
+		shape = "timeline posts, merged"
+		lim, args = db.limitParam(6, f.Limit, f.ViewerID, MemberActive, db.idSetArg(candidates), before, f.FloorID)
+	case len(candidates) > 0:
+		shape = "timeline posts"
+		lim, args = db.limitParam(4, f.Limit, f.ViewerID, MemberActive, db.idSetArg(candidates))
+	default:
+		return nil, nil
+	}
 	query := db.sqlText(shape+" "+lim, func() string {
-		// $1 viewer, $2 active membership, $3 candidates, $4 before, $5 floor, $6 limit (lim).
+		// $1 viewer, $2 active membership, $3 candidates; merged, $4
+		// before and $5 floor; then the limit (lim).
 		set := db.idSet(3)
 		if f.MergeBig {
 			// One set of ids, looked up by primary key: an OR of two IN
@@ -384,7 +401,7 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 			"CASE WHEN p.group_id IS NULL THEN p.author_id <> $1 ELSE EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id) END AS followed_by_me, " +
 			"EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = p.author_id AND r2.followee_id = $1) AS follows_me" +
 			" FROM posts AS p JOIN users AS u ON u.id = p.author_id" +
-			" WHERE p.id IN (" + set + ") AND p.id < $4 AND p.id >= $5 AND " +
+			" WHERE p.id IN (" + set + ") AND " +
 			strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
 			" ORDER BY p.id DESC LIMIT " + lim
 	})

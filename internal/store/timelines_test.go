@@ -427,3 +427,48 @@ func TestTimeline_EveryPostDeletionTakesItsEntries(t *testing.T) {
 		}
 	})
 }
+
+// A timeline page holds only the candidates in [FloorID, BeforeID): a
+// read merges its entries with every pending post below BeforeID, and
+// those past the page's floor belong to the next page (shown here twice,
+// they would also be out of order). With and without the big authors'
+// posts merged.
+func TestTimelinePosts_OnlyCandidatesBetweenTheBounds(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		reader := MustCreateUser(t, db, "reader")
+		author := MustCreateUser(t, db, "author")
+		_, err := db.CreateFollow(ctx, db, reader.ID, author.ID)
+		must(t, err)
+		var ids []string
+		for range 6 {
+			p := &store.Post{AuthorID: author.ID, Content: "hello", Visibility: store.VisibilityPublic}
+			must(t, db.CreatePost(ctx, db, p))
+			ids = append(ids, p.ID)
+		}
+		slices.Sort(ids)
+		for _, merge := range []bool{false, true} {
+			for _, c := range []struct{ floor, before string }{
+				{ids[2], ids[4]}, {ids[0], ids[1]}, {ids[3], ""}, {"", ids[2]}, {"", ""},
+			} {
+				var want []string
+				for _, id := range slices.Backward(ids) {
+					if id >= c.floor && (c.before == "" || id < c.before) {
+						want = append(want, id)
+					}
+				}
+				posts, err := db.ListPosts(ctx, db, store.PostFilter{ViewerID: reader.ID, FeedOf: reader.ID, Timeline: true,
+					Candidates: ids, MergeBig: merge, FloorID: c.floor, BeforeID: c.before, Limit: 20})
+				must(t, err)
+				var got []string
+				for _, p := range posts {
+					got = append(got, p.ID)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("merged %v, [%q, %q): page %v, want %v", merge, c.floor, c.before, got, want)
+				}
+			}
+		}
+	})
+}
