@@ -23,6 +23,15 @@ import (
 // statement runs there); Postgres switches a statement to a cached generic
 // plan after five runs when that plan is no worse. Their results are still
 // scanned by bun, into the same models.
+//
+// So that Postgres does switch, a hot statement takes no id range among its
+// parameters where it can do without: ids grow with time, so a page's
+// bounds lie past the statistics' last row as soon as rows are written
+// after an ANALYZE, the plan made for those values then always looks
+// cheaper, and Postgres plans the statement anew on every run
+// (listTimelinePosts applies a page's bounds in Go; docs/performance.md,
+// item 36). TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres and
+// TestGetUser_OneUserIsPlannedOnceOnPostgres count the plans.
 
 // queryPrepared runs query, a statement that returns rows with $1, $2...
 // parameters (both engines accept that form), as a prepared statement on
