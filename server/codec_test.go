@@ -251,7 +251,6 @@ func TestJSONCodec_RefusesWhatProtojsonRefuses(t *testing.T) {
 	}
 }
 
-// A feed page as the codec writes it: generated code against protojson.
 // benchFeedPage is a feed page of 20 posts by 13 authors, shaped like the
 // load tool's (about 7 KB of protobuf, 15 KB of JSON).
 func benchFeedPage() *flockv1.ListFeedResponse {
@@ -272,6 +271,7 @@ func benchFeedPage() *flockv1.ListFeedResponse {
 	return page
 }
 
+// A feed page as the codec writes it: generated code against protojson.
 func BenchmarkJSONCodec_FeedPage(b *testing.B) {
 	page := benchFeedPage()
 	b.Run("protojson", func(b *testing.B) {

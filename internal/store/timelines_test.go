@@ -430,9 +430,9 @@ func TestTimeline_EveryPostDeletionTakesItsEntries(t *testing.T) {
 
 // A timeline page holds only the candidates in [FloorID, BeforeID): a
 // read merges its entries with every pending post below BeforeID, and
-// those past the page's floor belong to the next page (shown here twice,
-// they would also be out of order). With and without the big authors'
-// posts merged.
+// those below the page's floor belong to a later page (shown on this one
+// too, they would appear twice and out of order). With and without the big
+// authors' posts merged.
 func TestTimelinePosts_OnlyCandidatesBetweenTheBounds(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
