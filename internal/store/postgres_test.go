@@ -119,8 +119,20 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
 	alice := MustCreateUser(t, seeded, "alice")
 	// Postgres's choice follows the statistics: with tables of a few rows
-	// it keeps a generic plan either way. 500 more users who follow 20
-	// each (the small profile's shape), analyzed.
+	// it keeps a generic plan either way.
+	seedFillers(t, seeded)
+	mustPlanOnce(t, base, "AS blocks_me", func(db *store.DB) {
+		users, _, err := db.GetUsersWithRelationships(ctx, db, alice.ID, []string{alice.ID})
+		if err != nil || users[alice.ID] == nil {
+			t.Fatalf("alice not read: %v", err)
+		}
+	})
+}
+
+// seedFillers adds the small profile's shape, analyzed: 500 users who
+// follow 20 each.
+func seedFillers(t *testing.T, db *store.DB) {
+	t.Helper()
 	for _, stmt := range []string{
 		`INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
 		SELECT 'filler' || g, 'filler' || g, 'filler' || g || '@example.com', 'x', now(), now() FROM generate_series(1, 500) AS g`,
@@ -128,10 +140,19 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 		SELECT 'filler' || g, 'filler' || ((g + k) % 500 + 1), now() FROM generate_series(1, 500) AS g, generate_series(1, 20) AS k`,
 		"ANALYZE users", "ANALYZE follows",
 	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
+		if _, err := db.ExecContext(context.Background(), stmt); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// mustPlanOnce runs a statement ten times (run) on one session of the
+// database at base and fails unless Postgres kept a generic plan of it
+// after the first five (the statement is the one whose text contains
+// marker): planned anew on every run, it costs about what running it does.
+func mustPlanOnce(t *testing.T, base, marker string, run func(db *store.DB)) {
+	t.Helper()
+	ctx := context.Background()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -146,19 +167,16 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 	defer db.Close()
 	const runs = 10
 	for range runs {
-		users, _, err := db.GetUsersWithRelationships(ctx, db, alice.ID, []string{alice.ID})
-		if err != nil || users[alice.ID] == nil {
-			t.Fatalf("alice not read: %v", err)
-		}
+		run(db)
 	}
 	var generic, custom int64
-	if err := db.NewRaw("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%AS blocks_me%'").
+	if err := db.NewRaw("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE ?", "%"+marker+"%").
 		Scan(ctx, &generic, &custom); err != nil {
 		t.Fatal(err)
 	}
 	// Postgres plans the first five runs with their values, then compares.
 	if generic+custom != runs || generic < runs-5 {
-		t.Fatalf("%d runs of the statement: %d generic plans, %d custom ones (planned anew each run); want at most five custom", runs, generic, custom)
+		t.Fatalf("%d runs of the statement with %q: %d generic plans, %d custom ones (planned anew each run); want at most five custom", runs, marker, generic, custom)
 	}
 }
 
@@ -173,16 +191,13 @@ func TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
-	// The small profile's shape: 500 users who follow 20 each, 10 posts
-	// each, analyzed; then 5 newer posts each, past the statistics.
+	// The small profile's shape, 10 posts each, analyzed; then 5 newer
+	// posts each, past the statistics.
+	seedFillers(t, seeded)
 	for _, stmt := range []string{
-		`INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
-		SELECT 'filler' || g, 'filler' || g, 'filler' || g || '@example.com', 'x', now(), now() FROM generate_series(1, 500) AS g`,
-		`INSERT INTO follows (follower_id, followee_id, created_at)
-		SELECT 'filler' || g, 'filler' || ((g + k) % 500 + 1), now() FROM generate_series(1, 500) AS g, generate_series(1, 20) AS k`,
 		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
 		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
-		"ANALYZE users", "ANALYZE follows", "ANALYZE posts",
+		"ANALYZE posts",
 		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
 		SELECT 'q' || lpad((k * 500 + g)::text, 8, '0'), 'filler' || g, 'new', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 4) AS k`,
 	} {
@@ -196,35 +211,13 @@ func TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres(t *testing.T) {
 		ORDER BY p.id DESC LIMIT 24`).Scan(ctx, &candidates); err != nil || len(candidates) != 24 {
 		t.Fatalf("candidates: %d, %v", len(candidates), err)
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones counted
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	const runs = 10
-	for range runs {
+	mustPlanOnce(t, base, "AS author_version", func(db *store.DB) {
 		posts, err := db.ListPosts(ctx, db, store.PostFilter{ViewerID: "filler1", FeedOf: "filler1", Timeline: true,
 			Candidates: candidates, FloorID: candidates[len(candidates)-1], Limit: 20})
 		if err != nil || len(posts) != 20 {
 			t.Fatalf("page: %d posts, %v", len(posts), err)
 		}
-	}
-	var generic, custom int64
-	if err := db.NewRaw("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%AS author_version%'").
-		Scan(ctx, &generic, &custom); err != nil {
-		t.Fatal(err)
-	}
-	// Postgres plans the first five runs with their values, then compares.
-	if generic+custom != runs || generic < runs-5 {
-		t.Fatalf("%d runs of the page's statement: %d generic plans, %d custom ones (planned anew each run); want at most five custom", runs, generic, custom)
-	}
+	})
 }
 
 // The Postgres URL's pool_max_conns sizes the instance's pool (open and
