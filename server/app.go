@@ -314,9 +314,12 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.outbox, err = mail.NewOutbox(a.jobs, mailer, secret, mail.OutboxConfig{}, a.log); err != nil {
 		return nil, err
 	}
+	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.accounts, err = account.NewService(a.db, a.outbox, a.bucket, tokens, a.events, account.Config{
 		PublicURL: cfg.PublicURL, AccessTTL: cfg.AccessTTL, PasswordParams: cfg.PasswordParams,
 		RefreshReuseGrace: max(cfg.RefreshReuseGrace, 0), Sessions: a.sessions,
+		// A sign-in starts the home timeline, so the first page reads it.
+		SignedIn: a.timelines.Warm,
 	}, a.log)
 	if err != nil {
 		return nil, err
@@ -326,7 +329,6 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.deleter = account.NewDeleter(a.accounts, a.jobs, a.bucket, account.DeleteConfig{
 		UsernameHold: cfg.UsernameHold, RemoveVideoFiles: a.videos.RemoveFiles,
 	})
-	a.timelines = timeline.NewService(a.db, a.jobs, cfg.Timeline, a.log)
 	a.signer = media.NewSigner(secret)
 	a.conv = converter{mediaURL: cfg.PublicURL + "/media/", signer: a.signer}
 	// Streams convert each batch of events once for all of a user's streams.

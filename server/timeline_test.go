@@ -274,6 +274,80 @@ func TestTimeline_ColdAndOlderPagesReadFromPosts(t *testing.T) {
 	}, withTimelineWorkers)
 }
 
+// Signing in starts the user's timeline and its fill, so the first page
+// after a login or a refresh reads a ready timeline instead of the posts:
+// here a timeline dropped (as after idling) comes back at the next login,
+// and again at the next refresh. A refused login starts none.
+func TestTimeline_SignInStartsTheTimeline(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.REST}
+		author, reader := s.MustAccount(t, "author"), s.MustAccount(t, "reader")
+		post := a.post(author.AccessToken, "hello")
+		a.mustFollow(reader.AccessToken, author.ID)
+		ctx := context.Background()
+		db := s.App.DB()
+		exists := func() bool {
+			n, err := db.NewSelect().Table("timelines").Where("user_id = ?", reader.ID).Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		}
+		drop := func() {
+			waitFanouts(t, s)
+			if err := db.DeleteTimeline(ctx, db, reader.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		drop()
+		if _, err := a.login(reader.Username, "not the password"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("login with a wrong password: %v, want unauthenticated", err)
+		}
+		if exists() {
+			t.Fatal("a refused login started a timeline")
+		}
+		signIns := []struct {
+			how string
+			do  func() string // signs in, returns the new access token
+		}{
+			{"login", func() string {
+				res, err := a.login(reader.Username, reader.Password)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.GetAccessToken()
+			}},
+			{"refresh", func() string {
+				res, err := tu.Call[flockv1.RefreshTokenResponse](ctx, s, tu.Connect, flockv1connect.UserServiceRefreshTokenProcedure, "", &flockv1.RefreshTokenRequest{RefreshToken: reader.RefreshToken})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.GetAccessToken()
+			}},
+		}
+		for _, in := range signIns {
+			drop()
+			tok := in.do()
+			if !exists() {
+				t.Fatalf("%s: no timeline after signing in", in.how)
+			}
+			waitFanouts(t, s)
+			if !inTimeline(t, s, reader.ID, post.GetId()) {
+				t.Fatalf("%s: the timeline filled at sign-in lacks the post", in.how)
+			}
+			reads, falls := s.Metric(t, "flock_timeline_reads_total"), s.Metric(t, "flock_timeline_fallbacks_total")
+			if got, _ := a.feed(tok, 5, ""); len(got) != 1 || got[0].GetId() != post.GetId() {
+				t.Fatalf("%s: first page = %v, want the post", in.how, ids(got))
+			}
+			if dr, df := s.Metric(t, "flock_timeline_reads_total")-reads, s.Metric(t, "flock_timeline_fallbacks_total")-falls; dr != 1 || df != 0 {
+				t.Fatalf("%s: the first page made %v timeline reads and %v reads from the posts, want 1 and 0", in.how, dr, df)
+			}
+		}
+	}, withTimelineWorkers)
+}
+
 // Timelines started together are filled together, by one job; a timeline
 // whose job is lost (here: started with none) is filled by the periodic
 // sweep.

@@ -62,6 +62,11 @@ type Config struct {
 	// session or a change of a user to every instance. Nil: every request
 	// reads its session from the database.
 	Sessions *session.Cache
+	// SignedIn, when set, runs in the transaction of every login and
+	// refresh, after the account's checks: the server starts the user's
+	// home timeline there (timeline.Service.Warm). Its error fails the
+	// sign-in.
+	SignedIn func(ctx context.Context, tx bun.Tx, userID string) error
 }
 
 // Service carries out account actions.
@@ -379,6 +384,9 @@ func (s *Service) LoginFrom(ctx context.Context, login, password string, c Clien
 		if err := s.db.InvalidatePasswordResets(ctx, tx, u.ID); err != nil {
 			return err
 		}
+		if err := s.signedIn(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		pair, err = s.issue(ctx, tx, u, sess)
 		return err
 	})
@@ -386,6 +394,17 @@ func (s *Service) LoginFrom(ctx context.Context, login, password string, c Clien
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	return pair, nil
+}
+
+// signedIn runs Config.SignedIn, if any.
+func (s *Service) signedIn(ctx context.Context, tx bun.Tx, userID string) error {
+	if s.cfg.SignedIn == nil {
+		return nil
+	}
+	if err := s.cfg.SignedIn(ctx, tx, userID); err != nil {
+		return fmt.Errorf("signed in: %w", err)
+	}
+	return nil
 }
 
 // issue makes a new refresh token in sess and an access token for it.
@@ -460,6 +479,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 			return flock.Errorf(flock.EFORBIDDEN, "this account is suspended")
 		}
 		if err := s.db.TouchSession(ctx, tx, sess.ID, sessionTouchEvery); err != nil {
+			return err
+		}
+		if err := s.signedIn(ctx, tx, u.ID); err != nil {
 			return err
 		}
 		pair, err = s.issue(ctx, tx, u, sess)

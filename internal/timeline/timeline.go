@@ -21,8 +21,8 @@
 //   - a follow or a group join adds the new source's posts down to the
 //     timeline's floor in the same transaction (store.CreateFollow,
 //     store.PutMembership); an unfollow removes the followee's posts.
-//   - a user's first feed read creates their timeline (state building) and
-//     queues its fill (one job fills the timelines started together, with
+//   - signing in (Warm), or else a user's first feed read, creates their
+//     timeline (state building) and queues its fill (one job fills the timelines started together, with
 //     their newest store.FillSize posts); reads go to SQL until it is
 //     ready, and below its floor after.
 //   - timelines keep their newest store.TimelineSize entries (trimmed on
@@ -235,17 +235,31 @@ func (s *Service) fromPosts(ctx context.Context, out []*store.Post, viewerID, be
 	}
 }
 
+// Warm starts userID's timeline, when they have none, and queues its
+// fill, in tx: account.Service calls it in the transaction that signs a
+// user in or refreshes their session, so that the fill runs while the
+// client gets ready, and the first page after signing in reads a ready
+// timeline instead of merging the posts and queueing the fill itself
+// (Mastodon likewise rebuilds a returning user's home feed when they sign
+// in). A timeline already there is left as it is. Timelines are dropped
+// after Config.IdleAfter without a read, so a client whose session
+// outlives that warms it again at its next refresh; a read that finds
+// none still starts it (start).
+func (s *Service) Warm(ctx context.Context, tx bun.Tx, userID string) error {
+	t, err := s.db.StartTimeline(ctx, tx, userID)
+	if err != nil || t == nil {
+		return err
+	}
+	batch := batchOf(time.Now())
+	return s.queueOnce(ctx, tx, &s.queuedFill, batch, fillArgs{Batch: batch})
+}
+
 // start creates viewerID's timeline and queues its fill, together; the
 // read that calls it goes on from the posts. Failing, it only logs: the
 // next read tries again.
 func (s *Service) start(ctx context.Context, userID string) {
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		t, err := s.db.StartTimeline(ctx, tx, userID)
-		if err != nil || t == nil {
-			return err
-		}
-		batch := batchOf(time.Now())
-		return s.queueOnce(ctx, tx, &s.queuedFill, batch, fillArgs{Batch: batch})
+		return s.Warm(ctx, tx, userID)
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "start timeline", "user", userID, "err", err)
