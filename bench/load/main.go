@@ -34,8 +34,12 @@
 // profile 10%, search 10%, me, comment, post 5% each). The first feed
 // scenario of a run is preceded by a first pass: one feed page for each
 // logged-in account, reported as its own row (cold caches after a start).
-// Peak RSS is per scenario: the server's VmHWM is reset before each
-// (logins, which hash passwords with 19 MiB each, come before).
+// The logins come first, two at a time, and are reported as the login row:
+// each hashes its password (argon2id, 19 MiB) and starts its user's
+// timeline, whose fill the row's CPU includes. -cold drops those timelines
+// before the first pass, which then measures first reads that find none
+// (a session older than its timeline). Peak RSS is per scenario: the
+// server's VmHWM is reset before each.
 // -writers-rate N adds a background writer posting N times a second during
 // feed scenarios; its posts are not counted as feed requests, but their CPU
 // is in the feed's CPU per request (the row's note says how many arrived).
@@ -111,6 +115,7 @@ type config struct {
 	as                    string
 	writersRate           float64
 	firstPass             bool
+	cold                  bool
 	drain                 bool
 	jsonOut               string
 }
@@ -140,6 +145,7 @@ func main() {
 	flag.StringVar(&c.as, "as", "", "make every request as this one user (e.g. heavy2000, light50, rare)")
 	flag.Float64Var(&c.writersRate, "writers-rate", 0, "posts a second by a background writer during feed scenarios")
 	flag.BoolVar(&c.firstPass, "first-pass", true, "before the first feed scenario, one feed page per logged-in account, reported apart")
+	flag.BoolVar(&c.cold, "cold", false, "before the first pass, drop the logged-in accounts' timelines (as the idle sweep does after 14 days), so that it measures first reads that find none instead of the timelines their logins started")
 	flag.BoolVar(&c.drain, "drain", true, "after each scenario, wait (CPU meter running) until the server's timeline fan-out and fill backlog is empty, so deferred work (a post's fan-out, a first read's fill) is in its scenario's CPU and not in the next scenario's")
 	flag.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
@@ -266,10 +272,6 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 	pid := srv.Cmd.Process.Pid
 
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency + 8}}
-	wd, err := makeWorld(ctx, c, p, db, client, srv.URL)
-	if err != nil {
-		return err
-	}
 	meter := &cpuMeter{flockPID: pid}
 	if db.Engine == store.Postgres {
 		meter.db = db
@@ -277,8 +279,47 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 	if c.redisURL != "" {
 		meter.redis = pidsNamed("redis-server")
 	}
+	// drain waits, the meter running, until the timeline work the run left
+	// (fan-outs, fills) is done, and says how long that took if it is worth
+	// a note.
+	drain := func() string {
+		if !c.drain {
+			return ""
+		}
+		took, ok := waitFanout(ctx, db, time.Minute)
+		switch {
+		case !ok:
+			return fmt.Sprintf("fan-out/fill backlog NOT drained %.0f s after the run", took.Seconds())
+		case took > 100*time.Millisecond:
+			return fmt.Sprintf("fan-out/fill backlog drained %.1f s after the run (CPU included)", took.Seconds())
+		}
+		return ""
+	}
 
-	var results []result
+	// The logins are metered too: each starts its user's timeline and
+	// queues its fill, which the drain waits for.
+	tl0 := readTimelineCounters(client, srv.URL)
+	meter.start(ctx)
+	wd, logins, err := makeWorld(ctx, c, p, db, client, srv.URL)
+	if err != nil {
+		return err
+	}
+	drained := drain()
+	use := meter.end(ctx)
+	peak, _ := memory(pid)
+	loginRow := newResult(c, "login", "connect", loginsInFlight, logins, use, peak)
+	notes := []string{"its argon2id hash included", drained, readTimelineCounters(client, srv.URL).note(tl0)}
+	loginRow.Note = strings.Join(slices.DeleteFunc(notes, func(n string) bool { return n == "" }), "; ")
+	if c.cold {
+		for _, a := range wd.accounts {
+			if err := db.DeleteTimeline(ctx, db, a.id); err != nil {
+				return fmt.Errorf("drop %s's timeline: %w", a.name, err)
+			}
+		}
+		fmt.Printf("dropped the timelines of the %d logged-in accounts (-cold)\n", len(wd.accounts))
+	}
+
+	results := []result{loginRow}
 	peakPerScenario := resetPeak(pid)
 	if !peakPerScenario {
 		fmt.Println("note: cannot reset the server's VmHWM; peak RSS is since its start (logins included)")
@@ -291,15 +332,7 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 		if wr != nil {
 			wr.end()
 		}
-		var drained string
-		if c.drain {
-			if took, ok := waitFanout(ctx, db, time.Minute); took > 100*time.Millisecond || !ok {
-				drained = fmt.Sprintf("fan-out/fill backlog drained %.1f s after the run (CPU included)", took.Seconds())
-				if !ok {
-					drained = fmt.Sprintf("fan-out/fill backlog NOT drained %.0f s after the run", took.Seconds())
-				}
-			}
-		}
+		drained := drain()
 		use := meter.end(ctx)
 		peak, _ := memory(pid)
 		res := newResult(c, name, transport, l.concurrency, st, use, peak)
@@ -330,6 +363,7 @@ func drive(ctx context.Context, c config, p Profile, db *store.DB, dbURL string)
 
 	fmt.Println()
 	fmt.Println(tableHeader)
+	fmt.Println(loginRow.row())
 	firstPassDone := !c.firstPass || c.as != ""
 	for _, s := range c.scenarios {
 		for _, t := range c.transports {
@@ -383,21 +417,21 @@ func cpuScope(c config) string {
 // scenarios pick from: user IDs and recent public posts (from the
 // database's tables, which the tool knows; everything else goes through
 // the API).
-func makeWorld(ctx context.Context, c config, p Profile, db *store.DB, client *http.Client, base string) (*world, error) {
+func makeWorld(ctx context.Context, c config, p Profile, db *store.DB, client *http.Client, base string) (*world, *stats, error) {
 	wd := &world{tags: p.Tags}
 	var users []struct {
 		ID       string `bun:"id"`
 		Username string `bun:"username"`
 	}
 	if err := db.NewSelect().ColumnExpr("id, username").TableExpr("users").Where("username LIKE 'user%'").OrderExpr("id").Scan(ctx, &users); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, nil, fmt.Errorf("list users: %w", err)
 	}
 	if err := db.NewSelect().ColumnExpr("id").TableExpr("posts").Where("visibility = ?", store.VisibilityPublic).
 		OrderExpr("id DESC").Limit(10_000).Scan(ctx, &wd.postIDs); err != nil {
-		return nil, fmt.Errorf("list posts: %w", err)
+		return nil, nil, fmt.Errorf("list posts: %w", err)
 	}
 	if len(users) == 0 || len(wd.postIDs) == 0 {
-		return nil, errors.New("the database holds no ordinary users or no public posts")
+		return nil, nil, errors.New("the database holds no ordinary users or no public posts")
 	}
 	for _, u := range users {
 		wd.userIDs = append(wd.userIDs, u.ID)
@@ -418,14 +452,20 @@ func makeWorld(ctx context.Context, c config, p Profile, db *store.DB, client *h
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
-		sem   = make(chan struct{}, 2) // each login hashes with 19 MiB
+		sem   = make(chan struct{}, loginsInFlight)
+		st    = &stats{}
 	)
 	for i, name := range names {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			began := time.Now()
 			res, err := accounts.Login(ctx, connect.NewRequest(&flockv1.LoginRequest{
 				Identifier: &flockv1.LoginRequest_Username{Username: name}, Password: flockproc.Password}))
+			took := time.Since(began)
+			mu.Lock()
+			st.latencies = append(st.latencies, took)
+			mu.Unlock()
 			if err != nil {
 				mu.Lock()
 				first = cmpOr(first, fmt.Errorf("login %s: %w", name, err))
@@ -437,12 +477,18 @@ func makeWorld(ctx context.Context, c config, p Profile, db *store.DB, client *h
 	}
 	wg.Wait()
 	if first != nil {
-		return nil, first
+		return nil, nil, first
 	}
-	fmt.Printf("logged in %d accounts in %v\n", len(names), time.Since(start).Round(time.Millisecond))
+	st.elapsed = time.Since(start)
+	slices.Sort(st.latencies)
+	fmt.Printf("logged in %d accounts in %v\n", len(names), st.elapsed.Round(time.Millisecond))
 	slices.SortFunc(wd.accounts, func(a, b account) int { return strings.Compare(a.name, b.name) })
-	return wd, nil
+	return wd, st, nil
 }
+
+// loginsInFlight is how many logins run at once: each hashes a password
+// with 19 MiB.
+const loginsInFlight = 2
 
 func cmpOr(a, b error) error {
 	if a != nil {
