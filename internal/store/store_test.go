@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -319,10 +321,73 @@ func TestUpdateUser_ChangesOnlyGivenFieldsAndReplacesInterests(t *testing.T) {
 			if got.Bio != "new bio" || got.FullName != "Alice A." {
 				t.Fatalf("interests %s changed other fields: %+v", s.name, got)
 			}
+			// GetUser reads users.interests; suggestions read the rows.
+			if rows := interestRows(t, db, u.ID); !slices.Equal(rows, s.want) {
+				t.Fatalf("interests %s: user_interests holds %q, want %q", s.name, rows, s.want)
+			}
 		}
 
 		_, err = db.UpdateUser(ctx, db, store.NewID(), store.UserUpdate{Bio: ptr("x")})
 		wantNotFound(t, "UpdateUser of an unknown ID", err)
+	})
+}
+
+// interestRows returns userID's rows of user_interests, sorted.
+func interestRows(t *testing.T, db *store.DB, userID string) []string {
+	t.Helper()
+	var rows []string
+	if err := db.NewSelect().Table("user_interests").Column("interest").Where("user_id = ?", userID).Order("interest").Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// The migration that made users.interests, GetUser's copy of the rows of
+// user_interests, copied every user's rows there, sorted; a user without
+// any kept the empty list. Its statements after the ALTER TABLE run again
+// here on users whose copy is emptied.
+func TestMigration_UsersInterestsCopiesEveryUsersRows(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		if _, err := db.UpdateUser(ctx, db, alice.ID, store.UserUpdate{Interests: &[]string{"rust", "birds", "go"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.NewUpdate().Table("users").Set("interests = '[]'").Where("id IN (?)", bun.In([]string{alice.ID, bob.ID})).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sqlFile, err := os.ReadFile(filepath.Join("migrations", db.Engine, "20261209000001_users_interests.tx.up.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, update, ok := strings.Cut(string(sqlFile), "DEFAULT '[]';")
+		if !ok {
+			t.Fatal("the migration has no ALTER TABLE ... DEFAULT '[]'; to skip")
+		}
+		if _, err := db.ExecContext(ctx, update); err != nil {
+			t.Fatalf("the migration's UPDATE: %v", err)
+		}
+		for _, c := range []struct {
+			id   string
+			want []string
+		}{{alice.ID, []string{"birds", "go", "rust"}}, {bob.ID, nil}} {
+			got, err := db.GetUser(ctx, db, c.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Interests, c.want) {
+				t.Errorf("%s's interests after the migration = %q, want %q", got.Username, got.Interests, c.want)
+			}
+		}
+		var raw string
+		if err := db.NewSelect().Table("users").Column("interests").Where("id = ?", alice.ID).Scan(ctx, &raw); err != nil {
+			t.Fatal(err)
+		}
+		var list []string
+		if err := json.Unmarshal([]byte(raw), &list); err != nil || !slices.Equal(list, []string{"birds", "go", "rust"}) {
+			t.Errorf("alice's users.interests = %s (%v), want the sorted JSON array", raw, err)
+		}
 	})
 }
 
