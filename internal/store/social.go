@@ -213,7 +213,7 @@ func (db *DB) listRelated(ctx context.Context, tx bun.IDB, table, ownCol, otherC
 		At   time.Time `bun:"rel_at"`
 	}
 	q := tx.NewSelect().
-		ColumnExpr("u.*").ColumnExpr("r.created_at AS rel_at").
+		ColumnExpr(db.columns((*User)(nil), "u")).ColumnExpr("r.created_at AS rel_at").
 		TableExpr("? AS r", bun.Ident(table)).
 		Join("JOIN users AS u ON u.id = r.?", bun.Ident(otherCol)).
 		Where("r.? = ?", bun.Ident(ownCol), userID).
@@ -361,7 +361,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 	}
 	query := func(ctx context.Context, tx bun.IDB) error {
 		inner := tx.NewSelect().Model((*User)(nil)).
-			ColumnExpr("u.*").ColumnExpr(score+" AS score", scoreArgs...).
+			ColumnExpr(db.columns((*User)(nil), "u")).ColumnExpr(score+" AS score", scoreArgs...).
 			Where(match, args...).
 			Where("u.suspended_at IS NULL").
 			Where("u.email_verified_at IS NOT NULL")

@@ -86,7 +86,7 @@ func (db *DB) SuggestByGraph(ctx context.Context, tx bun.IDB, userID string, fol
 	args := []any{userID, followees}
 	args = append(args, notSuggestedArgs(userID)...)
 	args = append(args, preLimit(limit), limit)
-	err := tx.NewRaw(`SELECT u.*, c.mutual, c.via FROM (
+	err := tx.NewRaw(`SELECT `+db.columns((*User)(nil), "u")+`, c.mutual, c.via FROM (
 		SELECT f2.followee_id AS cand, COUNT(*) AS mutual, MIN(mine.username) AS via
 		FROM (SELECT f1.followee_id, fu.username FROM follows AS f1
 				JOIN users AS fu ON fu.id = f1.followee_id
@@ -182,7 +182,7 @@ func (db *DB) SuggestByTopics(ctx context.Context, tx bun.IDB, userID string, s 
 	// candidate once, after grouping; SQLite would push a WHERE down into
 	// every branch (both cost less than deduplicating by UNION and
 	// filtering each row, by a third on SQLite).
-	err := tx.NewRaw(`SELECT u.*, c.shared, c.first_topic, c.last_topic FROM (
+	err := tx.NewRaw(`SELECT `+db.columns((*User)(nil), "u")+`, c.shared, c.first_topic, c.last_topic FROM (
 		SELECT pr.cand, COUNT(DISTINCT pr.topic) AS shared, MIN(pr.topic) AS first_topic, MAX(pr.topic) AS last_topic
 		FROM (`+strings.Join(branches, "\n\t\tUNION ALL\n")+`) AS pr
 		GROUP BY pr.cand
@@ -210,7 +210,7 @@ func (db *DB) SuggestByTopics(ctx context.Context, tx bun.IDB, userID string, s 
 func (db *DB) SuggestPopular(ctx context.Context, tx bun.IDB, userID string, limit int) ([]*User, error) {
 	var users []*User
 	args := append(notSuggestedArgs(userID), limit)
-	err := tx.NewRaw(`SELECT u.* FROM users AS u
+	err := tx.NewRaw(`SELECT `+db.columns((*User)(nil), "u")+` FROM users AS u
 	WHERE `+suggestableStatus+` AND u.followers_count > 0 AND `+fmt.Sprintf(notSuggested, "u.id")+`
 	ORDER BY u.followers_count DESC, u.id DESC
 	LIMIT ?`, args...).Scan(ctx, &users)

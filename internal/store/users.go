@@ -19,6 +19,9 @@ const (
 )
 
 // User is an account row.
+//
+// users has a column this model does not map (interests, which GetUser
+// reads): select db.columns((*User)(nil), "u") into it, never "u.*".
 type User struct {
 	bun.BaseModel `bun:"table:users,alias:u"`
 
