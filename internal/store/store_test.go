@@ -354,7 +354,7 @@ func TestMigration_UsersInterestsCopiesEveryUsersRows(t *testing.T) {
 		if _, err := db.UpdateUser(ctx, db, alice.ID, store.UserUpdate{Interests: &[]string{"rust", "birds", "go"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.NewUpdate().Table("users").Set("interests = '[]'").Where("id IN (?)", bun.In([]string{alice.ID, bob.ID})).Exec(ctx); err != nil {
+		if _, err := db.NewUpdate().Table("users").Set("interests = '[]'").Where("id IN (?)", bun.List([]string{alice.ID, bob.ID})).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 		sqlFile, err := os.ReadFile(filepath.Join("migrations", db.Engine, "20261209000001_users_interests.tx.up.sql"))
