@@ -95,7 +95,7 @@ func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error)
 	// One prepared statement (see queryPrepared) reading one row: every
 	// authenticated GetMe and most writes read a user. The interests are
 	// the users.interests copy of user_interests (UpdateUser writes both),
-	// not a subquery with its aggregate, which was 15-25 % of Postgres's
+	// not a subquery with its aggregate, which was 11-20 % of Postgres's
 	// CPU for a GetMe.
 	query := db.sqlText("user", func() string {
 		return "SELECT " + db.columns((*User)(nil), "u") + ", u.interests AS interest_list FROM users AS u WHERE u.id = $1"
