@@ -22,9 +22,9 @@
 //     timeline's floor in the same transaction (store.CreateFollow,
 //     store.PutMembership); an unfollow removes the followee's posts.
 //   - signing in (Warm), or else a user's first feed read, creates their
-//     timeline (state building) and queues its fill (one job fills the timelines started together, with
-//     their newest store.FillSize posts); reads go to SQL until it is
-//     ready, and below its floor after.
+//     timeline (state building) and queues its fill (one job fills the
+//     timelines started together, with their newest store.FillSize
+//     posts); reads go to SQL until it is ready, and below its floor after.
 //   - timelines keep their newest store.TimelineSize entries (trimmed on
 //     read, at most every 10 minutes; between trims fan-outs may add more)
 //     and are dropped after Config.IdleAfter without a read.
@@ -236,8 +236,8 @@ func (s *Service) fromPosts(ctx context.Context, out []*store.Post, viewerID, be
 }
 
 // Warm starts userID's timeline, when they have none, and queues its
-// fill, in tx: account.Service calls it in the transaction that signs a
-// user in or refreshes their session, so that the fill runs while the
+// fill, in tx: the server sets it as account.Config.SignedIn, which runs
+// in the transaction that signs a user in or refreshes their session, so that the fill runs while the
 // client gets ready, and the first page after signing in reads a ready
 // timeline instead of merging the posts and queueing the fill itself
 // (Mastodon likewise rebuilds a returning user's home feed when they sign
