@@ -5,6 +5,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -218,6 +219,124 @@ func TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres(t *testing.T) {
 			t.Fatalf("page: %d posts, %v", len(posts), err)
 		}
 	})
+}
+
+// The relationships a page reads about its reader (likedByMe, whether an
+// author follows them, the feed's follow check, a listed user's four
+// relationships) are looked up per row on Postgres, so that a reader's
+// page costs what its rows do, not what the reader's history does. The
+// generic plan of each statement, priced for an average reader, read every
+// follower and like of the reader once per page instead ("hashed"
+// subplans): on the medium profile an account with 47,000 followers paid
+// 22 ms of CPU for a feed page that cost others 1 (docs/performance.md,
+// item 40). Here a reader with 400 followers and 400 likes, among
+// accounts with about 20: the rows each generic plan reads from follows,
+// likes and blocks stay within a few per row of the page.
+func TestRelationships_ReadPerRowWhateverTheReadersFollowersOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	seedFillers(t, seeded)
+	for _, stmt := range []string{
+		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
+		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		`INSERT INTO follows (follower_id, followee_id, created_at)
+		SELECT 'filler' || g, 'filler1', now() FROM generate_series(2, 401) AS g ON CONFLICT DO NOTHING`,
+		`INSERT INTO likes (post_id, user_id, created_at) SELECT p.id, 'filler1', now() FROM posts AS p ORDER BY p.id LIMIT 400`,
+		`INSERT INTO likes (post_id, user_id, created_at)
+		SELECT p.id, 'filler' || g, now() FROM generate_series(2, 500) AS g, posts AS p WHERE p.author_id = 'filler' || (g % 500 + 1) ON CONFLICT DO NOTHING`,
+		"ANALYZE",
+	} {
+		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var candidates, authors []string
+	if err := seeded.NewRaw(`SELECT p.id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id AND f.follower_id = 'filler1'
+		ORDER BY p.id DESC LIMIT 24`).Scan(ctx, &candidates); err != nil || len(candidates) != 24 {
+		t.Fatalf("candidates: %d, %v", len(candidates), err)
+	}
+	if err := seeded.NewRaw(`SELECT follower_id FROM follows WHERE followee_id = 'filler1' ORDER BY follower_id LIMIT 20`).Scan(ctx, &authors); err != nil || len(authors) != 20 {
+		t.Fatalf("followers: %d, %v", len(authors), err)
+	}
+	array := "{" + strings.Join(candidates, ",") + "}"
+	mustReadPerRow(t, base, "AS author_version", []any{"filler1", store.MemberActive, array, 20}, 24, func(db *store.DB) error {
+		_, err := db.ListPosts(ctx, db, store.PostFilter{ViewerID: "filler1", FeedOf: "filler1", Timeline: true, Candidates: candidates, Limit: 20})
+		return err
+	})
+	mustReadPerRow(t, base, "AS blocks_me", []any{"filler1", "{" + strings.Join(authors, ",") + "}"}, 20, func(db *store.DB) error {
+		_, _, err := db.GetUsersWithRelationships(ctx, db, "filler1", authors)
+		return err
+	})
+}
+
+// mustReadPerRow runs a statement once (run) on one session of the
+// database at base, to find its text (the statement whose text contains
+// marker), then runs its generic plan with args, and fails when that reads
+// more than 3 rows per row of its result (rows, at most) from follows,
+// likes and blocks together.
+func mustReadPerRow(t *testing.T, base, marker string, args []any, rows int, run func(db *store.DB) error) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones read
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := run(db); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	if err := db.NewRaw("SELECT statement FROM pg_prepared_statements WHERE statement LIKE ?", "%"+marker+"%").Scan(ctx, &text); err != nil {
+		t.Fatalf("the statement with %q: %v", marker, err)
+	}
+	params := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	var plan []struct {
+		Plan planNode `json:"Plan"`
+	}
+	var out []byte
+	for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE per_row_probe AS " + text} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.NewRaw("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE per_row_probe("+params+")", args...).Scan(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out, &plan); err != nil || len(plan) != 1 {
+		t.Fatalf("plan: %v", err)
+	}
+	var read float64
+	var walk func(n *planNode)
+	walk = func(n *planNode) {
+		switch n.Relation {
+		case "follows", "likes", "blocks":
+			read += (n.ActualRows + n.RemovedByFilter) * n.ActualLoops
+		}
+		for i := range n.Plans {
+			walk(&n.Plans[i])
+		}
+	}
+	walk(&plan[0].Plan)
+	if read > float64(3*rows) {
+		t.Errorf("the generic plan of the statement with %q read %.0f rows of follows, likes and blocks for %d rows at most; want a lookup per row (at most %d):\n%s", marker, read, rows, 3*rows, out)
+	}
+}
+
+// planNode is a node of EXPLAIN (ANALYZE, FORMAT JSON).
+type planNode struct {
+	Relation        string     `json:"Relation Name"`
+	ActualRows      float64    `json:"Actual Rows"`
+	ActualLoops     float64    `json:"Actual Loops"`
+	RemovedByFilter float64    `json:"Rows Removed by Filter"`
+	Plans           []planNode `json:"Plans"`
 }
 
 // The Postgres URL's pool_max_conns sizes the instance's pool (open and

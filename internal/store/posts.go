@@ -393,16 +393,18 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 		// Only what changes often, and the versions of the rest (see
 		// rowcache.go). The rule's block check leaves both block flags
 		// false.
+		// Each subquery about the reader is a lookup per row (perRow).
+		perRow := db.perRow()
 		return "SELECT p.id, p.author_id, p.video_id, p.likes_count, p.comments_count, " + versionExpr("p") + " AS version, " +
-			"EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1) AS liked_by_me, " +
+			"EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1" + perRow + ") AS liked_by_me, " +
 			"u.followers_count, u.following_count, u.posts_count, " + versionExpr("u") + " AS author_version, " +
 			// Outside groups the rule shows only the reader's own posts and
 			// those of authors they follow: no lookup needed.
-			"CASE WHEN p.group_id IS NULL THEN p.author_id <> $1 ELSE EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id) END AS followed_by_me, " +
-			"EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = p.author_id AND r2.followee_id = $1) AS follows_me" +
+			"CASE WHEN p.group_id IS NULL THEN p.author_id <> $1 ELSE EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = p.author_id" + perRow + ") END AS followed_by_me, " +
+			"EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = p.author_id AND r2.followee_id = $1" + perRow + ") AS follows_me" +
 			" FROM posts AS p JOIN users AS u ON u.id = p.author_id" +
 			" WHERE p.id IN (" + set + ") AND " +
-			strings.NewReplacer("?0", "$1", "?1", "$2").Replace(homeFeedVisible) +
+			strings.NewReplacer("?0", "$1", "?1", "$2", "?p", perRow).Replace(homeFeedVisible) +
 			" ORDER BY p.id DESC LIMIT " + lim
 	})
 	var rows []struct {
@@ -468,10 +470,10 @@ func (db *DB) listTimelinePosts(ctx context.Context, tx bun.IDB, f PostFilter) (
 // outside groups is the reader's own or by someone they follow (who may
 // then see both public and followers-only posts); a group post needs active membership (?1). One
 // follow lookup per post instead of visibleTo's and the feed's two, and a
-// short predicate for the planner.
+// short predicate for the planner; ?p ends that lookup (perRow).
 const homeFeedVisible = `u.suspended_at IS NULL AND
 NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = p.author_id) OR (bx.blocker_id = p.author_id AND bx.blocked_id = ?0)) AND
-((p.group_id IS NULL AND (p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id)))
+((p.group_id IS NULL AND (p.author_id = ?0 OR EXISTS (SELECT 1 FROM follows AS ff WHERE ff.follower_id = ?0 AND ff.followee_id = p.author_id?p)))
  OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS fg WHERE fg.group_id = p.group_id AND fg.user_id = ?0 AND fg.state = ?1)))`
 
 // loadHashtags fills the Hashtags of posts in one query.

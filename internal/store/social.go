@@ -270,12 +270,13 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 	// Prepared (see queryPrepared): every feed page reads its authors.
 	where, arg, key := db.inIDs("u.id", 2, ids)
 	query := db.sqlText("users with relationships"+key, func() string {
-		return `SELECT ` + db.columns((*User)(nil), "u") + `,
-  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = u.id) AS followed_by_me,
-  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = $1) AS follows_me,
-  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = u.id) AS blocked_by_me,
-  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = $1) AS blocks_me
-  FROM users AS u WHERE ` + where
+		// Each subquery is a lookup per user (perRow).
+		return strings.ReplaceAll(`SELECT `+db.columns((*User)(nil), "u")+`,
+  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = u.id?p) AS followed_by_me,
+  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = $1?p) AS follows_me,
+  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = u.id?p) AS blocked_by_me,
+  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = $1?p) AS blocks_me
+  FROM users AS u WHERE `+where, "?p", db.perRow())
 	})
 	res, err := db.queryPrepared(ctx, tx, query, viewerID, arg)
 	if err == nil {
