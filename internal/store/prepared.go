@@ -215,14 +215,14 @@ func (db *DB) limitParam(n int, limit int, args ...any) (string, []any) {
 // perRow ends an EXISTS subquery about the reader ($1) that a prepared
 // statement runs for each of its rows (is this post liked by the reader,
 // does its author follow them), so that it stays a lookup by key per row
-// whoever reads: " OFFSET 0" on Postgres, nothing on SQLite (which never
-// does otherwise). Without it Postgres may plan such a subquery "hashed":
-// it reads every row of the reader's set once (all their likes, followers
-// or followees) and looks the page's rows up in it. The generic plan of a
-// prepared statement is priced for an average reader, so it chose that
-// for everyone, and a reader with 47,000 followers paid 18 ms of Postgres
-// CPU for a feed page that cost others 0.4 (docs/performance.md, item
-// 40). An OFFSET is one of the things that keep Postgres from rewriting an
+// whoever reads: " OFFSET 0" on Postgres, nothing on SQLite (which always
+// looks up per row, and refuses an OFFSET without a LIMIT). Without it
+// Postgres may plan such a subquery "hashed": it reads every row of the
+// reader's set once (all their likes, followers or followees) and looks
+// the page's rows up in it. The generic plan of a prepared statement is
+// priced for an average reader, so it chose that for everyone, and a
+// reader with 47,000 followers paid 21 ms of Postgres CPU for a feed page
+// that cost others 0.5 (docs/performance.md, item 40). An OFFSET is one of the things that keep Postgres from rewriting an
 // EXISTS that way (simplify_EXISTS_query in its planner); the cost of the
 // lookups is then the page's size, not the reader's history.
 func (db *DB) perRow() string {
