@@ -23,3 +23,18 @@ func TestLocalPostgres_LoopbackAndSocketsOnly(t *testing.T) {
 		}
 	}
 }
+
+// A set of ids is one Postgres array literal, each id double-quoted, with
+// its quotes and backslashes escaped; on SQLite a JSON array.
+func TestIDSetArg_QuotesAndEscapesEachID(t *testing.T) {
+	ids := []string{"01M97BBKBGPTPJSPV5QQR7RDYF", `a"b`, `c\d`, "", "é"}
+	if got, want := (&DB{Engine: Postgres}).idSetArg(ids), `{"01M97BBKBGPTPJSPV5QQR7RDYF","a\"b","c\\d","","é"}`; got != want {
+		t.Errorf("Postgres: %s, want %s", got, want)
+	}
+	if got, want := (&DB{Engine: Postgres}).idSetArg(nil), "{}"; got != want {
+		t.Errorf("Postgres, none: %s, want %s", got, want)
+	}
+	if got, want := (&DB{Engine: SQLite}).idSetArg(ids), `["01M97BBKBGPTPJSPV5QQR7RDYF","a\"b","c\\d","","é"]`; got != want {
+		t.Errorf("SQLite: %s, want %s", got, want)
+	}
+}
