@@ -147,6 +147,27 @@ func seedFillers(t *testing.T, db *store.DB) {
 	}
 }
 
+// openOneSession opens the database at base with a pool of one
+// connection, so that the prepared statements of its queries are those one
+// session holds (pg_prepared_statements lists a session's own), and closes
+// it when the test ends.
+func openOneSession(t *testing.T, base string) *store.DB {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "1")
+	u.RawQuery = q.Encode()
+	db, err := store.Open(context.Background(), u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // mustPlanOnce runs a statement ten times (run) on one session of the
 // database at base and fails unless Postgres kept a generic plan of it
 // after the first five (the statement is the one whose text contains
@@ -154,18 +175,7 @@ func seedFillers(t *testing.T, db *store.DB) {
 func mustPlanOnce(t *testing.T, base, marker string, run func(db *store.DB)) {
 	t.Helper()
 	ctx := context.Background()
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones counted
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openOneSession(t, base)
 	const runs = 10
 	for range runs {
 		run(db)
@@ -278,18 +288,7 @@ func TestRelationships_ReadPerRowWhateverTheReadersFollowersOnPostgres(t *testin
 func mustReadPerRow(t *testing.T, base, marker string, args []any, rows int, run func(db *store.DB) error) {
 	t.Helper()
 	ctx := context.Background()
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one session: its prepared statements are the ones read
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openOneSession(t, base)
 	if err := run(db); err != nil {
 		t.Fatal(err)
 	}
@@ -297,18 +296,18 @@ func mustReadPerRow(t *testing.T, base, marker string, args []any, rows int, run
 	if err := db.NewRaw("SELECT statement FROM pg_prepared_statements WHERE statement LIKE ?", "%"+marker+"%").Scan(ctx, &text); err != nil {
 		t.Fatalf("the statement with %q: %v", marker, err)
 	}
-	params := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
-	var plan []struct {
-		Plan planNode `json:"Plan"`
-	}
-	var out []byte
 	for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE per_row_probe AS " + text} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			t.Fatal(err)
 		}
 	}
+	params := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	var out []byte
 	if err := db.NewRaw("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE per_row_probe("+params+")", args...).Scan(ctx, &out); err != nil {
 		t.Fatal(err)
+	}
+	var plan []struct {
+		Plan planNode `json:"Plan"`
 	}
 	if err := json.Unmarshal(out, &plan); err != nil || len(plan) != 1 {
 		t.Fatalf("plan: %v", err)
