@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,21 +197,22 @@ func (db *DB) DeletePost(ctx context.Context, tx bun.IDB, p *Post) error {
 //     list is one that shows group posts at all (withGroups: GetPost, the
 //     home feed, ListGroupPosts); others (profiles, hashtags) never do.
 func visibleTo(q *bun.SelectQuery, viewerID string, withGroups bool) *bun.SelectQuery {
-	return q.Where(visibleRule(withGroups), viewerID, VisibilityPublic, VisibilityFollowers, MemberActive)
+	return q.Where(visibleRule(withGroups, ""), viewerID, VisibilityPublic, VisibilityFollowers, MemberActive)
 }
 
 // visibleRule is visibleTo's condition over posts AS p, its values bound
 // as ?0 the viewer, ?1 public, ?2 followers, ?3 an active membership: one
 // text for bun's queries and prepared statements alike (which rewrite the
-// placeholders).
-func visibleRule(withGroups bool) string {
+// placeholders). perRow ends the subqueries about the viewer (see
+// DB.perRow) in a prepared statement that reads many posts.
+func visibleRule(withGroups bool, perRow string) string {
 	rule := `EXISTS (SELECT 1 FROM users AS pa WHERE pa.id = p.author_id AND pa.suspended_at IS NULL) AND
 NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = p.author_id) OR (bx.blocker_id = p.author_id AND bx.blocked_id = ?0)) AND `
-	outside := `(p.group_id IS NULL AND (p.author_id = ?0 OR p.visibility = ?1 OR (p.visibility = ?2 AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ?0 AND pf.followee_id = p.author_id))))`
+	outside := `(p.group_id IS NULL AND (p.author_id = ?0 OR p.visibility = ?1 OR (p.visibility = ?2 AND EXISTS (SELECT 1 FROM follows AS pf WHERE pf.follower_id = ?0 AND pf.followee_id = p.author_id` + perRow + `))))`
 	if !withGroups {
 		return rule + outside
 	}
-	return rule + "(" + outside + " OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS pg WHERE pg.group_id = p.group_id AND pg.user_id = ?0 AND pg.state = ?3)))"
+	return rule + "(" + outside + " OR (p.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM group_members AS pg WHERE pg.group_id = p.group_id AND pg.user_id = ?0 AND pg.state = ?3" + perRow + ")))"
 }
 
 // PostVisible reports whether viewerID may see the post with this ID; false
@@ -232,7 +234,7 @@ func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID s
 	query := db.sqlText("visible post", func() string {
 		return "SELECT " + db.columns((*Post)(nil), "p") + ", " + db.tagListExpr() +
 			", EXISTS (SELECT 1 FROM likes AS l WHERE l.post_id = p.id AND l.user_id = $1) AS liked_by_me FROM posts AS p WHERE p.id = $5 AND " +
-			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(true))
+			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(true, ""))
 	})
 	rows, err := db.queryPrepared(ctx, tx, query, viewerID, VisibilityPublic, VisibilityFollowers, MemberActive, postID)
 	var posts []*Post
@@ -265,7 +267,7 @@ type PostFilter struct {
 	Tag string
 	// BeforeID continues after the last post of the previous page.
 	BeforeID string
-	// FloorID, when set, leaves out posts with lower ids.
+	// FloorID, with FeedOf, leaves out posts with lower ids.
 	FloorID string
 	// Candidates, with FeedOf, restricts the feed to these post ids (a
 	// page of the reader's timeline) plus the posts a timeline read merges
@@ -295,26 +297,20 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 	if f.FeedOf != "" && f.Timeline {
 		return db.listTimelinePosts(ctx, tx, f)
 	}
+	if f.FeedOf == "" {
+		return db.listPostsBy(ctx, tx, f)
+	}
+	// The feed read from the posts (no timeline yet, or pages below its
+	// floor): written by bun with its values, so that Postgres plans each
+	// read for its reader, whose followees and groups decide the plan.
 	var posts []*Post
-	withGroups := f.FeedOf != "" || f.GroupID != ""
-	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, withGroups)
+	q := visibleTo(tx.NewSelect().Model(&posts), f.ViewerID, true)
 	q = q.ColumnExpr("p.*").
 		ColumnExpr("EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = ?) AS liked_by_me", f.ViewerID).
 		ColumnExpr(db.tagListExpr()).
-		OrderExpr("p.id DESC").Limit(int64(f.Limit))
-	switch {
-	case f.FeedOf != "":
-		q = q.Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
+		OrderExpr("p.id DESC").Limit(int64(f.Limit)).
+		Where("(p.author_id = ? OR p.author_id IN (SELECT ff.followee_id FROM follows AS ff WHERE ff.follower_id = ?) OR p.group_id IN (SELECT fg.group_id FROM group_members AS fg WHERE fg.user_id = ? AND fg.state = ?))",
 			f.FeedOf, f.FeedOf, f.FeedOf, MemberActive)
-	case f.GroupID != "":
-		q = q.Where("p.group_id = ?", f.GroupID)
-	case f.AuthorID != "":
-		q = q.Where("p.author_id = ?", f.AuthorID)
-	case f.Tag != "":
-		q = q.Where("p.id IN (SELECT ph.post_id FROM post_hashtags AS ph WHERE ph.tag = ?)", f.Tag)
-	default:
-		return nil, fmt.Errorf("list posts: no feed, author or tag given")
-	}
 	if f.BeforeID != "" {
 		q = q.Where("p.id < ?", f.BeforeID)
 	}
@@ -322,6 +318,73 @@ func (db *DB) ListPosts(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post,
 		q = q.Where("p.id >= ?", f.FloorID)
 	}
 	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list posts: %w", translate(err))
+	}
+	for _, p := range posts {
+		p.splitTags()
+	}
+	return posts, nil
+}
+
+// listPostsBy is ListPosts for the posts of one group, author or hashtag
+// (a group's page, a profile's posts, a hashtag search): one prepared
+// statement per shape (see queryPrepared). Written by bun with its
+// values, each call was new text that Postgres planned anew, and planning
+// cost more than running it (0.76 ms against 0.40 a hashtag page on the
+// small profile; docs/performance.md, item 43). Its generic plan reads
+// the key's own index (a hashtag's posts newest first through
+// post_hashtags' primary key, an author's or a group's through theirs)
+// whatever the key's number of posts, and the lookups about the viewer
+// per row (perRow).
+func (db *DB) listPostsBy(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Post, error) {
+	// $1 the viewer, $2 public, $3 followers, with a group $4 an active
+	// membership (visibleRule's values); then the key, the bound and the
+	// limit. Postgres refuses a parameter that the text does not use.
+	withGroups := f.GroupID != ""
+	args := []any{f.ViewerID, VisibilityPublic, VisibilityFollowers}
+	if withGroups {
+		args = append(args, MemberActive)
+	}
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var shape, by string
+	switch {
+	case withGroups:
+		shape, by = "group", "p.group_id = "+param(f.GroupID)
+	case f.AuthorID != "":
+		shape, by = "author", "p.author_id = "+param(f.AuthorID)
+	case f.Tag != "":
+		shape, by = "tag", "p.id IN (SELECT ph.post_id FROM post_hashtags AS ph WHERE ph.tag = "+param(f.Tag)+")"
+	default:
+		return nil, fmt.Errorf("list posts: no feed, group, author or tag given")
+	}
+	if f.FloorID != "" {
+		return nil, fmt.Errorf("list posts: a floor applies to a feed only")
+	}
+	if f.BeforeID != "" {
+		// A page after the first is its own statement: the bound's
+		// value moves past the statistics as posts are written, and
+		// Postgres may then plan that shape anew each time (item 36);
+		// the first pages, most of the reads, keep their generic plan.
+		shape, by = shape+" before", by+" AND p.id < "+param(f.BeforeID)
+	}
+	lim, args := db.limitParam(len(args)+1, f.Limit, args...)
+	query := db.sqlText("posts by "+shape+" "+lim, func() string {
+		perRow := db.perRow()
+		return "SELECT " + db.columns((*Post)(nil), "p") +
+			", EXISTS (SELECT 1 FROM likes AS lk WHERE lk.post_id = p.id AND lk.user_id = $1" + perRow + ") AS liked_by_me, " +
+			db.tagListExpr() + " FROM posts AS p WHERE " + by + " AND " +
+			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(withGroups, perRow)) +
+			" ORDER BY p.id DESC LIMIT " + lim
+	})
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	var posts []*Post
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &posts)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("list posts: %w", translate(err))
 	}
 	for _, p := range posts {
