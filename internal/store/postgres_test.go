@@ -129,6 +129,12 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 			t.Fatalf("alice not read: %v", err)
 		}
 	})
+	// A profile's relationships (GetUser).
+	mustPlanOnce(t, base, "WITH x(id)", func(db *store.DB) {
+		if rels, err := db.Relationships(ctx, db, "filler1", []string{"filler3"}); err != nil || !rels["filler3"].FollowedByMe {
+			t.Fatalf("filler1 follows filler3: %+v, %v", rels, err)
+		}
+	})
 }
 
 // seedFillers adds the small profile's shape, analyzed: 500 users who

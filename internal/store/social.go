@@ -138,15 +138,22 @@ func (db *DB) Relationships(ctx context.Context, tx bun.IDB, viewerID string, us
 	// with its values, as two statements, Postgres planned both anew each
 	// time (0.38 ms of a user search's Postgres time on the small
 	// profile; docs/performance.md, item 43).
-	query := db.sqlText("relationships", func() string {
-		return strings.ReplaceAll(`WITH x(id) AS (`+db.idSet(2)+`) SELECT x.id,
+	// One user (a profile) is its own statement, as in inIDs: Postgres
+	// prices a set's generic plan for ten ids, and so planned a set of
+	// one anew on every run.
+	set, key, arg := db.idSet(2), "", any(db.idSetArg(userIDs))
+	if len(userIDs) == 1 {
+		set, key, arg = "SELECT CAST($2 AS TEXT)", " (one)", userIDs[0]
+	}
+	query := db.sqlText("relationships"+key, func() string {
+		return strings.ReplaceAll(`WITH x(id) AS (`+set+`) SELECT x.id,
   EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = x.id?p) AS followed_by_me,
   EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = x.id AND r2.followee_id = $1?p) AS follows_me,
   EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = x.id?p) AS blocked_by_me,
   EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = x.id AND r4.blocked_id = $1?p) AS blocks_me
   FROM x`, "?p", db.perRow())
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, viewerID, db.idSetArg(userIDs))
+	rows, err := db.queryPrepared(ctx, tx, query, viewerID, arg)
 	if err != nil {
 		return nil, fmt.Errorf("relationships: %w", translate(err))
 	}
