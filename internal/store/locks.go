@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/uptrace/bun"
 )
@@ -123,7 +124,12 @@ func (db *DB) lockRow(ctx context.Context, tx bun.IDB, model any, column, id str
 	if forDelete {
 		mode = "UPDATE"
 	}
-	if _, err := tx.NewSelect().Model(model).ColumnExpr(column).Where(column+" = ?", id).For(mode).Exec(ctx); err != nil {
+	// Prepared (see queryPrepared): every like and comment locks its post.
+	t := db.Table(reflect.TypeOf(model))
+	query := db.sqlText("lock "+column+" "+mode, func() string {
+		return "SELECT " + column + " FROM " + string(t.SQLNameForSelects) + " AS " + string(t.SQLAlias) + " WHERE " + column + " = $1 FOR " + mode
+	})
+	if _, err := db.execPrepared(ctx, tx, query, id); err != nil {
 		return fmt.Errorf("lock %s: %w", column, translate(err))
 	}
 	return nil

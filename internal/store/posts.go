@@ -644,11 +644,22 @@ func (db *DB) CreateComment(ctx context.Context, tx bun.IDB, c *Comment) error {
 // GetComment returns a comment of a post. Returns an error matching
 // IsNotFound when there is none.
 func (db *DB) GetComment(ctx context.Context, tx bun.IDB, postID, id string) (*Comment, error) {
-	c := new(Comment)
-	if err := tx.NewSelect().Model(c).Where("c.id = ? AND c.post_id = ?", id, postID).Scan(ctx); err != nil {
+	// Prepared (see queryPrepared): every new comment is read back.
+	query := db.sqlText("comment", func() string {
+		return "SELECT " + db.columns((*Comment)(nil), "c") + " FROM comments AS c WHERE c.id = $1 AND c.post_id = $2"
+	})
+	rows, err := db.queryPrepared(ctx, tx, query, id, postID)
+	var comments []*Comment
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &comments)
+	}
+	if err == nil && len(comments) == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
 		return nil, fmt.Errorf("get comment: %w", translate(err))
 	}
-	return c, nil
+	return comments[0], nil
 }
 
 // DeleteComment deletes a comment and uncounts it.
