@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -399,6 +400,39 @@ func TestHashtagSearch_AnyCaseWithOrWithoutHash(t *testing.T) {
 		}
 		if n := len(a.hashtag(u.AccessToken, "#日本")); n < 5 {
 			t.Errorf("unicode tag found %d posts", n)
+		}
+	})
+}
+
+// Pages of a user search, read with their page tokens, are the one long
+// page cut into pieces: every match once, in the same order (best first).
+func TestSearchUsers_PagesAreTheWholeListInPieces(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, a api) {
+		me := a.s.MustAccount(t, name(a, "pageseeker"))
+		q := "qq" + string(a.tr)
+		for i := range 5 {
+			a.s.MustAccount(t, q+strconv.Itoa(i))
+		}
+		whole := ids(a.search(me.AccessToken, q))
+		if len(whole) < 5 {
+			t.Fatalf("search %q: %d users, want the 5 made", q, len(whole))
+		}
+		var pieces []string
+		token := ""
+		for pages := 0; ; pages++ {
+			if pages > len(whole) {
+				t.Fatalf("more pages than users: %v", pieces)
+			}
+			res := must[flockv1.SearchUsersResponse](a, flockv1connect.UserServiceSearchUsersProcedure, me.AccessToken,
+				&flockv1.SearchUsersRequest{Query: q, PageSize: 2, PageToken: token})
+			pieces = append(pieces, ids(res.GetUsers())...)
+			if token = res.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if !slices.Equal(pieces, whole) {
+			t.Errorf("pages of 2: %v; one page: %v", pieces, whole)
 		}
 	})
 }

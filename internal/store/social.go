@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -323,60 +324,76 @@ type ScoredUser struct {
 // and full name. Users blocked either way with the viewer, suspended and
 // unverified ones never match. One query.
 func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]ScoredUser, error) {
-	var score, match string
+	// One prepared statement per shape (see queryPrepared): written by bun
+	// with its values, Postgres planned each search anew, for more than it
+	// took to run (0.52-0.65 ms against 0.59-0.69 on the small profile;
+	// docs/performance.md, item 43). Parameters are numbered as used:
+	// Postgres refuses one that its text does not use.
 	var args []any
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var shape, score, match string
 	switch {
 	case s.Email != "":
 		// A complete address matches that account's email and nothing else.
-		score, match, args = "100", "u.email = ?0", []any{s.Email}
+		shape, score, match = "email", "100", "u.email = "+param(s.Email)
 	case db.Engine == Postgres:
-		score = `(CASE WHEN lower(u.username) = ?0 THEN 60 WHEN lower(u.username) LIKE ?1 || '%' ESCAPE '!' THEN 40 ELSE 0 END
-			+ 20 * public.similarity(lower(u.username), ?0)
-			+ 15 * public.similarity(lower(u.full_name), ?0))`
+		q, like := param(s.Query), param(escapeLike(s.Query))
+		shape = "name"
+		score = `(CASE WHEN lower(u.username) = ` + q + ` THEN 60 WHEN lower(u.username) LIKE ` + like + ` || '%' ESCAPE '!' THEN 40 ELSE 0 END
+			+ 20 * public.similarity(lower(u.username), ` + q + `)
+			+ 15 * public.similarity(lower(u.full_name), ` + q + `))`
 		// Candidates come from three index scans (username prefix, username
 		// trigram similarity, full-name substring through the trigram
-		// index); only they are scored.
-		match = `u.id IN (SELECT id FROM users WHERE lower(username) LIKE ?1 || '%' ESCAPE '!'
-			UNION ALL SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ?0
-			UNION ALL SELECT id FROM users WHERE lower(full_name) LIKE '%' || ?1 || '%' ESCAPE '!')`
-		args = []any{s.Query, escapeLike(s.Query)}
+		// index); only they are scored. The prefix is also a range of the
+		// pattern index (text_pattern_ops compares bytes; U+10FFFF is the
+		// greatest character), which a plan made without the query's value
+		// can use, while LIKE with a parameter cannot.
+		match = `u.id IN (SELECT id FROM users WHERE lower(username) ~>=~ ` + q + ` AND lower(username) ~<~ (` + q + ` || chr(1114111)) AND lower(username) LIKE ` + like + ` || '%' ESCAPE '!'
+			UNION ALL SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ` + q + `
+			UNION ALL SELECT id FROM users WHERE lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!')`
 	default:
-		score = `(CASE WHEN lower(u.username) = ?0 THEN 60 WHEN lower(u.username) LIKE ?1 || '%' ESCAPE '!' THEN 40
-			       WHEN lower(u.username) LIKE '%' || ?1 || '%' ESCAPE '!' THEN 20 ELSE 0 END
-			+ CASE WHEN lower(u.full_name) LIKE ?1 || '%' ESCAPE '!' THEN 15
-			       WHEN lower(u.full_name) LIKE '%' || ?1 || '%' ESCAPE '!' THEN 10 ELSE 0 END)`
-		match = `(lower(u.username) LIKE '%' || ?1 || '%' ESCAPE '!' OR lower(u.full_name) LIKE '%' || ?1 || '%' ESCAPE '!')`
-		args = []any{s.Query, escapeLike(s.Query)}
+		q, like := param(s.Query), param(escapeLike(s.Query))
+		shape = "name"
+		score = `(CASE WHEN lower(u.username) = ` + q + ` THEN 60 WHEN lower(u.username) LIKE ` + like + ` || '%' ESCAPE '!' THEN 40
+			       WHEN lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 20 ELSE 0 END
+			+ CASE WHEN lower(u.full_name) LIKE ` + like + ` || '%' ESCAPE '!' THEN 15
+			       WHEN lower(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 10 ELSE 0 END)`
+		match = `(lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' OR lower(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!')`
 	}
-	scoreArgs := args
-	if s.Email != "" {
-		scoreArgs = nil
+	where := match + " AND u.suspended_at IS NULL AND u.email_verified_at IS NOT NULL"
+	if s.ViewerID != "" {
+		shape += ", viewer"
+		where += " AND " + strings.NewReplacer("?0", param(s.ViewerID), "?1", "u.id").Replace(noBlockBetween)
 	}
-	// A float on both engines, so cursors compare like with like.
-	float := "DOUBLE PRECISION"
-	if db.Engine == SQLite {
-		float = "REAL"
+	var after string
+	if s.AfterID != "" {
+		shape += ", after"
+		score, id := param(s.AfterScore), param(s.AfterID)
+		after = " WHERE (u.score < " + score + " OR (u.score = " + score + " AND u.id < " + id + "))"
 	}
-	score = "CAST(" + score + " AS " + float + ")"
+	lim, args := db.limitParam(len(args)+1, s.Limit, args...)
+	query := db.sqlText("search users "+shape+" "+lim, func() string {
+		// A float on both engines, so cursors compare like with like.
+		float := "DOUBLE PRECISION"
+		if db.Engine == SQLite {
+			float = "REAL"
+		}
+		return "SELECT u.* FROM (SELECT " + db.columns((*User)(nil), "u") + ", CAST(" + score + " AS " + float + ") AS score FROM users AS u WHERE " +
+			where + ") AS u" + after + " ORDER BY u.score DESC, u.id DESC LIMIT " + lim
+	})
 	var rows []struct {
 		User  `bun:",extend"`
 		Score float64 `bun:"score"`
 	}
-	query := func(ctx context.Context, tx bun.IDB) error {
-		inner := tx.NewSelect().Model((*User)(nil)).
-			ColumnExpr(db.columns((*User)(nil), "u")).ColumnExpr(score+" AS score", scoreArgs...).
-			Where(match, args...).
-			Where("u.suspended_at IS NULL").
-			Where("u.email_verified_at IS NOT NULL")
-		if s.ViewerID != "" {
-			inner = inner.Where(noBlockBetween, s.ViewerID, bun.Ident("u.id"))
+	run := func(ctx context.Context, tx bun.IDB) error {
+		res, err := db.queryPrepared(ctx, tx, query, args...)
+		if err == nil {
+			err = db.ScanRows(ctx, res, &rows)
 		}
-		q := tx.NewSelect().TableExpr("(?) AS u", inner).ColumnExpr("u.*").
-			OrderExpr("u.score DESC, u.id DESC").Limit(int64(s.Limit))
-		if s.AfterID != "" {
-			q = q.Where("(u.score < ? OR (u.score = ? AND u.id < ?))", s.AfterScore, s.AfterScore, s.AfterID)
-		}
-		return q.Scan(ctx, &rows)
+		return err
 	}
 	var err error
 	if db.Engine == Postgres && s.Email == "" {
@@ -384,14 +401,19 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		// picks a sequential scan that computes similarity on every row
 		// (120 ms against about 15 ms through the indexes at 50,000 users;
 		// see docs/performance.md), so this one query is told to use them.
+		// It is also told to keep its generic plan, made without the
+		// query's value: a plan made for the value always looked cheaper,
+		// so Postgres planned every search anew, for about what running
+		// it cost; the generic plan reads the same candidates through the
+		// same indexes (TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres).
 		err = tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
 				return err
 			}
-			return query(ctx, tx)
+			return run(ctx, tx)
 		})
 	} else {
-		err = query(ctx, tx)
+		err = run(ctx, tx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("search users: %w", translate(err))
