@@ -63,13 +63,7 @@ func (db *DB) LockUsers(ctx context.Context, tx bun.IDB, ids ...string) error {
 	if db.Engine != Postgres || len(ids) == 0 {
 		return nil
 	}
-	var locked []string
-	if err := tx.NewSelect().Model((*User)(nil)).ColumnExpr("u.id").
-		Where("u.id IN (?)", bun.List(ids)).OrderExpr("u.id").For("NO KEY UPDATE").
-		Scan(ctx, &locked); err != nil {
-		return fmt.Errorf("lock users: %w", translate(err))
-	}
-	return nil
+	return db.lockRows(ctx, tx, (*User)(nil), "u.id", ids)
 }
 
 // LockPost locks a post for the rest of the transaction (FOR UPDATE when
@@ -109,8 +103,13 @@ func (db *DB) lockRows(ctx context.Context, tx bun.IDB, model any, column string
 	if db.Engine != Postgres || len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.NewSelect().Model(model).ColumnExpr(column).Where(column+" IN (?)", bun.List(ids)).
-		OrderExpr(column).For("NO KEY UPDATE").Exec(ctx); err != nil {
+	// Prepared (see queryPrepared): every follow, block and fan-out locks.
+	t := db.Table(reflect.TypeOf(model))
+	where, arg, key := db.inIDs(column, 1, ids)
+	query := db.sqlText("lock "+column+" set"+key, func() string {
+		return "SELECT " + column + " FROM " + string(t.SQLNameForSelects) + " AS " + string(t.SQLAlias) + " WHERE " + where + " ORDER BY " + column + " FOR NO KEY UPDATE"
+	})
+	if _, err := db.execPrepared(ctx, tx, query, arg); err != nil {
 		return fmt.Errorf("lock %s: %w", column, translate(err))
 	}
 	return nil

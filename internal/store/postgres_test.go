@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/testutil"
@@ -403,6 +405,42 @@ func TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres(t *testing.
 	if read := rowsRead(plan, []string{"users"}); read > 3*21 {
 		t.Errorf("the generic plan of the user search read %.0f users of 20,000 for at most 21 results:\n%s", read, out)
 	}
+}
+
+// A fan-out's statements are prepared, each set of posts one parameter,
+// and the insert into its readers' timelines is planned once per
+// connection on Postgres: written with its values, each batch was new
+// text, planned for about a quarter of what running it cost
+// (docs/performance.md, item 44). Here one post at a time by an author
+// with 20 followers, all with timelines.
+func TestFanOut_PlannedOnceOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	seedFillers(t, seeded)
+	for _, stmt := range []string{
+		`INSERT INTO timelines (user_id, state, floor_id, read_at) SELECT id, 'ready', '', now() FROM users`,
+		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
+		SELECT 'p' || lpad(g::text, 8, '0'), 'filler1', 'new', 'public', now(), now() FROM generate_series(1, 20) AS g`,
+		`INSERT INTO timeline_pending (post_id, created_at) SELECT id, now() FROM posts`,
+		"ANALYZE",
+	} {
+		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	mustPlanOnce(t, base, "WITH r AS (", func(db *store.DB) {
+		n++
+		var posts, entries int64
+		if err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			posts, entries, err = db.FanOut(ctx, tx, []string{fmt.Sprintf("p%08d", n)}, 5000)
+			return err
+		}); err != nil || posts != 1 || entries != 21 {
+			t.Fatalf("fan-out of post %d: %d posts, %d entries, %v; want 1 post in its author's and 20 followers' timelines", n, posts, entries, err)
+		}
+	})
 }
 
 // aboutReader is the tables of a reader's relationships: follows, likes

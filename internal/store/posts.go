@@ -571,20 +571,12 @@ func (db *DB) LikedPosts(ctx context.Context, tx bun.IDB, userID string, postIDs
 	query := db.sqlText("liked posts"+key, func() string {
 		return "SELECT l.post_id FROM likes AS l WHERE l.user_id = $1 AND " + where
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, userID, arg)
+	ids, err := db.scanIDs(ctx, tx, query, userID, arg)
 	if err != nil {
-		return nil, fmt.Errorf("liked posts: %w", translate(err))
+		return nil, fmt.Errorf("liked posts: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("liked posts: %w", translate(err))
-		}
+	for _, id := range ids {
 		out[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("liked posts: %w", translate(err))
 	}
 	return out, nil
 }

@@ -134,6 +134,28 @@ func (db *DB) runInTx(ctx context.Context, tx *sql.Tx, query string, run func(*s
 	return unprepared(tx)
 }
 
+// scanIDs runs query, a prepared statement (see queryPrepared) that
+// returns one text column, and returns its values.
+func (db *DB) scanIDs(ctx context.Context, tx bun.IDB, query string, args ...any) ([]string, error) {
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return ids, nil
+}
+
 // scanOne scans the first row of rows into dest and closes them;
 // sql.ErrNoRows when there is none, as QueryRow's Scan.
 func scanOne(rows *sql.Rows, dest ...any) error {

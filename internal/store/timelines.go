@@ -496,9 +496,14 @@ func (db *DB) AddPendingPost(ctx context.Context, tx bun.IDB, postID string) err
 // PendingPosts returns up to limit posts whose fan-out is pending, oldest
 // first.
 func (db *DB) PendingPosts(ctx context.Context, tx bun.IDB, limit int) ([]string, error) {
-	var ids []string
-	if err := tx.NewSelect().Model((*TimelinePending)(nil)).Column("post_id").OrderExpr("post_id").Limit(int64(limit)).Scan(ctx, &ids); err != nil {
-		return nil, fmt.Errorf("pending posts: %w", translate(err))
+	// Prepared (see queryPrepared): the fan-out's drain reads it for each
+	// batch.
+	lim, args := db.limitParam(1, limit)
+	ids, err := db.scanIDs(ctx, tx, db.sqlText("pending posts "+lim, func() string {
+		return "SELECT post_id FROM timeline_pending ORDER BY post_id LIMIT " + lim
+	}), args...)
+	if err != nil {
+		return nil, fmt.Errorf("pending posts: %w", err)
 	}
 	return ids, nil
 }
@@ -532,8 +537,19 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt in
 	if len(postIDs) == 0 {
 		return 0, 0, nil
 	}
+	// Its statements are prepared (see queryPrepared), each set of ids one
+	// parameter: written by bun with their values, each batch's were new
+	// text, and Postgres planned the batch's insert for about a quarter
+	// of what running it cost (docs/performance.md, item 44).
 	var found []Post
-	if err := tx.NewSelect().Model(&found).Column("id", "author_id", "group_id").Where("p.id IN (?)", bun.List(postIDs)).Scan(ctx); err != nil {
+	where, arg, key := db.inIDs("p.id", 1, postIDs)
+	rows, err := db.queryPrepared(ctx, tx, db.sqlText("fan-out posts"+key, func() string {
+		return "SELECT p.id, p.author_id, p.group_id FROM posts AS p WHERE " + where
+	}), arg)
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &found)
+	}
+	if err != nil {
 		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 	}
 	// Locks in the global order (locks.go), each kind at once: the groups,
@@ -563,9 +579,12 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt in
 	// Claim the posts: a concurrent fan-out of one (two batch jobs draining
 	// at once) waits here for the first to commit and then does not find
 	// it; a deleted post took its pending row with it.
-	var claimed []string
-	if err := tx.NewRaw("DELETE FROM timeline_pending WHERE post_id IN (?) RETURNING post_id", bun.List(ids)).Scan(ctx, &claimed); err != nil {
-		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
+	where, arg, key = db.inIDs("post_id", 1, ids)
+	claimed, err := db.scanIDs(ctx, tx, db.sqlText("fan-out claim"+key, func() string {
+		return "DELETE FROM timeline_pending WHERE " + where + " RETURNING post_id"
+	}), arg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("fan out: %w", err)
 	}
 	if len(claimed) == 0 {
 		return 0, 0, nil
@@ -573,13 +592,17 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt in
 	// Authors become big (and stay so) from bigAt followers.
 	var bigIDs []string
 	if len(authorIDs) > 0 {
-		now := db.Now()
-		if _, err := tx.NewRaw(`INSERT INTO timeline_big_authors (user_id, since)
-SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON CONFLICT DO NOTHING`, now, bun.List(authorIDs), bigAt).Exec(ctx); err != nil {
+		where, arg, key := db.inIDs("u.id", 1, authorIDs)
+		if _, err := db.execPrepared(ctx, tx, db.sqlText("fan-out big authors"+key, func() string {
+			return "INSERT INTO timeline_big_authors (user_id, since) SELECT u.id, $2 FROM users AS u WHERE " + where + " AND u.followers_count >= $3 ON CONFLICT DO NOTHING"
+		}), arg, db.timeArg(db.Now()), bigAt); err != nil {
 			return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 		}
-		if err := tx.NewRaw("SELECT user_id FROM timeline_big_authors WHERE user_id IN (?)", bun.List(authorIDs)).Scan(ctx, &bigIDs); err != nil {
-			return 0, 0, fmt.Errorf("fan out: %w", translate(err))
+		where, _, _ = db.inIDs("user_id", 1, authorIDs)
+		if bigIDs, err = db.scanIDs(ctx, tx, db.sqlText("fan-out big"+key, func() string {
+			return "SELECT user_id FROM timeline_big_authors WHERE " + where
+		}), arg); err != nil {
+			return 0, 0, fmt.Errorf("fan out: %w", err)
 		}
 	}
 	big := make(map[string]bool, len(bigIDs))
@@ -606,38 +629,48 @@ SELECT u.id, ? FROM users AS u WHERE u.id IN (?) AND u.followers_count >= ? ON C
 	// author, and the followers of an author who is not big (driven by
 	// the author's followers, follows' followee index, not by every
 	// timeline). Only timelines whose floor is at or below the post.
-	var readers []string
-	if len(inGroups) > 0 {
-		readers = append(readers, `SELECT gm.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN group_members AS gm ON gm.group_id = p.group_id
-  JOIN timelines AS t ON t.user_id = gm.user_id
-  WHERE p.id IN (?0) AND gm.state = ?3 AND t.floor_id <= p.id`)
+	// Each set of posts is one parameter, numbered as used (Postgres
+	// refuses a parameter that the text does not use).
+	var args []any
+	var shape strings.Builder
+	var sqls []string
+	set := func(column string, ids []string) string {
+		where, arg, key := db.inIDs(column, len(args)+1, ids)
+		args = append(args, arg)
+		shape.WriteString(key)
+		return where
 	}
-	if len(ownOnly)+len(toFollowers) > 0 {
-		readers = append(readers, `SELECT t.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN timelines AS t ON t.user_id = p.author_id
-  WHERE p.id IN (?1) AND t.floor_id <= p.id`)
+	if len(inGroups) > 0 {
+		shape.WriteString(" groups")
+		sqls = append(sqls, `SELECT gm.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN group_members AS gm ON gm.group_id = p.group_id
+  JOIN timelines AS t ON t.user_id = gm.user_id
+  WHERE `+set("p.id", inGroups)+` AND gm.state = $`+strconv.Itoa(len(args)+1)+` AND t.floor_id <= p.id`)
+		args = append(args, MemberActive)
+	}
+	if own := slices.Concat(ownOnly, toFollowers); len(own) > 0 {
+		shape.WriteString(" authors")
+		sqls = append(sqls, `SELECT t.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN timelines AS t ON t.user_id = p.author_id
+  WHERE `+set("p.id", own)+` AND t.floor_id <= p.id`)
 	}
 	if len(toFollowers) > 0 {
-		readers = append(readers, `SELECT f.follower_id AS user_id, p.id AS post_id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id
+		shape.WriteString(" followers")
+		sqls = append(sqls, `SELECT f.follower_id AS user_id, p.id AS post_id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id
   JOIN timelines AS t ON t.user_id = f.follower_id
-  WHERE p.id IN (?2) AND t.floor_id <= p.id`)
+  WHERE `+set("p.id", toFollowers)+` AND t.floor_id <= p.id`)
 	}
-	list := func(ids []string) any {
-		if len(ids) == 0 {
-			return bun.List([]string{""}) // no post has the empty id
-		}
-		return bun.List(ids)
-	}
-	// On Postgres the readers' timelines are held, in user id order
-	// (DropTimelines' order), by the statement that writes to them.
-	insert := `INSERT OR IGNORE INTO timeline_entries (user_id, post_id)
-SELECT r.user_id, r.post_id FROM (` + strings.Join(readers, "\nUNION ALL\n") + `) AS r`
-	if db.Engine == Postgres {
-		insert = `WITH r AS (` + strings.Join(readers, "\nUNION ALL\n") + `),
+	query := db.sqlText("fan-out"+shape.String(), func() string {
+		// On Postgres the readers' timelines are held, in user id order
+		// (DropTimelines' order), by the statement that writes to them.
+		if db.Engine == Postgres {
+			return `WITH r AS (` + strings.Join(sqls, "\nUNION ALL\n") + `),
 h AS (SELECT ht.user_id FROM timelines AS ht WHERE ht.user_id IN (SELECT r.user_id FROM r) ORDER BY ht.user_id` + db.holdTimelines("ht") + `)
 INSERT INTO timeline_entries (user_id, post_id)
 SELECT r.user_id, r.post_id FROM r WHERE r.user_id IN (SELECT h.user_id FROM h) ON CONFLICT DO NOTHING`
-	}
-	res, err := tx.NewRaw(insert, list(inGroups), list(append(ownOnly, toFollowers...)), list(toFollowers), MemberActive).Exec(ctx)
+		}
+		return `INSERT OR IGNORE INTO timeline_entries (user_id, post_id)
+SELECT r.user_id, r.post_id FROM (` + strings.Join(sqls, "\nUNION ALL\n") + `) AS r`
+	})
+	res, err := db.execPrepared(ctx, tx, query, args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("fan out: %w", translate(err))
 	}
