@@ -145,13 +145,32 @@ func TestGetUser_OneUserIsPlannedOnceOnPostgres(t *testing.T) {
 // follow 20 each.
 func seedFillers(t *testing.T, db *store.DB) {
 	t.Helper()
-	for _, stmt := range []string{
+	execAll(t, db,
 		`INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
 		SELECT 'filler' || g, 'filler' || g, 'filler' || g || '@example.com', 'x', now(), now() FROM generate_series(1, 500) AS g`,
 		`INSERT INTO follows (follower_id, followee_id, created_at)
 		SELECT 'filler' || g, 'filler' || ((g + k) % 500 + 1), now() FROM generate_series(1, 500) AS g, generate_series(1, 20) AS k`,
 		"ANALYZE users", "ANALYZE follows",
-	} {
+	)
+}
+
+// The seedFillers users' posts, and a reader whose history is large.
+const (
+	// fillerPosts gives each filler 10 public posts, p00000010 to
+	// p00005009, in the order of their authors.
+	fillerPosts = `INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
+		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`
+	// filler1Followers gives filler1 400 followers.
+	filler1Followers = `INSERT INTO follows (follower_id, followee_id, created_at)
+		SELECT 'filler' || g, 'filler1', now() FROM generate_series(2, 401) AS g ON CONFLICT DO NOTHING`
+	// filler1Likes makes filler1 like the 400 oldest posts.
+	filler1Likes = `INSERT INTO likes (post_id, user_id, created_at) SELECT p.id, 'filler1', now() FROM posts AS p ORDER BY p.id LIMIT 400`
+)
+
+// execAll runs each statement on db, in order.
+func execAll(t *testing.T, db *store.DB, stmts ...string) {
+	t.Helper()
+	for _, stmt := range stmts {
 		if _, err := db.ExecContext(context.Background(), stmt); err != nil {
 			t.Fatal(err)
 		}
@@ -232,17 +251,12 @@ func TestTimelinePage_PlannedOnceAfterNewPostsOnPostgres(t *testing.T) {
 	// The small profile's shape, 10 posts each, analyzed; then 5 newer
 	// posts each, past the statistics.
 	seedFillers(t, seeded)
-	for _, stmt := range []string{
-		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
-		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+	execAll(t, seeded,
+		fillerPosts,
 		"ANALYZE posts",
 		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
 		SELECT 'q' || lpad((k * 500 + g)::text, 8, '0'), 'filler' || g, 'new', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 4) AS k`,
-	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	// filler1's page: the newest posts of the accounts it follows.
 	var candidates []string
 	if err := seeded.NewRaw(`SELECT p.id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id AND f.follower_id = 'filler1'
@@ -274,20 +288,13 @@ func TestRelationships_ReadPerRowWhateverTheReadersFollowersOnPostgres(t *testin
 	ctx := context.Background()
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
 	seedFillers(t, seeded)
-	for _, stmt := range []string{
-		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
-		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
-		`INSERT INTO follows (follower_id, followee_id, created_at)
-		SELECT 'filler' || g, 'filler1', now() FROM generate_series(2, 401) AS g ON CONFLICT DO NOTHING`,
-		`INSERT INTO likes (post_id, user_id, created_at) SELECT p.id, 'filler1', now() FROM posts AS p ORDER BY p.id LIMIT 400`,
+	execAll(t, seeded,
+		fillerPosts,
+		filler1Followers, filler1Likes,
 		`INSERT INTO likes (post_id, user_id, created_at)
 		SELECT p.id, 'filler' || g, now() FROM generate_series(2, 500) AS g, posts AS p WHERE p.author_id = 'filler' || (g % 500 + 1) ON CONFLICT DO NOTHING`,
 		"ANALYZE",
-	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	var candidates, authors []string
 	if err := seeded.NewRaw(`SELECT p.id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id AND f.follower_id = 'filler1'
 		ORDER BY p.id DESC LIMIT 24`).Scan(ctx, &candidates); err != nil || len(candidates) != 24 {
@@ -327,20 +334,13 @@ func TestPostLists_PlannedOnceAndReadTheirKeysRowsOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
 	seedFillers(t, seeded)
-	for _, stmt := range []string{
-		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
-		SELECT 'p' || lpad((g * 10 + k)::text, 8, '0'), 'filler' || g, 'old', 'public', now(), now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+	execAll(t, seeded,
+		fillerPosts,
 		`INSERT INTO post_hashtags (tag, post_id, position) SELECT 't' || (substr(id, 2)::int % 50), id, 0 FROM posts`,
 		`INSERT INTO post_hashtags (tag, post_id, position) SELECT 'rare', id, 1 FROM posts ORDER BY id LIMIT 2`,
-		`INSERT INTO follows (follower_id, followee_id, created_at)
-		SELECT 'filler' || g, 'filler1', now() FROM generate_series(2, 401) AS g ON CONFLICT DO NOTHING`,
-		`INSERT INTO likes (post_id, user_id, created_at) SELECT p.id, 'filler1', now() FROM posts AS p ORDER BY p.id LIMIT 400`,
+		filler1Followers, filler1Likes,
 		"ANALYZE",
-	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	list := func(db *store.DB, f store.PostFilter, want int) error {
 		f.ViewerID, f.Limit = "filler1", 21
 		posts, err := db.ListPosts(ctx, db, f)
@@ -379,15 +379,11 @@ func TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres(t *testing.
 	t.Parallel()
 	ctx := context.Background()
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
-	for _, stmt := range []string{
+	execAll(t, seeded,
 		`INSERT INTO users (id, username, email, password_hash, email_verified_at, created_at, updated_at)
 		SELECT 'u' || lpad(g::text, 6, '0'), 'u' || md5(g::text), 'u' || g || '@example.com', 'x', now(), now(), now() FROM generate_series(1, 20000) AS g`,
 		"ANALYZE users",
-	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	q := fmt.Sprintf("u%x", md5.Sum([]byte("777")))[:6]
 	search := func(db *store.DB) error {
 		hits, err := db.SearchUsers(ctx, db, store.UserSearch{Query: q, ViewerID: "u000001", Limit: 21})
@@ -418,17 +414,13 @@ func TestFanOut_PlannedOnceOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
 	seedFillers(t, seeded)
-	for _, stmt := range []string{
+	execAll(t, seeded,
 		`INSERT INTO timelines (user_id, state, floor_id, read_at) SELECT id, 'ready', '', now() FROM users`,
 		`INSERT INTO posts (id, author_id, content, visibility, created_at, updated_at)
 		SELECT 'p' || lpad(g::text, 8, '0'), 'filler1', 'new', 'public', now(), now() FROM generate_series(1, 20) AS g`,
 		`INSERT INTO timeline_pending (post_id, created_at) SELECT id, now() FROM posts`,
 		"ANALYZE",
-	} {
-		if _, err := seeded.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	n := 0
 	mustPlanOnce(t, base, "WITH r AS (", func(db *store.DB) {
 		n++
