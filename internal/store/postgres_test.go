@@ -401,6 +401,20 @@ func TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres(t *testing.
 	if read := rowsRead(plan, []string{"users"}); read > 3*21 {
 		t.Errorf("the generic plan of the user search read %.0f users of 20,000 for at most 21 results:\n%s", read, out)
 	}
+	// A broad query: "sim042" resembles each of 20,000 "simNNNNN" names,
+	// and all were scored before their number was bounded (item 45).
+	execAll(t, seeded,
+		`INSERT INTO users (id, username, email, password_hash, email_verified_at, created_at, updated_at)
+		SELECT 's' || lpad(g::text, 6, '0'), 'sim' || lpad(g::text, 5, '0'), 's' || g || '@example.com', 'x', now(), now(), now() FROM generate_series(1, 20000) AS g`,
+		"ANALYZE users",
+	)
+	if hits, err := db.SearchUsers(ctx, db, store.UserSearch{Query: "sim042", ViewerID: "u000001", Limit: 21}); err != nil || len(hits) != 21 || !strings.HasPrefix(hits[0].Username, "sim042") {
+		t.Fatalf("search sim042: %d users, %v; want 21, a sim042... first", len(hits), err)
+	}
+	plan, out = explainGeneric(t, db, "~>=~", []any{"sim042", "sim042", "u000001", 21}, "SET enable_seqscan = off")
+	if read := rowsRead(plan, []string{"users"}); read > 4*store.MaxSearchCandidates {
+		t.Errorf("the generic plan of a broad user search read %.0f users of 40,000; want at most %d (the candidates of each kind are bounded):\n%s", read, 4*store.MaxSearchCandidates, out)
+	}
 }
 
 // A fan-out's statements are prepared, each set of posts one parameter,

@@ -318,6 +318,12 @@ type ScoredUser struct {
 	Score float64
 }
 
+// MaxSearchCandidates bounds each kind of candidate a user search scores
+// on Postgres (username prefix, similar username, full-name substring): a
+// query that matches more users than that is too broad to page through,
+// and scoring every one made its cost follow the number of users.
+const MaxSearchCandidates = 500
+
 // SearchUsers ranks users by how well they match: an exact email first,
 // then exact username, username prefix, and (on Postgres) trigram
 // similarity of username and full name; on SQLite, substrings of username
@@ -347,13 +353,20 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 			+ 15 * public.similarity(lower(u.full_name), ` + q + `))`
 		// Candidates come from three index scans (username prefix, username
 		// trigram similarity, full-name substring through the trigram
-		// index); only they are scored. The prefix is also a range of the
-		// pattern index (text_pattern_ops compares bytes; U+10FFFF is the
-		// greatest character), which a plan made without the query's value
-		// can use, while LIKE with a parameter cannot.
-		match = `u.id IN (SELECT id FROM users WHERE lower(username) ~>=~ ` + q + ` AND lower(username) ~<~ (` + q + ` || chr(1114111)) AND lower(username) LIKE ` + like + ` || '%' ESCAPE '!'
-			UNION ALL SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ` + q + `
-			UNION ALL SELECT id FROM users WHERE lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!')`
+		// index), at most MaxSearchCandidates of each; only they are
+		// scored. The prefix is also a range of the pattern index
+		// (text_pattern_ops compares bytes; U+10FFFF is the greatest
+		// character), which a plan made without the query's value can
+		// use, while LIKE with a parameter cannot; its candidates are the
+		// first in that order, so an exact username always is one. Without
+		// the bound a broad query scored every user it resembled: "user042"
+		// on the medium profile resembles all 100,000 "userNNNNNN" names,
+		// about 200 ms of Postgres CPU a search (docs/performance.md, item
+		// 45).
+		limit := strconv.Itoa(MaxSearchCandidates)
+		match = `u.id IN ((SELECT id FROM users WHERE lower(username) ~>=~ ` + q + ` AND lower(username) ~<~ (` + q + ` || chr(1114111)) AND lower(username) LIKE ` + like + ` || '%' ESCAPE '!' ORDER BY lower(username) USING ~<~ LIMIT ` + limit + `)
+			UNION ALL (SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ` + q + ` LIMIT ` + limit + `)
+			UNION ALL (SELECT id FROM users WHERE lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' LIMIT ` + limit + `))`
 	default:
 		q, like := param(s.Query), param(escapeLike(s.Query))
 		shape = "name"
