@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -341,22 +340,18 @@ func (db *DB) listPostsBy(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Pos
 	// membership (visibleRule's values); then the key, the bound and the
 	// limit. Postgres refuses a parameter that the text does not use.
 	withGroups := f.GroupID != ""
-	args := []any{f.ViewerID, VisibilityPublic, VisibilityFollowers}
+	args := params{f.ViewerID, VisibilityPublic, VisibilityFollowers}
 	if withGroups {
-		args = append(args, MemberActive)
-	}
-	param := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+		args.add(MemberActive)
 	}
 	var shape, by string
 	switch {
 	case withGroups:
-		shape, by = "group", "p.group_id = "+param(f.GroupID)
+		shape, by = "group", "p.group_id = "+args.add(f.GroupID)
 	case f.AuthorID != "":
-		shape, by = "author", "p.author_id = "+param(f.AuthorID)
+		shape, by = "author", "p.author_id = "+args.add(f.AuthorID)
 	case f.Tag != "":
-		shape, by = "tag", "p.id IN (SELECT ph.post_id FROM post_hashtags AS ph WHERE ph.tag = "+param(f.Tag)+")"
+		shape, by = "tag", "p.id IN (SELECT ph.post_id FROM post_hashtags AS ph WHERE ph.tag = "+args.add(f.Tag)+")"
 	default:
 		return nil, fmt.Errorf("list posts: no feed, group, author or tag given")
 	}
@@ -368,9 +363,9 @@ func (db *DB) listPostsBy(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Pos
 		// value moves past the statistics as posts are written, and
 		// Postgres may then plan that shape anew each time (item 36);
 		// the first pages, most of the reads, keep their generic plan.
-		shape, by = shape+" before", by+" AND p.id < "+param(f.BeforeID)
+		shape, by = shape+" before", by+" AND p.id < "+args.add(f.BeforeID)
 	}
-	lim, args := db.limitParam(len(args)+1, f.Limit, args...)
+	lim, all := db.limitParam(len(args)+1, f.Limit, args...)
 	query := db.sqlText("posts by "+shape+" "+lim, func() string {
 		perRow := db.perRow()
 		return "SELECT " + db.columns((*Post)(nil), "p") +
@@ -379,7 +374,7 @@ func (db *DB) listPostsBy(ctx context.Context, tx bun.IDB, f PostFilter) ([]*Pos
 			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(withGroups, perRow)) +
 			" ORDER BY p.id DESC LIMIT " + lim
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	rows, err := db.queryPrepared(ctx, tx, query, all...)
 	var posts []*Post
 	if err == nil {
 		err = db.ScanRows(ctx, rows, &posts)

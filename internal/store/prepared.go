@@ -134,6 +134,26 @@ func (db *DB) runInTx(ctx context.Context, tx *sql.Tx, query string, run func(*s
 	return unprepared(tx)
 }
 
+// params is the arguments of a prepared statement whose text is written
+// as they are added, each numbered in turn ($1, $2...): Postgres refuses a
+// parameter that the text does not use, so a shape that leaves a value
+// out numbers the rest without it.
+type params []any
+
+// add appends v and returns its placeholder.
+func (p *params) add(v any) string {
+	*p = append(*p, v)
+	return "$" + strconv.Itoa(len(*p))
+}
+
+// addIDs appends a set of ids as inIDs writes it, and returns the
+// condition on column and the suffix of sqlText's key.
+func (p *params) addIDs(db *DB, column string, ids []string) (where, key string) {
+	where, arg, key := db.inIDs(column, len(*p)+1, ids)
+	*p = append(*p, arg)
+	return where, key
+}
+
 // scanIDs runs query, a prepared statement (see queryPrepared) that
 // returns one text column, and returns its values.
 func (db *DB) scanIDs(ctx context.Context, tx bun.IDB, query string, args ...any) ([]string, error) {

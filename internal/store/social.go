@@ -333,20 +333,15 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 	// One prepared statement per shape (see queryPrepared): written by bun
 	// with its values, Postgres planned each search anew, for more than it
 	// took to run (0.52-0.65 ms against 0.59-0.69 on the small profile;
-	// docs/performance.md, item 43). Parameters are numbered as used:
-	// Postgres refuses one that its text does not use.
-	var args []any
-	param := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	// docs/performance.md, item 43).
+	var args params
 	var shape, score, match string
 	switch {
 	case s.Email != "":
 		// A complete address matches that account's email and nothing else.
-		shape, score, match = "email", "100", "u.email = "+param(s.Email)
+		shape, score, match = "email", "100", "u.email = "+args.add(s.Email)
 	case db.Engine == Postgres:
-		q, like := param(s.Query), param(escapeLike(s.Query))
+		q, like := args.add(s.Query), args.add(escapeLike(s.Query))
 		shape = "name"
 		score = `(CASE WHEN lower(u.username) = ` + q + ` THEN 60 WHEN lower(u.username) LIKE ` + like + ` || '%' ESCAPE '!' THEN 40 ELSE 0 END
 			+ 20 * public.similarity(lower(u.username), ` + q + `)
@@ -368,7 +363,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 			UNION ALL (SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ` + q + ` LIMIT ` + limit + `)
 			UNION ALL (SELECT id FROM users WHERE lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' LIMIT ` + limit + `))`
 	default:
-		q, like := param(s.Query), param(escapeLike(s.Query))
+		q, like := args.add(s.Query), args.add(escapeLike(s.Query))
 		shape = "name"
 		score = `(CASE WHEN lower(u.username) = ` + q + ` THEN 60 WHEN lower(u.username) LIKE ` + like + ` || '%' ESCAPE '!' THEN 40
 			       WHEN lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 20 ELSE 0 END
@@ -379,15 +374,15 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 	where := match + " AND u.suspended_at IS NULL AND u.email_verified_at IS NOT NULL"
 	if s.ViewerID != "" {
 		shape += ", viewer"
-		where += " AND " + strings.NewReplacer("?0", param(s.ViewerID), "?1", "u.id").Replace(noBlockBetween)
+		where += " AND " + strings.NewReplacer("?0", args.add(s.ViewerID), "?1", "u.id").Replace(noBlockBetween)
 	}
 	var after string
 	if s.AfterID != "" {
 		shape += ", after"
-		score, id := param(s.AfterScore), param(s.AfterID)
+		score, id := args.add(s.AfterScore), args.add(s.AfterID)
 		after = " WHERE (u.score < " + score + " OR (u.score = " + score + " AND u.id < " + id + "))"
 	}
-	lim, args := db.limitParam(len(args)+1, s.Limit, args...)
+	lim, all := db.limitParam(len(args)+1, s.Limit, args...)
 	query := db.sqlText("search users "+shape+" "+lim, func() string {
 		// A float on both engines, so cursors compare like with like.
 		float := "DOUBLE PRECISION"
@@ -402,7 +397,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		Score float64 `bun:"score"`
 	}
 	run := func(ctx context.Context, tx bun.IDB) error {
-		res, err := db.queryPrepared(ctx, tx, query, args...)
+		res, err := db.queryPrepared(ctx, tx, query, all...)
 		if err == nil {
 			err = db.ScanRows(ctx, res, &rows)
 		}

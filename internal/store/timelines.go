@@ -629,36 +629,32 @@ func (db *DB) FanOut(ctx context.Context, tx bun.IDB, postIDs []string, bigAt in
 	// author, and the followers of an author who is not big (driven by
 	// the author's followers, follows' followee index, not by every
 	// timeline). Only timelines whose floor is at or below the post.
-	// Each set of posts is one parameter, numbered as used (Postgres
-	// refuses a parameter that the text does not use).
-	var args []any
-	var shape strings.Builder
+	// Each set of posts is one parameter.
+	var args params
+	var shape string
 	var sqls []string
-	set := func(column string, ids []string) string {
-		where, arg, key := db.inIDs(column, len(args)+1, ids)
-		args = append(args, arg)
-		shape.WriteString(key)
-		return where
-	}
 	if len(inGroups) > 0 {
-		shape.WriteString(" groups")
+		posts, key := args.addIDs(db, "p.id", inGroups)
+		active := args.add(MemberActive)
+		shape += " groups" + key
 		sqls = append(sqls, `SELECT gm.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN group_members AS gm ON gm.group_id = p.group_id
   JOIN timelines AS t ON t.user_id = gm.user_id
-  WHERE `+set("p.id", inGroups)+` AND gm.state = $`+strconv.Itoa(len(args)+1)+` AND t.floor_id <= p.id`)
-		args = append(args, MemberActive)
+  WHERE `+posts+` AND gm.state = `+active+` AND t.floor_id <= p.id`)
 	}
 	if own := slices.Concat(ownOnly, toFollowers); len(own) > 0 {
-		shape.WriteString(" authors")
+		posts, key := args.addIDs(db, "p.id", own)
+		shape += " authors" + key
 		sqls = append(sqls, `SELECT t.user_id AS user_id, p.id AS post_id FROM posts AS p JOIN timelines AS t ON t.user_id = p.author_id
-  WHERE `+set("p.id", own)+` AND t.floor_id <= p.id`)
+  WHERE `+posts+` AND t.floor_id <= p.id`)
 	}
 	if len(toFollowers) > 0 {
-		shape.WriteString(" followers")
+		posts, key := args.addIDs(db, "p.id", toFollowers)
+		shape += " followers" + key
 		sqls = append(sqls, `SELECT f.follower_id AS user_id, p.id AS post_id FROM posts AS p JOIN follows AS f ON f.followee_id = p.author_id
   JOIN timelines AS t ON t.user_id = f.follower_id
-  WHERE `+set("p.id", toFollowers)+` AND t.floor_id <= p.id`)
+  WHERE `+posts+` AND t.floor_id <= p.id`)
 	}
-	query := db.sqlText("fan-out"+shape.String(), func() string {
+	query := db.sqlText("fan-out"+shape, func() string {
 		// On Postgres the readers' timelines are held, in user id order
 		// (DropTimelines' order), by the statement that writes to them.
 		if db.Engine == Postgres {
