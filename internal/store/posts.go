@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -235,18 +234,10 @@ func (db *DB) GetVisiblePost(ctx context.Context, tx bun.IDB, viewerID, postID s
 			", EXISTS (SELECT 1 FROM likes AS l WHERE l.post_id = p.id AND l.user_id = $1) AS liked_by_me FROM posts AS p WHERE p.id = $5 AND " +
 			strings.NewReplacer("?0", "$1", "?1", "$2", "?2", "$3", "?3", "$4").Replace(visibleRule(true, ""))
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, viewerID, VisibilityPublic, VisibilityFollowers, MemberActive, postID)
-	var posts []*Post
-	if err == nil {
-		err = db.ScanRows(ctx, rows, &posts)
-	}
-	if err == nil && len(posts) == 0 {
-		err = sql.ErrNoRows
-	}
+	p, err := queryFirst[Post](ctx, db, tx, query, viewerID, VisibilityPublic, VisibilityFollowers, MemberActive, postID)
 	if err != nil {
 		return nil, fmt.Errorf("get visible post: %w", translate(err))
 	}
-	p := posts[0]
 	p.splitTags()
 	return p, nil
 }
@@ -635,18 +626,11 @@ func (db *DB) GetComment(ctx context.Context, tx bun.IDB, postID, id string) (*C
 	query := db.sqlText("comment", func() string {
 		return "SELECT " + db.columns((*Comment)(nil), "c") + " FROM comments AS c WHERE c.id = $1 AND c.post_id = $2"
 	})
-	rows, err := db.queryPrepared(ctx, tx, query, id, postID)
-	var comments []*Comment
-	if err == nil {
-		err = db.ScanRows(ctx, rows, &comments)
-	}
-	if err == nil && len(comments) == 0 {
-		err = sql.ErrNoRows
-	}
+	c, err := queryFirst[Comment](ctx, db, tx, query, id, postID)
 	if err != nil {
 		return nil, fmt.Errorf("get comment: %w", translate(err))
 	}
-	return comments[0], nil
+	return c, nil
 }
 
 // DeleteComment deletes a comment and uncounts it.

@@ -154,6 +154,24 @@ func (p *params) addIDs(db *DB, column string, ids []string) (where, key string)
 	return where, key
 }
 
+// queryFirst runs query, a prepared statement (see queryPrepared), and
+// scans its first row into a T with bun; sql.ErrNoRows when it returns
+// none.
+func queryFirst[T any](ctx context.Context, db *DB, tx bun.IDB, query string, args ...any) (*T, error) {
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	var out []T
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &out)
+	}
+	if err == nil && len(out) == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
+}
+
 // scanIDs runs query, a prepared statement (see queryPrepared) that
 // returns one text column, and returns its values.
 func (db *DB) scanIDs(ctx context.Context, tx bun.IDB, query string, args ...any) ([]string, error) {

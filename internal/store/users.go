@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -100,22 +99,15 @@ func (db *DB) GetUser(ctx context.Context, tx bun.IDB, id string) (*User, error)
 	query := db.sqlText("user", func() string {
 		return "SELECT " + db.columns((*User)(nil), "u") + ", u.interests AS interest_list FROM users AS u WHERE u.id = $1"
 	})
-	res, err := db.queryPrepared(ctx, tx, query, id)
-	var rows []struct {
+	row, err := queryFirst[struct {
 		User         `bun:",extend"`
 		InterestList string `bun:"interest_list"`
-	}
-	if err == nil {
-		err = db.ScanRows(ctx, res, &rows)
-	}
-	if err == nil && len(rows) == 0 {
-		err = sql.ErrNoRows
-	}
+	}](ctx, db, tx, query, id)
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", translate(err))
 	}
-	u := &rows[0].User
-	if err := json.Unmarshal([]byte(rows[0].InterestList), &u.Interests); err != nil {
+	u := &row.User
+	if err := json.Unmarshal([]byte(row.InterestList), &u.Interests); err != nil {
 		return nil, fmt.Errorf("get user interests: %w", err)
 	}
 	if len(u.Interests) == 0 {
