@@ -322,6 +322,17 @@ func (db *DB) inIDs(column string, n int, ids []string) (where string, arg any, 
 	return column + " IN (" + db.idSet(n) + ")", db.idSetArg(ids), ""
 }
 
+// idRows is inIDs for a set of ids read as rows ("WITH x(id) AS
+// (idRows)"), where a statement needs each id whether or not a table holds
+// it: one id is a one-row SELECT of its own statement, for the same reason
+// as in inIDs.
+func (db *DB) idRows(n int, ids []string) (rows string, arg any, key string) {
+	if len(ids) == 1 {
+		return "SELECT CAST($" + strconv.Itoa(n) + " AS TEXT)", ids[0], " (one)"
+	}
+	return db.idSet(n), db.idSetArg(ids), ""
+}
+
 // timeArg is the argument of a timestamp parameter: on SQLite the text bun
 // writes for a time (UTC, microseconds: schema.BaseDialect.AppendTime's
 // format), so that rows written by prepared statements and by bun compare

@@ -139,20 +139,9 @@ func (db *DB) Relationships(ctx context.Context, tx bun.IDB, viewerID string, us
 	// with its values, as two statements, Postgres planned both anew each
 	// time (0.38 ms of a user search's Postgres time on the small
 	// profile; docs/performance.md, item 43).
-	// One user (a profile) is its own statement, as in inIDs: Postgres
-	// prices a set's generic plan for ten ids, and so planned a set of
-	// one anew on every run.
-	set, key, arg := db.idSet(2), "", any(db.idSetArg(userIDs))
-	if len(userIDs) == 1 {
-		set, key, arg = "SELECT CAST($2 AS TEXT)", " (one)", userIDs[0]
-	}
+	ids, arg, key := db.idRows(2, userIDs)
 	query := db.sqlText("relationships"+key, func() string {
-		return strings.ReplaceAll(`WITH x(id) AS (`+set+`) SELECT x.id,
-  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = x.id?p) AS followed_by_me,
-  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = x.id AND r2.followee_id = $1?p) AS follows_me,
-  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = x.id?p) AS blocked_by_me,
-  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = x.id AND r4.blocked_id = $1?p) AS blocks_me
-  FROM x`, "?p", db.perRow())
+		return `WITH x(id) AS (` + ids + `) SELECT x.id, ` + db.relationshipColumns("x.id") + ` FROM x`
 	})
 	rows, err := db.queryPrepared(ctx, tx, query, viewerID, arg)
 	if err != nil {
@@ -255,6 +244,18 @@ func (db *DB) GetUsers(ctx context.Context, tx bun.IDB, ids []string) (map[strin
 	return out, nil
 }
 
+// relationshipColumns is the viewer's ($1) four relationships to the user
+// whose id is the column id, as the columns followed_by_me, follows_me,
+// blocked_by_me and blocks_me, each a lookup by key per row (perRow).
+func (db *DB) relationshipColumns(id string) string {
+	return strings.NewReplacer("?u", id, "?p", db.perRow()).Replace(`
+  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = ?u?p) AS followed_by_me,
+  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = ?u AND r2.followee_id = $1?p) AS follows_me,
+  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = ?u?p) AS blocked_by_me,
+  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = ?u AND r4.blocked_id = $1?p) AS blocks_me
+ `)
+}
+
 // GetUsersWithRelationships returns the users with the given IDs (those
 // that exist) with viewerID's relationship to each, in one query.
 func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerID string, ids []string) (map[string]*User, map[string]Relationship, error) {
@@ -273,13 +274,7 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 	// Prepared (see queryPrepared): every feed page reads its authors.
 	where, arg, key := db.inIDs("u.id", 2, ids)
 	query := db.sqlText("users with relationships"+key, func() string {
-		// Each subquery is a lookup per user (perRow).
-		return strings.ReplaceAll(`SELECT `+db.columns((*User)(nil), "u")+`,
-  EXISTS (SELECT 1 FROM follows AS r1 WHERE r1.follower_id = $1 AND r1.followee_id = u.id?p) AS followed_by_me,
-  EXISTS (SELECT 1 FROM follows AS r2 WHERE r2.follower_id = u.id AND r2.followee_id = $1?p) AS follows_me,
-  EXISTS (SELECT 1 FROM blocks AS r3 WHERE r3.blocker_id = $1 AND r3.blocked_id = u.id?p) AS blocked_by_me,
-  EXISTS (SELECT 1 FROM blocks AS r4 WHERE r4.blocker_id = u.id AND r4.blocked_id = $1?p) AS blocks_me
-  FROM users AS u WHERE `+where, "?p", db.perRow())
+		return "SELECT " + db.columns((*User)(nil), "u") + ", " + db.relationshipColumns("u.id") + " FROM users AS u WHERE " + where
 	})
 	res, err := db.queryPrepared(ctx, tx, query, viewerID, arg)
 	if err == nil {
