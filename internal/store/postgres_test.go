@@ -411,6 +411,13 @@ func TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres(t *testing.
 	if hits, err := db.SearchUsers(ctx, db, store.UserSearch{Query: "sim042", ViewerID: "u000001", Limit: 21}); err != nil || len(hits) != 21 || !strings.HasPrefix(hits[0].Username, "sim042") {
 		t.Fatalf("search sim042: %d users, %v; want 21, a sim042... first", len(hits), err)
 	}
+	// An exact username is the first of its prefix's candidates, however
+	// many users share the prefix: "sim0" among 10,000 "sim0NNNN".
+	execAll(t, seeded, `INSERT INTO users (id, username, email, password_hash, email_verified_at, created_at, updated_at)
+		VALUES ('sexact', 'sim0', 'sexact@example.com', 'x', now(), now(), now())`)
+	if hits, err := db.SearchUsers(ctx, db, store.UserSearch{Query: "sim0", ViewerID: "u000001", Limit: 21}); err != nil || len(hits) == 0 || hits[0].ID != "sexact" {
+		t.Fatalf("search sim0: %d users, %v; want the user named sim0 first", len(hits), err)
+	}
 	plan, out = explainGeneric(t, db, "~>=~", []any{"sim042", "sim042", "u000001", 21}, "SET enable_seqscan = off")
 	if read := rowsRead(plan, []string{"users"}); read > 4*store.MaxSearchCandidates {
 		t.Errorf("the generic plan of a broad user search read %.0f users of 40,000; want at most %d (the candidates of each kind are bounded):\n%s", read, 4*store.MaxSearchCandidates, out)
