@@ -285,6 +285,19 @@ const DefaultPoolMaxConns = 20
 // the session time zone to UTC (pgdriver sends query parameters it does
 // not know as run-time parameters), so that timestamps come back in UTC as
 // they do from SQLite, whatever the server's default.
+//
+// And it sets plan_cache_mode to force_generic_plan, unless the URL sets
+// it: each of Flock's prepared statements is planned once per connection
+// and never again. Their texts are written for their generic plans (no id
+// range among the parameters of a hot read; the plan tests of
+// postgres_test.go read those plans), but Postgres's default
+// (auto) plans a statement for its values on its first five runs on each
+// connection, and on every run where its values' plan looks cheaper (the
+// id ranges of fills, fan-outs and later pages). The first feed page of
+// each user after a start paid for those plans: Postgres spent 0.74 ms a
+// page planning the timeline's posts alone, more than running them
+// (docs/performance.md, item 46). bun's own queries carry their values in
+// their text, so the setting does not touch them.
 func postgresDSN(rawURL string) (string, int, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -301,6 +314,9 @@ func postgresDSN(rawURL string) (string, int, error) {
 		q.Del("pool_max_conns")
 	}
 	q.Set("TimeZone", "UTC")
+	if !q.Has("plan_cache_mode") {
+		q.Set("plan_cache_mode", "force_generic_plan")
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), conns, nil
 }

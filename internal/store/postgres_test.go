@@ -180,7 +180,11 @@ func execAll(t *testing.T, db *store.DB, stmts ...string) {
 // openOneSession opens the database at base with a pool of one
 // connection, so that the prepared statements of its queries are those one
 // session holds (pg_prepared_statements lists a session's own), and closes
-// it when the test ends.
+// it when the test ends. Its plan_cache_mode is Postgres's default (auto),
+// not the generic plans Flock sets (postgresDSN): the plan tests check
+// that Postgres itself keeps a statement's generic plan, so that the
+// statements stay cheap for an operator who sets auto in the URL and the
+// plans Flock forces are those Postgres would choose.
 func openOneSession(t *testing.T, base string) *store.DB {
 	t.Helper()
 	u, err := url.Parse(base)
@@ -189,6 +193,7 @@ func openOneSession(t *testing.T, base string) *store.DB {
 	}
 	q := u.Query()
 	q.Set("pool_max_conns", "1")
+	q.Set("plan_cache_mode", "auto")
 	u.RawQuery = q.Encode()
 	db, err := store.Open(context.Background(), u.String(), "")
 	if err != nil {
@@ -534,6 +539,54 @@ type planNode struct {
 // The Postgres URL's pool_max_conns sizes the instance's pool (open and
 // idle alike) and is not passed on to Postgres; a value that is not a
 // whole number from 1 to 1000 is refused with what was wrong.
+// Flock's prepared statements run their generic plan from their first run
+// on a connection: Postgres's default planned each for its values on its
+// first five runs on every connection, and the first feed pages after a
+// start paid for it (docs/performance.md, item 46). A plan_cache_mode in
+// the URL is the operator's and kept.
+func TestOpen_PreparedStatementsRunTheirGenericPlanFromTheFirstRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	alice := MustCreateUser(t, seeded, "alice")
+	for mode, want := range map[string]struct {
+		setting         string
+		generic, custom int64
+	}{"": {"force_generic_plan", 1, 0}, "auto": {"auto", 0, 1}} {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("pool_max_conns", "1")
+		if mode != "" {
+			q.Set("plan_cache_mode", mode)
+		}
+		u.RawQuery = q.Encode()
+		db, err := store.Open(ctx, u.String(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var setting string
+		if err := db.NewRaw("SHOW plan_cache_mode").Scan(ctx, &setting); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.GetUser(ctx, db, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		var generic, custom int64
+		if err := db.NewRaw("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE ?", "%interest_list FROM users AS u WHERE u.id = $1%").
+			Scan(ctx, &generic, &custom); err != nil {
+			t.Fatalf("plan_cache_mode %q: GetUser's prepared statement: %v", mode, err)
+		}
+		db.Close()
+		if setting != want.setting || generic != want.generic || custom != want.custom {
+			t.Errorf("plan_cache_mode %q in the URL: the session's is %s, and one GetUser made %d generic and %d custom plans; want %s, %d and %d",
+				mode, setting, generic, custom, want.setting, want.generic, want.custom)
+		}
+	}
+}
+
 func TestOpen_PoolMaxConnsFromTheURL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -634,6 +634,12 @@ func TestUseRefreshToken_RefusedForDeadSessionsAndExpiredTokens(t *testing.T) {
 		}
 		_, err := db.GetSessionUser(ctx, db, live.ID, other.ID)
 		wantNotFound(t, "GetSessionUser with another user's ID", err)
+		// GetSessionAuth (every request's check, prepared) follows the same rules.
+		if a, err := db.GetSessionAuth(ctx, db, live.ID, u.ID); err != nil || a.UserID != u.ID || !a.ExpiresAt.Equal(live.ExpiresAt.Truncate(time.Microsecond)) {
+			t.Fatalf("GetSessionAuth of a live session = %+v, %v", a, err)
+		}
+		_, err = db.GetSessionAuth(ctx, db, live.ID, other.ID)
+		wantNotFound(t, "GetSessionAuth with another user's ID", err)
 
 		if err := db.RevokeSession(ctx, db, revoked.ID, "test"); err != nil {
 			t.Fatalf("RevokeSession: %v", err)
@@ -659,6 +665,8 @@ func TestUseRefreshToken_RefusedForDeadSessionsAndExpiredTokens(t *testing.T) {
 			}
 			_, err = db.GetSessionUser(ctx, db, c.session, u.ID)
 			wantNotFound(t, "GetSessionUser of a "+c.why, err)
+			_, err = db.GetSessionAuth(ctx, db, c.session, u.ID)
+			wantNotFound(t, "GetSessionAuth of a "+c.why, err)
 		}
 		ok, err := db.UseRefreshToken(ctx, db, "token-expires", 0)
 		if err != nil || ok {
