@@ -168,3 +168,68 @@ func BenchmarkCreateNotification(b *testing.B) {
 		})
 	}
 }
+
+// The unread count leaves out what a list of notifications leaves out (a
+// suspended actor, a block either way, read ones) and stops at
+// MaxUnreadCount, whatever the backlog: every list of notifications and
+// every mark-read counts (docs/performance.md, item 47).
+func TestCountUnread_LeavesOutHiddenActorsAndStopsAtTheBound(t *testing.T) {
+	t.Parallel()
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		me := MustCreateUser(t, db, "me")
+		fan, blocked, blocker, suspended := MustCreateUser(t, db, "fan"), MustCreateUser(t, db, "blocked"), MustCreateUser(t, db, "blocker"), MustCreateUser(t, db, "suspended")
+		notify := func(actor *store.User, n int) {
+			t.Helper()
+			if err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				for range n {
+					if _, err := db.CreateNotification(ctx, tx, &store.Notification{UserID: me.ID, Type: "follow", ActorID: actor.ID}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := func() int {
+			t.Helper()
+			n, err := db.CountUnread(ctx, db, me.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		notify(fan, 3)
+		notify(blocked, 2)
+		notify(blocker, 2)
+		notify(suspended, 2)
+		if got := count(); got != 9 {
+			t.Fatalf("unread = %d, want 9", got)
+		}
+		if _, err := db.CreateBlock(ctx, db, me.ID, blocked.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateBlock(ctx, db, blocker.ID, me.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SuspendUser(ctx, db, suspended.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := count(); got != 3 {
+			t.Fatalf("unread with a blocked, a blocking and a suspended actor = %d, want the fan's 3", got)
+		}
+
+		notify(fan, store.MaxUnreadCount)
+		if got := count(); got != store.MaxUnreadCount {
+			t.Fatalf("unread with %d visible = %d, want the bound %d", store.MaxUnreadCount+3, got, store.MaxUnreadCount)
+		}
+		if err := db.MarkNotificationsRead(ctx, db, me.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := count(); got != 0 {
+			t.Fatalf("unread after marking all read = %d", got)
+		}
+	})
+}

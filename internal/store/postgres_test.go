@@ -536,9 +536,6 @@ type planNode struct {
 	Plans           []planNode `json:"Plans"`
 }
 
-// The Postgres URL's pool_max_conns sizes the instance's pool (open and
-// idle alike) and is not passed on to Postgres; a value that is not a
-// whole number from 1 to 1000 is refused with what was wrong.
 // Flock's prepared statements run their generic plan from their first run
 // on a connection: Postgres's default planned each for its values on its
 // first five runs on every connection, and the first feed pages after a
@@ -587,6 +584,34 @@ func TestOpen_PreparedStatementsRunTheirGenericPlanFromTheFirstRun(t *testing.T)
 	}
 }
 
+// Counting a user's unread notifications reads at most MaxUnreadCount of
+// them, and their actors one by one, however many are unread: 5,000 here,
+// all read without the bound (docs/performance.md, item 47).
+func TestCountUnread_ReadsAtMostTheBoundOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	seedFillers(t, seeded)
+	execAll(t, seeded,
+		`INSERT INTO notifications (id, user_id, type, actor_id, created_at)
+		SELECT 'n' || lpad((g * 10 + k)::text, 8, '0'), 'filler1', 'like', 'filler' || g, now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		"ANALYZE notifications")
+	db := openOneSession(t, base)
+	if n, err := db.CountUnread(ctx, db, "filler1"); err != nil || n != store.MaxUnreadCount {
+		t.Fatalf("unread of 5,000 = %d, %v; want the bound %d", n, err, store.MaxUnreadCount)
+	}
+	plan, out := explainGeneric(t, db, "FROM (SELECT 1 FROM notifications", []any{"filler1"})
+	if read := rowsRead(plan, []string{"notifications"}); read > store.MaxUnreadCount {
+		t.Errorf("the count read %.0f notifications of 5,000, want at most %d:\n%s", read, store.MaxUnreadCount, out)
+	}
+	if read := rowsRead(plan, []string{"users", "blocks"}); read > store.MaxUnreadCount {
+		t.Errorf("the count read %.0f rows of users and blocks for %d notifications, want a lookup per notification:\n%s", read, store.MaxUnreadCount, out)
+	}
+}
+
+// The Postgres URL's pool_max_conns sizes the instance's pool (open and
+// idle alike) and is not passed on to Postgres; a value that is not a
+// whole number from 1 to 1000 is refused with what was wrong.
 func TestOpen_PoolMaxConnsFromTheURL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -262,7 +262,9 @@ func (x *ListNotificationsRequest) GetUnreadOnly() bool {
 type ListNotificationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
-	// All unread notifications of the caller, not only this page's.
+	// All unread notifications of the caller, not only this page's, counted
+	// up to 1000: 1000 means 1000 or more (a client shows "999+"), so that
+	// counting costs the same whatever the backlog.
 	UnreadCount   int32  `protobuf:"varint,2,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -376,7 +378,8 @@ func (x *MarkNotificationsReadRequest) GetAll() bool {
 
 type MarkNotificationsReadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unread notifications left.
+	// Unread notifications left, counted up to 1000 as in
+	// ListNotificationsResponse.unread_count.
 	UnreadCount   int32 `protobuf:"varint,1,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -121,7 +121,9 @@ export type ListNotificationsResponse = Message<"flock.v1.ListNotificationsRespo
   notifications: Notification[];
 
   /**
-   * All unread notifications of the caller, not only this page's.
+   * All unread notifications of the caller, not only this page's, counted
+   * up to 1000: 1000 means 1000 or more (a client shows "999+"), so that
+   * counting costs the same whatever the backlog.
    *
    * @generated from field: int32 unread_count = 2;
    */
@@ -171,7 +173,8 @@ export const MarkNotificationsReadRequestSchema: GenMessage<MarkNotificationsRea
  */
 export type MarkNotificationsReadResponse = Message<"flock.v1.MarkNotificationsReadResponse"> & {
   /**
-   * Unread notifications left.
+   * Unread notifications left, counted up to 1000 as in
+   * ListNotificationsResponse.unread_count.
    *
    * @generated from field: int32 unread_count = 1;
    */
