@@ -1,7 +1,8 @@
 // The shell: navigation with the live unread badge, and the routes.
-import { useQuery } from "@connectrpc/connect-query";
+import { createConnectQueryKey, useQuery } from "@connectrpc/connect-query";
 import { getMe } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { listNotifications } from "@gen/flock/v1/notification-NotificationService_connectquery.js";
+import { NotificationService } from "@gen/flock/v1/notification_pb.js";
 import { UserRole } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
@@ -9,7 +10,7 @@ import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { Home, PostPage } from "./feed.js";
 import { Link, match, navigate, useLocation } from "./router.js";
 import { client, onSession, signedIn } from "./session.js";
-import { Loading, useTitle } from "./ui.js";
+import { Loading, unreadLabel, useTitle } from "./ui.js";
 
 // The screens off the home feed's path load on first use (their own hashed
 // chunks), so that a cold load of the feed parses only what it shows.
@@ -61,7 +62,7 @@ export function App() {
 function Inside({ path }: { path: string }) {
   const me = useQuery(getMe, {});
   const unread = useUnread();
-  useTitle(unread > 0 ? `(${unread}) Flock` : "Flock");
+  useTitle(unread > 0 ? `(${unreadLabel(unread)}) Flock` : "Flock");
   let screen;
   let m;
   if (path === "/") screen = <Home />;
@@ -91,8 +92,8 @@ function Inside({ path }: { path: string }) {
         <Link href="/notifications" aria-current={path === "/notifications" ? "page" : undefined}>
           Notifications
           {unread > 0 && (
-            <span className="badge" data-testid="unread" aria-label={`${unread} unread`}>
-              {unread}
+            <span className="badge" data-testid="unread" aria-label={`${unreadLabel(unread)} unread`}>
+              {unreadLabel(unread)}
             </span>
           )}
         </Link>
@@ -110,9 +111,10 @@ function Inside({ path }: { path: string }) {
 }
 
 /**
- * The unread count: ListNotifications' unreadCount, refetched whenever the
- * NotificationService Subscribe stream (kept open by the SDK across
- * disconnects and token refreshes) delivers a notification.
+ * The unread count: ListNotifications' unreadCount (at most 1000), refetched
+ * with the notifications list whenever the NotificationService Subscribe
+ * stream (kept open by the SDK across disconnects and token refreshes)
+ * delivers a notification.
  */
 function useUnread(): number {
   const qc = useQueryClient();
@@ -126,7 +128,10 @@ function useUnread(): number {
         ...(last.current ? { sinceId: last.current } : {}),
         onEvent(n) {
           last.current = n.id;
-          void qc.invalidateQueries();
+          // What a notification changes: the badge and the notifications
+          // list. Invalidating every query refetched the open feed, all of
+          // its loaded pages, at each notification.
+          void qc.invalidateQueries({ queryKey: createConnectQueryKey({ schema: NotificationService, cardinality: undefined }) });
         },
       })
       .catch(() => {

@@ -22,7 +22,7 @@ import { useState } from "react";
 
 import { More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
-import { Avatar, Empty, ErrorText, Loading, UserLink, enumName, when } from "./ui.js";
+import { Avatar, Empty, ErrorText, Loading, UserLink, enumName, unreadLabel, when } from "./ui.js";
 
 export function Profile({ id }: { id: string }) {
   const qc = useQueryClient();
@@ -207,7 +207,7 @@ export function Notifications() {
   return (
     <section aria-labelledby="notif-h">
       <h1 id="notif-h">Notifications</h1>
-      {unread > 0 && <button onClick={() => mark.mutate({ all: true })}>Mark all {unread} as read</button>}
+      {unread > 0 && <button onClick={() => mark.mutate({ all: true })}>Mark all {unreadLabel(unread)} as read</button>}
       <ErrorText error={q.error ?? mark.error} />
       {q.isPending && <Loading />}
       {q.isSuccess && list.length === 0 && <Empty>No notifications yet.</Empty>}

@@ -85,6 +85,14 @@ export function Content({ text }: { text: string }) {
 }
 
 /** Sets the page title (the unread count shows in the tab). */
+/**
+ * An unread count as shown: the server counts up to 1000 (unreadCount 1000
+ * means 1000 or more), so 1000 shows as "999+".
+ */
+export function unreadLabel(n: number): string {
+  return n >= 1000 ? "999+" : String(n);
+}
+
 export function useTitle(title: string): void {
   useEffect(() => {
     document.title = title;
