@@ -26,6 +26,8 @@ type api interface {
 	me(ctx context.Context, tok string) error
 	searchPosts(ctx context.Context, tok, hashtag string) error
 	searchUsers(ctx context.Context, tok, query string) error
+	comments(ctx context.Context, tok, postID string) error
+	notifications(ctx context.Context, tok string) error
 }
 
 // feedPageSize is the page the feed scenario asks for.
@@ -99,15 +101,25 @@ func (c restAPI) searchUsers(ctx context.Context, tok, query string) error {
 	return c.do(ctx, http.MethodGet, fmt.Sprintf("/api/users/search/?query=%s&pageSize=%d", url.QueryEscape(query), feedPageSize), tok, nil)
 }
 
+func (c restAPI) comments(ctx context.Context, tok, postID string) error {
+	return c.do(ctx, http.MethodGet, fmt.Sprintf("/api/posts/%s/comments/?pageSize=%d", url.PathEscape(postID), feedPageSize), tok, nil)
+}
+
+func (c restAPI) notifications(ctx context.Context, tok string) error {
+	return c.do(ctx, http.MethodGet, fmt.Sprintf("/api/notifications/?pageSize=%d", feedPageSize), tok, nil)
+}
+
 // connectAPI calls the Connect procedures with the generated clients, in
 // binary protobuf (their default).
 type connectAPI struct {
-	posts flockv1connect.PostServiceClient
-	users flockv1connect.UserServiceClient
+	posts  flockv1connect.PostServiceClient
+	users  flockv1connect.UserServiceClient
+	notify flockv1connect.NotificationServiceClient
 }
 
 func newConnectAPI(client *http.Client, base string) connectAPI {
-	return connectAPI{posts: flockv1connect.NewPostServiceClient(client, base), users: flockv1connect.NewUserServiceClient(client, base)}
+	return connectAPI{posts: flockv1connect.NewPostServiceClient(client, base), users: flockv1connect.NewUserServiceClient(client, base),
+		notify: flockv1connect.NewNotificationServiceClient(client, base)}
 }
 
 func authed[T any](msg *T, tok string) *connect.Request[T] {
@@ -153,5 +165,15 @@ func (c connectAPI) searchPosts(ctx context.Context, tok, hashtag string) error 
 
 func (c connectAPI) searchUsers(ctx context.Context, tok, query string) error {
 	_, err := c.users.SearchUsers(ctx, authed(&flockv1.SearchUsersRequest{Query: query, PageSize: feedPageSize}, tok))
+	return err
+}
+
+func (c connectAPI) comments(ctx context.Context, tok, postID string) error {
+	_, err := c.posts.ListComments(ctx, authed(&flockv1.ListCommentsRequest{PostId: postID, PageSize: feedPageSize}, tok))
+	return err
+}
+
+func (c connectAPI) notifications(ctx context.Context, tok string) error {
+	_, err := c.notify.ListNotifications(ctx, authed(&flockv1.ListNotificationsRequest{PageSize: feedPageSize}, tok))
 	return err
 }

@@ -50,6 +50,11 @@ var scenarios = map[string]scenario{
 	},
 	"profile": func(ctx context.Context, a api, w *worker) error { return a.getUser(ctx, w.acct.token, w.userID()) },
 	"me":      func(ctx context.Context, a api, w *worker) error { return a.me(ctx, w.acct.token) },
+	// comments: the first page of a recent public post's comments.
+	"comments": func(ctx context.Context, a api, w *worker) error { return a.comments(ctx, w.acct.token, w.postID()) },
+	// notifications: the first page of one's notifications, with the
+	// unread count (what the web app's badge asks for at each one).
+	"notifications": func(ctx context.Context, a api, w *worker) error { return a.notifications(ctx, w.acct.token) },
 	"search": func(ctx context.Context, a api, w *worker) error {
 		if w.n%2 == 0 {
 			return a.searchPosts(ctx, w.acct.token, w.hashtag())

@@ -30,8 +30,10 @@
 // of 20 of ListFeed), post (CreatePost with a hashtag), like (LikePost on a
 // recent public post), comment (CreateComment), profile (GetUser of a
 // random user), me (GetMe), search (SearchPosts by a popular hashtag and
-// SearchUsers by a prefix, alternately) and mixed (feed 50%, like 15%,
-// profile 10%, search 10%, me, comment, post 5% each). The first feed
+// SearchUsers by a prefix, alternately), comments (the first page of a
+// recent public post's comments), notifications (the first page of
+// ListNotifications with its unread count) and mixed (feed 50%, like
+// 15%, profile 10%, search 10%, me, comment, post 5% each). The first feed
 // scenario of a run is preceded by a first pass: one feed page for each
 // logged-in account, reported as its own row (cold caches after a start).
 // The logins come first, two at a time, and are reported as the login row:
@@ -54,7 +56,9 @@
 // package's parameters) for every account, verified emails, time-ordered
 // IDs over the past 30 days, hashtags in post_hashtags (post.Hashtags), and
 // posts_count, followers_count, following_count, likes_count and
-// comments_count that match the rows.
+// comments_count that match the rows, and the notification each follow,
+// like and comment of another's post makes (with the app's dedupe keys;
+// those older than two days read).
 //
 //   - small: 200 users, 10,000 follows, 5,000 posts, 10,000 likes, 2,000
 //     comments, 50 hashtags (W1 of issue 13). -posts 50000 makes the 10x

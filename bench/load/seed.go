@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/flock-social/flock/bench/internal/flockproc"
+	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
 	"github.com/flock-social/flock/internal/store"
 )
@@ -110,6 +112,47 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 			}
 		}
 	}
+	// notifications are what Notify writes for each follow, like and
+	// comment of another's post; those older than two days are read.
+	notifications := func(yield func([]any) bool) {
+		r := rand.New(rand.NewPCG(d.seed, 0x6e6f7469))
+		readBefore := d.now.Add(-2 * day)
+		row := func(at time.Time, user, typ, actor string, postID, commentID, dedupe any) []any {
+			var readAt any
+			if at.Before(readBefore) {
+				readAt = timeText(at.Add(time.Hour))
+			}
+			return []any{idAt(at, r).String(), user, typ, actor, postID, commentID, dedupe, readAt, timeText(at)}
+		}
+		for _, k := range d.follows {
+			follower, followee := d.users[k>>32].id.String(), d.users[uint32(k)].id.String()
+			if follower == followee {
+				continue
+			}
+			if !yield(row(d.followedAt(k), followee, notify.TypeFollow, follower, nil, nil, "follow:"+follower)) {
+				return
+			}
+		}
+		for _, k := range d.likes {
+			p, liker := &d.posts[k>>32], int32(uint32(k))
+			if p.author == liker {
+				continue
+			}
+			postID, likerID := p.id.String(), d.users[liker].id.String()
+			if !yield(row(d.likedAt(k), d.users[p.author].id.String(), notify.TypeLike, likerID, postID, nil, "like:"+likerID+":"+postID)) {
+				return
+			}
+		}
+		for _, c := range d.comments {
+			p := &d.posts[c.post]
+			if p.author == c.author {
+				continue
+			}
+			if !yield(row(c.at, d.users[p.author].id.String(), notify.TypeComment, d.users[c.author].id.String(), p.id.String(), c.id.String(), nil)) {
+				return
+			}
+		}
+	}
 	steps := []struct {
 		table string
 		cols  []string
@@ -123,6 +166,7 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 		{"post_hashtags", []string{"tag", "post_id", "position"}, hashtags},
 		{"likes", []string{"post_id", "user_id", "created_at"}, likes},
 		{"comments", []string{"id", "post_id", "author_id", "content", "created_at"}, comments},
+		{"notifications", []string{"id", "user_id", "type", "actor_id", "post_id", "comment_id", "dedupe_key", "read_at", "created_at"}, notifications},
 	}
 	for _, s := range steps {
 		start := time.Now()

@@ -28,7 +28,9 @@ func (h *notificationReads) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) 
 }
 
 func (h *notificationReads) AfterQuery(_ context.Context, ev *bun.QueryEvent) {
-	if strings.HasPrefix(ev.Query, "SELECT") && strings.Contains(ev.Query, `FROM "notifications"`) {
+	// A list of notifications (store.ListNotifications' statement), not a
+	// count of the unread ones.
+	if strings.HasPrefix(ev.Query, "SELECT n.") && strings.Contains(ev.Query, "FROM notifications AS n") {
 		h.n.Add(1)
 	}
 }

@@ -201,22 +201,46 @@ type EventFilter struct {
 // ListNotifications returns notifications of f.UserID, without those whose
 // actor is suspended or blocked either way with the recipient: that is
 // checked here, when they are read, so a block made after a notification
-// hides it too. One query.
+// hides it too. One prepared statement per shape (see queryPrepared):
+// every list of notifications and every stream's catch-up runs it, and
+// Postgres planned bun's text anew each time; the checks about each
+// notification's actor are lookups per row (perRow).
 func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) ([]*Notification, error) {
-	var out []*Notification
-	q := tx.NewSelect().Model(&out).
-		Where("n.user_id = ?", f.UserID).
-		Where("EXISTS (SELECT 1 FROM users AS na WHERE na.id = n.actor_id AND na.suspended_at IS NULL)").
-		Where(noBlockBetween, bun.Ident("n.user_id"), bun.Ident("n.actor_id")).
-		Limit(int64(f.Limit))
-	q = keyset(q, "n.id", f.BeforeID, f.AfterID)
-	if f.UnreadOnly {
-		q = q.Where("n.read_at IS NULL")
+	var p params
+	user := p.add(f.UserID)
+	cond, order, shape := "", "DESC", "list notifications"
+	switch {
+	case f.AfterID != "":
+		cond, order, shape = " AND n.id > "+p.add(f.AfterID), "ASC", shape+" after"
+	case f.BeforeID != "":
+		cond, shape = " AND n.id < "+p.add(f.BeforeID), shape+" before"
 	}
-	if err := q.Scan(ctx); err != nil {
+	if f.UnreadOnly {
+		cond, shape = cond+" AND n.read_at IS NULL", shape+" unread"
+	}
+	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
+	query := db.sqlText(shape+" "+lim, func() string {
+		return "SELECT " + db.columns((*Notification)(nil), "n") + " FROM notifications AS n WHERE n.user_id = " + user + cond +
+			" AND " + actorShown("n", user, db.perRow()) + " ORDER BY n.id " + order + " LIMIT " + lim
+	})
+	var out []*Notification
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &out)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("list notifications: %w", translate(err))
 	}
 	return out, nil
+}
+
+// actorShown is the condition under which the recipient (the parameter
+// user) sees a notification of alias: its actor is not suspended and no
+// block stands between the two, each checked by a lookup per row (perRow).
+func actorShown(alias, user, perRow string) string {
+	return "EXISTS (SELECT 1 FROM users AS na WHERE na.id = " + alias + ".actor_id AND na.suspended_at IS NULL" + perRow + ")" +
+		" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + user + " AND bx.blocked_id = " + alias + ".actor_id)" +
+		" OR (bx.blocker_id = " + alias + ".actor_id AND bx.blocked_id = " + user + ")" + perRow + ")"
 }
 
 // MaxUnreadCount bounds CountUnread: a user with more unread notifications
@@ -234,11 +258,8 @@ const MaxUnreadCount = 1000
 // its cost is at most MaxUnreadCount rows whatever the backlog.
 func (db *DB) CountUnread(ctx context.Context, tx bun.IDB, userID string) (int, error) {
 	query := db.sqlText("count unread", func() string {
-		perRow := db.perRow()
-		return "SELECT count(*) FROM (SELECT 1 FROM notifications AS n WHERE n.user_id = $1 AND n.read_at IS NULL" +
-			" AND EXISTS (SELECT 1 FROM users AS na WHERE na.id = n.actor_id AND na.suspended_at IS NULL" + perRow + ")" +
-			" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = $1 AND bx.blocked_id = n.actor_id) OR (bx.blocker_id = n.actor_id AND bx.blocked_id = $1)" + perRow + ")" +
-			" LIMIT " + strconv.Itoa(MaxUnreadCount) + ") AS u"
+		return "SELECT count(*) FROM (SELECT 1 FROM notifications AS n WHERE n.user_id = $1 AND n.read_at IS NULL AND " +
+			actorShown("n", "$1", db.perRow()) + " LIMIT " + strconv.Itoa(MaxUnreadCount) + ") AS u"
 	})
 	var n int
 	rows, err := db.queryPrepared(ctx, tx, query, userID)

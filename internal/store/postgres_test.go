@@ -374,6 +374,48 @@ func TestPostLists_PlannedOnceAndReadTheirKeysRowsOnPostgres(t *testing.T) {
 		append([]string{"posts"}, aboutReader...), func(db *store.DB) error { return list(db, store.PostFilter{AuthorID: "filler7"}, 10) })
 }
 
+// A page of notifications and a page of comments are prepared statements
+// whose generic plans (every run's, item 46) look up each row's author or
+// actor (suspended? blocked either way?) by key: 5,000 notifications of
+// one user and 2,000 comments on one post here (docs/performance.md, item
+// 48). Left to choose (auto), Postgres plans the first page of this one
+// user's notifications for its value every time: the statistics know
+// that all 5,000 are theirs.
+func TestNotificationsAndComments_ReadPerRowOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seeded, base := testutil.MustStoreURL(t, store.Postgres)
+	seedFillers(t, seeded)
+	execAll(t, seeded,
+		fillerPosts,
+		`INSERT INTO notifications (id, user_id, type, actor_id, created_at)
+		SELECT 'n' || lpad((g * 10 + k)::text, 8, '0'), 'filler1', 'like', 'filler' || g, now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		`INSERT INTO comments (id, post_id, author_id, content, created_at)
+		SELECT 'c' || lpad((g * 4 + k)::text, 8, '0'), 'p00000010', 'filler' || g, 'hi', now() FROM generate_series(1, 500) AS g, generate_series(0, 3) AS k`,
+		"ANALYZE",
+	)
+	notifications := func(db *store.DB, before string) error {
+		ns, err := db.ListNotifications(ctx, db, store.EventFilter{UserID: "filler1", BeforeID: before, Limit: 21})
+		if err == nil && len(ns) != 21 {
+			t.Fatalf("%d notifications, want 21", len(ns))
+		}
+		return err
+	}
+	comments := func(db *store.DB, after string) error {
+		cs, err := db.ListComments(ctx, db, store.CommentFilter{PostID: "p00000010", ViewerID: "filler2", AfterID: after, Limit: 21})
+		if err == nil && len(cs) != 21 {
+			t.Fatalf("%d comments, want 21", len(cs))
+		}
+		return err
+	}
+	const firstNotifications, firstComments = "n.user_id = $1 AND EXISTS", "c.post_id = $1 AND EXISTS"
+	actors := []string{"users", "blocks"}
+	mustReadPerRow(t, base, firstNotifications, []any{"filler1", 21}, 21, actors, func(db *store.DB) error { return notifications(db, "") })
+	mustReadPerRow(t, base, "n.id < $2", []any{"filler1", "n00003000", 21}, 21, actors, func(db *store.DB) error { return notifications(db, "n00003000") })
+	mustReadPerRow(t, base, firstComments, []any{"p00000010", "filler2", 21}, 21, actors, func(db *store.DB) error { return comments(db, "") })
+	mustReadPerRow(t, base, "c.id > $3", []any{"p00000010", "filler2", "c00001000", 21}, 21, actors, func(db *store.DB) error { return comments(db, "c00001000") })
+}
+
 // A user search on Postgres is one prepared statement per shape, planned
 // once per connection, whose generic plan (made, like every run, under
 // the search's enable_seqscan = off) reads only its candidates from the

@@ -651,18 +651,32 @@ type CommentFilter struct {
 	Limit    int
 }
 
-// ListComments returns a page of comments in one query.
+// ListComments returns a page of comments in one prepared statement per
+// shape (see queryPrepared; Postgres planned bun's text on every page),
+// without those by a suspended author or one blocked either way with the
+// viewer, each checked by a lookup per row (perRow).
 func (db *DB) ListComments(ctx context.Context, tx bun.IDB, f CommentFilter) ([]*Comment, error) {
-	var comments []*Comment
-	q := tx.NewSelect().Model(&comments).
-		Where("c.post_id = ?", f.PostID).
-		Where("EXISTS (SELECT 1 FROM users AS ca WHERE ca.id = c.author_id AND ca.suspended_at IS NULL)").
-		Where(noBlockBetween, f.ViewerID, bun.Ident("c.author_id")).
-		OrderExpr("c.id ASC").Limit(int64(f.Limit))
+	var p params
+	post, viewer := p.add(f.PostID), p.add(f.ViewerID)
+	after, shape := "", "list comments"
 	if f.AfterID != "" {
-		q = q.Where("c.id > ?", f.AfterID)
+		after, shape = " AND c.id > "+p.add(f.AfterID), shape+" after"
 	}
-	if err := q.Scan(ctx); err != nil {
+	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
+	query := db.sqlText(shape+" "+lim, func() string {
+		perRow := db.perRow()
+		return "SELECT " + db.columns((*Comment)(nil), "c") + " FROM comments AS c WHERE c.post_id = " + post + after +
+			" AND EXISTS (SELECT 1 FROM users AS ca WHERE ca.id = c.author_id AND ca.suspended_at IS NULL" + perRow + ")" +
+			" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + viewer + " AND bx.blocked_id = c.author_id)" +
+			" OR (bx.blocker_id = c.author_id AND bx.blocked_id = " + viewer + ")" + perRow + ")" +
+			" ORDER BY c.id ASC LIMIT " + lim
+	})
+	var comments []*Comment
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &comments)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("list comments: %w", translate(err))
 	}
 	return comments, nil
