@@ -50,3 +50,54 @@ func TestRowCache_EveryWriteOfACachedUserColumnMovesUpdatedAt(t *testing.T) {
 		}
 	})
 }
+
+// Users listed with the viewer's relationships (notifications, comments,
+// group members) come from the authors' row cache since item 49 of
+// docs/performance.md: a profile's change shows at the next read, and the
+// counts and the suspension are each read's own. No password hash leaves
+// the store that way.
+func TestGetUsersWithRelationships_ShowsEachWriteAtTheNextRead(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := useClock(db)
+		viewer, u := MustCreateUser(t, db, "viewer"), MustCreateUser(t, db, "listed")
+		get := func() *store.User {
+			t.Helper()
+			users, rels, err := db.GetUsersWithRelationships(ctx, db, viewer.ID, []string{u.ID})
+			if err != nil || users[u.ID] == nil {
+				t.Fatalf("GetUsersWithRelationships = %v, %v", users, err)
+			}
+			if got := users[u.ID]; got.PasswordHash != "" {
+				t.Fatalf("the password hash was read: %q", got.PasswordHash)
+			}
+			_ = rels
+			return users[u.ID]
+		}
+		if got := get(); got.Bio != "" || got.FollowersCount != 0 {
+			t.Fatalf("first read: bio %q, %d followers", got.Bio, got.FollowersCount)
+		}
+		clk.Advance(time.Second)
+		if _, err := db.UpdateUser(ctx, db, u.ID, store.UserUpdate{Bio: ptr("new bio")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateFollow(ctx, db, viewer.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		got := get()
+		if got.Bio != "new bio" || got.FollowersCount != 1 || got.Username != "listed" {
+			t.Fatalf("after a new bio and a follower: bio %q, %d followers, username %q", got.Bio, got.FollowersCount, got.Username)
+		}
+		users, rels, err := db.GetUsersWithRelationships(ctx, db, viewer.ID, []string{u.ID})
+		if err != nil || !rels[u.ID].FollowedByMe || users[u.ID] == nil {
+			t.Fatalf("the viewer follows them: %+v, %v", rels, err)
+		}
+		clk.Advance(time.Second)
+		if err := db.SuspendUser(ctx, db, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got.SuspendedAt == nil {
+			t.Fatal("a suspension is not seen at the next read")
+		}
+	})
+}

@@ -257,7 +257,15 @@ func (db *DB) relationshipColumns(id string) string {
 }
 
 // GetUsersWithRelationships returns the users with the given IDs (those
-// that exist) with viewerID's relationship to each, in one query.
+// that exist) with viewerID's relationship to each: their public and
+// account fields, without the password hash. One prepared statement (see
+// queryPrepared) reads what changes often (counts, suspension, the
+// relationships) and each row's version; the rest comes from the authors'
+// row cache (rowcache.go), as for a feed page's authors. Notifications,
+// comments, group members and the posts of a GetPost or a search read
+// their users with it, and decoding every user's row in full (its bio,
+// its times, its password hash) was most of a notifications page's cost
+// (docs/performance.md, item 49).
 func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerID string, ids []string) (map[string]*User, map[string]Relationship, error) {
 	users := make(map[string]*User, len(ids))
 	rels := make(map[string]Relationship, len(ids))
@@ -265,16 +273,21 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 		return users, rels, nil
 	}
 	var rows []struct {
-		User         `bun:",extend"`
-		FollowedByMe bool `bun:"followed_by_me"`
-		FollowsMe    bool `bun:"follows_me"`
-		BlockedByMe  bool `bun:"blocked_by_me"`
-		BlocksMe     bool `bun:"blocks_me"`
+		ID             string     `bun:"id"`
+		SuspendedAt    *time.Time `bun:"suspended_at"`
+		FollowersCount int64      `bun:"followers_count"`
+		FollowingCount int64      `bun:"following_count"`
+		PostsCount     int64      `bun:"posts_count"`
+		Version        string     `bun:"version"`
+		FollowedByMe   bool       `bun:"followed_by_me"`
+		FollowsMe      bool       `bun:"follows_me"`
+		BlockedByMe    bool       `bun:"blocked_by_me"`
+		BlocksMe       bool       `bun:"blocks_me"`
 	}
-	// Prepared (see queryPrepared): every feed page reads its authors.
 	where, arg, key := db.inIDs("u.id", 2, ids)
 	query := db.sqlText("users with relationships"+key, func() string {
-		return "SELECT " + db.columns((*User)(nil), "u") + ", " + db.relationshipColumns("u.id") + " FROM users AS u WHERE " + where
+		return "SELECT u.id, u.suspended_at, u.followers_count, u.following_count, u.posts_count, " + versionExpr("u") + " AS version, " +
+			db.relationshipColumns("u.id") + " FROM users AS u WHERE " + where
 	})
 	res, err := db.queryPrepared(ctx, tx, query, viewerID, arg)
 	if err == nil {
@@ -283,9 +296,23 @@ func (db *DB) GetUsersWithRelationships(ctx context.Context, tx bun.IDB, viewerI
 	if err != nil {
 		return nil, nil, fmt.Errorf("get users: %w", translate(err))
 	}
+	versions := make(map[string]string, len(rows))
+	for i := range rows {
+		versions[rows[i].ID] = rows[i].Version
+	}
+	cached, err := db.cachedAuthors(ctx, tx, versions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get users: %w", err)
+	}
 	for i := range rows {
 		r := &rows[i]
-		users[r.ID] = &r.User
+		a := cached[r.ID]
+		if a == nil {
+			continue // deleted since the statement
+		}
+		u := a.user // a copy: the counts and suspension are this read's
+		u.SuspendedAt, u.FollowersCount, u.FollowingCount, u.PostsCount = r.SuspendedAt, r.FollowersCount, r.FollowingCount, r.PostsCount
+		users[r.ID] = &u
 		if viewerID != "" {
 			rels[r.ID] = Relationship{FollowedByMe: r.FollowedByMe, FollowsMe: r.FollowsMe, BlockedByMe: r.BlockedByMe, BlocksMe: r.BlocksMe}
 		}
