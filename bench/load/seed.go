@@ -177,7 +177,14 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 		fmt.Fprintf(log, "  %-14s %10d rows in %v\n", s.table, n, time.Since(start).Round(time.Millisecond))
 	}
 	start := time.Now()
-	if err := analyze(ctx, db); err != nil {
+	var runner bun.IDB = db
+	if pl, ok := ld.(pgLoader); ok {
+		// On the loader's connection, whose reads may take minutes: the
+		// store's time out after 5 s, and vacuuming the medium profile
+		// with its notifications takes longer.
+		runner = pl.db
+	}
+	if err := analyze(ctx, runner, db.Engine); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "  %-14s %10s      in %v\n", "(VACUUM) ANALYZE", "", time.Since(start).Round(time.Millisecond))
@@ -188,9 +195,9 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 // while would have them; on Postgres it also vacuums, which sets the
 // visibility map that autovacuum would have set by then (without it every
 // index-only scan of the freshly copied rows visits the table too).
-func analyze(ctx context.Context, db *store.DB) error {
+func analyze(ctx context.Context, db bun.IDB, engine string) error {
 	stmts := []string{"VACUUM (ANALYZE)"}
-	if db.Engine == store.SQLite {
+	if engine == store.SQLite {
 		stmts = []string{"ANALYZE", "PRAGMA optimize"}
 	}
 	for _, q := range stmts {
