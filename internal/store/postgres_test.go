@@ -163,6 +163,10 @@ const (
 	// filler1Followers gives filler1 400 followers.
 	filler1Followers = `INSERT INTO follows (follower_id, followee_id, created_at)
 		SELECT 'filler' || g, 'filler1', now() FROM generate_series(2, 401) AS g ON CONFLICT DO NOTHING`
+	// filler1Notifications gives filler1 5,000 unread notifications, ten
+	// from each filler, n00000010 to n00005009.
+	filler1Notifications = `INSERT INTO notifications (id, user_id, type, actor_id, created_at)
+		SELECT 'n' || lpad((g * 10 + k)::text, 8, '0'), 'filler1', 'like', 'filler' || g, now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`
 	// filler1Likes makes filler1 like the 400 oldest posts.
 	filler1Likes = `INSERT INTO likes (post_id, user_id, created_at) SELECT p.id, 'filler1', now() FROM posts AS p ORDER BY p.id LIMIT 400`
 )
@@ -388,8 +392,7 @@ func TestNotificationsAndComments_ReadPerRowOnPostgres(t *testing.T) {
 	seedFillers(t, seeded)
 	execAll(t, seeded,
 		fillerPosts,
-		`INSERT INTO notifications (id, user_id, type, actor_id, created_at)
-		SELECT 'n' || lpad((g * 10 + k)::text, 8, '0'), 'filler1', 'like', 'filler' || g, now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		filler1Notifications,
 		`INSERT INTO comments (id, post_id, author_id, content, created_at)
 		SELECT 'c' || lpad((g * 4 + k)::text, 8, '0'), 'p00000010', 'filler' || g, 'hi', now() FROM generate_series(1, 500) AS g, generate_series(0, 3) AS k`,
 		"ANALYZE",
@@ -635,8 +638,7 @@ func TestCountUnread_ReadsAtMostTheBoundOnPostgres(t *testing.T) {
 	seeded, base := testutil.MustStoreURL(t, store.Postgres)
 	seedFillers(t, seeded)
 	execAll(t, seeded,
-		`INSERT INTO notifications (id, user_id, type, actor_id, created_at)
-		SELECT 'n' || lpad((g * 10 + k)::text, 8, '0'), 'filler1', 'like', 'filler' || g, now() FROM generate_series(1, 500) AS g, generate_series(0, 9) AS k`,
+		filler1Notifications,
 		"ANALYZE notifications")
 	db := openOneSession(t, base)
 	if n, err := db.CountUnread(ctx, db, "filler1"); err != nil || n != store.MaxUnreadCount {
