@@ -131,8 +131,13 @@ await bob.getByRole("heading", { name: "Ann Example" }).waitFor();
 await bob.getByRole("button", { name: "Follow" }).click();
 await bob.getByRole("button", { name: "Unfollow" }).waitFor();
 await alice.getByTestId("unread").filter({ hasText: "1" }).waitFor(); // no reload: the Subscribe stream
+// A like sends the like alone: the post is updated where the cache holds
+// it, with no refetch of the page's queries (every query was refetched).
+const bobCalls = [];
+bob.on("request", (r) => bobCalls.push(new URL(r.url()).pathname));
 await bob.getByRole("button", { name: /Like/ }).first().click();
 await bob.getByRole("button", { name: /Liked \(1\)/ }).waitFor();
+assert.deepEqual(bobCalls.filter((p) => p.startsWith("/flock.v1.")), ["/flock.v1.PostService/LikePost"], "the calls of a like");
 await alice.getByTestId("unread").filter({ hasText: "2" }).waitFor();
 await shot(bob, "profile-phone");
 await alice.getByRole("link", { name: /Notifications/ }).click();

@@ -22,10 +22,39 @@ import { client } from "./session.js";
 import { Avatar, Content, Empty, ErrorText, Loading, UserLink, enumName, errorText, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
+/**
+ * withLike returns cached query data with the post `id` liked or not by the
+ * reader, wherever it appears (feed pages, a post, search results, a
+ * profile's posts), and the same object where nothing changed.
+ */
+function withLike(data: unknown, id: string, liked: boolean): unknown {
+  if (data === null || typeof data !== "object" || ArrayBuffer.isView(data)) return data;
+  if (Array.isArray(data)) {
+    const out = data.map((x) => withLike(x, id, liked));
+    return out.some((x, i) => x !== data[i]) ? out : data;
+  }
+  const o = data as Record<string, unknown>;
+  if (o.$typeName === "flock.v1.Post" && o.id === id) {
+    if (o.likedByMe === liked) return data;
+    return { ...o, likedByMe: liked, likesCount: (o.likesCount as number) + (liked ? 1 : -1) };
+  }
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k] = withLike(v, id, liked);
+    changed ||= out[k] !== v;
+  }
+  return changed ? out : data;
+}
+
 export function PostCard({ post }: { post: Post }) {
   const qc = useQueryClient();
-  const like = useMutation(likePost, { onSuccess: () => qc.invalidateQueries() });
-  const unlike = useMutation(unlikePost, { onSuccess: () => qc.invalidateQueries() });
+  // A like changes one post: it is updated where the cache holds it.
+  // Invalidating every query refetched the open feed, all of its loaded
+  // pages, at each like.
+  const liked = (value: boolean) => () => qc.setQueriesData({}, (data: unknown) => withLike(data, post.id, value));
+  const like = useMutation(likePost, { onSuccess: liked(true) });
+  const unlike = useMutation(unlikePost, { onSuccess: liked(false) });
   const a = post.author;
   return (
     <article className="post" aria-label={`Post by ${a?.username ?? "someone"}`}>
