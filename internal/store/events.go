@@ -221,7 +221,7 @@ func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) 
 	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
 	query := db.sqlText(shape+" "+lim, func() string {
 		return "SELECT " + db.columns((*Notification)(nil), "n") + " FROM notifications AS n WHERE n.user_id = " + user + cond +
-			" AND " + actorShown("n", user, db.perRow()) + " ORDER BY n.id " + order + " LIMIT " + lim
+			" AND " + userShown("n.actor_id", user, db.perRow()) + " ORDER BY n.id " + order + " LIMIT " + lim
 	})
 	var out []*Notification
 	rows, err := db.queryPrepared(ctx, tx, query, args...)
@@ -234,13 +234,14 @@ func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) 
 	return out, nil
 }
 
-// actorShown is the condition under which the recipient (the parameter
-// user) sees a notification of alias: its actor is not suspended and no
-// block stands between the two, each checked by a lookup per row (perRow).
-func actorShown(alias, user, perRow string) string {
-	return "EXISTS (SELECT 1 FROM users AS na WHERE na.id = " + alias + ".actor_id AND na.suspended_at IS NULL" + perRow + ")" +
-		" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + user + " AND bx.blocked_id = " + alias + ".actor_id)" +
-		" OR (bx.blocker_id = " + alias + ".actor_id AND bx.blocked_id = " + user + ")" + perRow + ")"
+// userShown is the condition under which the reader (the parameter
+// reader) sees what the user in column did (a notification's actor, a
+// comment's author): that user is not suspended and no block stands
+// between the two, each checked by a lookup per row (perRow).
+func userShown(column, reader, perRow string) string {
+	return "EXISTS (SELECT 1 FROM users AS su WHERE su.id = " + column + " AND su.suspended_at IS NULL" + perRow + ")" +
+		" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + reader + " AND bx.blocked_id = " + column + ")" +
+		" OR (bx.blocker_id = " + column + " AND bx.blocked_id = " + reader + ")" + perRow + ")"
 }
 
 // MaxUnreadCount bounds CountUnread: a user with more unread notifications
@@ -259,7 +260,7 @@ const MaxUnreadCount = 1000
 func (db *DB) CountUnread(ctx context.Context, tx bun.IDB, userID string) (int, error) {
 	query := db.sqlText("count unread", func() string {
 		return "SELECT count(*) FROM (SELECT 1 FROM notifications AS n WHERE n.user_id = $1 AND n.read_at IS NULL AND " +
-			actorShown("n", "$1", db.perRow()) + " LIMIT " + strconv.Itoa(MaxUnreadCount) + ") AS u"
+			userShown("n.actor_id", "$1", db.perRow()) + " LIMIT " + strconv.Itoa(MaxUnreadCount) + ") AS u"
 	})
 	var n int
 	rows, err := db.queryPrepared(ctx, tx, query, userID)

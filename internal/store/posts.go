@@ -664,12 +664,8 @@ func (db *DB) ListComments(ctx context.Context, tx bun.IDB, f CommentFilter) ([]
 	}
 	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
 	query := db.sqlText(shape+" "+lim, func() string {
-		perRow := db.perRow()
 		return "SELECT " + db.columns((*Comment)(nil), "c") + " FROM comments AS c WHERE c.post_id = " + post + after +
-			" AND EXISTS (SELECT 1 FROM users AS ca WHERE ca.id = c.author_id AND ca.suspended_at IS NULL" + perRow + ")" +
-			" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + viewer + " AND bx.blocked_id = c.author_id)" +
-			" OR (bx.blocker_id = c.author_id AND bx.blocked_id = " + viewer + ")" + perRow + ")" +
-			" ORDER BY c.id ASC LIMIT " + lim
+			" AND " + userShown("c.author_id", viewer, db.perRow()) + " ORDER BY c.id ASC LIMIT " + lim
 	})
 	var comments []*Comment
 	rows, err := db.queryPrepared(ctx, tx, query, args...)
