@@ -239,9 +239,8 @@ func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) 
 // comment's author): that user is not suspended and no block stands
 // between the two, each checked by a lookup per row (perRow).
 func userShown(column, reader, perRow string) string {
-	return "EXISTS (SELECT 1 FROM users AS su WHERE su.id = " + column + " AND su.suspended_at IS NULL" + perRow + ")" +
-		" AND NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + reader + " AND bx.blocked_id = " + column + ")" +
-		" OR (bx.blocker_id = " + column + " AND bx.blocked_id = " + reader + ")" + perRow + ")"
+	return "EXISTS (SELECT 1 FROM users AS su WHERE su.id = " + column + " AND su.suspended_at IS NULL" + perRow + ") AND " +
+		noBlockRule(reader, column, perRow)
 }
 
 // MaxUnreadCount bounds CountUnread: a user with more unread notifications

@@ -120,7 +120,15 @@ func (db *DB) Blocked(ctx context.Context, tx bun.IDB, a, b string) (bool, error
 // key and blocks_blocked_idx per row; Postgres reads the viewer's blocks
 // once through blocks_blocker_created_idx and blocks_blocked_idx (0.3 ms
 // for a page of group members among 200,000 blocks).
-const noBlockBetween = "NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = ?0 AND bx.blocked_id = ?1) OR (bx.blocker_id = ?1 AND bx.blocked_id = ?0))"
+var noBlockBetween = noBlockRule("?0", "?1", "")
+
+// noBlockRule is noBlockBetween's condition between a and b, each SQL (a
+// parameter or a column), for prepared statements; perRow ends its
+// subquery (see DB.perRow).
+func noBlockRule(a, b, perRow string) string {
+	return "NOT EXISTS (SELECT 1 FROM blocks AS bx WHERE (bx.blocker_id = " + a + " AND bx.blocked_id = " + b + ")" +
+		" OR (bx.blocker_id = " + b + " AND bx.blocked_id = " + a + ")" + perRow + ")"
+}
 
 // Relationship is how the viewer and another user stand.
 type Relationship struct {
@@ -396,7 +404,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 	where := match + " AND u.suspended_at IS NULL AND u.email_verified_at IS NOT NULL"
 	if s.ViewerID != "" {
 		shape += ", viewer"
-		where += " AND " + strings.NewReplacer("?0", args.add(s.ViewerID), "?1", "u.id").Replace(noBlockBetween)
+		where += " AND " + noBlockRule(args.add(s.ViewerID), "u.id", "")
 	}
 	var after string
 	if s.AfterID != "" {
