@@ -32,12 +32,14 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/accesstoken"
 	"github.com/flock-social/flock/internal/analytics"
 	"github.com/flock-social/flock/internal/export"
 	"github.com/flock-social/flock/internal/group"
 	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/media/bucket"
 	"github.com/flock-social/flock/internal/moderation"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/post"
@@ -249,7 +251,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.Now != nil {
 		now = func() time.Time { return cfg.Now().UTC() }
 	}
-	tokens, err := account.NewTokens(secret, cfg.AccessTTL, now)
+	tokens, err := accesstoken.New(secret, cfg.AccessTTL, now)
 	if err != nil {
 		return nil, fmt.Errorf("FLOCK_JWT_SECRET: %w", err)
 	}
@@ -289,7 +291,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		// the URL's fragment or query.
 		mediaURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
-	if a.bucket, err = media.OpenBucket(ctx, mediaURL); err != nil {
+	if a.bucket, err = bucket.Open(ctx, mediaURL); err != nil {
 		return nil, fmt.Errorf("media storage: %w", err)
 	}
 	mailer, err := mail.Open(cfg.Mailer, cfg.MailFrom, a.log)

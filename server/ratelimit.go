@@ -11,7 +11,7 @@ import (
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
-	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/emailaddr"
 	"github.com/flock-social/flock/internal/ratelimit"
 )
 
@@ -167,7 +167,7 @@ func normalizedUsername(s string) string {
 // the account service stores it, or, when it is not a valid address (the
 // request then fails anyway), trimmed and lower-cased.
 func normalizedEmail(s string) string {
-	if e, err := account.NormalizeEmail(s); err == nil {
+	if e, err := emailaddr.Normalize(s); err == nil {
 		return e
 	}
 	return strings.ToLower(strings.TrimSpace(s))

@@ -18,7 +18,7 @@ import (
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
-	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/media/bucket"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
 	"github.com/flock-social/flock/internal/video"
@@ -217,7 +217,7 @@ func TestVideoJobs_ResumeAfterOutputsStored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bucket, err := media.OpenBucket(t.Context(), "file://"+abs)
+			bucket, err := bucket.Open(t.Context(), "file://"+abs)
 			if err != nil {
 				t.Fatal(err)
 			}

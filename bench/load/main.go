@@ -54,7 +54,7 @@
 // Postgres). Rows are what the app
 // writes: one argon2id password hash (flockproc.Password, the account
 // package's parameters) for every account, verified emails, time-ordered
-// IDs over the past 30 days, hashtags in post_hashtags (post.Hashtags), and
+// IDs over the past 30 days, hashtags in post_hashtags (hashtag.Find), and
 // posts_count, followers_count, following_count, likes_count and
 // comments_count that match the rows, and the notification each follow,
 // like and comment of another's post makes (with the app's dedupe keys;

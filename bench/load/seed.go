@@ -20,7 +20,7 @@ import (
 
 	"github.com/flock-social/flock/bench/internal/flockproc"
 	"github.com/flock-social/flock/internal/notify"
-	"github.com/flock-social/flock/internal/post"
+	"github.com/flock-social/flock/internal/post/hashtag"
 	"github.com/flock-social/flock/internal/store"
 )
 
@@ -90,7 +90,7 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 	}
 	hashtags := func(yield func([]any) bool) {
 		for i := range d.posts {
-			for pos, tag := range post.Hashtags(d.content(i, tags)) {
+			for pos, tag := range hashtag.Find(d.content(i, tags)) {
 				if !yield([]any{tag, d.posts[i].id.String(), pos}) {
 					return
 				}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"github.com/alexedwards/argon2id"
 	"log/slog"
-	"net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/internal/account/accesstoken"
+	"github.com/flock-social/flock/internal/account/emailaddr"
 	flockmail "github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/notify"
@@ -74,7 +75,7 @@ type Service struct {
 	db        *store.DB
 	outbox    *flockmail.Outbox
 	bucket    *blob.Bucket
-	tokens    *Tokens
+	tokens    *accesstoken.Tokens
 	cfg       Config
 	log       *slog.Logger
 	dummyHash string
@@ -87,7 +88,7 @@ type Service struct {
 // NewService returns a Service. outbox sends its emails; bucket stores
 // profile pictures; events records profile changes and announces ended
 // sessions to open streams.
-func NewService(db *store.DB, outbox *flockmail.Outbox, bucket *blob.Bucket, tokens *Tokens, events *notify.Service, cfg Config, log *slog.Logger) (*Service, error) {
+func NewService(db *store.DB, outbox *flockmail.Outbox, bucket *blob.Bucket, tokens *accesstoken.Tokens, events *notify.Service, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = 15 * time.Minute
 	}
@@ -133,27 +134,6 @@ type TokenPair struct {
 
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,30}$`)
 
-// NormalizeEmail trims and lower-cases an email address and checks that it
-// is one plain ASCII address (no display name, no list). Two spellings that
-// differ only in case or surrounding space are one account. Non-ASCII
-// addresses are refused: Unicode has letters with no lower case (ϒ) and
-// letters whose case folds onto ASCII without lowering to it (ſ and s), so
-// lower-casing alone would not give one spelling per address.
-func NormalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
-	if len(e) > 254 {
-		return "", flock.FieldErrorf("email", "email must be at most 254 characters")
-	}
-	if strings.ContainsFunc(e, func(r rune) bool { return r >= utf8.RuneSelf }) {
-		return "", flock.FieldErrorf("email", "email must be a single ASCII address like name@example.com")
-	}
-	addr, err := mail.ParseAddress(e)
-	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
-		return "", flock.FieldErrorf("email", "email must be a single address like name@example.com")
-	}
-	return e, nil
-}
-
 // RegisterInput is a registration request.
 type RegisterInput struct {
 	Username, Email, Password, FullName string
@@ -166,7 +146,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*store.User, 
 	if !usernamePattern.MatchString(in.Username) {
 		return nil, flock.FieldErrorf("username", "username must be 3-30 letters, digits or underscores")
 	}
-	email, err := NormalizeEmail(in.Email)
+	email, err := emailaddr.Normalize(in.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +269,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, e
 // the answer nor its time tells callers anything about accounts. Only a
 // malformed email is an error.
 func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error {
-	email, err := NormalizeEmail(rawEmail)
+	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return err
 	}

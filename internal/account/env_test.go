@@ -22,15 +22,19 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/accesstoken"
 	"github.com/flock-social/flock/internal/jobs"
 	"github.com/flock-social/flock/internal/mail"
-	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/media/bucket"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/session"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/testutil"
 )
+
+// testSecret signs the tests' access tokens and mail links.
+var testSecret = []byte("flock-test-secret-0123456789abcdef")
 
 // env is an account.Service on real dependencies: a fresh store, a file
 // mailer and a fileblob bucket in temporary directories, and one settable
@@ -74,12 +78,12 @@ func MustEnv(tb testing.TB, engine string, configure ...func(*account.Config)) *
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.bucket, err = media.OpenBucket(ctx, "file://"+filepath.Join(tb.TempDir(), "media"))
+	e.bucket, err = bucket.Open(ctx, "file://"+filepath.Join(tb.TempDir(), "media"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { e.bucket.Close() })
-	tokens, err := account.NewTokens(testSecret, 15*time.Minute, e.clock.Now)
+	tokens, err := accesstoken.New(testSecret, 15*time.Minute, e.clock.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}

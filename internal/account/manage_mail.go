@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/flock-social/flock"
+	"github.com/flock-social/flock/internal/account/emailaddr"
 	flockmail "github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/store"
 )
@@ -32,7 +33,7 @@ const afterAnswerTimeout = 30 * time.Second
 // milliseconds between the answer and that commit loses the request, and
 // the user asks again.
 func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string) error {
-	email, err := NormalizeEmail(rawEmail)
+	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Service) passwordChangedEmail(u *store.User, how string) flockmail.Mess
 // by the database, when the link is used. Returns EFORBIDDEN when password
 // is wrong and EINVALID for a malformed or unchanged address.
 func (s *Service) ChangeEmail(ctx context.Context, p *Principal, rawEmail, password string) error {
-	address, err := NormalizeEmail(rawEmail)
+	address, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		var fe *flock.Error
 		if errors.As(err, &fe) {

@@ -28,6 +28,7 @@ package clientip
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -211,4 +212,30 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	return p
+}
+
+// LimitKey returns the part of a rate-limit key for a client address, given
+// as "host:port" or a bare IP: an IPv4 address (IPv4-mapped IPv6 included) as
+// is, an IPv6 address as its /64 prefix, since one subscriber usually owns a
+// whole /64. An unparseable addr is returned unchanged.
+func LimitKey(addr string) string {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	} else if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
+		host = addr[1 : len(addr)-1]
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }

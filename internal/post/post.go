@@ -24,6 +24,7 @@ import (
 	"github.com/flock-social/flock/internal/account"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
+	"github.com/flock-social/flock/internal/post/hashtag"
 	"github.com/flock-social/flock/internal/social"
 	"github.com/flock-social/flock/internal/store"
 	"github.com/flock-social/flock/internal/timeline"
@@ -183,7 +184,7 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 	}
 	hash := requestHash(content, in.Visibility, in.GroupID, in.VideoID)
 	id, err := s.idempotent(ctx, p.UserID, "post", in.IdempotencyKey, hash, func(ctx context.Context, tx bun.Tx, ev *notify.Events) (string, error) {
-		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: Hashtags(content)}
+		post := &store.Post{AuthorID: p.UserID, Content: content, Visibility: in.Visibility, Hashtags: hashtag.Find(content)}
 		if in.GroupID != "" {
 			// Held as the post's foreign key will hold it, but before the
 			// check: a deletion of the group in progress is waited for and
@@ -282,7 +283,7 @@ func (s *Service) UpdatePost(ctx context.Context, p *account.Principal, id, cont
 		if _, err := s.ownPost(ctx, tx, p, id, "edit"); err != nil {
 			return err
 		}
-		if err := s.db.UpdatePostContent(ctx, tx, id, content, Hashtags(content)); err != nil {
+		if err := s.db.UpdatePostContent(ctx, tx, id, content, hashtag.Find(content)); err != nil {
 			return err
 		}
 		return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: p.UserID, Type: notify.PostUpdated, PostID: &id})
@@ -370,10 +371,10 @@ func (s *Service) ListGroupPosts(ctx context.Context, p *account.Principal, grou
 
 // SearchPosts returns the posts with a hashtag that the caller may see,
 // newest first. The '#' is optional; letter case does not matter.
-func (s *Service) SearchPosts(ctx context.Context, p *account.Principal, hashtag string, size int32, token string) (*Page, error) {
-	tag := NormalizeHashtag(hashtag)
-	if tag == "" || utf8.RuneCountInString(tag) > MaxHashtagLen {
-		return nil, flock.FieldErrorf("hashtag", "hashtag must be 1-%d characters, with or without '#'", MaxHashtagLen)
+func (s *Service) SearchPosts(ctx context.Context, p *account.Principal, query string, size int32, token string) (*Page, error) {
+	tag := hashtag.Normalize(query)
+	if tag == "" || utf8.RuneCountInString(tag) > hashtag.MaxLen {
+		return nil, flock.FieldErrorf("hashtag", "hashtag must be 1-%d characters, with or without '#'", hashtag.MaxLen)
 	}
 	return s.list(ctx, p, kindTag, store.PostFilter{Tag: tag}, size, token)
 }

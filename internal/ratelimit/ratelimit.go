@@ -8,15 +8,15 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/flock-social/flock/internal/clientip"
 
 	"github.com/flock-social/flock"
 )
@@ -133,8 +133,9 @@ func perHour(n int) Limit   { return Limit{Rate: n, Period: time.Hour, Burst: n}
 
 // Check counts one request for action against its Rule: per account under
 // key "acct:<action>:<account>" unless account is "", and per IP under key
-// "ip:<action>:<IPKey(ip)>". It returns the most restrictive result: denied
-// if either denies, with the longest RetryAfter, else the fewest Remaining.
+// "ip:<action>:<clientip.LimitKey(ip)>". It returns the most restrictive
+// result: denied if either denies, with the longest RetryAfter, else the
+// fewest Remaining.
 // Both budgets are counted even when one denies. Returns an error for an
 // action missing from Rules or when l fails.
 func Check(ctx context.Context, l Limiter, action, account, ip string) (Result, error) {
@@ -177,7 +178,7 @@ func CheckAll(ctx context.Context, l Limiter, action string, accounts []string, 
 			return Result{}, err
 		}
 	}
-	if err := check("ip:"+action+":"+IPKey(ip), rule.PerIP); err != nil {
+	if err := check("ip:"+action+":"+clientip.LimitKey(ip), rule.PerIP); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -193,32 +194,6 @@ func stricter(a, b Result) bool {
 	default:
 		return a.Remaining < b.Remaining
 	}
-}
-
-// IPKey returns the part of a rate-limit key for a client address, given as
-// "host:port" or a bare IP: an IPv4 address (IPv4-mapped IPv6 included) as
-// is, an IPv6 address as its /64 prefix, since one subscriber usually owns a
-// whole /64. An unparseable addr is returned unchanged.
-func IPKey(addr string) string {
-	host := addr
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		host = h
-	} else if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
-		host = addr[1 : len(addr)-1]
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return addr
-	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	p, err := ip.WithZone("").Prefix(64)
-	if err != nil {
-		return addr
-	}
-	return p.String()
 }
 
 // Headers returns the response headers for r: RateLimit-Limit (the burst),

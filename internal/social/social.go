@@ -17,6 +17,7 @@ import (
 
 	"github.com/flock-social/flock"
 	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/emailaddr"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/store"
@@ -311,7 +312,7 @@ func (s *Service) SearchUsers(ctx context.Context, p *account.Principal, query s
 	}
 	search := store.UserSearch{Query: q, ViewerID: p.UserID}
 	if strings.Contains(q, "@") {
-		email, err := account.NormalizeEmail(q)
+		email, err := emailaddr.Normalize(q)
 		if err != nil {
 			return &UserList{}, nil // not a complete address: emails never match partially
 		}

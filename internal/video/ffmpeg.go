@@ -3,13 +3,14 @@ package video
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flock-social/flock/internal/video/ffprobe"
 )
 
 // formats are the container formats ffprobe and ffmpeg may open (their
@@ -21,44 +22,6 @@ const (
 	formats   = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpeg,mpegts,mpegvideo,flv,ogg,h264,hevc,m4v"
 	protocols = "file"
 )
-
-// Probe is what ffprobe tells of a file.
-type Probe struct {
-	Format   string // ffprobe's format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-	Duration float64
-	Video    *Stream
-	Audio    *Stream // nil without sound
-}
-
-// Stream is one audio or video stream.
-type Stream struct {
-	Codec     string
-	PixFmt    string
-	Width     int
-	Height    int
-	FrameRate float64
-}
-
-// ffprobeOutput is the part of `ffprobe -print_format json` we read.
-type ffprobeOutput struct {
-	Streams []struct {
-		CodecType    string `json:"codec_type"`
-		CodecName    string `json:"codec_name"`
-		PixFmt       string `json:"pix_fmt"`
-		Width        int    `json:"width"`
-		Height       int    `json:"height"`
-		AvgFrameRate string `json:"avg_frame_rate"`
-		RFrameRate   string `json:"r_frame_rate"`
-		Duration     string `json:"duration"`
-		Disposition  struct {
-			AttachedPic int `json:"attached_pic"`
-		} `json:"disposition"`
-	} `json:"streams"`
-	Format struct {
-		FormatName string `json:"format_name"`
-		Duration   string `json:"duration"`
-	} `json:"format"`
-}
 
 // errUnreadable is a file ffprobe or ffmpeg cannot read as a video.
 var errUnreadable = errors.New("not a readable video")
@@ -92,71 +55,23 @@ func (t tools) run(ctx context.Context, dir, name string, args ...string) ([]byt
 }
 
 // probe reads a file's container and streams.
-func (t tools) probe(ctx context.Context, dir, file string) (*Probe, error) {
+func (t tools) probe(ctx context.Context, dir, file string) (*ffprobe.Result, error) {
 	out, err := t.run(ctx, dir, t.ffprobe, "-v", "error", "-protocol_whitelist", protocols, "-format_whitelist", formats,
 		"-print_format", "json", "-show_format", "-show_streams", "file:"+file)
 	if err != nil {
 		return nil, err
 	}
-	return parseProbe(out)
-}
-
-// parseProbe reads the JSON of `ffprobe -show_format -show_streams`.
-func parseProbe(out []byte) (*Probe, error) {
-	var o ffprobeOutput
-	if err := json.Unmarshal(out, &o); err != nil {
-		return nil, fmt.Errorf("ffprobe output: %w", err)
-	}
-	p := &Probe{Format: o.Format.FormatName}
-	p.Duration, _ = strconv.ParseFloat(o.Format.Duration, 64)
-	for _, s := range o.Streams {
-		switch {
-		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && p.Video == nil:
-			rate := frameRate(s.AvgFrameRate)
-			if rate == 0 {
-				rate = frameRate(s.RFrameRate)
-			}
-			p.Video = &Stream{Codec: s.CodecName, PixFmt: s.PixFmt, Width: s.Width, Height: s.Height, FrameRate: rate}
-			if p.Duration == 0 {
-				p.Duration, _ = strconv.ParseFloat(s.Duration, 64)
-			}
-		case s.CodecType == "audio" && p.Audio == nil:
-			p.Audio = &Stream{Codec: s.CodecName}
-		}
-	}
-	return p, nil
-}
-
-// frameRate parses ffprobe's "30000/1001".
-func frameRate(s string) float64 {
-	num, den, ok := strings.Cut(s, "/")
-	n, err1 := strconv.ParseFloat(num, 64)
-	if !ok {
-		den = "1"
-	}
-	d, err2 := strconv.ParseFloat(den, 64)
-	if err1 != nil || err2 != nil || d == 0 {
-		return 0
-	}
-	return n / d
-}
-
-// playsEverywhere reports whether p is already H.264 (8-bit 4:2:0) with
-// AAC or no sound in an MP4 container, which every browser plays: such a
-// file is only remuxed (to move its index to the front), not re-encoded.
-func (p *Probe) playsEverywhere() bool {
-	return strings.Contains(p.Format, "mp4") && p.Video.Codec == "h264" && p.Video.PixFmt == "yuv420p" &&
-		(p.Audio == nil || p.Audio.Codec == "aac")
+	return ffprobe.Parse(out)
 }
 
 // transcode writes out, an MP4 with its index first (faststart) that
 // browsers play: remuxed when the input already plays everywhere,
 // otherwise H.264 (yuv420p, even dimensions) and AAC.
-func (t tools) transcode(ctx context.Context, dir, in, out string, p *Probe) error {
+func (t tools) transcode(ctx context.Context, dir, in, out string, p *ffprobe.Result) error {
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
 		"-protocol_whitelist", protocols, "-format_whitelist", formats, "-i", "file:" + in,
 		"-map", "0:v:0", "-map", "0:a:0?", "-dn", "-sn", "-map_metadata", "-1"}
-	if p.playsEverywhere() {
+	if p.PlaysEverywhere() {
 		args = append(args, "-c", "copy")
 	} else {
 		args = append(args,

@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/flock-social/flock/internal/store"
+	"github.com/flock-social/flock/internal/video/ffprobe"
 )
 
 // failure is a video that cannot be made playable; reason is for its
@@ -175,7 +176,7 @@ func (s *Service) resumeStored(ctx context.Context, dir string, v *store.Video) 
 }
 
 // finishReady marks v ready with the numbers of its playable file.
-func (s *Service) finishReady(ctx context.Context, v *store.Video, size int64, out *Probe) error {
+func (s *Service) finishReady(ctx context.Context, v *store.Video, size int64, out *ffprobe.Result) error {
 	if out.Video == nil {
 		return failf("the converted video has no video stream")
 	}
@@ -193,21 +194,11 @@ func (s *Service) finishReady(ctx context.Context, v *store.Video, size int64, o
 }
 
 // checkLimits refuses a video past the configured limits (security.md
-// property 14) or without a picture.
-func (s *Service) checkLimits(p *Probe) error {
-	switch {
-	case p.Video == nil:
-		return failf("the file has no video stream")
-	case !(p.Duration > 0): // also NaN
-		return failf("the video has no duration")
-	case p.Duration > s.cfg.MaxDuration.Seconds():
-		return failf("the video is %s long; the limit is %s", time.Duration(p.Duration*float64(time.Second)).Round(time.Second), s.cfg.MaxDuration)
-	case p.Video.Width > s.cfg.MaxDimension || p.Video.Height > s.cfg.MaxDimension:
-		return failf("the video is %dx%d pixels; the limit is %d on either side", p.Video.Width, p.Video.Height, s.cfg.MaxDimension)
-	case p.Video.Width <= 0 || p.Video.Height <= 0:
-		return failf("the video has no picture size")
-	case !(p.Video.FrameRate <= s.cfg.MaxFrameRate): // also NaN; 0 is unknown (variable rate)
-		return failf("the video has %.4g frames per second; the limit is %.4g", p.Video.FrameRate, s.cfg.MaxFrameRate)
+// property 14) or without a picture, with the reason as its failure.
+func (s *Service) checkLimits(p *ffprobe.Result) error {
+	lim := ffprobe.Limits{MaxDuration: s.cfg.MaxDuration, MaxDimension: s.cfg.MaxDimension, MaxFrameRate: s.cfg.MaxFrameRate}
+	if err := lim.Check(p); err != nil {
+		return &failure{reason: err.Error()}
 	}
 	return nil
 }

@@ -1,14 +1,14 @@
-package ratelimit_test
+package clientip_test
 
 import (
 	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/flock-social/flock/internal/ratelimit"
+	"github.com/flock-social/flock/internal/clientip"
 )
 
-func TestIPKey(t *testing.T) {
+func TestLimitKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ addr, want string }{
 		{"203.0.113.7", "203.0.113.7"},
@@ -24,31 +24,31 @@ func TestIPKey(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := ratelimit.IPKey(tt.addr); got != tt.want {
-			t.Errorf("IPKey(%q) = %q, want %q", tt.addr, got, tt.want)
+		if got := clientip.LimitKey(tt.addr); got != tt.want {
+			t.Errorf("LimitKey(%q) = %q, want %q", tt.addr, got, tt.want)
 		}
 	}
 
 	t.Run("one /64 is one key", func(t *testing.T) {
 		t.Parallel()
-		a, b := ratelimit.IPKey("2001:db8:aa:bb::1"), ratelimit.IPKey("[2001:db8:aa:bb:ffff:ffff:ffff:ffff]:1")
+		a, b := clientip.LimitKey("2001:db8:aa:bb::1"), clientip.LimitKey("[2001:db8:aa:bb:ffff:ffff:ffff:ffff]:1")
 		if a != b {
 			t.Errorf("same /64: keys %q and %q differ", a, b)
 		}
-		if c := ratelimit.IPKey("2001:db8:aa:bc::1"); c == a {
+		if c := clientip.LimitKey("2001:db8:aa:bc::1"); c == a {
 			t.Errorf("different /64s share key %q", c)
 		}
 	})
 }
 
-func FuzzIPKey(f *testing.F) {
+func FuzzLimitKey(f *testing.F) {
 	for _, s := range []string{"203.0.113.7", "203.0.113.7:443", "[::ffff:1.2.3.4]:80", "2001:db8::1", "[2001:db8::1]:443", "fe80::1%eth0", "[::1]", "::ffff:1.2.3.4%x", "1:2", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, addr string) {
-		key := ratelimit.IPKey(addr)
-		if again := ratelimit.IPKey(key); again != key {
-			t.Errorf("IPKey(%q) = %q, but IPKey(%q) = %q: not idempotent", addr, key, key, again)
+		key := clientip.LimitKey(addr)
+		if again := clientip.LimitKey(key); again != key {
+			t.Errorf("LimitKey(%q) = %q, but LimitKey(%q) = %q: not idempotent", addr, key, key, again)
 		}
 		if key == addr {
 			return
@@ -56,10 +56,10 @@ func FuzzIPKey(f *testing.F) {
 		// A changed key is the canonical form of an IPv4 address or a /64.
 		if p, err := netip.ParsePrefix(key); err == nil {
 			if p.Bits() != 64 || !p.Addr().Is6() || p.Masked() != p {
-				t.Errorf("IPKey(%q) = %q, want an IPv6 /64", addr, key)
+				t.Errorf("LimitKey(%q) = %q, want an IPv6 /64", addr, key)
 			}
 		} else if a, err := netip.ParseAddr(key); err != nil || !a.Is4() || strings.Contains(key, ":") {
-			t.Errorf("IPKey(%q) = %q, want an IPv4 address or an IPv6 /64", addr, key)
+			t.Errorf("LimitKey(%q) = %q, want an IPv4 address or an IPv6 /64", addr, key)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package account_test
+package emailaddr_test
 
 import (
 	"strings"
@@ -6,10 +6,10 @@ import (
 	"unicode"
 
 	"github.com/flock-social/flock"
-	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/emailaddr"
 )
 
-func TestNormalizeEmail_CaseAndSpaceMakeNoSecondAddress_P11(t *testing.T) {
+func TestNormalize_CaseAndSpaceMakeNoSecondAddress_P11(t *testing.T) {
 	t.Parallel()
 	accepted := map[string]string{
 		"alice@example.com":              "alice@example.com",
@@ -19,9 +19,9 @@ func TestNormalizeEmail_CaseAndSpaceMakeNoSecondAddress_P11(t *testing.T) {
 		"\u212A@example.com":             "k@example.com", // KELVIN SIGN lower-cases to ASCII k
 	}
 	for in, want := range accepted {
-		got, err := account.NormalizeEmail(in)
+		got, err := emailaddr.Normalize(in)
 		if err != nil || got != want {
-			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("Normalize(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, in := range []string{
@@ -32,21 +32,21 @@ func TestNormalizeEmail_CaseAndSpaceMakeNoSecondAddress_P11(t *testing.T) {
 		// é has two encodings (NFC and NFD).
 		"ϒ@example.com", "ſ@example.com", "\u00e9@example.com", "e\u0301@example.com", "alice@exämple.com",
 	} {
-		got, err := account.NormalizeEmail(in)
+		got, err := emailaddr.Normalize(in)
 		if err == nil {
-			t.Errorf("NormalizeEmail(%q) = %q, want an error", in, got)
+			t.Errorf("Normalize(%q) = %q, want an error", in, got)
 			continue
 		}
 		if code := flock.ErrorCode(err); code != flock.EINVALID {
-			t.Errorf("NormalizeEmail(%q): code %q, want %q", in, code, flock.EINVALID)
+			t.Errorf("Normalize(%q): code %q, want %q", in, code, flock.EINVALID)
 		}
 	}
 }
 
-// FuzzNormalizeEmail: NormalizeEmail never panics; what it accepts it
+// FuzzNormalize: Normalize never panics; what it accepts it
 // returns trimmed and without upper-case letters, and normalising that again
 // gives the same address, so one account has one spelling.
-func FuzzNormalizeEmail(f *testing.F) {
+func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{
 		"alice@example.com", " Alice@Example.COM ", "a.b+c@d.e", `"quoted local"@example.com`,
 		"Alice <alice@example.com>", "ÄLICE@EXAMPLE.COM", "alice@EXAMPLE.com\x00", "\u212A@example.com", "ϒ@example.com", "ſ@example.com",
@@ -55,22 +55,22 @@ func FuzzNormalizeEmail(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		out, err := account.NormalizeEmail(raw)
+		out, err := emailaddr.Normalize(raw)
 		if err != nil {
 			if out != "" {
-				t.Fatalf("NormalizeEmail(%q) returned %q with error %v", raw, out, err)
+				t.Fatalf("Normalize(%q) returned %q with error %v", raw, out, err)
 			}
 			return
 		}
 		if strings.TrimSpace(out) != out {
-			t.Fatalf("NormalizeEmail(%q) = %q has surrounding space", raw, out)
+			t.Fatalf("Normalize(%q) = %q has surrounding space", raw, out)
 		}
 		if strings.ContainsFunc(out, unicode.IsUpper) {
-			t.Fatalf("NormalizeEmail(%q) = %q has an upper-case letter", raw, out)
+			t.Fatalf("Normalize(%q) = %q has an upper-case letter", raw, out)
 		}
-		again, err := account.NormalizeEmail(out)
+		again, err := emailaddr.Normalize(out)
 		if err != nil || again != out {
-			t.Fatalf("NormalizeEmail(%q) = %q, but normalising that gives %q, %v", raw, out, again, err)
+			t.Fatalf("Normalize(%q) = %q, but normalising that gives %q, %v", raw, out, again, err)
 		}
 	})
 }

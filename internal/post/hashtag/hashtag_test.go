@@ -1,4 +1,4 @@
-package post_test
+package hashtag_test
 
 import (
 	"reflect"
@@ -6,10 +6,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/flock-social/flock/internal/post"
+	"github.com/flock-social/flock/internal/post/hashtag"
 )
 
-func TestHashtags_UnicodeAware(t *testing.T) {
+func TestFind_UnicodeAware(t *testing.T) {
 	cases := map[string][]string{
 		"Loving #Go and #golang!":                {"go", "golang"},
 		"#café au lait, #日本語のテキスト。":              {"café", "日本語のテキスト"},
@@ -25,49 +25,49 @@ func TestHashtags_UnicodeAware(t *testing.T) {
 		"in (#parens) and \"#quotes\"":           {"parens", "quotes"},
 	}
 	for in, want := range cases {
-		if got := post.Hashtags(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("Hashtags(%q) = %q, want %q", in, got, want)
+		if got := hashtag.Find(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("Find(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-func TestHashtags_Limits_P13(t *testing.T) {
-	long := "#" + strings.Repeat("x", post.MaxHashtagLen+1)
-	if got := post.Hashtags(long + " #ok"); !reflect.DeepEqual(got, []string{"ok"}) {
+func TestFind_Limits_P13(t *testing.T) {
+	long := "#" + strings.Repeat("x", hashtag.MaxLen+1)
+	if got := hashtag.Find(long + " #ok"); !reflect.DeepEqual(got, []string{"ok"}) {
 		t.Errorf("over-long tag indexed: %q", got)
 	}
 	var many []string
 	for i := range 50 {
 		many = append(many, "#tag"+strings.Repeat("x", i))
 	}
-	if got := post.Hashtags(strings.Join(many, " ")); len(got) != post.MaxPostHashtags {
-		t.Errorf("%d tags indexed, want at most %d", len(got), post.MaxPostHashtags)
+	if got := hashtag.Find(strings.Join(many, " ")); len(got) != hashtag.MaxPerPost {
+		t.Errorf("%d tags indexed, want at most %d", len(got), hashtag.MaxPerPost)
 	}
 }
 
-func TestNormalizeHashtag_SearchMatchesStoredForm(t *testing.T) {
+func TestNormalize_SearchMatchesStoredForm(t *testing.T) {
 	for _, q := range []string{"#Café", "café", "CAFÉ", " #cafe\u0301 "} {
-		if got := post.NormalizeHashtag(q); got != "café" {
-			t.Errorf("NormalizeHashtag(%q) = %q", q, got)
+		if got := hashtag.Normalize(q); got != "café" {
+			t.Errorf("Normalize(%q) = %q", q, got)
 		}
 	}
 }
 
-func FuzzHashtags(f *testing.F) {
+func FuzzFind(f *testing.F) {
 	for _, s := range []string{"#go", "a#b #c", "#café #日本語", "##x", "#\u0301", "#x\xff"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		tags := post.Hashtags(s)
-		if len(tags) > post.MaxPostHashtags {
+		tags := hashtag.Find(s)
+		if len(tags) > hashtag.MaxPerPost {
 			t.Fatalf("%d tags", len(tags))
 		}
 		seen := map[string]bool{}
 		for _, tag := range tags {
-			if tag == "" || seen[tag] || strings.HasPrefix(tag, "#") || utf8.RuneCountInString(tag) > post.MaxHashtagLen {
+			if tag == "" || seen[tag] || strings.HasPrefix(tag, "#") || utf8.RuneCountInString(tag) > hashtag.MaxLen {
 				t.Fatalf("bad tag %q in %q", tag, tags)
 			}
-			if post.NormalizeHashtag(tag) != tag {
+			if hashtag.Normalize(tag) != tag {
 				t.Fatalf("tag %q is not in normal form", tag)
 			}
 			seen[tag] = true

@@ -1,10 +1,13 @@
-package media_test
+package bucket_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/johannesboyne/gofakes3"
@@ -12,11 +15,12 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/flock-social/flock/internal/media"
+	"github.com/flock-social/flock/internal/media/bucket"
 )
 
 // The S3 backend against a real S3-protocol server (gofakes3, in process):
 // write, read, ranged read (what playback needs), and delete.
-func TestOpenBucket_S3CompatibleStorage(t *testing.T) {
+func TestOpen_S3CompatibleStorage(t *testing.T) {
 	backend := s3mem.New()
 	if err := backend.CreateBucket("media"); err != nil {
 		t.Fatal(err)
@@ -29,7 +33,7 @@ func TestOpenBucket_S3CompatibleStorage(t *testing.T) {
 
 	q := url.Values{"region": {"us-east-1"}, "endpoint": {s3.URL}, "use_path_style": {"true"}, "disable_https": {"true"}}
 	ctx := t.Context()
-	b, err := media.OpenBucket(ctx, "s3://media?"+q.Encode())
+	b, err := bucket.Open(ctx, "s3://media?"+q.Encode())
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -57,4 +61,40 @@ func TestOpenBucket_S3CompatibleStorage(t *testing.T) {
 	if _, err := b.ReadAll(ctx, "avatars/u1/abc.jpg"); gcerrors.Code(err) != gcerrors.NotFound {
 		t.Errorf("after delete: %v, want not found", err)
 	}
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	t.Run("file URL creates the directory and stores avatars", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		dir := filepath.Join(t.TempDir(), "media", "nested")
+		b, err := bucket.Open(ctx, "file://"+filepath.ToSlash(dir))
+		if err != nil {
+			t.Fatalf("Open() error = %v", err)
+		}
+		t.Cleanup(func() { b.Close() })
+
+		img := media.Image{Data: []byte("\x89PNG not really"), Ext: "png"}
+		key := media.AvatarKey("01J9ZQ3V7Y8K2M4N6P8R0T2V4X", img)
+		if err := b.WriteAll(ctx, key, img.Data, nil); err != nil {
+			t.Fatalf("WriteAll() error = %v", err)
+		}
+		got, err := b.ReadAll(ctx, key)
+		if err != nil {
+			t.Fatalf("ReadAll() error = %v", err)
+		}
+		if !bytes.Equal(got, img.Data) {
+			t.Error("read back different bytes")
+		}
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key))); err != nil {
+			t.Errorf("avatar is not on disk under its key: %v", err)
+		}
+	})
+	t.Run("unknown scheme is an error", func(t *testing.T) {
+		t.Parallel()
+		if _, err := bucket.Open(context.Background(), "gs://flock-media"); err == nil {
+			t.Error("Open(gs://) succeeded without a gcs driver linked in")
+		}
+	})
 }

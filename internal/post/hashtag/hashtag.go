@@ -1,4 +1,7 @@
-package post
+// Package hashtag finds the hashtags of a post's text and gives them the
+// one stored form that searches match. It imports nothing of Flock's, so
+// its fuzz target builds without the store (.ci/run).
+package hashtag
 
 import (
 	"strings"
@@ -10,16 +13,16 @@ import (
 
 // Hashtag limits.
 const (
-	MaxHashtagLen   = 100 // runes; longer tags are not indexed
-	MaxPostHashtags = 30  // further tags in one post are not indexed
+	MaxLen     = 100 // runes; longer tags are not indexed
+	MaxPerPost = 30  // further tags in one post are not indexed
 )
 
-// Hashtags returns the normalised hashtags of content in order of first
+// Find returns the normalised hashtags of content in order of first
 // appearance, without duplicates. A hashtag is '#' followed by letters,
 // marks, digits or underscores, with at least one letter, in any script
 // (#café, #日本語); punctuation or space ends it. A '#' right after a word
 // character ("a#b", "&#38;") does not start one.
-func Hashtags(content string) []string {
+func Find(content string) []string {
 	var (
 		tags []string
 		seen = map[string]bool{}
@@ -42,10 +45,10 @@ func Hashtags(content string) []string {
 			letter = letter || unicode.IsLetter(r2)
 			j += s2
 		}
-		if tag := NormalizeHashtag(content[i+size : j]); letter && tag != "" && !seen[tag] && utf8.RuneCountInString(tag) <= MaxHashtagLen {
+		if tag := Normalize(content[i+size : j]); letter && tag != "" && !seen[tag] && utf8.RuneCountInString(tag) <= MaxLen {
 			seen[tag] = true
 			tags = append(tags, tag)
-			if len(tags) == MaxPostHashtags {
+			if len(tags) == MaxPerPost {
 				break
 			}
 		}
@@ -58,10 +61,10 @@ func Hashtags(content string) []string {
 	return tags
 }
 
-// NormalizeHashtag returns the stored form of a hashtag: without a leading
+// Normalize returns the stored form of a hashtag: without a leading
 // '#', in Unicode NFC, lower-case. Searches normalise their query the same
 // way, so letter case and composed/decomposed accents never matter.
-func NormalizeHashtag(tag string) string {
+func Normalize(tag string) string {
 	tag = strings.TrimPrefix(strings.TrimSpace(tag), "#")
 	return strings.ToLower(norm.NFC.String(tag))
 }

@@ -1,4 +1,4 @@
-package account_test
+package accesstoken_test
 
 import (
 	"crypto/hmac"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/flock-social/flock/internal/account"
+	"github.com/flock-social/flock/internal/account/accesstoken"
 )
 
 // testSecret is the HS256 key of the tests' Tokens: fixed, so that fuzz
@@ -25,9 +25,9 @@ var fixedNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // MustTokens returns Tokens signing with testSecret, valid for 15 minutes,
 // reading the time from now.
-func MustTokens(tb testing.TB, now func() time.Time) *account.Tokens {
+func MustTokens(tb testing.TB, now func() time.Time) *accesstoken.Tokens {
 	tb.Helper()
-	tokens, err := account.NewTokens(testSecret, 15*time.Minute, now)
+	tokens, err := accesstoken.New(testSecret, 15*time.Minute, now)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -230,10 +230,10 @@ func TestTokens_ExpireWithTheirClock_P7(t *testing.T) {
 	}
 }
 
-func TestNewTokens_RefusesShortSecrets_P7(t *testing.T) {
+func TestNew_RefusesShortSecrets_P7(t *testing.T) {
 	t.Parallel()
-	if _, err := account.NewTokens(make([]byte, account.MinSecretLen-1), time.Minute, time.Now); err == nil {
-		t.Fatalf("NewTokens accepted a %d-byte secret", account.MinSecretLen-1)
+	if _, err := accesstoken.New(make([]byte, accesstoken.MinSecretLen-1), time.Minute, time.Now); err == nil {
+		t.Fatalf("New accepted a %d-byte secret", accesstoken.MinSecretLen-1)
 	}
 }
 
