@@ -76,6 +76,29 @@ async function login(page, who, password) {
   await page.getByRole("heading", { name: "Home" }).waitFor();
 }
 
+// rpcs records the RPCs a page sends (the notification stream left out: it
+// stays open). settle waits until none has been in flight for 300 ms; take
+// returns those sent since the last take, sorted.
+function rpcs(page) {
+  const sent = [];
+  const open = new Set();
+  page.on("request", (r) => {
+    const p = new URL(r.url()).pathname;
+    if (!p.startsWith("/flock.v1.") || p.endsWith("/Subscribe")) return;
+    sent.push(p);
+    open.add(r);
+  });
+  const done = (r) => open.delete(r);
+  page.on("requestfinished", done);
+  page.on("requestfailed", done);
+  return {
+    async settle() {
+      for (let quiet = 0; quiet < 3; quiet = open.size === 0 ? quiet + 1 : 0) await page.waitForTimeout(100);
+    },
+    take: () => sent.splice(0).sort(),
+  };
+}
+
 async function token(email) {
   for (let i = 0; i < 200; i++) {
     const res = await fetch(`${control}/token?email=${encodeURIComponent(email)}`);
@@ -128,17 +151,36 @@ const bob = await bobCtx.newPage();
 await login(bob, accounts.bob.username, accounts.bob.password);
 await bob.goto(`/u/${me}`);
 await bob.getByRole("heading", { name: "Ann Example" }).waitFor();
+// Each mutation reads again only what it changed (client/web/src/cache.ts);
+// every open query was refetched before.
+const bobRPCs = rpcs(bob);
+await bob.locator("article", { hasText: "Hello from the browser" }).waitFor();
+await bobRPCs.settle();
+bobRPCs.take();
 await bob.getByRole("button", { name: "Follow" }).click();
 await bob.getByRole("button", { name: "Unfollow" }).waitFor();
+await bob.getByText("1 followers").waitFor();
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), ["/flock.v1.UserService/Follow", "/flock.v1.UserService/GetUser", "/flock.v1.UserService/ListUserPosts"], "the calls of a follow");
 await alice.getByTestId("unread").filter({ hasText: "1" }).waitFor(); // no reload: the Subscribe stream
-// A like sends the like alone: the post is updated where the cache holds
-// it, with no refetch of the page's queries (every query was refetched).
-const bobCalls = [];
-bob.on("request", (r) => bobCalls.push(new URL(r.url()).pathname));
+// A like sends the like alone: the post is updated where the cache holds it.
 await bob.getByRole("button", { name: /Like/ }).first().click();
 await bob.getByRole("button", { name: /Liked \(1\)/ }).waitFor();
-assert.deepEqual(bobCalls.filter((p) => p.startsWith("/flock.v1.")), ["/flock.v1.PostService/LikePost"], "the calls of a like");
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), ["/flock.v1.PostService/LikePost"], "the calls of a like");
 await alice.getByTestId("unread").filter({ hasText: "2" }).waitFor();
+// A comment: the post's comments are read again; its count goes up in the cache.
+await bob.getByRole("link", { name: "0 comments" }).first().click();
+await bob.getByText("No comments yet.").waitFor();
+await bobRPCs.settle();
+bobRPCs.take();
+await bob.getByLabel("Comment").fill("Welcome, Ann");
+await bob.getByRole("button", { name: "Reply" }).click();
+await bob.locator("li.comment", { hasText: "Welcome, Ann" }).waitFor();
+await bob.getByRole("link", { name: "1 comments" }).waitFor();
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), ["/flock.v1.PostService/CreateComment", "/flock.v1.PostService/ListComments"], "the calls of a comment");
+await alice.getByTestId("unread").filter({ hasText: "3" }).waitFor();
 await shot(bob, "profile-phone");
 await alice.getByRole("link", { name: /Notifications/ }).click();
 await alice.getByText("liked your post").waitFor();
@@ -186,9 +228,16 @@ await alice.getByLabel("Name").fill("Secret garden");
 await alice.getByLabel("Privacy").selectOption({ label: "private" });
 await alice.getByRole("button", { name: "Create group" }).click();
 await alice.getByRole("heading", { name: "Secret garden" }).waitFor();
+await alice.getByText("No posts in this group yet.").waitFor();
+// A post goes first in the list it was written from, with no refetch.
+const aliceRPCs = rpcs(alice);
+await aliceRPCs.settle();
+aliceRPCs.take();
 await alice.getByLabel("What's happening?").fill("Members only #secret");
 await alice.getByRole("button", { name: "Post", exact: true }).click();
 await alice.locator("article", { hasText: "Members only" }).waitFor();
+await aliceRPCs.settle();
+assert.deepEqual(aliceRPCs.take(), ["/flock.v1.PostService/CreatePost"], "the calls of a post");
 await shot(alice, "group");
 const groupPath = new URL(alice.url()).pathname;
 const carolCtx = await context(url);

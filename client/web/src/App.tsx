@@ -1,5 +1,5 @@
 // The shell: navigation with the live unread badge, and the routes.
-import { createConnectQueryKey, useQuery } from "@connectrpc/connect-query";
+import { useQuery } from "@connectrpc/connect-query";
 import { getMe } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { listNotifications } from "@gen/flock/v1/notification-NotificationService_connectquery.js";
 import { NotificationService } from "@gen/flock/v1/notification_pb.js";
@@ -7,6 +7,7 @@ import { UserRole } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
 
+import { refetch } from "./cache.js";
 import { Home, PostPage } from "./feed.js";
 import { Link, match, navigate, useLocation } from "./router.js";
 import { client, onSession, signedIn } from "./session.js";
@@ -131,7 +132,7 @@ function useUnread(): number {
           // What a notification changes: the badge and the notifications
           // list. Invalidating every query refetched the open feed, all of
           // its loaded pages, at each notification.
-          void qc.invalidateQueries({ queryKey: createConnectQueryKey({ schema: NotificationService, cardinality: undefined }) });
+          void refetch(qc, NotificationService);
         },
       })
       .catch(() => {

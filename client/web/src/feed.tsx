@@ -12,47 +12,24 @@ import {
   reportPost,
   unlikePost,
 } from "@gen/flock/v1/post-PostService_connectquery.js";
+import { listGroupPosts } from "@gen/flock/v1/group-GroupService_connectquery.js";
 import { getMe, suggestUsers } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { type Post, ReportReason, type Video, VideoStatus, Visibility, timestampDate } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 
+import { prependPost, refetch, removePost, staleAll, updatePost } from "./cache.js";
 import { Link, navigate } from "./router.js";
 import { client } from "./session.js";
 import { Avatar, Content, Empty, ErrorText, Loading, UserLink, enumName, errorText, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
-/**
- * withLike returns cached query data with the post `id` liked or not by the
- * reader, wherever it appears (feed pages, a post, search results, a
- * profile's posts), and the same object where nothing changed.
- */
-function withLike(data: unknown, id: string, liked: boolean): unknown {
-  if (data === null || typeof data !== "object" || ArrayBuffer.isView(data)) return data;
-  if (Array.isArray(data)) {
-    const out = data.map((x) => withLike(x, id, liked));
-    return out.some((x, i) => x !== data[i]) ? out : data;
-  }
-  const o = data as Record<string, unknown>;
-  if (o.$typeName === "flock.v1.Post" && o.id === id) {
-    if (o.likedByMe === liked) return data;
-    return { ...o, likedByMe: liked, likesCount: (o.likesCount as number) + (liked ? 1 : -1) };
-  }
-  let changed = false;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
-    out[k] = withLike(v, id, liked);
-    changed ||= out[k] !== v;
-  }
-  return changed ? out : data;
-}
-
 export function PostCard({ post }: { post: Post }) {
   const qc = useQueryClient();
-  // A like changes one post: it is updated where the cache holds it.
-  // Invalidating every query refetched the open feed, all of its loaded
-  // pages, at each like.
-  const liked = (value: boolean) => () => qc.setQueriesData({}, (data: unknown) => withLike(data, post.id, value));
+  // A like changes one post: it is updated where the cache holds it, and
+  // nothing is refetched (cache.ts).
+  const liked = (value: boolean) => () =>
+    updatePost(qc, post.id, (p) => (p.likedByMe === value ? p : { ...p, likedByMe: value, likesCount: p.likesCount + (value ? 1 : -1) }));
   const like = useMutation(likePost, { onSuccess: liked(true) });
   const unlike = useMutation(unlikePost, { onSuccess: liked(false) });
   const a = post.author;
@@ -102,11 +79,18 @@ function Compose({ groupId }: { groupId?: string }) {
   const [progress, setProgress] = useState<number | null>(null);
   const [uploadError, setUploadError] = useState<unknown>(null);
   const create = useMutation(createPost, {
-    onSuccess: () => {
+    onSuccess: (res) => {
       setText("");
       setVideo(null);
       setProgress(null);
-      void qc.invalidateQueries();
+      // The new post goes first in the list it was written from (the
+      // feed, or the group's posts); the lists it may also be in (a
+      // profile, a hashtag, the feed for a group's post) are read again
+      // when next shown.
+      void staleAll(qc);
+      if (!res.post) return;
+      if (groupId) prependPost(qc, listGroupPosts, { groupId }, res.post);
+      else prependPost(qc, listFeed, {}, res.post);
     },
   });
   const tags = useMemo(() => [...new Set(text.match(/#[\p{L}\p{N}_]+/gu) ?? [])], [text]);
@@ -261,8 +245,24 @@ export function PostPage({ id }: { id: string }) {
     { postId: id, pageSize: 50, pageToken: "" },
     { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
   );
-  const add = useMutation(createComment, { onSuccess: () => qc.invalidateQueries() });
-  const del = useMutation(deletePost, { onSuccess: () => navigate("/") });
+  // A comment: the post's count goes up where the cache holds the post,
+  // and its comments are read again (the new one in its place).
+  const add = useMutation(createComment, {
+    onSuccess: () => {
+      void staleAll(qc);
+      updatePost(qc, id, (p) => ({ ...p, commentsCount: p.commentsCount + 1 }));
+      void refetch(qc, listComments, { postId: id });
+    },
+  });
+  // A deleted post leaves every cached list at once, so the feed that
+  // opens next does not show it while it is read again.
+  const del = useMutation(deletePost, {
+    onSuccess: () => {
+      void staleAll(qc);
+      removePost(qc, id);
+      navigate("/");
+    },
+  });
   const [text, setText] = useState("");
   if (p.error) return <ErrorText error={p.error} />;
   if (!p.data?.post) return <Loading />;

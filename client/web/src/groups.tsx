@@ -15,6 +15,7 @@ import { GroupMembershipState, GroupPrivacy, GroupRole } from "@flock-social/cli
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 
+import { refetch, staleAll } from "./cache.js";
 import { Compose, More, PostCard } from "./feed.js";
 import { Link, navigate } from "./router.js";
 import { Empty, ErrorText, Loading, UserLink, enumName } from "./ui.js";
@@ -73,7 +74,15 @@ export function Groups() {
 
 export function GroupPage({ id }: { id: string }) {
   const qc = useQueryClient();
-  const done = { onSuccess: () => qc.invalidateQueries() };
+  // Joining or leaving changes this group (membership, count, its posts);
+  // the feed and the lists of groups are read again when next shown.
+  const done = {
+    onSuccess: () => {
+      void staleAll(qc);
+      void refetch(qc, getGroup, { groupId: id });
+      void refetch(qc, listGroupPosts, { groupId: id });
+    },
+  };
   const g = useQuery(getGroup, { groupId: id, pageSize: 50 });
   const join = useMutation(joinGroup, done);
   const leave = useMutation(leaveGroup, done);
@@ -127,7 +136,13 @@ export function GroupPage({ id }: { id: string }) {
 
 function Admin({ id }: { id: string }) {
   const qc = useQueryClient();
-  const done = { onSuccess: () => qc.invalidateQueries() };
+  // An added member changes the group's requests and members.
+  const done = {
+    onSuccess: () => {
+      void refetch(qc, listGroupMembers, { groupId: id });
+      void refetch(qc, getGroup, { groupId: id });
+    },
+  };
   const requests = useQuery(listGroupMembers, { groupId: id, state: GroupMembershipState.REQUESTED, pageSize: 50 });
   const add = useMutation(addGroupMember, done);
   const [who, setWho] = useState("");

@@ -14,12 +14,15 @@ import {
 } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { searchPosts } from "@gen/flock/v1/post-PostService_connectquery.js";
 import { listNotifications, markNotificationsRead } from "@gen/flock/v1/notification-NotificationService_connectquery.js";
+import { NotificationService } from "@gen/flock/v1/notification_pb.js";
+import { ModerationService } from "@gen/flock/v1/moderation_pb.js";
 import { listActivity } from "@gen/flock/v1/activity-ActivityService_connectquery.js";
 import { listReports, resolveReport } from "@gen/flock/v1/moderation-ModerationService_connectquery.js";
 import { ActivityType, NotificationType, ReportAction, ReportReason, ReportStatus, UserRole, type Notification } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 
+import { refetch, staleAll } from "./cache.js";
 import { More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
 import { Avatar, Empty, ErrorText, Loading, UserLink, enumName, unreadLabel, when } from "./ui.js";
@@ -33,7 +36,16 @@ export function Profile({ id }: { id: string }) {
     { userId: id, pageSize: 20, pageToken: "" },
     { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
   );
-  const done = { onSuccess: () => qc.invalidateQueries() };
+  // A follow or a block changes this profile (relationship, counts) and
+  // which of its posts the reader sees; the feed and the rest are read
+  // again when next shown.
+  const done = {
+    onSuccess: () => {
+      void staleAll(qc);
+      void refetch(qc, getUser, { userId: id });
+      void refetch(qc, listUserPosts, { userId: id });
+    },
+  };
   const fo = useMutation(follow, done);
   const unfo = useMutation(unfollow, done);
   const bl = useMutation(block, done);
@@ -201,7 +213,7 @@ export function Notifications() {
     { pageSize: 30, pageToken: "" },
     { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
   );
-  const mark = useMutation(markNotificationsRead, { onSuccess: () => qc.invalidateQueries() });
+  const mark = useMutation(markNotificationsRead, { onSuccess: () => refetch(qc, NotificationService) });
   const list = q.data?.pages.flatMap((p) => p.notifications) ?? [];
   const unread = q.data?.pages[0]?.unreadCount ?? 0;
   return (
@@ -282,7 +294,14 @@ export function Activity() {
 export function Moderation() {
   const qc = useQueryClient();
   const q = useQuery(listReports, { status: ReportStatus.OPEN, pageSize: 50 });
-  const resolve = useMutation(resolveReport, { onSuccess: () => qc.invalidateQueries() });
+  // A resolution may remove a post or suspend its author: the queue is
+  // read again now, the rest when next shown.
+  const resolve = useMutation(resolveReport, {
+    onSuccess: () => {
+      void staleAll(qc);
+      void refetch(qc, ModerationService);
+    },
+  });
   return (
     <section aria-labelledby="mod-h">
       <h1 id="mod-h">Moderation queue</h1>

@@ -1,5 +1,5 @@
 // Account screens: profile (name, bio, avatar), password, email, sessions, export, delete, log out.
-import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { createConnectQueryKey, useMutation, useQuery } from "@connectrpc/connect-query";
 import {
   changeEmail,
   changePassword,
@@ -9,9 +9,11 @@ import {
   revokeSession,
   updateMe,
 } from "@gen/flock/v1/user-UserService_connectquery.js";
+import type { GetMeResponse } from "@gen/flock/v1/user_pb.js";
 import { useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 
+import { refetch, staleAll } from "./cache.js";
 import { navigate } from "./router.js";
 import { client } from "./session.js";
 import { Avatar, Empty, ErrorText, errorText, when } from "./ui.js";
@@ -24,12 +26,19 @@ function form(e: FormEvent<HTMLFormElement>): FormData {
 export function Settings() {
   const qc = useQueryClient();
   const me = useQuery(getMe, {});
-  const done = { onSuccess: () => qc.invalidateQueries() };
-  const upd = useMutation(updateMe, done);
+  // The saved profile is the answer: it replaces GetMe's; the places that
+  // show the reader's name or picture (profile, posts) are read again when
+  // next shown.
+  const upd = useMutation(updateMe, {
+    onSuccess: (res) => {
+      void staleAll(qc);
+      if (res.user) qc.setQueriesData<GetMeResponse>({ queryKey: createConnectQueryKey({ schema: getMe, cardinality: "finite" }) }, (old) => old && { ...old, user: res.user });
+    },
+  });
   const pw = useMutation(changePassword);
-  const em = useMutation(changeEmail, done);
+  const em = useMutation(changeEmail, { onSuccess: () => refetch(qc, getMe) });
   const sessions = useQuery(listSessions, { pageSize: 50 });
-  const revoke = useMutation(revokeSession, done);
+  const revoke = useMutation(revokeSession, { onSuccess: () => refetch(qc, listSessions) });
   const del = useMutation(deleteAccount, {
     onSuccess: () => {
       client.setTokens(null);
@@ -59,7 +68,7 @@ export function Settings() {
   const signOutOthers = async () => {
     try {
       setOthersEnded(await client.signOutOtherSessions());
-      void qc.invalidateQueries();
+      void refetch(qc, listSessions);
     } catch (err) {
       setExportError(errorText(err));
     }

@@ -1,0 +1,96 @@
+// How a mutation keeps the cached queries right. The rule: write the change
+// where the cache holds it when the response (or the request) says what
+// changed; refetch only the open queries the change shows in when it does
+// not; mark everything else stale, so a screen opened later reads it again
+// instead of showing what it cached a few seconds before. Invalidating
+// every query refetched every open one: the feed with all its loaded pages,
+// the badge, the profile, at each post, comment or follow.
+import { createConnectQueryKey } from "@connectrpc/connect-query";
+import type { DescMessage, DescMethodUnary, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import type { Post } from "@flock-social/client";
+import type { InfiniteData, QueryClient } from "@tanstack/react-query";
+
+/** The open queries of a service, or of a method with part of its input. */
+export function refetch<I extends DescMessage, O extends DescMessage>(
+  qc: QueryClient,
+  schema: DescService | DescMethodUnary<I, O>,
+  input?: MessageInitShape<I>,
+): Promise<void> {
+  const queryKey =
+    schema.kind === "service"
+      ? createConnectQueryKey({ schema, cardinality: undefined })
+      : createConnectQueryKey({ schema, input, cardinality: undefined });
+  return qc.invalidateQueries({ queryKey });
+}
+
+/** Marks every query stale without refetching any: each is read again when next shown. */
+export function staleAll(qc: QueryClient): Promise<void> {
+  return qc.invalidateQueries({ refetchType: "none" });
+}
+
+/**
+ * withPost returns cached query data with the post `id` replaced by
+ * change(post) wherever it appears (feed pages, a post, search results, a
+ * profile's posts), and the same object where nothing changed.
+ */
+export function withPost(data: unknown, id: string, change: (p: Post) => Post): unknown {
+  if (data === null || typeof data !== "object" || ArrayBuffer.isView(data)) return data;
+  if (Array.isArray(data)) {
+    const out = data.map((x) => withPost(x, id, change));
+    return out.some((x, i) => x !== data[i]) ? out : data;
+  }
+  const o = data as Record<string, unknown>;
+  if (o.$typeName === "flock.v1.Post" && o.id === id) return change(o as unknown as Post);
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k] = withPost(v, id, change);
+    changed ||= out[k] !== v;
+  }
+  return changed ? out : data;
+}
+
+/** Writes change(post) into every cached query that holds the post. */
+export function updatePost(qc: QueryClient, id: string, change: (p: Post) => Post): void {
+  qc.setQueriesData({ queryKey: ["connect-query"] }, (data: unknown) => withPost(data, id, change));
+}
+
+/** Takes a deleted post out of every cached list that holds it. */
+export function removePost(qc: QueryClient, id: string): void {
+  qc.setQueriesData({ queryKey: ["connect-query"] }, (data: unknown) => withoutPost(data, id));
+}
+
+function withoutPost(data: unknown, id: string): unknown {
+  if (data === null || typeof data !== "object" || ArrayBuffer.isView(data)) return data;
+  if (Array.isArray(data)) {
+    const kept = data.filter((x) => !(x?.$typeName === "flock.v1.Post" && x.id === id));
+    const out = kept.map((x) => withoutPost(x, id));
+    return out.length !== data.length || out.some((x, i) => x !== data[i]) ? out : data;
+  }
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data)) {
+    out[k] = withoutPost(v, id);
+    changed ||= out[k] !== v;
+  }
+  return changed ? out : data;
+}
+
+/**
+ * Puts post first in the first page of a paged list of posts (the feed, a
+ * group's posts) whose cached input matches input, unless it is there.
+ */
+export function prependPost<I extends DescMessage, O extends DescMessage>(
+  qc: QueryClient,
+  schema: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+  post: Post,
+): void {
+  const queryKey = createConnectQueryKey({ schema, input, cardinality: "infinite" });
+  qc.setQueriesData({ queryKey }, (data: unknown) => {
+    const d = data as InfiniteData<{ posts: Post[] }> | undefined;
+    const first = d?.pages[0];
+    if (!d || !first || first.posts.some((p) => p.id === post.id)) return data;
+    return { ...d, pages: [{ ...first, posts: [post, ...first.posts] }, ...d.pages.slice(1)] };
+  });
+}
