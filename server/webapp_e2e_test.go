@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"io/fs"
 	"net/http"
@@ -14,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
+	"github.com/flock-social/flock/internal/notify"
+	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
 	"github.com/flock-social/flock/server"
 )
@@ -84,6 +89,22 @@ func TestWebAppChromium(t *testing.T) {
 			a := srv.MustAccount(t, name)
 			accounts[name] = tsAccount{ID: a.ID, Username: a.Username, Email: a.Email, Password: a.Password}
 		}
+	}
+	// erin has 1,001 unread notifications: past the server's count of 1000,
+	// which the badge shows as "999+".
+	erin := s.MustAccount(t, "erin")
+	accounts["erin"] = tsAccount{ID: erin.ID, Username: erin.Username, Email: erin.Email, Password: erin.Password}
+	db := s.App.DB()
+	err = db.InTx(t.Context(), func(ctx context.Context, tx bun.Tx) error {
+		for range store.MaxUnreadCount + 1 {
+			if _, err := db.CreateNotification(ctx, tx, &store.Notification{UserID: erin.ID, Type: notify.TypeFollow, ActorID: accounts["bob"].ID}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	accountsJSON, err := json.Marshal(accounts)
 	if err != nil {

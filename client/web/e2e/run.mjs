@@ -253,6 +253,19 @@ await carol.goto("/search?tag=secret");
 await carol.getByText("No posts with #secret").waitFor();
 assert.equal(await carol.locator("article", { hasText: "Members only #secret" }).count(), 0, "a non-member finds the group's post by hashtag");
 
+// The server counts unread notifications up to 1000 (unreadCount 1000 means
+// 1000 or more); erin has 1,001, which the badge and the title show as "999+".
+step("more than 1000 unread: 999+");
+const erinCtx = await context(url);
+const erin = await erinCtx.newPage();
+await login(erin, accounts.erin.username, accounts.erin.password);
+await erin.getByTestId("unread").filter({ hasText: "999+" }).waitFor();
+assert.equal(await erin.title(), "(999+) Flock");
+await erin.getByRole("link", { name: /Notifications/ }).click();
+await erin.getByRole("button", { name: "Mark all 999+ as read" }).click();
+await erin.getByTestId("unread").waitFor({ state: "detached" });
+await erinCtx.close();
+
 // 5. Settings screen (sessions list) and the cold home-feed figures.
 step("account screens");
 await alice.goto("/settings");
@@ -317,7 +330,7 @@ for (const t of [tab1, tab2]) {
   assert.equal(await t.getByRole("heading", { name: "Log in to Flock" }).count(), 0, "a tab was signed out");
 }
 
-for (const p of [alice, bob, carol, cold]) problems.push(...p.errors);
+for (const p of [alice, bob, carol, cold, erin]) problems.push(...p.errors);
 await browser.close();
 figures.seconds = Math.round((Date.now() - started) / 100) / 10;
 console.log("FIGURES " + JSON.stringify(figures));

@@ -27,11 +27,12 @@ import { uploadWithProgress } from "./upload.js";
 export function PostCard({ post }: { post: Post }) {
   const qc = useQueryClient();
   // A like changes one post: it is updated where the cache holds it, and
-  // nothing is refetched (cache.ts).
+  // nothing is refetched (cache.ts). It shows at once, before the answer,
+  // and is undone if the server refuses it.
   const liked = (value: boolean) => () =>
     updatePost(qc, post.id, (p) => (p.likedByMe === value ? p : { ...p, likedByMe: value, likesCount: p.likesCount + (value ? 1 : -1) }));
-  const like = useMutation(likePost, { onSuccess: liked(true) });
-  const unlike = useMutation(unlikePost, { onSuccess: liked(false) });
+  const like = useMutation(likePost, { onMutate: liked(true), onError: liked(false) });
+  const unlike = useMutation(unlikePost, { onMutate: liked(false), onError: liked(true) });
   const a = post.author;
   return (
     <article className="post" aria-label={`Post by ${a?.username ?? "someone"}`}>
