@@ -5,16 +5,11 @@ import (
 	"image"
 	"image/jpeg"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
@@ -107,34 +102,15 @@ func TestVideoJobs_RunOnceAcrossInstances(t *testing.T) {
 	t.Logf("jobs per instance: %v", workers)
 }
 
-// Media storage on an S3-protocol server (gofakes3, in process, speaking
+// Media storage on an S3-protocol server (tu.S3: gofakes3, in process, speaking
 // the real protocol to gocloud.dev's s3blob): the upload streams to it, the
 // job reads and writes it, playback reads ranges from it, and deletion
 // removes the objects.
 func TestVideo_OnS3Storage(t *testing.T) {
 	mp4 := mp4Fixture(t, "160x120", 10, 1)
-	backend := s3mem.New()
-	if err := backend.CreateBucket("media"); err != nil {
-		t.Fatal(err)
-	}
-	s3 := httptest.NewServer(gofakes3.New(backend).Server())
-	defer s3.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-	q := url.Values{"region": {"us-east-1"}, "endpoint": {s3.URL}, "use_path_style": {"true"}, "disable_https": {"true"}}
-	s := tu.MustServer(t, "sqlite", processing, func(c *server.Config) { c.MediaURL = "s3://media?" + q.Encode() })
+	mediaURL, objects := tu.S3(t)
+	s := tu.MustServer(t, "sqlite", processing, func(c *server.Config) { c.MediaURL = mediaURL })
 	alice := s.MustAccount(t, "alice")
-	objects := func() []string {
-		list, err := backend.ListBucket("media", &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, o := range list.Contents {
-			keys = append(keys, o.Key)
-		}
-		return keys
-	}
 	v := waitReady(t, s, alice.AccessToken, upload(t, s, alice.AccessToken, mp4).GetId())
 	if got := strings.Join(objects(), " "); got != "videos/"+v.GetId()+"/poster.jpg videos/"+v.GetId()+"/video.mp4" {
 		t.Errorf("objects = %s, want the poster and the playable file", got)

@@ -4,36 +4,23 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"gocloud.dev/gcerrors"
 
 	"github.com/flock-social/flock/internal/media"
 	"github.com/flock-social/flock/internal/media/bucket"
+	tu "github.com/flock-social/flock/internal/testutil"
 )
 
-// The S3 backend against a real S3-protocol server (gofakes3, in process):
+// The S3 backend against a real S3-protocol server (gofakes3, in process; tu.S3):
 // write, read, ranged read (what playback needs), and delete.
 func TestOpen_S3CompatibleStorage(t *testing.T) {
-	backend := s3mem.New()
-	if err := backend.CreateBucket("media"); err != nil {
-		t.Fatal(err)
-	}
-	s3 := httptest.NewServer(gofakes3.New(backend).Server())
-	defer s3.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-	t.Setenv("AWS_REGION", "us-east-1")
-
-	q := url.Values{"region": {"us-east-1"}, "endpoint": {s3.URL}, "use_path_style": {"true"}, "disable_https": {"true"}}
 	ctx := t.Context()
-	b, err := bucket.Open(ctx, "s3://media?"+q.Encode())
+	mediaURL, _ := tu.S3(t)
+	b, err := bucket.Open(ctx, mediaURL)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
