@@ -28,6 +28,7 @@ type api interface {
 	searchUsers(ctx context.Context, tok, query string) error
 	comments(ctx context.Context, tok, postID string) error
 	notifications(ctx context.Context, tok string) error
+	activity(ctx context.Context, tok string) error
 }
 
 // feedPageSize is the page the feed scenario asks for.
@@ -109,17 +110,22 @@ func (c restAPI) notifications(ctx context.Context, tok string) error {
 	return c.do(ctx, http.MethodGet, fmt.Sprintf("/api/notifications/?pageSize=%d", feedPageSize), tok, nil)
 }
 
+func (c restAPI) activity(ctx context.Context, tok string) error {
+	return c.do(ctx, http.MethodGet, fmt.Sprintf("/api/activity-log/?pageSize=%d", feedPageSize), tok, nil)
+}
+
 // connectAPI calls the Connect procedures with the generated clients, in
 // binary protobuf (their default).
 type connectAPI struct {
 	posts  flockv1connect.PostServiceClient
 	users  flockv1connect.UserServiceClient
 	notify flockv1connect.NotificationServiceClient
+	actlog flockv1connect.ActivityServiceClient
 }
 
 func newConnectAPI(client *http.Client, base string) connectAPI {
 	return connectAPI{posts: flockv1connect.NewPostServiceClient(client, base), users: flockv1connect.NewUserServiceClient(client, base),
-		notify: flockv1connect.NewNotificationServiceClient(client, base)}
+		notify: flockv1connect.NewNotificationServiceClient(client, base), actlog: flockv1connect.NewActivityServiceClient(client, base)}
 }
 
 func authed[T any](msg *T, tok string) *connect.Request[T] {
@@ -175,5 +181,10 @@ func (c connectAPI) comments(ctx context.Context, tok, postID string) error {
 
 func (c connectAPI) notifications(ctx context.Context, tok string) error {
 	_, err := c.notify.ListNotifications(ctx, authed(&flockv1.ListNotificationsRequest{PageSize: feedPageSize}, tok))
+	return err
+}
+
+func (c connectAPI) activity(ctx context.Context, tok string) error {
+	_, err := c.actlog.ListActivity(ctx, authed(&flockv1.ListActivityRequest{PageSize: feedPageSize}, tok))
 	return err
 }

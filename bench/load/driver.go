@@ -55,6 +55,8 @@ var scenarios = map[string]scenario{
 	// notifications: the first page of one's notifications, with the
 	// unread count (what the web app's badge asks for at each one).
 	"notifications": func(ctx context.Context, a api, w *worker) error { return a.notifications(ctx, w.acct.token) },
+	// activity: the first page of one's activity log.
+	"activity": func(ctx context.Context, a api, w *worker) error { return a.activity(ctx, w.acct.token) },
 	"search": func(ctx context.Context, a api, w *worker) error {
 		if w.n%2 == 0 {
 			return a.searchPosts(ctx, w.acct.token, w.hashtag())

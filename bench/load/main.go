@@ -32,7 +32,8 @@
 // random user), me (GetMe), search (SearchPosts by a popular hashtag and
 // SearchUsers by a prefix, alternately), comments (the first page of a
 // recent public post's comments), notifications (the first page of
-// ListNotifications with its unread count) and mixed (feed 50%, like
+// ListNotifications with its unread count), activity (the first page of
+// ListActivity) and mixed (feed 50%, like
 // 15%, profile 10%, search 10%, me, comment, post 5% each). The first feed
 // scenario of a run is preceded by a first pass: one feed page for each
 // logged-in account, reported as its own row (cold caches after a start).

@@ -153,6 +153,39 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 			}
 		}
 	}
+	// activities are what each action records in its author's activity
+	// log: a post, a like, a comment, a follow.
+	activities := func(yield func([]any) bool) {
+		r := rand.New(rand.NewPCG(d.seed, 0x61637476))
+		row := func(at time.Time, user, typ string, target, postID, commentID any) []any {
+			return []any{idAt(at, r).String(), user, typ, target, postID, commentID, nil, timeText(at)}
+		}
+		for i := range d.posts {
+			p := &d.posts[i]
+			if !yield(row(p.at, d.users[p.author].id.String(), notify.PostCreated, nil, p.id.String(), nil)) {
+				return
+			}
+		}
+		for _, k := range d.likes {
+			if !yield(row(d.likedAt(k), d.users[uint32(k)].id.String(), notify.PostLiked, nil, d.posts[k>>32].id.String(), nil)) {
+				return
+			}
+		}
+		for _, c := range d.comments {
+			if !yield(row(c.at, d.users[c.author].id.String(), notify.CommentCreated, nil, d.posts[c.post].id.String(), c.id.String())) {
+				return
+			}
+		}
+		for _, k := range d.follows {
+			follower, followee := d.users[k>>32].id.String(), d.users[uint32(k)].id.String()
+			if follower == followee {
+				continue
+			}
+			if !yield(row(d.followedAt(k), follower, notify.UserFollowed, followee, nil, nil)) {
+				return
+			}
+		}
+	}
 	steps := []struct {
 		table string
 		cols  []string
@@ -167,6 +200,7 @@ func seed(ctx context.Context, db *store.DB, dbURL string, d *dataset, log io.Wr
 		{"likes", []string{"post_id", "user_id", "created_at"}, likes},
 		{"comments", []string{"id", "post_id", "author_id", "content", "created_at"}, comments},
 		{"notifications", []string{"id", "user_id", "type", "actor_id", "post_id", "comment_id", "dedupe_key", "read_at", "created_at"}, notifications},
+		{"activities", []string{"id", "user_id", "type", "target_user_id", "post_id", "comment_id", "group_id", "created_at"}, activities},
 	}
 	for _, s := range steps {
 		start := time.Now()

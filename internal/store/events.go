@@ -289,24 +289,32 @@ func (db *DB) MarkNotificationsRead(ctx context.Context, tx bun.IDB, userID stri
 	return nil
 }
 
-// ListActivities returns activity-log entries of f.UserID. One query.
+// ListActivities returns activity-log entries of f.UserID: one prepared
+// statement per shape (see queryPrepared), read through
+// activities_user_id_idx. Written by bun with its values, each page was
+// new text that Postgres planned anew (docs/performance.md, item 50).
 func (db *DB) ListActivities(ctx context.Context, tx bun.IDB, f EventFilter) ([]*Activity, error) {
+	var p params
+	user := p.add(f.UserID)
+	cond, order, shape := "", "DESC", "list activities"
+	switch {
+	case f.AfterID != "":
+		cond, order, shape = " AND a.id > "+p.add(f.AfterID), "ASC", shape+" after"
+	case f.BeforeID != "":
+		cond, shape = " AND a.id < "+p.add(f.BeforeID), shape+" before"
+	}
+	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
+	query := db.sqlText(shape+" "+lim, func() string {
+		return "SELECT " + db.columns((*Activity)(nil), "a") + " FROM activities AS a WHERE a.user_id = " + user + cond +
+			" ORDER BY a.id " + order + " LIMIT " + lim
+	})
 	var out []*Activity
-	q := tx.NewSelect().Model(&out).Where("a.user_id = ?", f.UserID).Limit(int64(f.Limit))
-	q = keyset(q, "a.id", f.BeforeID, f.AfterID)
-	if err := q.Scan(ctx); err != nil {
+	rows, err := db.queryPrepared(ctx, tx, query, args...)
+	if err == nil {
+		err = db.ScanRows(ctx, rows, &out)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("list activities: %w", translate(err))
 	}
 	return out, nil
-}
-
-// keyset orders by col: newest first below before, or oldest first above after.
-func keyset(q *bun.SelectQuery, col, before, after string) *bun.SelectQuery {
-	switch {
-	case after != "":
-		return q.Where("? > ?", bun.Safe(col), after).OrderExpr("? ASC", bun.Safe(col))
-	case before != "":
-		return q.Where("? < ?", bun.Safe(col), before).OrderExpr("? DESC", bun.Safe(col))
-	}
-	return q.OrderExpr("? DESC", bun.Safe(col))
 }

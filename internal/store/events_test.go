@@ -233,3 +233,51 @@ func TestCountUnread_LeavesOutHiddenActorsAndStopsAtTheBound(t *testing.T) {
 		}
 	})
 }
+
+// ListActivities reads one user's log in both directions: newest first,
+// a page at a time below a bound (ListActivity's pages), and oldest first
+// above one (a stream catching up), with no other user's entries.
+func TestListActivities_PagesBothWaysForItsUserOnly(t *testing.T) {
+	t.Parallel()
+	testutil.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		var ids []string
+		for range 5 {
+			for _, u := range []*store.User{alice, bob} {
+				a := &store.Activity{UserID: u.ID, Type: "post_created"}
+				if err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error { return db.CreateActivity(ctx, tx, a) }); err != nil {
+					t.Fatal(err)
+				}
+				if u == alice {
+					ids = append(ids, a.ID)
+				}
+			}
+		}
+		list := func(f store.EventFilter) []string {
+			t.Helper()
+			f.UserID = alice.ID
+			rows, err := db.ListActivities(ctx, db, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, a := range rows {
+				out = append(out, a.ID)
+			}
+			return out
+		}
+		newest := slices.Clone(ids)
+		slices.Reverse(newest)
+		if got := list(store.EventFilter{Limit: 2}); !slices.Equal(got, newest[:2]) {
+			t.Errorf("first page %v, want %v", got, newest[:2])
+		}
+		if got := list(store.EventFilter{BeforeID: newest[1], Limit: 2}); !slices.Equal(got, newest[2:4]) {
+			t.Errorf("page below %s: %v, want %v", newest[1], got, newest[2:4])
+		}
+		if got := list(store.EventFilter{AfterID: ids[1], Limit: 10}); !slices.Equal(got, ids[2:]) {
+			t.Errorf("after %s: %v, want %v", ids[1], got, ids[2:])
+		}
+	})
+}
