@@ -51,6 +51,9 @@ export function PostCard({ post }: { post: Post }) {
         <button
           className="link"
           aria-pressed={post.likedByMe}
+          // One at a time: an unlike sent while the like is in flight could
+          // reach the server first and leave the opposite of what is shown.
+          disabled={like.isPending || unlike.isPending}
           onClick={() => (post.likedByMe ? unlike : like).mutate({ postId: post.id })}
         >
           {post.likedByMe ? "♥ Liked" : "♡ Like"} ({post.likesCount})
