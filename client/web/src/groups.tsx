@@ -21,8 +21,15 @@ import { Link, navigate } from "./router.js";
 import { Empty, ErrorText, Loading, UserLink, enumName } from "./ui.js";
 
 export function Groups() {
+  const qc = useQueryClient();
   const q = useQuery(listGroups, { pageSize: 50 });
-  const create = useMutation(createGroup, { onSuccess: (r) => r.group && navigate(`/g/${r.group.id}`) });
+  // A new group: the lists of groups are read again when next shown.
+  const create = useMutation(createGroup, {
+    onSuccess: (r) => {
+      void staleAll(qc);
+      if (r.group) navigate(`/g/${r.group.id}`);
+    },
+  });
   const [privacy, setPrivacy] = useState(GroupPrivacy.PUBLIC);
   return (
     <section aria-labelledby="groups-h">
