@@ -208,13 +208,8 @@ type EventFilter struct {
 func (db *DB) ListNotifications(ctx context.Context, tx bun.IDB, f EventFilter) ([]*Notification, error) {
 	var p params
 	user := p.add(f.UserID)
-	cond, order, shape := "", "DESC", "list notifications"
-	switch {
-	case f.AfterID != "":
-		cond, order, shape = " AND n.id > "+p.add(f.AfterID), "ASC", shape+" after"
-	case f.BeforeID != "":
-		cond, shape = " AND n.id < "+p.add(f.BeforeID), shape+" before"
-	}
+	cond, order, shape := f.keyset(&p, "n.id")
+	shape = "list notifications" + shape
 	if f.UnreadOnly {
 		cond, shape = cond+" AND n.read_at IS NULL", shape+" unread"
 	}
@@ -289,6 +284,20 @@ func (db *DB) MarkNotificationsRead(ctx context.Context, tx bun.IDB, userID stri
 	return nil
 }
 
+// keyset is the page bound of f on the event id column col, for a prepared
+// statement: the condition (its value added to p), the order (newest first
+// below BeforeID, oldest first above AfterID, as a stream catches up) and
+// the suffix naming the statement's shape for sqlText.
+func (f EventFilter) keyset(p *params, col string) (cond, order, shape string) {
+	switch {
+	case f.AfterID != "":
+		return " AND " + col + " > " + p.add(f.AfterID), "ASC", " after"
+	case f.BeforeID != "":
+		return " AND " + col + " < " + p.add(f.BeforeID), "DESC", " before"
+	}
+	return "", "DESC", ""
+}
+
 // ListActivities returns activity-log entries of f.UserID: one prepared
 // statement per shape (see queryPrepared), read through
 // activities_user_id_idx. Written by bun with its values, each page was
@@ -296,13 +305,8 @@ func (db *DB) MarkNotificationsRead(ctx context.Context, tx bun.IDB, userID stri
 func (db *DB) ListActivities(ctx context.Context, tx bun.IDB, f EventFilter) ([]*Activity, error) {
 	var p params
 	user := p.add(f.UserID)
-	cond, order, shape := "", "DESC", "list activities"
-	switch {
-	case f.AfterID != "":
-		cond, order, shape = " AND a.id > "+p.add(f.AfterID), "ASC", shape+" after"
-	case f.BeforeID != "":
-		cond, shape = " AND a.id < "+p.add(f.BeforeID), shape+" before"
-	}
+	cond, order, shape := f.keyset(&p, "a.id")
+	shape = "list activities" + shape
 	lim, args := db.limitParam(len(p)+1, f.Limit, p...)
 	query := db.sqlText(shape+" "+lim, func() string {
 		return "SELECT " + db.columns((*Activity)(nil), "a") + " FROM activities AS a WHERE a.user_id = " + user + cond +
