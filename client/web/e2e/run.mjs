@@ -197,6 +197,23 @@ await bob.getByRole("button", { name: "1 new post" }).waitFor({ timeout: 25_000 
 await bob.getByRole("button", { name: "1 new post" }).click();
 await bob.locator("article", { hasText: "A second post" }).waitFor();
 await shot(bob, "home-phone");
+// A deleted post leaves every cached list at once: the home feed that opens
+// next does not show it even before the feed is read again (held here).
+await alice.locator("article", { hasText: "A second post" }).locator('a[href^="/p/"]').first().click();
+let releaseFeed;
+const feedHeld = new Promise((r) => (releaseFeed = r));
+const holdFeed = async (route) => {
+  await feedHeld;
+  await route.continue();
+};
+await alice.route("**/flock.v1.PostService/ListFeed", holdFeed);
+alice.once("dialog", (d) => void d.accept());
+await alice.getByRole("button", { name: "Delete post" }).click();
+await alice.getByRole("heading", { name: "Home" }).waitFor();
+await alice.locator("article", { hasText: "Hello from the browser" }).waitFor(); // the cached feed
+assert.equal(await alice.locator("article", { hasText: "A second post" }).count(), 0, "the deleted post is still in the cached feed");
+releaseFeed();
+await alice.unroute("**/flock.v1.PostService/ListFeed", holdFeed);
 
 // 3. A video uploads with progress and plays.
 if (process.env.FLOCK_VIDEO) {
