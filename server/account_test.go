@@ -154,7 +154,8 @@ func TestSessions_OthersCannotListOrRevoke_P1(t *testing.T) {
 
 // A1, P5 and P9: ChangePassword needs the current password and a valid new
 // one; it keeps the caller signed in, signs out every other session (their
-// streams close at once), and only the new password logs in afterwards.
+// streams close at once), only the new password logs in afterwards, and
+// the account's address is told by email.
 func TestChangePassword_SignsOutOtherSessionsKeepsCaller_P5_P9(t *testing.T) {
 	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *tu.Server) {
@@ -200,6 +201,9 @@ func TestChangePassword_SignsOutOtherSessionsKeepsCaller_P5_P9(t *testing.T) {
 				if err := login("brand-new-password"); err != nil {
 					t.Fatalf("login with the new password: %v", err)
 				}
+				// The address is told, as after a reset, so that a change
+				// made from a stolen session does not go unnoticed.
+				waitEmail(t, s, acc.Email, "the password of your Flock account was just changed from one of your signed-in sessions", 1)
 			})
 		}
 	})

@@ -90,7 +90,7 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	var services []*vanguard.Service
 	mount := func(path string, h http.Handler) {
-		mux.Handle(path, withNoStore(h))
+		mux.Handle(path, withNoStore(withConnectRefusals(h)))
 		services = append(services, vanguard.NewService(path, h))
 	}
 	mount(flockv1connect.NewUserServiceHandler(&userServer{accounts: a.accounts, deleter: a.deleter, social: a.social, posts: a.posts, conv: conv}, opts...))
@@ -108,7 +108,13 @@ func (a *App) routes() http.Handler {
 	// is still honoured on the way out.
 	rest, err := vanguard.NewTranscoder(services, vanguard.WithCodec(newRESTJSONCodec),
 		vanguard.WithCompression("gzip", newFastGzipWriter, newGzipReader),
-		vanguard.WithDefaultServiceOptions(vanguard.WithNoTargetCompression()))
+		vanguard.WithDefaultServiceOptions(vanguard.WithNoTargetCompression(),
+			// A query parameter that is no field of the request is
+			// ignored, as an unknown JSON field is (errors.md): vanguard
+			// refused it as an unknown error (500), so a browser's
+			// cache-buster (?_=1) or a stream's ?since_id= on a plain GET
+			// broke the call.
+			vanguard.WithRESTUnmarshalOptions(vanguard.RESTUnmarshalOptions{DiscardUnknownQueryParams: true})))
 	if err != nil {
 		// The services and their annotations are compiled in; a failure
 		// here is a programming error caught by every test.
@@ -127,7 +133,7 @@ func (a *App) routes() http.Handler {
 	// Streamed, never buffered by vanguard: the account's archive.
 	mux.HandleFunc("GET /api/users/export", a.exportAccount)
 	mux.HandleFunc("GET /api/users/export/{$}", a.exportAccount)
-	mux.Handle("/api/", withRESTHygiene(maxRequestBytes, withNoStore(a.withWebSockets(withoutTrailingSlash(a.withMultipartProfile(rest))))))
+	mux.Handle("/api/", withRESTHygiene(maxRequestBytes, withNoStore(a.withWebSockets(withoutTrailingSlash(a.withMultipartProfile(withRESTRefusals(rest)))))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle(grpchealth.NewHandler(dbChecker{a: a}))
@@ -145,7 +151,16 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /media/", a.serveMedia)
 	mux.HandleFunc("/verify-email", a.verifyEmailPage)
 	mux.HandleFunc("/reset-password", a.resetPasswordPage)
-	mux.Handle("/", webAppHandler())
+	// The app's catch-all also sees unknown Connect services (/flock.v1.Nope/X).
+	app := webAppHandler()
+	connectRefusals := withConnectRefusals(app)
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/flock.v1.") {
+			connectRefusals.ServeHTTP(w, r)
+			return
+		}
+		app.ServeHTTP(w, r)
+	}))
 
 	// withClientIP goes first: everything inside sees the client's address.
 	return withClientIP(a.cfg.TrustedProxies,

@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/flock-social/flock"
+	flockmail "github.com/flock-social/flock/internal/mail"
 	"github.com/flock-social/flock/internal/notify"
 	"github.com/flock-social/flock/internal/page"
 	"github.com/flock-social/flock/internal/store"
@@ -77,14 +78,16 @@ func checkNewPassword(password string) error {
 
 // ChangePassword replaces the caller's password. Every other session of the
 // account ends (tokens and open streams, on every instance); the caller's
-// own stays, and outstanding password-reset links stop working. Returns
-// EFORBIDDEN when current is wrong and EINVALID when next is out of bounds
+// own stays, outstanding password-reset links stop working, and the
+// account's address is told by email (so a stolen session that changes the
+// password does not go unnoticed). Returns EFORBIDDEN when current is wrong and EINVALID when next is out of bounds
 // or equals current.
 func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
 	if err := checkNewPassword(next); err != nil {
 		return err
 	}
-	if _, err := s.checkCurrentPassword(ctx, p, current); err != nil {
+	u, err := s.checkCurrentPassword(ctx, p, current)
+	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
 	if current == next {
@@ -94,21 +97,28 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if err != nil {
 		return err
 	}
-	var ended []string
+	var (
+		ended []string
+		mails flockmail.Pending
+	)
 	err = s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		mails = flockmail.Pending{}
 		if err := s.db.SetPasswordHash(ctx, tx, p.UserID, hash); err != nil {
 			return err
 		}
 		if err := s.db.InvalidatePasswordResets(ctx, tx, p.UserID); err != nil {
 			return err
 		}
-		ended, err = s.db.RevokeOtherSessions(ctx, tx, p.UserID, p.SessionID, "password changed")
-		return err
+		if ended, err = s.db.RevokeOtherSessions(ctx, tx, p.UserID, p.SessionID, "password changed"); err != nil {
+			return err
+		}
+		return s.outbox.Queue(ctx, tx, &mails, s.passwordChangedEmail(u, "changed from one of your signed-in sessions"))
 	})
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
 	s.endSessions(ctx, ended)
+	s.outbox.Send(&mails)
 	return nil
 }
 

@@ -1,0 +1,136 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
+	tu "github.com/flock-social/flock/internal/testutil"
+)
+
+// restStatus is a REST error body: a google.rpc.Status in JSON.
+type restStatus struct {
+	Code    *int   `json:"code"`
+	Message string `json:"message"`
+}
+
+// connectStatus is a Connect error body.
+type connectStatus struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// A request that no handler takes (no such path, a method the path does
+// not take, a body that is not JSON) is refused by the routers before any
+// handler runs. Those refusals were plain text ("Not Found", `"application/
+// x-www-form-urlencoded?" sub-format not supported`); they are now the
+// API's error body, with the status they had and a message that says what
+// to do.
+func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "refused")
+	for _, c := range []struct {
+		name, method, path, contentType, body string
+		status, code                          int
+		says                                  []string
+	}{
+		{"no such path", http.MethodGet, "/api/nothing/here/", "", "", http.StatusNotFound, 5, []string{"GET /api/nothing/here", "/docs/"}},
+		{"a method the path does not take", http.MethodPut, "/api/posts/", "application/json", "{}", http.StatusMethodNotAllowed, 12, []string{"PUT", "use GET or POST"}},
+		{"GET of a POST", http.MethodGet, "/api/users/login/", "", "", http.StatusMethodNotAllowed, 12, []string{"use POST"}},
+		// curl -d without -H: the most likely first mistake.
+		{"a form body", http.MethodPost, "/api/posts/", "application/x-www-form-urlencoded", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3,
+			[]string{`"application/x-www-form-urlencoded"`, "Content-Type: application/json"}},
+		{"a text body", http.MethodPost, "/api/posts/", "text/plain", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{`"text/plain"`, "Content-Type: application/json"}},
+		{"a body without a type", http.MethodPost, "/api/posts/", "", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"was none", "Content-Type: application/json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var body []byte
+			if c.body != "" {
+				body = []byte(c.body)
+			}
+			status, out := send(t, s.HTTP, c.method, s.URL+c.path, c.contentType, acc.AccessToken, body)
+			var got restStatus
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Code == nil {
+				t.Fatalf("%s %s: %d %q, want a google.rpc.Status in JSON", c.method, c.path, status, out)
+			}
+			if status != c.status || *got.Code != c.code {
+				t.Errorf("%s %s: %d code %d, want %d code %d", c.method, c.path, status, *got.Code, c.status, c.code)
+			}
+			for _, want := range c.says {
+				if !strings.Contains(got.Message, want) {
+					t.Errorf("%s %s: message %q does not say %q", c.method, c.path, got.Message, want)
+				}
+			}
+		})
+	}
+	// A body that is JSON still goes through.
+	if status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/posts/", "application/json; charset=utf-8", acc.AccessToken, []byte(`{"content":"typed right"}`)); status != http.StatusOK {
+		t.Errorf("a JSON post: %d %s", status, out)
+	}
+}
+
+// The same refusals on the Connect paths: the Connect protocol's JSON error
+// body for curl users; gRPC clients keep reading the HTTP status (404 is
+// unimplemented to them).
+func TestConnect_RouterRefusalsAreConnectErrorBodies(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	for _, c := range []struct {
+		name, method, path, contentType string
+		status                          int
+		code                            string
+		says                            []string
+	}{
+		{"no such procedure", http.MethodPost, "/flock.v1.UserService/Nope", "application/json", http.StatusNotFound, "unimplemented", []string{"flock.v1.UserService/Nope", "grpcurl"}},
+		{"no such service", http.MethodPost, "/flock.v1.Nope/Nope", "application/json", http.StatusNotFound, "unimplemented", []string{"flock.v1.Nope/Nope"}},
+		{"GET of a POST", http.MethodGet, flockv1connect.UserServiceLoginProcedure, "", http.StatusMethodNotAllowed, "unimplemented", []string{"use POST"}},
+		{"no protocol's type", http.MethodPost, flockv1connect.UserServiceGetMeProcedure, "text/plain", http.StatusUnsupportedMediaType, "invalid_argument", []string{`"text/plain"`, "application/json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, out := send(t, s.HTTP, c.method, s.URL+c.path, c.contentType, "", []byte("{}"))
+			var got connectStatus
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%s %s: %d %q, want a Connect error body", c.method, c.path, status, out)
+			}
+			if status != c.status || got.Code != c.code {
+				t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, status, got.Code, c.status, c.code)
+			}
+			for _, want := range c.says {
+				if !strings.Contains(got.Message, want) {
+					t.Errorf("%s %s: message %q does not say %q", c.method, c.path, got.Message, want)
+				}
+			}
+		})
+	}
+	nope := connect.NewClient[emptypb.Empty, emptypb.Empty](s.H2C, s.URL+"/flock.v1.UserService/Nope", connect.WithGRPC())
+	if _, err := nope.CallUnary(t.Context(), connect.NewRequest(&emptypb.Empty{})); connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Errorf("gRPC call of no procedure: %v, want unimplemented", err)
+	}
+}
+
+// A query parameter that is no field of the request is ignored, as an
+// unknown JSON field is (errors.md): it was a 500 (vanguard's unknown
+// error), so a browser's cache-buster or a stream's own parameters on a
+// plain GET broke the call.
+func TestREST_UnknownQueryParametersAreIgnored(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "cachebuster")
+	for _, path := range []string{
+		"/api/posts/?_=1733580000000",
+		"/api/posts/?foo=1&pageSize=5",
+		"/api/users/" + acc.ID + "/?_=123",
+		"/api/notifications/?since_id=01J0000000000000000000000X",
+		"/api/activity-log/?since_id=01J0000000000000000000000X",
+	} {
+		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+path, "", acc.AccessToken, nil); status != http.StatusOK {
+			t.Errorf("GET %s: %d %s, want 200", path, status, out)
+		}
+	}
+}

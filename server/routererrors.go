@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+)
+
+// The routers in front of the handlers refuse some requests at the HTTP
+// level, before any handler runs: vanguard for REST (no route, a method
+// the route does not take, a body that is not JSON) and Connect's service
+// handlers (no such procedure, GET of a procedure that takes POST only, a
+// Content-Type of no protocol). They answer those in plain text ("Not
+// Found", `"application/x-www-form-urlencoded?" sub-format not
+// supported`) or with no body, where every other error of the API is a
+// JSON body with a code and a message that says what to do. Neither
+// library lets its refusals be written otherwise (vanguard's unknown
+// handler covers only its 404), so withAPIRefusals rewrites them: an error
+// status whose body is not JSON becomes the error body of the API it was
+// sent to, with a message that names the fix. gRPC clients are left as
+// they are: they read the HTTP status (404 is unimplemented to them).
+
+// withRESTRefusals gives the REST router's refusals a google.rpc.Status
+// body (errors.md), as every other REST error has.
+func withRESTRefusals(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg, ok := restBodyRefusal(r); ok {
+			writeStatus(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, msg)
+			return
+		}
+		rw := &refusalWriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		if rw.status == 0 {
+			return
+		}
+		code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), "REST")
+		writeStatus(w, rw.status, code, msg)
+	})
+}
+
+// withConnectRefusals gives the Connect handlers' HTTP-level refusals the
+// Connect protocol's JSON error body, for curl users of /flock.v1.*. A
+// gRPC request (application/grpc...) passes untouched.
+func withConnectRefusals(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rw := &refusalWriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		if rw.status == 0 {
+			return
+		}
+		code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), "Connect")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rw.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+	})
+}
+
+// restBodyRefusal refuses, before vanguard reads it, a REST body that is
+// not JSON: curl's -d without -H sends application/x-www-form-urlencoded,
+// the most likely first mistake, which vanguard answered with
+// `"application/x-www-form-urlencoded?" sub-format not supported`.
+// Multipart bodies go on (a profile's avatar, withMultipartProfile, which
+// answers for the paths that take none).
+func restBodyRefusal(r *http.Request) (string, bool) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody || r.Header.Get("Upgrade") != "" {
+		return "", false
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || mt == "multipart/form-data") {
+		return "", false
+	}
+	if ct == "" {
+		ct = "none"
+	} else {
+		ct = fmt.Sprintf("%q", ct)
+	}
+	return fmt.Sprintf("the request body must be JSON, and its Content-Type was %s: send the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')", ct), true
+}
+
+// refusalMessage words a router's refusal: its code and a message that
+// says what was wrong and how to fix it (text is the router's own words).
+func refusalMessage(r *http.Request, status int, allow, text, api string) (connect.Code, string) {
+	text = strings.TrimSpace(text)
+	where := r.Method + " " + r.URL.Path
+	switch status {
+	case http.StatusNotFound:
+		if api == "Connect" {
+			return connect.CodeUnimplemented, fmt.Sprintf("no procedure %s: the procedures are listed at /docs/ (and by gRPC reflection: grpcurl -plaintext HOST list)", strings.TrimPrefix(r.URL.Path, "/"))
+		}
+		return connect.CodeNotFound, fmt.Sprintf("no API endpoint %s: the endpoints are listed at /docs/ and in /openapi.yaml", where)
+	case http.StatusMethodNotAllowed:
+		if allow == "" {
+			allow = http.MethodPost
+		}
+		return connect.CodeUnimplemented, fmt.Sprintf("%s does not take %s: use %s", r.URL.Path, r.Method, strings.ReplaceAll(allow, ",", " or "))
+	case http.StatusUnsupportedMediaType:
+		if api == "Connect" {
+			return connect.CodeInvalidArgument, fmt.Sprintf("Content-Type %q is not a protocol this server speaks: send application/json or application/proto (Connect), application/grpc (gRPC) or application/grpc-web (gRPC-Web)", r.Header.Get("Content-Type"))
+		}
+		if text == "" {
+			text = "unsupported request encoding"
+		}
+		return connect.CodeInvalidArgument, text + ": send a JSON body with Content-Type: application/json, and gzip or no Content-Encoding"
+	}
+	if text == "" {
+		text = http.StatusText(status)
+	}
+	code := connect.CodeUnknown
+	switch {
+	case status == http.StatusBadRequest:
+		code = connect.CodeInvalidArgument
+	case status == http.StatusRequestEntityTooLarge || status == http.StatusTooManyRequests:
+		code = connect.CodeResourceExhausted
+	case status >= 500:
+		code = connect.CodeInternal
+	}
+	return code, text
+}
+
+// refusalWriter passes a response through, unless it is an error status
+// whose body is not JSON: that one it holds (status and text) for its
+// caller to write again. It keeps http.Flusher (streams) and Unwrap.
+type refusalWriter struct {
+	http.ResponseWriter
+	status int // held: an error answered in plain text or with no body
+	passed bool
+	text   bytes.Buffer
+}
+
+func (w *refusalWriter) WriteHeader(code int) {
+	if w.passed || w.status != 0 {
+		return
+	}
+	if code >= 400 && !isJSON(w.Header().Get("Content-Type")) {
+		w.status = code
+		return
+	}
+	w.passed = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refusalWriter) Write(b []byte) (int, error) {
+	if w.status != 0 {
+		if w.text.Len() < 1024 {
+			w.text.Write(b)
+		}
+		return len(b), nil
+	}
+	w.passed = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *refusalWriter) Flush() {
+	if w.status != 0 {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		w.passed = true
+		f.Flush()
+	}
+}
+
+func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func isJSON(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
