@@ -497,6 +497,10 @@ func TestSuspension_CutsOffEverything_P5(t *testing.T) {
 		for _, tok := range []string{bad.AccessToken, second.GetAccessToken()} {
 			_, err = call[flockv1.GetMeResponse](a, flockv1connect.UserServiceGetMeProcedure, tok, &flockv1.GetMeRequest{})
 			wantCode(t, err, connect.CodeUnauthenticated)
+			// The refusal says why, not only "invalid or expired".
+			if err != nil && !strings.Contains(err.Error(), "this account is suspended") {
+				t.Errorf("GetMe with a suspended account's token: %v, want it to say the account is suspended", err)
+			}
 		}
 		for _, tok := range []string{bad.RefreshToken, second.GetRefreshToken()} {
 			_, err = call[flockv1.RefreshTokenResponse](a, flockv1connect.UserServiceRefreshTokenProcedure, "", &flockv1.RefreshTokenRequest{RefreshToken: tok})

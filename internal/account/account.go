@@ -525,7 +525,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	gen := s.cfg.Sessions.Generation()
 	a, err := s.db.GetSessionAuth(ctx, s.db, claims.SessionID, claims.Subject)
 	if store.IsNotFound(err) {
-		return nil, errBadAccess
+		return nil, s.sessionEnded(ctx, claims.SessionID, claims.Subject)
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
@@ -542,6 +542,44 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	}
 	s.cfg.Sessions.Put(claims.SessionID, session.Live{UserID: a.UserID, Role: a.Role, ExpiresAt: a.ExpiresAt}, gen)
 	return &Principal{UserID: a.UserID, SessionID: claims.SessionID, Role: a.Role}, nil
+}
+
+// sessionEnded words the refusal of a well-signed access token whose
+// session is over: why it ended, where the database recorded it, so that
+// a client signed out by a password change or a suspension does not only
+// read "invalid or expired". The token proved it was issued for this
+// session, so its holder learns nothing they could not act on. A failure
+// to read the reason falls back to the generic refusal.
+func (s *Service) sessionEnded(ctx context.Context, sessionID, userID string) error {
+	e, err := s.db.GetSessionEnd(ctx, s.db, sessionID, userID)
+	if err != nil {
+		if !store.IsNotFound(err) {
+			s.log.WarnContext(ctx, "read why a session ended", "err", err)
+		}
+		return errBadAccess
+	}
+	msg := "this session has ended"
+	switch {
+	case e.Suspended:
+		return flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
+	case !e.Revoked:
+		msg = "this session has expired; log in again"
+	case e.RevokedWhy == "logout":
+		msg = "this session was logged out; log in again"
+	case e.RevokedWhy == "password changed":
+		msg = "this session was signed out when the account's password was changed; log in again with the new password"
+	case e.RevokedWhy == "password reset":
+		msg = "this session was signed out when the account's password was reset; log in again with the new password"
+	case e.RevokedWhy == "revoked by its user":
+		msg = "this session was signed out from another session of the account (RevokeSession); log in again"
+	case e.RevokedWhy == "suspended":
+		msg = "this session was ended when the account was suspended; log in again"
+	case e.RevokedWhy == "refresh token reused":
+		msg = "this session was ended because one of its refresh tokens was used twice, which happens when a token is stolen; log in again"
+	default:
+		msg = "this session was signed out; log in again"
+	}
+	return flock.Errorf(flock.EUNAUTHORIZED, "%s", msg)
 }
 
 // GetMe returns the caller's own account.

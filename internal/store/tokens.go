@@ -220,6 +220,34 @@ func (db *DB) GetSessionAuth(ctx context.Context, tx bun.IDB, sessionID, userID 
 	return a, nil
 }
 
+// SessionEnd is why a session is no longer live.
+type SessionEnd struct {
+	// RevokedWhy is the reason recorded when it was revoked ("logout",
+	// "password changed", "suspended", ...); empty when it was not.
+	RevokedWhy string `bun:"revoked_why"`
+	Revoked    bool   `bun:"revoked"`
+	// Suspended is whether its account is suspended.
+	Suspended bool      `bun:"suspended"`
+	ExpiresAt time.Time `bun:"expires_at"`
+}
+
+// GetSessionEnd reads why a session of userID that GetSessionAuth did not
+// find has ended, so that the refusal can say so. Returns an error matching
+// IsNotFound when there is no such session of that user (its account was
+// deleted, or the id was never issued). Not on any hot path: it runs only
+// for a request whose token is well signed but whose session is over.
+func (db *DB) GetSessionEnd(ctx context.Context, tx bun.IDB, sessionID, userID string) (*SessionEnd, error) {
+	var e SessionEnd
+	err := tx.NewSelect().TableExpr("sessions AS s").Join("JOIN users AS u ON u.id = s.user_id").
+		ColumnExpr("s.revoked_why, s.revoked_at IS NOT NULL AS revoked, u.suspended_at IS NOT NULL AS suspended, s.expires_at").
+		Where("s.id = ? AND s.user_id = ?", sessionID, userID).
+		Scan(ctx, &e)
+	if err != nil {
+		return nil, fmt.Errorf("get session end: %w", translate(err))
+	}
+	return &e, nil
+}
+
 // CreateEmailVerification inserts a verification token.
 func (db *DB) CreateEmailVerification(ctx context.Context, tx bun.IDB, v *EmailVerification) error {
 	if _, err := tx.NewInsert().Model(v).Exec(ctx); err != nil {
