@@ -43,7 +43,13 @@ func TestBlock_HidesBothWays_P4(t *testing.T) {
 			t.Errorf("blocker counts = %d followers %d following", u.GetFollowersCount(), u.GetFollowingCount())
 		}
 		wantCode(t, a.follow(blocked.AccessToken, blocker.ID), connect.CodeNotFound)
-		wantCode(t, a.follow(blocker.AccessToken, blocked.ID), connect.CodeNotFound)
+		// The blocker is told why and what to do; the blocked side is not told of the block.
+		if err := a.follow(blocker.AccessToken, blocked.ID); connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "you have blocked this user") || !strings.Contains(err.Error(), "unblock") {
+			t.Errorf("the blocker following the blocked: %v, want not_found saying to unblock first", err)
+		}
+		if err := a.follow(blocked.AccessToken, blocker.ID); err != nil && strings.Contains(err.Error(), "block") {
+			t.Errorf("the blocked user's refusal mentions the block: %v", err)
+		}
 
 		// Profiles: the blocked user cannot see the blocker; the blocker sees blockedByMe.
 		_, err := a.user(blocked.AccessToken, blocker.ID)

@@ -110,6 +110,15 @@ func (db *DB) Blocked(ctx context.Context, tx bun.IDB, a, b string) (bool, error
 	return ok, nil
 }
 
+// IsBlocking reports whether blocker has blocked blocked (one way only).
+func (db *DB) IsBlocking(ctx context.Context, tx bun.IDB, blocker, blocked string) (bool, error) {
+	ok, err := tx.NewSelect().Model((*Block)(nil)).Where("blocker_id = ? AND blocked_id = ?", blocker, blocked).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("is blocking: %w", translate(err))
+	}
+	return ok, nil
+}
+
 // noBlockBetween is the condition that no block stands, either way, between
 // two users; each of its two arguments is a user ID or a column
 // (bun.Ident("u.id")). Every query that lists users, or things that show
