@@ -2,10 +2,13 @@ package server
 
 import (
 	"fmt"
+	"regexp"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/flock-social/flock/server/fieldcheck"
 )
@@ -73,7 +76,34 @@ func (c jsonCodec) Unmarshal(data []byte, v any) error {
 	if err := fieldcheck.JSONEnums(data, m.ProtoReflect().Descriptor()); err != nil {
 		return err
 	}
-	return jsonUnmarshal.Unmarshal(data, m)
+	return clarifyJSONError(jsonUnmarshal.Unmarshal(data, m))
+}
+
+// oneofAlreadySet finds protojson's refusal of two fields of one oneof.
+var oneofAlreadySet = regexp.MustCompile(`oneof ([A-Za-z0-9_.]+)\.([A-Za-z0-9_]+) is already set`)
+
+// clarifyJSONError words protojson's refusal of a body that sets two
+// fields of one oneof ("oneof flock.v1.LoginRequest.identifier is already
+// set") in the fields a client sends: "identifier: send only one of
+// username or email". Other errors pass unchanged.
+func clarifyJSONError(err error) error {
+	if err == nil {
+		return nil
+	}
+	m := oneofAlreadySet.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	d, ferr := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(m[1]))
+	md, ok := d.(protoreflect.MessageDescriptor)
+	if ferr != nil || !ok {
+		return err
+	}
+	od := md.Oneofs().ByName(protoreflect.Name(m[2]))
+	if od == nil {
+		return err
+	}
+	return &fieldcheck.Error{Field: string(od.Name()), Reason: "send only one of " + fieldcheck.OneofFields(od)}
 }
 
 func jsonCodecs() []connect.HandlerOption {

@@ -20,14 +20,14 @@ func TestToConnectError_ClientGoneIsNotInternal(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := toConnectError(canceled, log, "/flock.v1.PostService/LikePost", fmt.Errorf("like post: %w", sql.ErrTxDone))
+	err := toConnectError(canceled, log, connect.Spec{Procedure: "/flock.v1.PostService/LikePost"}, fmt.Errorf("like post: %w", sql.ErrTxDone))
 	if connect.CodeOf(err) != connect.CodeCanceled {
 		t.Errorf("code = %v, want canceled", connect.CodeOf(err))
 	}
 	if logs.Len() != 0 {
 		t.Errorf("logged: %s", logs.String())
 	}
-	err = toConnectError(context.Background(), log, "/flock.v1.PostService/LikePost", fmt.Errorf("like post: %w", sql.ErrTxDone))
+	err = toConnectError(context.Background(), log, connect.Spec{Procedure: "/flock.v1.PostService/LikePost"}, fmt.Errorf("like post: %w", sql.ErrTxDone))
 	if connect.CodeOf(err) != connect.CodeInternal || logs.Len() == 0 {
 		t.Errorf("with a live request: %v (logged %q), want internal and a log line", err, logs.String())
 	}

@@ -38,10 +38,15 @@ var connectCodes = map[string]connect.Code{
 // flock errors keep their message (with a BadRequest detail naming the
 // field, when there is one); anything else is logged with the request id
 // and reaches the client only as "internal error" plus that id.
-func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err error) error {
+func toConnectError(ctx context.Context, log *slog.Logger, spec connect.Spec, err error) error {
+	procedure := spec.Procedure
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		return withBadRequest(ce)
+		var input protoreflect.MessageDescriptor
+		if md, ok := spec.Schema.(protoreflect.MethodDescriptor); ok {
+			input = md.Input()
+		}
+		return withBadRequest(ce, input)
 	}
 	var fe *flock.Error
 	if errors.As(err, &fe) && fe.Code != flock.EINTERNAL {
@@ -76,8 +81,10 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 
 // withBadRequest adds a google.rpc.BadRequest detail to a protovalidate
 // error, so that every invalid_argument with field violations carries the
-// same detail type whether the proto rules or the domain caught it.
-func withBadRequest(ce *connect.Error) error {
+// same detail type whether the proto rules or the domain caught it; input
+// is the request's message (nil when unknown), whose oneofs name the
+// fields a client may send.
+func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) error {
 	if ce.Code() != connect.CodeInvalidArgument {
 		return ce
 	}
@@ -90,6 +97,13 @@ func withBadRequest(ce *connect.Error) error {
 		if fd := v.FieldDescriptor; fd != nil && fd.Kind() == protoreflect.EnumKind && strings.HasPrefix(v.Proto.GetRuleId(), "enum.") {
 			// "must not be in list [0]" says nothing to a JSON client.
 			v.Proto.Message = proto.String("must be one of " + fieldcheck.Allowed(fd.Enum()))
+		}
+		if v.FieldDescriptor == nil && v.Proto.GetRuleId() == "required" && input != nil {
+			// "exactly one field is required in oneof" names the oneof,
+			// which no JSON client sends: name its fields instead.
+			if od := input.Oneofs().ByName(protoreflect.Name(protovalidate.FieldPathString(v.Proto.GetField()))); od != nil {
+				v.Proto.Message = proto.String("send one of " + fieldcheck.OneofFields(od))
+			}
 		}
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 			Field:       protovalidate.FieldPathString(v.Proto.GetField()),
@@ -110,7 +124,7 @@ func (i errorInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		res, err := next(ctx, req)
 		if err != nil {
-			return nil, toConnectError(ctx, i.log, req.Spec().Procedure, err)
+			return nil, toConnectError(ctx, i.log, req.Spec(), err)
 		}
 		return res, nil
 	}
@@ -123,7 +137,7 @@ func (errorInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) co
 func (i errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if err := next(ctx, conn); err != nil {
-			return toConnectError(ctx, i.log, conn.Spec().Procedure, err)
+			return toConnectError(ctx, i.log, conn.Spec(), err)
 		}
 		return nil
 	}

@@ -89,7 +89,7 @@ func (rateLimitInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFu
 // res.Err converted as every other domain error is (its plain message
 // only), with the Retry-After and RateLimit-* headers.
 func rateLimitError(ctx context.Context, log *slog.Logger, procedure string, res ratelimit.Result) error {
-	err := toConnectError(ctx, log, procedure, res.Err())
+	err := toConnectError(ctx, log, connect.Spec{Procedure: procedure}, res.Err())
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		for k, v := range res.Headers() {

@@ -134,3 +134,43 @@ func TestREST_UnknownQueryParametersAreIgnored(t *testing.T) {
 		}
 	}
 }
+
+// A login without a username or an email, or with both, was refused in the
+// schema's words ("identifier: exactly one field is required in oneof";
+// protojson's "oneof flock.v1.LoginRequest.identifier is already set"):
+// no client sends a field named identifier. The refusals name the fields
+// to send, over REST and Connect.
+func TestLogin_MissingOrBothIdentifiersNameTheFieldsToSend(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	for _, c := range []struct{ name, body, want string }{
+		{"neither", `{"password":"correct horse"}`, "send one of username or email"},
+		{"both", `{"username":"bob","email":"bob@example.com","password":"correct horse"}`, "send only one of username or email"},
+	} {
+		for _, path := range []string{"/api/users/login/", flockv1connect.UserServiceLoginProcedure} {
+			status, out := send(t, s.HTTP, http.MethodPost, s.URL+path, "application/json", "", []byte(c.body))
+			if status != http.StatusBadRequest || !strings.Contains(out, c.want) {
+				t.Errorf("%s, %s: %d %s, want 400 saying %q", c.name, path, status, out, c.want)
+			}
+		}
+	}
+	// The schema's rule still answers with a BadRequest naming the oneof.
+	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/users/login/", "application/json", "", []byte(`{"password":"correct horse"}`))
+	var body struct {
+		Details []struct {
+			Type            string `json:"@type"`
+			FieldViolations []struct{ Field, Description string }
+		}
+	}
+	found := false
+	if err := json.Unmarshal([]byte(out), &body); err == nil {
+		for _, d := range body.Details {
+			for _, v := range d.FieldViolations {
+				found = found || (d.Type == "type.googleapis.com/google.rpc.BadRequest" && v.Field == "identifier" && v.Description == "send one of username or email")
+			}
+		}
+	}
+	if status != http.StatusBadRequest || !found {
+		t.Errorf("neither, REST: %d %s, want a BadRequest field violation for identifier", status, out)
+	}
+}

@@ -88,6 +88,9 @@ func (c restJSONCodec) Unmarshal(data []byte, msg proto.Message) error {
 		return fieldError(err)
 	}
 	if err := c.JSONCodec.Unmarshal(data, msg); err != nil {
+		if ferr := clarifyJSONError(err); ferr != err {
+			return fieldError(ferr)
+		}
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("the request body is not valid JSON for %s: %w", msg.ProtoReflect().Descriptor().Name(), err))
 	}
 	return nil

@@ -245,6 +245,16 @@ func Allowed(ed protoreflect.EnumDescriptor) string {
 	return strings.Join(names, ", ")
 }
 
+// OneofFields lists the JSON names of a oneof's fields, for messages:
+// "username or email".
+func OneofFields(od protoreflect.OneofDescriptor) string {
+	names := make([]string, od.Fields().Len())
+	for i := range names {
+		names[i] = od.Fields().Get(i).JSONName()
+	}
+	return strings.Join(names, " or ")
+}
+
 func join(path, name string) string {
 	if path == "" {
 		return name
