@@ -174,3 +174,15 @@ func TestLogin_MissingOrBothIdentifiersNameTheFieldsToSend(t *testing.T) {
 		t.Errorf("neither, REST: %d %s, want a BadRequest field violation for identifier", status, out)
 	}
 }
+
+// VISIBILITY_GROUP is the visibility of a post made with a groupId; sent
+// as a visibility, the refusal says how to post in a group.
+func TestCreatePost_GroupVisibilityWithoutAGroupSaysToSendGroupID(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "groupvis")
+	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/posts/", "application/json", acc.AccessToken, []byte(`{"content":"hi","visibility":"VISIBILITY_GROUP"}`))
+	if status != http.StatusBadRequest || !strings.Contains(out, "VISIBILITY_PUBLIC or VISIBILITY_FOLLOWERS") || !strings.Contains(out, "groupId") {
+		t.Errorf("a post with visibility VISIBILITY_GROUP and no group: %d %s, want 400 naming the visibilities and groupId", status, out)
+	}
+}

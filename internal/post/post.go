@@ -177,7 +177,7 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 		in.Visibility = store.VisibilityPublic
 	case store.VisibilityPublic, store.VisibilityFollowers:
 	default:
-		return nil, flock.FieldErrorf("visibility", "visibility must be public or followers")
+		return nil, flock.FieldErrorf("visibility", "visibility must be VISIBILITY_PUBLIC or VISIBILITY_FOLLOWERS; to post in a group, send its groupId instead (the post is then VISIBILITY_GROUP, seen by its members)")
 	}
 	if in.VideoID != "" && s.videos == nil {
 		return nil, flock.FieldErrorf("videoId", "this server does not take videos")
