@@ -141,12 +141,24 @@ func multipartProfileJSON(w http.ResponseWriter, r *http.Request) ([]byte, error
 
 // writeRESTError answers a plain-HTTP endpoint under /api/ with the same
 // google.rpc.Status JSON body that vanguard writes for RPC errors.
+// A refusal that names a field carries a google.rpc.BadRequest detail, as
+// the RPCs' do (errors.md).
 func writeRESTError(w http.ResponseWriter, err error) {
 	code, ok := connectCodes[flock.ErrorCode(err)]
 	if !ok {
 		code = connect.CodeInternal
 	}
-	writeStatus(w, httpStatus[code], code, flock.ErrorMessage(err))
+	body := map[string]any{"code": int(code), "message": flock.ErrorMessage(err)}
+	var fe *flock.Error
+	if errors.As(err, &fe) && fe.Field != "" && code == connect.CodeInvalidArgument {
+		body["details"] = []any{map[string]any{
+			"@type":           "type.googleapis.com/google.rpc.BadRequest",
+			"fieldViolations": []any{map[string]string{"field": fe.Field, "description": fe.Message}},
+		}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus[code])
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // httpStatus is the HTTP status of each Connect code that flock errors map

@@ -302,6 +302,12 @@ func TestVideoUpload_Refusals_P13_P14(t *testing.T) {
 			if status != c.status || !strings.Contains(msg, c.message) {
 				t.Errorf("%d %q, want %d with %q", status, msg, c.status, c.message)
 			}
+			// A refusal of the file names it, as the RPCs' field violations do.
+			if status == http.StatusBadRequest {
+				if d, _ := json.Marshal(out["details"]); !strings.Contains(string(d), `"field":"file"`) || !strings.Contains(string(d), "google.rpc.BadRequest") {
+					t.Errorf("%d %q: details %s, want a BadRequest field violation for file", status, msg, d)
+				}
+			}
 		})
 	}
 	if files := mediaFiles(t, s); len(files) != 0 {
