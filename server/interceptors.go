@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -97,6 +98,15 @@ func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) err
 		if fd := v.FieldDescriptor; fd != nil && fd.Kind() == protoreflect.EnumKind && strings.HasPrefix(v.Proto.GetRuleId(), "enum.") {
 			// "must not be in list [0]" says nothing to a JSON client.
 			v.Proto.Message = proto.String("must be one of " + fieldcheck.Allowed(fd.Enum()))
+		}
+		if v.Proto.GetRuleId() == "string.min_len" && v.FieldValue.IsValid() && v.FieldValue.String() == "" {
+			// "must be at least 3 characters" for a field that was not
+			// sent at all reads as if something had been.
+			msg := "is missing or empty"
+			if n := v.RuleValue; n.IsValid() && n.Uint() > 1 {
+				msg += fmt.Sprintf(": send at least %d characters", n.Uint())
+			}
+			v.Proto.Message = proto.String(msg)
 		}
 		if v.FieldDescriptor == nil && v.Proto.GetRuleId() == "required" && input != nil {
 			// "exactly one field is required in oneof" names the oneof,

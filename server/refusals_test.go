@@ -186,3 +186,21 @@ func TestCreatePost_GroupVisibilityWithoutAGroupSaysToSendGroupID(t *testing.T) 
 		t.Errorf("a post with visibility VISIBILITY_GROUP and no group: %d %s, want 400 naming the visibilities and groupId", status, out)
 	}
 }
+
+// A required text field that was not sent is refused as missing, not as
+// "must be at least 3 characters", which reads as if something had been
+// sent; one sent too short keeps the length rule's words.
+func TestValidation_AMissingFieldIsCalledMissing(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/users/", "application/json", "", []byte(`{"username":"nomail"}`))
+	for _, want := range []string{"email: is missing or empty: send at least 3 characters", "password: is missing or empty: send at least 8 characters"} {
+		if status != http.StatusBadRequest || !strings.Contains(out, want) {
+			t.Errorf("Register without email and password: %d %s, want 400 saying %q", status, out, want)
+		}
+	}
+	status, out = send(t, s.HTTP, http.MethodPost, s.URL+"/api/users/", "application/json", "", []byte(`{"username":"shortmail","email":"a@","password":"long enough"}`))
+	if status != http.StatusBadRequest || !strings.Contains(out, "email: must be at least 3 characters") {
+		t.Errorf("Register with a 2-character email: %d %s, want the length rule", status, out)
+	}
+}
