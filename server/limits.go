@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -146,9 +147,22 @@ func checkURLText(r *http.Request) error {
 			if bad(v) {
 				return fmt.Errorf("query parameter %s: not valid UTF-8 text or holds a NUL byte (%%00); percent-encode UTF-8 text only", key)
 			}
+			// Every list's page size: vanguard's own refusal quoted the
+			// JSON parser ("invalid character 'a' looking for beginning
+			// of value").
+			if (key == "page_size" || key == "pageSize") && !isWholeNumber(v) {
+				return fmt.Errorf("query parameter %s must be a whole number of items, 1 to 100 (larger is clamped to 100; 0 or none means 20), not %q", key, v)
+			}
 		}
 	}
 	return nil
+}
+
+// isWholeNumber is whether s is a non-negative int32 in decimal (a page
+// size; its bounds are the RPC's).
+func isWholeNumber(s string) bool {
+	n, err := strconv.ParseInt(s, 10, 32)
+	return err == nil && n >= 0 && !strings.HasPrefix(s, "+")
 }
 
 func writeBodyTooLarge(w http.ResponseWriter, maxBytes int64) {

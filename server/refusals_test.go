@@ -204,3 +204,22 @@ func TestValidation_AMissingFieldIsCalledMissing(t *testing.T) {
 		t.Errorf("Register with a 2-character email: %d %s, want the length rule", status, out)
 	}
 }
+
+// A page size that is not a number says what it must be (vanguard quoted
+// the JSON parser); a large one is still clamped, as the contract says.
+func TestREST_PageSizeThatIsNoNumberSaysWhatItMustBe(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "pagesize")
+	for _, q := range []string{"pageSize=abc", "page_size=-1", "pageSize=1.5"} {
+		status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil)
+		if status != http.StatusBadRequest || !strings.Contains(out, "must be a whole number of items, 1 to 100") {
+			t.Errorf("GET /api/posts/?%s: %d %s, want 400 saying what a page size is", q, status, out)
+		}
+	}
+	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0"} {
+		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil); status != http.StatusOK {
+			t.Errorf("GET /api/posts/?%s: %d %s, want 200 (clamped)", q, status, out)
+		}
+	}
+}
