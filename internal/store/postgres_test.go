@@ -472,6 +472,28 @@ func TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres(t *testing.
 	if read := rowsRead(plan, []string{"users"}); read > 4*store.MaxSearchCandidates {
 		t.Errorf("the generic plan of a broad user search read %.0f users of 40,000; want at most %d (the candidates of each kind are bounded):\n%s", read, 4*store.MaxSearchCandidates, out)
 	}
+	// A prefix that alone gives the bound's number of candidates ("sim0":
+	// 10,000 names) fills every page up to it, so the two trigram scans,
+	// which build a bitmap of every match before any bound applies (all
+	// 20,000 "simNNNNN" resemble "sim0"), are not run (item 51).
+	plan, out = explainGeneric(t, db, "~>=~", []any{"sim0", "sim0", "u000001", 21}, "SET enable_seqscan = off")
+	for _, index := range []string{"users_username_trgm_idx", "users_full_name_trgm_idx"} {
+		if read := indexRowsRead(plan, index); read > 0 {
+			t.Errorf("the generic plan of a search whose prefix fills the candidates read %.0f entries of %s; want none:\n%s", read, index, out)
+		}
+	}
+}
+
+// indexRowsRead sums the rows that a plan's scans of one index returned.
+func indexRowsRead(n *planNode, index string) float64 {
+	var read float64
+	if n.Index == index {
+		read += n.ActualRows * n.ActualLoops
+	}
+	for i := range n.Plans {
+		read += indexRowsRead(&n.Plans[i], index)
+	}
+	return read
 }
 
 // A fan-out's statements are prepared, each set of posts one parameter,
@@ -575,6 +597,7 @@ func rowsRead(n *planNode, relations []string) float64 {
 // planNode is a node of EXPLAIN (ANALYZE, FORMAT JSON).
 type planNode struct {
 	Relation        string     `json:"Relation Name"`
+	Index           string     `json:"Index Name"`
 	ActualRows      float64    `json:"Actual Rows"`
 	ActualLoops     float64    `json:"Actual Loops"`
 	RemovedByFilter float64    `json:"Rows Removed by Filter"`

@@ -374,7 +374,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 	// took to run (0.52-0.65 ms against 0.59-0.69 on the small profile;
 	// docs/performance.md, item 43).
 	var args params
-	var shape, score, match string
+	var shape, score, match, prefix string
 	switch {
 	case s.Email != "":
 		// A complete address matches that account's email and nothing else.
@@ -388,19 +388,29 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		// Candidates come from three index scans (username prefix, username
 		// trigram similarity, full-name substring through the trigram
 		// index), at most MaxSearchCandidates of each; only they are
-		// scored. The prefix is also a range of the pattern index
-		// (text_pattern_ops compares bytes; U+10FFFF is the greatest
-		// character), which a plan made without the query's value can
-		// use, while LIKE with a parameter cannot; its candidates are the
-		// first in that order, so an exact username always is one. Without
-		// the bound a broad query scored every user it resembled: "user042"
-		// on the medium profile resembles all 100,000 "userNNNNNN" names,
-		// about 200 ms of Postgres CPU a search (docs/performance.md, item
-		// 45).
+		// scored. The prefix is a range of the pattern index
+		// (text_pattern_ops compares bytes, in code point order for UTF-8;
+		// U+10FFFF is the greatest character), which a plan made without the
+		// query's value can use, while LIKE with a parameter cannot; its
+		// candidates are the first in that index's order, so an exact
+		// username is always one. Without the bound a broad
+		// query scored every user it resembled: "user042" on the medium
+		// profile resembles all 100,000 "userNNNNNN" names, about 200 ms of
+		// Postgres CPU a search (docs/performance.md, item 45).
+		//
+		// A prefix candidate scores at least 40 and any other at most 35,
+		// so when the prefix alone gives MaxSearchCandidates, every page up
+		// to that many results is made of prefix candidates, and the other
+		// two scans are skipped (a one-time filter): the similarity scan
+		// cannot stop early (GIN builds its bitmap of every match first:
+		// all 100,000 users, 27 ms, for "user042"), and what it adds would
+		// only show past the 500th result (item 51).
 		limit := strconv.Itoa(MaxSearchCandidates)
-		match = `u.id IN ((SELECT id FROM users WHERE lower(username) ~>=~ ` + q + ` AND lower(username) ~<~ (` + q + ` || chr(1114111)) AND lower(username) LIKE ` + like + ` || '%' ESCAPE '!' ORDER BY lower(username) USING ~<~ LIMIT ` + limit + `)
-			UNION ALL (SELECT id FROM users WHERE lower(username) OPERATOR(public.%) ` + q + ` LIMIT ` + limit + `)
-			UNION ALL (SELECT id FROM users WHERE lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' LIMIT ` + limit + `))`
+		prefix = `WITH prefix AS MATERIALIZED (SELECT id FROM users WHERE lower(username) ~>=~ ` + q + ` AND lower(username) ~<~ (` + q + ` || chr(1114111)) ORDER BY lower(username) USING ~<~ LIMIT ` + limit + `) `
+		broad := `(SELECT count(*) FROM prefix) < ` + limit
+		match = `u.id IN ((SELECT id FROM prefix)
+			UNION ALL (SELECT id FROM users WHERE ` + broad + ` AND lower(username) OPERATOR(public.%) ` + q + ` LIMIT ` + limit + `)
+			UNION ALL (SELECT id FROM users WHERE ` + broad + ` AND lower(full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' LIMIT ` + limit + `))`
 	default:
 		q, like := args.add(s.Query), args.add(escapeLike(s.Query))
 		shape = "name"
@@ -428,7 +438,7 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		if db.Engine == SQLite {
 			float = "REAL"
 		}
-		return "SELECT u.* FROM (SELECT " + db.columns((*User)(nil), "u") + ", CAST(" + score + " AS " + float + ") AS score FROM users AS u WHERE " +
+		return prefix + "SELECT u.* FROM (SELECT " + db.columns((*User)(nil), "u") + ", CAST(" + score + " AS " + float + ") AS score FROM users AS u WHERE " +
 			where + ") AS u" + after + " ORDER BY u.score DESC, u.id DESC LIMIT " + lim
 	})
 	var rows []struct {
