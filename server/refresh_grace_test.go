@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,11 +119,15 @@ func TestRefresh_ReuseAfterTheGraceRevokesTheFamily_P8(t *testing.T) {
 					}
 
 					clock.Advance(15 * time.Second) // 35 s after the rotation
+					// Refused, and told why: the reuse ended the session.
+					const why = "one of its refresh tokens was used twice"
 					_, err = refreshCall(t, s, tr, a.RefreshToken)
-					wantCode(t, err, connect.CodeUnauthenticated)
+					if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), why) {
+						t.Errorf("refresh with the reused token after the grace: %v, want unauthenticated saying %q", err, why)
+					}
 					for name, tok := range map[string]string{"successor": successor.GetRefreshToken(), "grace": inGrace.GetRefreshToken()} {
-						if _, err := refreshCall(t, s, tr, tok); connect.CodeOf(err) != connect.CodeUnauthenticated {
-							t.Errorf("refresh with the %s token after the family was revoked: %v, want unauthenticated", name, err)
+						if _, err := refreshCall(t, s, tr, tok); connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), why) {
+							t.Errorf("refresh with the %s token after the family was revoked: %v, want unauthenticated saying %q", name, err, why)
 						}
 					}
 					for name, tok := range map[string]string{"login": a.AccessToken, "successor": successor.GetAccessToken(), "grace": inGrace.GetAccessToken()} {

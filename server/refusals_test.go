@@ -176,7 +176,8 @@ func TestLogin_MissingOrBothIdentifiersNameTheFieldsToSend(t *testing.T) {
 }
 
 // VISIBILITY_GROUP is the visibility of a post made with a groupId; sent
-// as a visibility, the refusal says how to post in a group.
+// as a visibility without one, the refusal says how to post in a group,
+// and with one it is taken (a group post's visibility is ignored).
 func TestCreatePost_GroupVisibilityWithoutAGroupSaysToSendGroupID(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
@@ -184,6 +185,18 @@ func TestCreatePost_GroupVisibilityWithoutAGroupSaysToSendGroupID(t *testing.T) 
 	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/posts/", "application/json", acc.AccessToken, []byte(`{"content":"hi","visibility":"VISIBILITY_GROUP"}`))
 	if status != http.StatusBadRequest || !strings.Contains(out, "VISIBILITY_PUBLIC or VISIBILITY_FOLLOWERS") || !strings.Contains(out, "groupId") {
 		t.Errorf("a post with visibility VISIBILITY_GROUP and no group: %d %s, want 400 naming the visibilities and groupId", status, out)
+	}
+	status, out = send(t, s.HTTP, http.MethodPost, s.URL+"/api/groups/", "application/json", acc.AccessToken, []byte(`{"name":"visibility club"}`))
+	var created struct{ Group struct{ ID string } }
+	if err := json.Unmarshal([]byte(out), &created); status != http.StatusOK || err != nil || created.Group.ID == "" {
+		t.Fatalf("CreateGroup: %d %s", status, out)
+	}
+	for _, vis := range []string{"VISIBILITY_GROUP", "VISIBILITY_PUBLIC", "VISIBILITY_FOLLOWERS"} {
+		status, out = send(t, s.HTTP, http.MethodPost, s.URL+"/api/posts/", "application/json", acc.AccessToken,
+			[]byte(`{"content":"in the club","visibility":"`+vis+`","groupId":"`+created.Group.ID+`"}`))
+		if status != http.StatusOK || !strings.Contains(out, `"visibility":"VISIBILITY_GROUP"`) {
+			t.Errorf("a group post sent with %s: %d %s, want 200 and a VISIBILITY_GROUP post", vis, status, out)
+		}
 	}
 }
 

@@ -424,9 +424,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		pair    *TokenPair
 		reused  bool
 		revoked string
+		ended   string // the session of a token refused for its session's end
 	)
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		reused, revoked = false, "" // InTx may run this again after a deadlock
+		reused, revoked, ended = false, "", "" // InTx may run this again after a deadlock
 		ok, err := s.db.UseRefreshToken(ctx, tx, hash, max(s.cfg.RefreshReuseGrace, 0))
 		if err != nil {
 			return err
@@ -443,6 +444,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 				reused, revoked = true, tok.SessionID
 				return s.db.RevokeSession(ctx, tx, tok.SessionID, "refresh token reused")
 			}
+			ended = tok.SessionID
 			return errBadRefresh
 		}
 		sess, err := s.db.GetSession(ctx, tx, tok.SessionID)
@@ -451,6 +453,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		}
 		u, err := s.db.GetSessionUser(ctx, tx, sess.ID, sess.UserID)
 		if store.IsNotFound(err) {
+			ended = sess.ID
 			return errBadRefresh
 		} else if err != nil {
 			return err
@@ -471,7 +474,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		s.log.Warn("refresh token reuse: session revoked", "token_hash_prefix", hash[:8])
 		s.cfg.Sessions.EndSession(ctx, revoked)
 		s.events.Announce(ctx, notify.SessionChannel(revoked))
-		return nil, errBadRefresh
+		// Says why, as the session's access tokens now do (sessionEnded):
+		// "refresh token reused", or whatever ended it before.
+		return nil, s.sessionEnded(ctx, revoked, "", errBadRefresh)
+	}
+	if ended != "" && errors.Is(err, errBadRefresh) {
+		return nil, s.sessionEnded(ctx, ended, "", errBadRefresh)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
@@ -509,6 +517,11 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 
 var errBadAccess = flock.Errorf(flock.EUNAUTHORIZED, "access token is invalid or expired; refresh it or log in again")
 
+// errSessionGone refuses a well-signed access token whose session is no
+// longer stored: its account was deleted (with its sessions), so
+// refreshing cannot help.
+var errSessionGone = flock.Errorf(flock.EUNAUTHORIZED, "this session no longer exists (its account may have been deleted); log in again")
+
 // Authenticate checks an access token and that its session is still live
 // and its account not suspended: from the session cache when it holds the
 // session (see package session), otherwise in one query. Returns
@@ -525,7 +538,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	gen := s.cfg.Sessions.Generation()
 	a, err := s.db.GetSessionAuth(ctx, s.db, claims.SessionID, claims.Subject)
 	if store.IsNotFound(err) {
-		return nil, s.sessionEnded(ctx, claims.SessionID, claims.Subject)
+		return nil, s.sessionEnded(ctx, claims.SessionID, claims.Subject, errSessionGone)
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
@@ -550,18 +563,25 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 // read "invalid or expired". The token proved it was issued for this
 // session, so its holder learns nothing they could not act on. A failure
 // to read the reason falls back to the generic refusal.
-func (s *Service) sessionEnded(ctx context.Context, sessionID, userID string) error {
+//
+// It also words the refusal of a refresh token whose session is over
+// (userID empty: the token was issued, which proves as much). When there
+// is no such session, or it is still live (the refusal is about the token
+// itself), the answer is gone.
+func (s *Service) sessionEnded(ctx context.Context, sessionID, userID string, gone error) error {
 	e, err := s.db.GetSessionEnd(ctx, s.db, sessionID, userID)
 	if err != nil {
 		if !store.IsNotFound(err) {
 			s.log.WarnContext(ctx, "read why a session ended", "err", err)
 		}
-		return errBadAccess
+		return gone
 	}
 	msg := "this session has ended"
 	switch {
 	case e.Suspended:
 		return flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
+	case !e.Revoked && e.ExpiresAt.After(s.db.Now()):
+		return gone
 	case !e.Revoked:
 		msg = "this session has expired; log in again"
 	case e.RevokedWhy == "logout":

@@ -172,12 +172,15 @@ func (s *Service) CreatePost(ctx context.Context, p *account.Principal, in Creat
 	if err := checkKey(in.IdempotencyKey); err != nil {
 		return nil, err
 	}
-	switch in.Visibility {
-	case "":
+	switch {
+	case in.GroupID != "":
+		// Ignored, whatever it says: a group post is seen by the group's
+		// members (VISIBILITY_GROUP, set below).
+	case in.Visibility == "":
 		in.Visibility = store.VisibilityPublic
-	case store.VisibilityPublic, store.VisibilityFollowers:
+	case in.Visibility == store.VisibilityPublic || in.Visibility == store.VisibilityFollowers:
 	default:
-		return nil, flock.FieldErrorf("visibility", "visibility must be VISIBILITY_PUBLIC or VISIBILITY_FOLLOWERS; to post in a group, send its groupId instead (the post is then VISIBILITY_GROUP, seen by its members)")
+		return nil, flock.FieldErrorf("visibility", "visibility must be VISIBILITY_PUBLIC or VISIBILITY_FOLLOWERS; to post in a group, send its groupId (the post is then VISIBILITY_GROUP, seen by its members)")
 	}
 	if in.VideoID != "" && s.videos == nil {
 		return nil, flock.FieldErrorf("videoId", "this server does not take videos")

@@ -231,17 +231,21 @@ type SessionEnd struct {
 	ExpiresAt time.Time `bun:"expires_at"`
 }
 
-// GetSessionEnd reads why a session of userID that GetSessionAuth did not
-// find has ended, so that the refusal can say so. Returns an error matching
-// IsNotFound when there is no such session of that user (its account was
-// deleted, or the id was never issued). Not on any hot path: it runs only
-// for a request whose token is well signed but whose session is over.
+// GetSessionEnd reads why a session that GetSessionAuth did not find has
+// ended, so that the refusal can say so; userID, when set, must be its
+// user. Returns an error matching IsNotFound when there is no such session
+// (its account was deleted, or the id was never issued). Not on any hot
+// path: it runs only for a token that is well signed (or a refresh token
+// that was issued) but whose session is over.
 func (db *DB) GetSessionEnd(ctx context.Context, tx bun.IDB, sessionID, userID string) (*SessionEnd, error) {
 	var e SessionEnd
-	err := tx.NewSelect().TableExpr("sessions AS s").Join("JOIN users AS u ON u.id = s.user_id").
+	q := tx.NewSelect().TableExpr("sessions AS s").Join("JOIN users AS u ON u.id = s.user_id").
 		ColumnExpr("s.revoked_why, s.revoked_at IS NOT NULL AS revoked, u.suspended_at IS NOT NULL AS suspended, s.expires_at").
-		Where("s.id = ? AND s.user_id = ?", sessionID, userID).
-		Scan(ctx, &e)
+		Where("s.id = ?", sessionID)
+	if userID != "" {
+		q = q.Where("s.user_id = ?", userID)
+	}
+	err := q.Scan(ctx, &e)
 	if err != nil {
 		return nil, fmt.Errorf("get session end: %w", translate(err))
 	}
