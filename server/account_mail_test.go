@@ -125,7 +125,7 @@ func TestPasswordReset_SingleUseVoidedAndSignsOutEverySession_P5_P11(t *testing.
 				if err := a.requestReset(acc.Email); err != nil {
 					t.Fatal(err)
 				}
-				first := linkToken(t, waitEmail(t, s, acc.Email, "/reset-password?token=", 1), "/reset-password")
+				first := linkToken(t, waitEmail(t, s, acc.Email, "The link works once, for 1 hour;", 1), "/reset-password")
 				// A login voids it.
 				if _, err := a.login(acc.Username, acc.Password); err != nil {
 					t.Fatal(err)

@@ -103,8 +103,11 @@ func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) err
 			// "must be at least 3 characters" for a field that was not
 			// sent at all reads as if something had been.
 			msg := "is missing or empty"
-			if n := v.RuleValue; n.IsValid() && n.Uint() > 1 {
-				msg += fmt.Sprintf(": send at least %d characters", n.Uint())
+			switch {
+			case v.FieldDescriptor != nil && strings.HasSuffix(string(v.FieldDescriptor.Name()), "email"):
+				msg += ": send an email address"
+			case v.RuleValue.IsValid() && v.RuleValue.Uint() > 1:
+				msg += fmt.Sprintf(": send at least %d characters", v.RuleValue.Uint())
 			}
 			v.Proto.Message = proto.String(msg)
 		}

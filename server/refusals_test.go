@@ -48,6 +48,8 @@ func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
 			[]string{`"application/x-www-form-urlencoded"`, "Content-Type: application/json"}},
 		{"a text body", http.MethodPost, "/api/posts/", "text/plain", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{`"text/plain"`, "Content-Type: application/json"}},
 		{"a body without a type", http.MethodPost, "/api/posts/", "", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"was none", "Content-Type: application/json"}},
+		// UpdateMe also takes a form.
+		{"a profile in text", http.MethodPatch, "/api/users/", "text/plain", `{"bio":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"Content-Type: application/json", "multipart/form-data"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var body []byte
@@ -207,7 +209,7 @@ func TestValidation_AMissingFieldIsCalledMissing(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
 	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/users/", "application/json", "", []byte(`{"username":"nomail"}`))
-	for _, want := range []string{"email: is missing or empty: send at least 3 characters", "password: is missing or empty: send at least 8 characters"} {
+	for _, want := range []string{"email: is missing or empty: send an email address", "password: is missing or empty: send at least 8 characters"} {
 		if status != http.StatusBadRequest || !strings.Contains(out, want) {
 			t.Errorf("Register without email and password: %d %s, want 400 saying %q", status, out, want)
 		}

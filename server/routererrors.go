@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -58,11 +59,16 @@ func withConnectRefusals(next http.Handler) http.Handler {
 			return
 		}
 		code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), "Connect")
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rw.status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+		writeConnectError(w, rw.status, code, msg)
 	})
+}
+
+// writeConnectError writes a Connect protocol error body.
+func writeConnectError(w http.ResponseWriter, status int, code connect.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
 }
 
 // restBodyRefusal refuses, before vanguard reads it, a REST body that is
@@ -85,7 +91,11 @@ func restBodyRefusal(r *http.Request) (string, bool) {
 	} else {
 		ct = fmt.Sprintf("%q", ct)
 	}
-	return fmt.Sprintf("the request body must be JSON, and its Content-Type was %s: send the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')", ct), true
+	msg := fmt.Sprintf("the request body must be JSON, and its Content-Type was %s: send the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')", ct)
+	if r.Method == http.MethodPatch && strings.TrimRight(r.URL.Path, "/") == "/api/users" {
+		msg += ", or a multipart/form-data form (with curl: -F avatar=@me.png -F bio=...)"
+	}
+	return msg, true
 }
 
 // refusalMessage words a router's refusal: its code and a message that
@@ -103,7 +113,14 @@ func refusalMessage(r *http.Request, status int, allow, text, api string) (conne
 		if allow == "" {
 			allow = http.MethodPost
 		}
-		return connect.CodeUnimplemented, fmt.Sprintf("%s does not take %s: use %s", r.URL.Path, r.Method, strings.ReplaceAll(allow, ",", " or "))
+		// vanguard lists the methods in a map's order: sorted, so that the
+		// same mistake always reads the same.
+		methods := strings.Split(allow, ",")
+		for i := range methods {
+			methods[i] = strings.TrimSpace(methods[i])
+		}
+		slices.Sort(methods)
+		return connect.CodeUnimplemented, fmt.Sprintf("%s does not take %s: use %s", r.URL.Path, r.Method, strings.Join(methods, " or "))
 	case http.StatusUnsupportedMediaType:
 		if api == "Connect" {
 			return connect.CodeInvalidArgument, fmt.Sprintf("Content-Type %q is not a protocol this server speaks: send application/json or application/proto (Connect), application/grpc (gRPC) or application/grpc-web (gRPC-Web)", r.Header.Get("Content-Type"))

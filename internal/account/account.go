@@ -221,9 +221,27 @@ func (s *Service) verificationEmail(u *store.User, token string) flockmail.Messa
 		Text: fmt.Sprintf("Hi %s,\n\nconfirm your email address to start using Flock:\n\n%s\n\n"+
 			"Or send the token to the API:\n\n  curl -X POST %s/api/users/verify-email/ -H 'Content-Type: application/json' -d '{\"token\":\"%s\"}'\n\n"+
 			"The link works once and expires in %s. If you did not sign up, ignore this email.\n",
-			u.Username, link, s.cfg.PublicURL, token, s.cfg.VerificationTTL),
+			u.Username, link, s.cfg.PublicURL, token, inWords(s.cfg.VerificationTTL)),
 		Expires: s.db.Now().Add(s.cfg.VerificationTTL),
 	}
+}
+
+// inWords writes a link's lifetime for an email: "24 hours", "1 hour",
+// "30 minutes", where a Go duration would read "24h0m0s".
+func inWords(d time.Duration) string {
+	unit, n := "", int64(0)
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		unit, n = "hour", int64(d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		unit, n = "minute", int64(d/time.Minute)
+	default:
+		return d.String()
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
 }
 
 // VerifyEmail consumes a verification token: the token of a registration

@@ -86,7 +86,7 @@ func (s *Service) startPasswordReset(ctx context.Context, email string) error {
 				"Or send the token to the API:\n\n  curl -X POST %s/api/users/password/reset/confirm/ -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"newPassword\":\"...\"}'\n\n"+
 				"The link works once, for %s; a newer request or a successful login voids it, and using it signs out every session.\n"+
 				"If you did not ask for this, ignore this email: your password stays as it is.\n",
-				u.Username, link, s.cfg.PublicURL, token, ResetTTL),
+				u.Username, link, s.cfg.PublicURL, token, inWords(ResetTTL)),
 			Expires: now.Add(ResetTTL),
 		})
 	})
@@ -233,7 +233,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p *Principal, rawEmail, passw
 			Text: fmt.Sprintf("Hi %s,\n\nconfirm this address to make it the email of your Flock account:\n\n%s\n\n"+
 				"Or send the token to the API:\n\n  curl -X POST %s/api/users/verify-email/ -H 'Content-Type: application/json' -d '{\"token\":\"%s\"}'\n\n"+
 				"The link works once and expires in %s. If you did not ask for this, ignore this email.\n",
-				u.Username, link, s.cfg.PublicURL, token, s.cfg.VerificationTTL),
+				u.Username, link, s.cfg.PublicURL, token, inWords(s.cfg.VerificationTTL)),
 			Expires: now.Add(s.cfg.VerificationTTL),
 		})
 	})
