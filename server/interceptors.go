@@ -123,10 +123,20 @@ func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) err
 			Description: v.Proto.GetMessage(),
 		})
 	}
-	if d, err := connect.NewErrorDetail(br); err == nil {
-		ce.AddDetail(d)
+	// A new error, so that its buf.validate.Violations detail carries the
+	// messages as reworded here: the detail the validator attached was
+	// encoded with its own words, and REST clients read it as it was.
+	out := connect.NewError(ce.Code(), verr)
+	for k, v := range ce.Meta() {
+		out.Meta()[k] = v
 	}
-	return ce
+	if d, err := connect.NewErrorDetail(verr.ToProto()); err == nil {
+		out.AddDetail(d)
+	}
+	if d, err := connect.NewErrorDetail(br); err == nil {
+		out.AddDetail(d)
+	}
+	return out
 }
 
 // errorInterceptor is the outermost interceptor: every error leaving a

@@ -162,18 +162,22 @@ func TestLogin_MissingOrBothIdentifiersNameTheFieldsToSend(t *testing.T) {
 		Details []struct {
 			Type            string `json:"@type"`
 			FieldViolations []struct{ Field, Description string }
+			Violations      []struct{ Message string }
 		}
 	}
-	found := false
+	found, protovalidate := false, false
 	if err := json.Unmarshal([]byte(out), &body); err == nil {
 		for _, d := range body.Details {
 			for _, v := range d.FieldViolations {
 				found = found || (d.Type == "type.googleapis.com/google.rpc.BadRequest" && v.Field == "identifier" && v.Description == "send one of username or email")
 			}
+			for _, v := range d.Violations {
+				protovalidate = protovalidate || (d.Type == "type.googleapis.com/buf.validate.Violations" && v.Message == "send one of username or email")
+			}
 		}
 	}
-	if status != http.StatusBadRequest || !found {
-		t.Errorf("neither, REST: %d %s, want a BadRequest field violation for identifier", status, out)
+	if status != http.StatusBadRequest || !found || !protovalidate {
+		t.Errorf("neither, REST: %d %s, want a BadRequest field violation for identifier and the same words in buf.validate.Violations", status, out)
 	}
 }
 
