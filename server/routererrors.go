@@ -34,13 +34,7 @@ func withRESTRefusals(next http.Handler) http.Handler {
 			writeStatus(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, msg)
 			return
 		}
-		rw := &refusalWriter{ResponseWriter: w}
-		next.ServeHTTP(rw, r)
-		if rw.status == 0 {
-			return
-		}
-		code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), "REST")
-		writeStatus(w, rw.status, code, msg)
+		serveRewritingRefusals(w, r, next, "REST", writeStatus)
 	})
 }
 
@@ -53,14 +47,22 @@ func withConnectRefusals(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rw := &refusalWriter{ResponseWriter: w}
-		next.ServeHTTP(rw, r)
-		if rw.status == 0 {
-			return
-		}
-		code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), "Connect")
-		writeConnectError(w, rw.status, code, msg)
+		serveRewritingRefusals(w, r, next, "Connect", writeConnectError)
 	})
+}
+
+// serveRewritingRefusals serves r with next, and an error it answered in
+// plain text or with no body again with write, in the words of
+// refusalMessage for api ("REST" or "Connect").
+func serveRewritingRefusals(w http.ResponseWriter, r *http.Request, next http.Handler, api string,
+	write func(w http.ResponseWriter, status int, code connect.Code, msg string)) {
+	rw := &refusalWriter{ResponseWriter: w}
+	next.ServeHTTP(rw, r)
+	if rw.status == 0 {
+		return
+	}
+	code, msg := refusalMessage(r, rw.status, rw.Header().Get("Allow"), rw.text.String(), api)
+	write(w, rw.status, code, msg)
 }
 
 // writeConnectError writes a Connect protocol error body.

@@ -594,30 +594,31 @@ func (s *Service) sessionEnded(ctx context.Context, sessionID, userID string, go
 		}
 		return gone
 	}
-	msg := "this session has ended"
 	switch {
 	case e.Suspended:
 		return flock.Errorf(flock.EUNAUTHORIZED, "this account is suspended")
 	case !e.Revoked && e.ExpiresAt.After(s.db.Now()):
 		return gone
-	case !e.Revoked:
-		msg = "this session has expired; log in again"
-	case e.RevokedWhy == "logout":
-		msg = "this session was logged out; log in again"
-	case e.RevokedWhy == "password changed":
-		msg = "this session was signed out when the account's password was changed; log in again with the new password"
-	case e.RevokedWhy == "password reset":
-		msg = "this session was signed out when the account's password was reset; log in again with the new password"
-	case e.RevokedWhy == "revoked by its user":
-		msg = "this session was signed out from another session of the account (RevokeSession); log in again"
-	case e.RevokedWhy == "suspended":
-		msg = "this session was ended when the account was suspended; log in again"
-	case e.RevokedWhy == "refresh token reused":
-		msg = "this session was ended because one of its refresh tokens was used twice, which happens when a token is stolen; log in again"
-	default:
-		msg = "this session was signed out; log in again"
+	}
+	msg := "this session has expired; log in again"
+	if e.Revoked {
+		var ok bool
+		if msg, ok = sessionEndWords[e.RevokedWhy]; !ok {
+			msg = "this session was signed out; log in again"
+		}
 	}
 	return flock.Errorf(flock.EUNAUTHORIZED, "%s", msg)
+}
+
+// sessionEndWords tells a client why its session ended, by the reason its
+// revocation recorded (sessions.revoked_why).
+var sessionEndWords = map[string]string{
+	"logout":               "this session was logged out; log in again",
+	"password changed":     "this session was signed out when the account's password was changed; log in again with the new password",
+	"password reset":       "this session was signed out when the account's password was reset; log in again with the new password",
+	"revoked by its user":  "this session was signed out from another session of the account (RevokeSession); log in again",
+	"suspended":            "this session was ended when the account was suspended; log in again",
+	"refresh token reused": "this session was ended because one of its refresh tokens was used twice, which happens when a token is stolen; log in again",
 }
 
 // GetMe returns the caller's own account.
