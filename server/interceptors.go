@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,7 +99,7 @@ func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) err
 	for _, v := range verr.Violations {
 		if fd := v.FieldDescriptor; fd != nil && fd.Kind() == protoreflect.EnumKind && strings.HasPrefix(v.Proto.GetRuleId(), "enum.") {
 			// "must not be in list [0]" says nothing to a JSON client.
-			v.Proto.Message = proto.String("must be one of " + fieldcheck.Allowed(fd.Enum()))
+			v.Proto.Message = proto.String("must be one of " + allowedEnumNames(fd))
 		}
 		if v.Proto.GetRuleId() == "string.min_len" && v.FieldValue.IsValid() && v.FieldValue.String() == "" {
 			// "must be at least 3 characters" for a field that was not
@@ -137,6 +139,27 @@ func withBadRequest(ce *connect.Error, input protoreflect.MessageDescriptor) err
 		out.AddDetail(d)
 	}
 	return out
+}
+
+// allowedEnumNames lists the names an enum field takes: its enum's values
+// but the zero one, narrowed by the field's own rules (in, not_in), so that
+// a role field that refuses GROUP_ROLE_OWNER does not offer it.
+func allowedEnumNames(fd protoreflect.FieldDescriptor) string {
+	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
+	in, notIn := rules.GetEnum().GetIn(), rules.GetEnum().GetNotIn()
+	var names []string
+	vals := fd.Enum().Values()
+	for i := range vals.Len() {
+		n := int32(vals.Get(i).Number())
+		if n == 0 || slices.Contains(notIn, n) || (len(in) > 0 && !slices.Contains(in, n)) {
+			continue
+		}
+		names = append(names, string(vals.Get(i).Name()))
+	}
+	if len(names) == 0 {
+		return fieldcheck.Allowed(fd.Enum())
+	}
+	return strings.Join(names, ", ")
 }
 
 // errorInterceptor is the outermost interceptor: every error leaving a

@@ -83,6 +83,7 @@ func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
 func TestConnect_RouterRefusalsAreConnectErrorBodies(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "connectrefused")
 	for _, c := range []struct {
 		name, method, path, contentType string
 		status                          int
@@ -93,9 +94,11 @@ func TestConnect_RouterRefusalsAreConnectErrorBodies(t *testing.T) {
 		{"no such service", http.MethodPost, "/flock.v1.Nope/Nope", "application/json", http.StatusNotFound, "unimplemented", []string{"flock.v1.Nope/Nope"}},
 		{"GET of a POST", http.MethodGet, flockv1connect.UserServiceLoginProcedure, "", http.StatusMethodNotAllowed, "unimplemented", []string{"use POST"}},
 		{"no protocol's type", http.MethodPost, flockv1connect.UserServiceGetMeProcedure, "text/plain", http.StatusUnsupportedMediaType, "invalid_argument", []string{`"text/plain"`, "application/json"}},
+		// A stream takes the enveloped types, and is told so.
+		{"a stream in plain JSON", http.MethodPost, flockv1connect.NotificationServiceSubscribeProcedure, "application/json", http.StatusUnsupportedMediaType, "invalid_argument", []string{"application/connect+json"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			status, out := send(t, s.HTTP, c.method, s.URL+c.path, c.contentType, "", []byte("{}"))
+			status, out := send(t, s.HTTP, c.method, s.URL+c.path, c.contentType, acc.AccessToken, []byte("{}"))
 			var got connectStatus
 			if err := json.Unmarshal([]byte(out), &got); err != nil {
 				t.Fatalf("%s %s: %d %q, want a Connect error body", c.method, c.path, status, out)
@@ -239,6 +242,28 @@ func TestREST_PageSizeThatIsNoNumberSaysWhatItMustBe(t *testing.T) {
 	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0"} {
 		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil); status != http.StatusOK {
 			t.Errorf("GET /api/posts/?%s: %d %s, want 200 (clamped)", q, status, out)
+		}
+	}
+}
+
+// A role field that refuses GROUP_ROLE_OWNER lists only the roles it
+// takes; its message listed every role of the enum, OWNER included.
+func TestValidation_AnEnumRefusalListsOnlyTheValuesTheFieldTakes(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "roleowner")
+	status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/groups/", "application/json", acc.AccessToken, []byte(`{"name":"roles"}`))
+	var created struct{ Group struct{ ID string } }
+	if err := json.Unmarshal([]byte(out), &created); status != http.StatusOK || err != nil {
+		t.Fatalf("CreateGroup: %d %s", status, out)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/api/groups/" + created.Group.ID + "/members/", `{"userId":"` + acc.ID + `","role":"GROUP_ROLE_OWNER"}`},
+		{http.MethodPatch, "/api/groups/" + created.Group.ID + "/members/" + acc.ID + "/", `{"role":"GROUP_ROLE_OWNER"}`},
+	} {
+		status, out := send(t, s.HTTP, c.method, s.URL+c.path, "application/json", acc.AccessToken, []byte(c.body))
+		if status != http.StatusBadRequest || !strings.Contains(out, "role: must be one of GROUP_ROLE_ADMIN, GROUP_ROLE_MEMBER") {
+			t.Errorf("%s %s with GROUP_ROLE_OWNER: %d %s, want 400 listing ADMIN and MEMBER only", c.method, c.path, status, out)
 		}
 	}
 }

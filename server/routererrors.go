@@ -21,7 +21,8 @@ import (
 // supported`) or with no body, where every other error of the API is a
 // JSON body with a code and a message that says what to do. Neither
 // library lets its refusals be written otherwise (vanguard's unknown
-// handler covers only its 404), so withAPIRefusals rewrites them: an error
+// handler covers only its 404), so withRESTRefusals and withConnectRefusals
+// rewrite them: an error
 // status whose body is not JSON becomes the error body of the API it was
 // sent to, with a message that names the fix. gRPC clients are left as
 // they are: they read the HTTP status (404 is unimplemented to them).
@@ -125,7 +126,9 @@ func refusalMessage(r *http.Request, status int, allow, text, api string) (conne
 		return connect.CodeUnimplemented, fmt.Sprintf("%s does not take %s: use %s", r.URL.Path, r.Method, strings.Join(methods, " or "))
 	case http.StatusUnsupportedMediaType:
 		if api == "Connect" {
-			return connect.CodeInvalidArgument, fmt.Sprintf("Content-Type %q is not a protocol this server speaks: send application/json or application/proto (Connect), application/grpc (gRPC) or application/grpc-web (gRPC-Web)", r.Header.Get("Content-Type"))
+			return connect.CodeInvalidArgument, fmt.Sprintf("Content-Type %q is not one this procedure takes: a unary call takes application/json or application/proto, "+
+				"a stream (Subscribe) application/connect+json or application/connect+proto with an enveloped message (docs/live.md); "+
+				"gRPC clients send application/grpc, gRPC-Web ones application/grpc-web", r.Header.Get("Content-Type"))
 		}
 		if text == "" {
 			text = "unsupported request encoding"
