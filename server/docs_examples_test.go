@@ -458,14 +458,19 @@ func (w *docWorld) webSocket(md protoreflect.MethodDescriptor, req proto.Message
 	}[md.Parent().FullName()]
 	since := req.ProtoReflect().Get(req.ProtoReflect().Descriptor().Fields().ByName("since_id")).String()
 	u := "ws://" + strings.TrimPrefix(w.s.URL, "http://") + path + "?since_id=" + url.QueryEscape(since)
-	words := [][]string{{"websocat", "--protocol", "bearer." + token, u}}
+	// flock.v1 first: the server selects it, so the handshake's answer
+	// does not echo the token (live.md).
+	words := [][]string{{"websocat", "--protocol", "flock.v1, bearer." + token, u}}
 	cmd := w.names.command(words, nil)
 
 	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: w.s.HTTP, Subprotocols: []string{"bearer." + token}})
+	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: w.s.HTTP, Subprotocols: []string{"flock.v1", "bearer." + token}})
 	if err != nil {
 		w.t.Fatalf("%s: %v", cmd, err)
+	}
+	if p := conn.Subprotocol(); p != "flock.v1" {
+		w.t.Fatalf("%s: the server selected the subprotocol %.20q, want flock.v1", cmd, p)
 	}
 	defer conn.CloseNow()
 	var msgs [][]byte
