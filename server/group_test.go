@@ -183,10 +183,17 @@ func TestGroups_PrivateRequestsInvitesAndRoles(t *testing.T) {
 		if got := must[flockv1.GetGroupResponse](a, flockv1connect.GroupServiceGetGroupProcedure, owner.AccessToken, &flockv1.GetGroupRequest{GroupId: g.GetId()}); got.GetGroup().GetMembersCount() != 2 {
 			t.Errorf("members after a removal = %d", got.GetGroup().GetMembersCount())
 		}
-		// Group actions reach the activity log.
+		// Group actions reach the activity log: a join is in the joiner's,
+		// by invitation and by an approved request alike.
 		act := must[flockv1.ListActivityResponse](a, flockv1connect.ActivityServiceListActivityProcedure, owner.AccessToken, &flockv1.ListActivityRequest{})
 		if got := types(act.GetActivities()); !slices.Contains(got, "GROUP_CREATED") {
 			t.Errorf("owner's activity = %v", got)
+		}
+		for name, acc := range map[string]*tu.Account{"invitee": invitee, "asker": asker} {
+			act := must[flockv1.ListActivityResponse](a, flockv1connect.ActivityServiceListActivityProcedure, acc.AccessToken, &flockv1.ListActivityRequest{})
+			if got := types(act.GetActivities()); !slices.Contains(got, "GROUP_JOINED") {
+				t.Errorf("%s's activity = %v, want GROUP_JOINED", name, got)
+			}
 		}
 	})
 }

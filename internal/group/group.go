@@ -481,8 +481,17 @@ func (s *Service) AddGroupMember(ctx context.Context, p *account.Principal, id, 
 		if err := s.db.PutMembership(ctx, tx, result); err != nil {
 			return err
 		}
-		return s.events.Notify(ctx, tx, &ev, &store.Notification{UserID: userID, Type: kind, ActorID: p.UserID, GroupID: &id,
-			DedupeKey: notify.Str(kind + ":" + id + ":" + userID)})
+		if err := s.events.Notify(ctx, tx, &ev, &store.Notification{UserID: userID, Type: kind, ActorID: p.UserID, GroupID: &id,
+			DedupeKey: notify.Str(kind + ":" + id + ":" + userID)}); err != nil {
+			return err
+		}
+		if state == store.MemberActive {
+			// The request was the member's own action, and approving it
+			// completes their join: it goes in their activity log, as a
+			// join of an open group or by invitation does.
+			return s.events.Record(ctx, tx, &ev, &store.Activity{UserID: userID, Type: notify.GroupJoined, GroupID: &id})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add group member: %w", err)
