@@ -98,7 +98,7 @@ func (s *groupServer) CreateGroup(ctx context.Context, req *connect.Request[floc
 }
 
 func (s *groupServer) GetGroup(ctx context.Context, req *connect.Request[flockv1.GetGroupRequest]) (*connect.Response[flockv1.GetGroupResponse], error) {
-	v, pg, err := s.groups.GetGroup(ctx, principal(ctx), req.Msg.GetGroupId(), req.Msg.GetPageSize())
+	v, pg, err := s.groups.GetGroup(ctx, principal(ctx), req.Msg.GetGroupId(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
 	if err != nil {
 		return nil, err
 	}

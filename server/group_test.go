@@ -1,7 +1,10 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -228,4 +231,56 @@ func TestGroups_ConcurrentJoinsCountedOnce(t *testing.T) {
 			t.Fatalf("membersCount = %d, listed %d, want %d", got.GetGroup().GetMembersCount(), len(got.GetMembers()), len(joiners)+1)
 		}
 	})
+}
+
+// GetGroup answers a nextPageToken, and takes it back: a client that pages
+// GetGroup as it pages every list gets each member once (it took no token,
+// so such a client read its first page forever), and ListGroupMembers
+// takes the same token.
+func TestGetGroup_PagesItsMembersWithItsOwnToken(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	a := api{t: t, s: s, tr: tu.Connect}
+	owner := s.MustAccount(t, "pagedowner")
+	g := a.createGroup(owner.AccessToken, "Paged", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC)
+	want := map[string]bool{owner.ID: true}
+	for i := range 4 {
+		m := s.MustAccount(t, fmt.Sprintf("paged%d", i))
+		if _, err := a.join(m.AccessToken, g.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		want[m.ID] = true
+	}
+	for _, next := range []string{"/api/groups/%s/?pageSize=2&pageToken=%s", "/api/groups/%s/members/?pageSize=2&pageToken=%s"} {
+		seen := map[string]bool{}
+		path := fmt.Sprintf("/api/groups/%s/?pageSize=2", g.GetId())
+		for pages := 0; path != ""; pages++ {
+			if pages > 5 {
+				t.Fatalf("paging with %q: still going after 5 pages of 2 for 5 members", next)
+			}
+			status, out := send(t, s.HTTP, http.MethodGet, s.URL+path, "", owner.AccessToken, nil)
+			var page struct {
+				Members []struct {
+					User struct{ ID string }
+				}
+				NextPageToken string
+			}
+			if err := json.Unmarshal([]byte(out), &page); status != http.StatusOK || err != nil {
+				t.Fatalf("GET %s: %d %s", path, status, out)
+			}
+			for _, m := range page.Members {
+				if seen[m.User.ID] {
+					t.Errorf("paging with %q: member %s twice", next, m.User.ID)
+				}
+				seen[m.User.ID] = true
+			}
+			path = ""
+			if page.NextPageToken != "" {
+				path = fmt.Sprintf(next, g.GetId(), url.QueryEscape(page.NextPageToken))
+			}
+		}
+		if len(seen) != len(want) {
+			t.Errorf("paging with %q: %d members of %d", next, len(seen), len(want))
+		}
+	}
 }

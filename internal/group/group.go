@@ -153,17 +153,18 @@ func (v *View) owner() bool { return v.active() && v.Mine.Role == store.GroupRol
 // canSeeMembers: anyone for a public group, members for a private one.
 func (v *View) canSeeMembers() bool { return v.Privacy == store.GroupPublic || v.active() }
 
-// GetGroup returns a group and the first page of its active members (empty
-// for a private group the caller is not a member of). ENOTFOUND when it
-// does not exist.
-func (s *Service) GetGroup(ctx context.Context, p *account.Principal, id string, size int32) (*View, *MemberPage, error) {
+// GetGroup returns a group and a page of its active members (empty for a
+// private group the caller is not a member of): the first, or the one
+// token continues to (a token of GetGroup or ListGroupMembers, which page
+// the same list). ENOTFOUND when it does not exist.
+func (s *Service) GetGroup(ctx context.Context, p *account.Principal, id string, size int32, token string) (*View, *MemberPage, error) {
 	v, err := s.view(ctx, s.db, p, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get group: %w", err)
 	}
 	members := &MemberPage{}
 	if v.canSeeMembers() {
-		if members, err = s.members(ctx, p, v, store.MemberActive, size, ""); err != nil {
+		if members, err = s.members(ctx, p, v, store.MemberActive, size, token); err != nil {
 			return nil, nil, fmt.Errorf("get group: %w", err)
 		}
 	}

@@ -477,7 +477,10 @@ type GetGroupRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	// Page size of `members` (default 20, at most 100).
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A `next_page_token` of GetGroup or of ListGroupMembers (active
+	// members): `members` continues from there.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,12 +529,20 @@ func (x *GetGroupRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *GetGroupRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type GetGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	// The first page of active members; continue with ListGroupMembers.
+	// A page of active members (the first, unless `page_token` was sent).
 	Members []*GroupMember `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
-	// Page token for ListGroupMembers; empty when `members` is complete.
+	// Continues `members`, with GetGroup or ListGroupMembers; empty when they
+	// are complete.
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1619,10 +1630,12 @@ const file_flock_v1_group_proto_rawDesc = "" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12:\n" +
 	"\aprivacy\x18\x03 \x01(\x0e2\x16.flock.v1.GroupPrivacyB\b\xbaH\x05\x82\x01\x02\x10\x01R\aprivacy\"<\n" +
 	"\x13CreateGroupResponse\x12%\n" +
-	"\x05group\x18\x01 \x01(\v2\x0f.flock.v1.GroupR\x05group\"]\n" +
+	"\x05group\x18\x01 \x01(\v2\x0f.flock.v1.GroupR\x05group\"\x86\x01\n" +
 	"\x0fGetGroupRequest\x12$\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\agroupId\x12$\n" +
-	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\"\x92\x01\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x92\x01\n" +
 	"\x10GetGroupResponse\x12%\n" +
 	"\x05group\x18\x01 \x01(\v2\x0f.flock.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.flock.v1.GroupMemberR\amembers\x12&\n" +

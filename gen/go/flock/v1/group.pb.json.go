@@ -188,6 +188,8 @@ func (x *GetGroupRequest) appendProtoJSON(e *protoJSONEncoder) {
 	e.string(x.GroupId)
 	e.key(`"pageSize":`)
 	e.b = strconv.AppendInt(e.b, int64(x.PageSize), 10)
+	e.key(`"pageToken":`)
+	e.string(x.PageToken)
 	e.b = append(e.b, '}')
 }
 
