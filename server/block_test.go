@@ -50,6 +50,18 @@ func TestBlock_HidesBothWays_P4(t *testing.T) {
 		if err := a.follow(blocked.AccessToken, blocker.ID); err != nil && strings.Contains(err.Error(), "block") {
 			t.Errorf("the blocked user's refusal mentions the block: %v", err)
 		}
+		// So for adding each other to a group.
+		for _, c := range []struct {
+			by, other *tu.Account
+			told      bool
+		}{{blocker, blocked, true}, {blocked, blocker, false}} {
+			g := a.createGroup(c.by.AccessToken, "club of "+c.by.Username, flockv1.GroupPrivacy_GROUP_PRIVACY_PRIVATE)
+			err := do[flockv1.AddGroupMemberResponse](a, flockv1connect.GroupServiceAddGroupMemberProcedure, c.by.AccessToken,
+				&flockv1.AddGroupMemberRequest{GroupId: g.GetId(), UserId: c.other.ID})
+			if connect.CodeOf(err) != connect.CodeNotFound || strings.Contains(err.Error(), "you have blocked this user") != c.told || strings.Contains(err.Error(), "block") != c.told {
+				t.Errorf("%s adding %s to a group: %v; want not_found, naming the block only to the blocker", c.by.Username, c.other.Username, err)
+			}
+		}
 
 		// Profiles: the blocked user cannot see the blocker; the blocker sees blockedByMe.
 		_, err := a.user(blocked.AccessToken, blocker.ID)

@@ -28,7 +28,7 @@ import (
 func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/media/")
 	if path.Clean(key) != key || strings.Contains(key, "..") {
-		http.NotFound(w, r)
+		writeStatus(w, http.StatusNotFound, connect.CodeNotFound, "no such media file")
 		return
 	}
 	if strings.HasPrefix(key, "videos/") {
@@ -36,7 +36,7 @@ func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !strings.HasPrefix(key, "avatars/") {
-		http.NotFound(w, r)
+		writeStatus(w, http.StatusNotFound, connect.CodeNotFound, "no such media file: media are avatars (a user's avatarUrl) and videos (GetVideo's playbackUrl and posterUrl)")
 		return
 	}
 	a.serveStored(w, r, key, "public, max-age=31536000, immutable", `"`+strings.TrimSuffix(path.Base(key), path.Ext(key))+`"`)
@@ -48,7 +48,9 @@ func (a *App) serveMedia(w http.ResponseWriter, r *http.Request) {
 func (a *App) serveStored(w http.ResponseWriter, r *http.Request, key, cacheControl, etag string) {
 	rd, err := a.bucket.NewReader(r.Context(), key, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
-		http.NotFound(w, r)
+		// An avatar replaced or removed since its URL was read, or a
+		// video's files removed after its post.
+		writeStatus(w, http.StatusNotFound, connect.CodeNotFound, "no such media file: it was replaced or removed; read the avatarUrl, playbackUrl or posterUrl again")
 		return
 	} else if err != nil {
 		a.log.ErrorContext(r.Context(), "open media", "key", key, "err", err)

@@ -119,7 +119,7 @@ func writeTooLarge(w http.ResponseWriter, limit int64) {
 func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string) {
 	parts := strings.Split(key, "/") // videos, id, name
 	if len(parts) != 3 || !store.ValidID(parts[1]) || (parts[2] != "video.mp4" && parts[2] != "poster.jpg") {
-		http.NotFound(w, r)
+		writeStatus(w, http.StatusNotFound, connect.CodeNotFound, "no such video file: a video's files are videos/{video_id}/video.mp4 and poster.jpg, linked by GetVideo's playbackUrl and posterUrl")
 		return
 	}
 	id := parts[1]
@@ -138,7 +138,8 @@ func (a *App) serveVideoFile(w http.ResponseWriter, r *http.Request, key string)
 		return
 	}
 	if !allowed {
-		http.NotFound(w, r)
+		writeStatus(w, http.StatusNotFound, connect.CodeNotFound,
+			"no such video file, or its link has expired or lost its signature: call GetVideo (GET /api/posts/videos/{video_id}/) for fresh playbackUrl and posterUrl")
 		return
 	}
 	// A video's files never change once written: its ID and file name

@@ -480,8 +480,9 @@ func TestVideo_VisibleAsItsPost_P4(t *testing.T) {
 			u.RawQuery = q.Encode()
 			for _, bad := range []string{plain, plain + "?exp=9999999999&sig=AAAA", u.String(), strings.Replace(signed, "video.mp4", "poster.jpg", 1),
 				strings.Replace(plain, "video.mp4", "original", 1)} {
-				if res, _ := get(t, s, bad); res.StatusCode != http.StatusNotFound {
-					t.Errorf("GET %s = %d, want 404", bad, res.StatusCode)
+				// A JSON error that says where a fresh link comes from.
+				if res, body := get(t, s, bad); res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"code":5`) || !strings.Contains(string(body), "GetVideo") {
+					t.Errorf("GET %s = %d %s, want 404 with a JSON body naming GetVideo", bad, res.StatusCode, body)
 				}
 			}
 			res, _ := get(t, s, strings.Split(public.GetPlaybackUrl(), "?")[0])
