@@ -77,9 +77,13 @@ const (
 
 // Retryable reports whether err is Postgres aborting a transaction as a
 // deadlock victim or a serialization failure (SQLSTATE 40P01, 40001),
-// by the driver's error code: nothing of the transaction was committed,
-// and running it again is expected to succeed.
+// by the driver's error code, or the transaction's own errRerun: nothing
+// of the transaction was committed, and running it again is expected to
+// succeed.
 func Retryable(err error) bool {
+	if errors.Is(err, errRerun) {
+		return true
+	}
 	var pgErr pgdriver.Error
 	if !errors.As(err, &pgErr) {
 		return false
@@ -87,6 +91,11 @@ func Retryable(err error) bool {
 	code := pgErr.Field('C')
 	return code == sqlstateSerializationFailure || code == sqlstateDeadlock
 }
+
+// errRerun is a transaction's own finding that what it locked no longer
+// covers what it is about to change (see DeleteAccount): InTx runs it
+// again, as it does a serialization failure, and counts it as one.
+var errRerun = errors.New("the rows this transaction locked changed before it could use them; running it again")
 
 // isDeadlock reports whether err is Postgres aborting a deadlock victim.
 func isDeadlock(err error) bool {
