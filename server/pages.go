@@ -41,7 +41,7 @@ var resetPage = template.Must(template.New("reset").Parse(`<!doctype html>
 <style>` + pageStyle + `</style>
 </head><body>
 <h1>Choose a new password</h1>
-{{if .Done}}<p role="status">{{.Message}}</p>
+{{if .Done}}<p role="status">{{.Message}}</p><p><a href="/login">Log in</a></p>
 {{else if .Token}}{{if .Message}}<p role="alert">{{.Message}}</p>{{end}}
 <form method="post" action="/reset-password"><input type="hidden" name="token" value="{{.Token}}">
 <label for="password">New password (8-128 characters)</label>
@@ -50,7 +50,7 @@ var resetPage = template.Must(template.New("reset").Parse(`<!doctype html>
 <input id="confirm" name="confirm" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
 <p>Setting it signs out every session of your account.</p>
 <button type="submit">Set my new password</button></form>
-{{else}}<p>This link has no token. Open the link from your password-reset email again, or ask for a new one.</p>{{end}}
+{{else}}<p>This link has no token. Open the link from your password-reset email again, or ask for a new one: <a href="/login">Forgot your password?</a> on the login page.</p>{{end}}
 </body></html>`))
 
 // resetPasswordPage is where the link in a password-reset email leads: GET

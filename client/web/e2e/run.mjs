@@ -148,6 +148,12 @@ await alice.getByRole("link", { name: "Home" }).click();
 await alice.getByRole("heading", { name: "Home" }).waitFor();
 const bobCtx = await context(url, { phone: true });
 const bob = await bobCtx.newPage();
+// The login page offers a password reset by email (RequestPasswordReset).
+await bob.goto("/login");
+await bob.getByRole("button", { name: "Forgot your password?" }).click();
+await bob.getByLabel("Your email").fill(accounts.bob.email);
+await bob.getByRole("button", { name: "Email me a link" }).click();
+await bob.getByRole("status").filter({ hasText: "a link to set a new password is on its way" }).waitFor();
 await login(bob, accounts.bob.username, accounts.bob.password);
 await bob.goto(`/u/${me}`);
 await bob.getByRole("heading", { name: "Ann Example" }).waitFor();
@@ -214,6 +220,15 @@ await alice.locator("article", { hasText: "Hello from the browser" }).waitFor();
 assert.equal(await alice.locator("article", { hasText: "A second post" }).count(), 0, "the deleted post is still in the cached feed");
 releaseFeed();
 await alice.unroute("**/flock.v1.PostService/ListFeed", holdFeed);
+// Back to the deleted post's page: read again, it is gone, with no buttons
+// to act on it (its cached page showed the post with live buttons).
+alice.expected.push("404"); // GetPost of the deleted post
+await alice.goBack();
+await alice.getByText(/not found/).waitFor();
+assert.equal(await alice.getByRole("button", { name: "Delete post" }).count(), 0, "the deleted post's page still offers to delete it");
+await alice.goForward();
+await alice.getByRole("heading", { name: "Home" }).waitFor();
+alice.expected.pop();
 
 // 3. A video uploads with progress and plays.
 if (process.env.FLOCK_VIDEO) {
@@ -269,6 +284,14 @@ assert.equal(await carol.locator("article", { hasText: "Members only #secret" })
 await carol.goto("/search?tag=secret");
 await carol.getByText("No posts with #secret").waitFor();
 assert.equal(await carol.locator("article", { hasText: "Members only #secret" }).count(), 0, "a non-member finds the group's post by hashtag");
+// Back and Forward bring their search back into the box, not only its results.
+const box = carol.getByRole("searchbox");
+await box.fill("nobodyhere");
+await box.press("Enter");
+await carol.getByText("Nobody matches “nobodyhere”.").waitFor();
+await carol.goBack();
+await carol.getByText("No posts with #secret").waitFor();
+assert.equal(await box.inputValue(), "#secret", "Back left the previous search in the box");
 
 // The server counts unread notifications up to 1000 (unreadCount 1000 means
 // 1000 or more); erin has 1,001, which the badge and the title show as "999+".

@@ -1,6 +1,11 @@
 // Sign up, the email link, log in.
 import { useMutation } from "@connectrpc/connect-query";
-import { register, verifyEmail, resendVerification } from "@gen/flock/v1/user-UserService_connectquery.js";
+import {
+  register,
+  requestPasswordReset,
+  resendVerification,
+  verifyEmail,
+} from "@gen/flock/v1/user-UserService_connectquery.js";
 import { type FormEvent, useState } from "react";
 
 import { Link, navigate, useLocation } from "./router.js";
@@ -129,6 +134,44 @@ export function LogIn() {
       <p>
         New here? <Link href="/signup">Create an account</Link>
       </p>
+      <ForgotPassword />
     </form>
+  );
+}
+
+/**
+ * Asks for a password-reset email (RequestPasswordReset): its link opens
+ * the server's /reset-password page. The answer is the same whether or not
+ * the address has an account, so the form says only that much.
+ */
+function ForgotPassword() {
+  const reset = useMutation(requestPasswordReset);
+  const [open, setOpen] = useState(false);
+  const [email, setEmail] = useState("");
+  if (!open) {
+    return (
+      <p>
+        <button type="button" className="link" onClick={() => setOpen(true)}>
+          Forgot your password?
+        </button>
+      </p>
+    );
+  }
+  // Not a nested form (the login form holds this): the button sends it.
+  return (
+    <div role="group" aria-labelledby="forgot-h">
+      <h2 id="forgot-h">Reset your password</h2>
+      <label>
+        Your email
+        <input type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} />
+      </label>
+      <button type="button" disabled={reset.isPending || !email.includes("@")} onClick={() => reset.mutate({ email })}>
+        Email me a link
+      </button>
+      {reset.isSuccess && (
+        <p role="status">If that address has an account, a link to set a new password is on its way. It works once, for 1 hour.</p>
+      )}
+      <ErrorText error={reset.error} />
+    </div>
   );
 }

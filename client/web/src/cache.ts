@@ -58,6 +58,16 @@ export function updatePost(qc: QueryClient, id: string, change: (p: Post) => Pos
 /** Takes a deleted post out of every cached list that holds it. */
 export function removePost(qc: QueryClient, id: string): void {
   qc.setQueriesData({ queryKey: ["connect-query"] }, (data: unknown) => withoutPost(data, id));
+  // The post's own page (GetPost) is dropped, not kept without its post:
+  // going Back to it then reads it again and shows that it is gone,
+  // instead of the deleted post with live buttons.
+  qc.removeQueries({
+    queryKey: ["connect-query"],
+    predicate: (q) => {
+      const post = (q.state.data as { post?: { $typeName?: string; id?: string } } | undefined)?.post;
+      return post?.$typeName === "flock.v1.Post" && post.id === id;
+    },
+  });
 }
 
 function withoutPost(data: unknown, id: string): unknown {

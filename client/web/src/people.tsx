@@ -154,7 +154,8 @@ export function Search() {
       >
         <label className="grow">
           People or #hashtag
-          <input name="q" type="search" defaultValue={tag ? `#${tag}` : q} required />
+          {/* Keyed by the URL's search: Back and Forward show the search they return to. */}
+          <input key={tag ? `#${tag}` : q} name="q" type="search" defaultValue={tag ? `#${tag}` : q} required />
         </label>
         <button>Search</button>
       </form>
