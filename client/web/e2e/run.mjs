@@ -60,6 +60,8 @@ function watch(page) {
     // Chromium logs every 4xx response, e.g. the 401 that starts a token refresh.
     const status = /Failed to load resource: the server responded with a status of (\d+)/.exec(m.text());
     if (status && (status[1] === "401" || page.expected.includes(status[1]))) return;
+    // And a request the run itself refuses (an unreachable server).
+    if (page.expected.some((e) => e.startsWith("net::") && m.text().includes(e))) return;
     page.errors.push(`console error: ${m.text()}`);
   });
 }
@@ -292,6 +294,19 @@ await carol.getByText("Nobody matches “nobodyhere”.").waitFor();
 await carol.goBack();
 await carol.getByText("No posts with #secret").waitFor();
 assert.equal(await box.inputValue(), "#secret", "Back left the previous search in the box");
+
+// A read that cannot reach the server says so in words, and is tried again
+// by itself once the server answers (fetch failing as when it is down).
+step("an unreachable server: a plain message, then recovery by itself");
+carol.expected.push("net::ERR_CONNECTION_REFUSED");
+const unreachable = (route) => route.abort("connectionrefused");
+await carol.route("**/flock.v1.UserService/SearchUsers", unreachable);
+await carol.goto("/search?q=carol");
+await carol.getByText("Can't reach the Flock server: check your connection and try again.").waitFor({ timeout: 15_000 });
+await carol.unroute("**/flock.v1.UserService/SearchUsers", unreachable);
+await carol.getByRole("main").getByRole("listitem").getByRole("link", { name: `@${accounts.carol.username}` }).waitFor({ timeout: 15_000 });
+assert.equal(await carol.getByText("Can't reach the Flock server").count(), 0, "the error stayed after the server answered");
+carol.expected.pop();
 
 // The server counts unread notifications up to 1000 (unreadCount 1000 means
 // 1000 or more); erin has 1,001, which the badge and the title show as "999+".

@@ -11,7 +11,7 @@ import { refetch } from "./cache.js";
 import { Home, PostPage } from "./feed.js";
 import { Link, match, navigate, useLocation } from "./router.js";
 import { client, onSession, signedIn } from "./session.js";
-import { Loading, unreadLabel, useTitle } from "./ui.js";
+import { isNetworkError, Loading, unreadLabel, useTitle } from "./ui.js";
 
 // The screens off the home feed's path load on first use (their own hashed
 // chunks), so that a cold load of the feed parses only what it shows.
@@ -44,6 +44,16 @@ export function App() {
       }),
     [qc],
   );
+  // A read that failed because the server could not be reached (down, or
+  // restarting) is tried again every 10 s until it answers: nothing else
+  // would retry it, since the browser saw no change of network, and the
+  // page stayed on "can't reach" after the server was back.
+  useEffect(() => {
+    const timer = setInterval(() => {
+      void qc.refetchQueries({ type: "active", predicate: (q) => q.state.status === "error" && isNetworkError(q.state.error) });
+    }, 10_000);
+    return () => clearInterval(timer);
+  }, [qc]);
   const path = url.pathname;
   const open = publicRoutes.includes(path);
   useEffect(() => {

@@ -1,12 +1,26 @@
 // Shared pieces: error text, empty states, avatars, dates, enum names.
-import { ConnectError, FlockError, timestampDate } from "@flock-social/client";
+import { Code, ConnectError, FlockError, timestampDate } from "@flock-social/client";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type ReactNode, useEffect } from "react";
 
 import { Link } from "./router.js";
 
 /** The server's own message: ConnectError.rawMessage, without the "[code]" prefix. */
+/**
+ * Whether err is the browser failing to reach the server at all (down,
+ * restarting, offline): fetch's own TypeError, which connect-web reports
+ * as unknown or unavailable with the browser's words ("Failed to fetch",
+ * Firefox's "NetworkError when attempting to fetch resource", Safari's
+ * "Load failed").
+ */
+export function isNetworkError(err: unknown): boolean {
+  if (!(err instanceof ConnectError)) return false;
+  if (err.code !== Code.Unknown && err.code !== Code.Unavailable) return false;
+  return /failed to fetch|networkerror|load failed|network error/i.test(err.rawMessage);
+}
+
 export function errorText(err: unknown): string {
+  if (isNetworkError(err)) return "Can't reach the Flock server: check your connection and try again.";
   if (err instanceof ConnectError) return err.rawMessage || err.message;
   if (err instanceof FlockError) return err.message;
   if (err instanceof Error) return err.message;
