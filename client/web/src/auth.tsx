@@ -6,6 +6,7 @@ import {
   resendVerification,
   verifyEmail,
 } from "@gen/flock/v1/user-UserService_connectquery.js";
+import { Code, ConnectError } from "@flock-social/client";
 import { type FormEvent, useState } from "react";
 
 import { Link, navigate, useLocation } from "./router.js";
@@ -130,6 +131,13 @@ export function LogIn() {
         <input name="password" type="password" autoComplete="current-password" required />
       </label>
       <ErrorText error={error} />
+      {error instanceof ConnectError && error.code === Code.FailedPrecondition && (
+        // Not verified yet: the server names the API's ResendVerification;
+        // the app's own form for it is on /verify.
+        <p>
+          <Link href="/verify">Send me a new verification link</Link>
+        </p>
+      )}
       <button disabled={busy}>Log in</button>
       <p>
         New here? <Link href="/signup">Create an account</Link>

@@ -99,7 +99,9 @@ export function GroupPage({ id }: { id: string }) {
   const posts = useInfiniteQuery(
     listGroupPosts,
     { groupId: id, pageSize: 20, pageToken: "" },
-    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined, enabled: Boolean(group) },
+    // Only members read a group's posts: others are told so, not shown
+    // the server's refusal as an error.
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined, enabled: Boolean(group) && active },
   );
   if (g.error) return <ErrorText error={g.error} />;
   if (!group) return <Loading />;
@@ -122,8 +124,9 @@ export function GroupPage({ id }: { id: string }) {
       {admin && <Admin id={id} />}
       {active && <Compose groupId={id} />}
       <h2>Posts</h2>
+      {!active && <Empty>Only members see this group's posts; join the group to read them.</Empty>}
       <ErrorText error={posts.error} />
-      {posts.isSuccess && list.length === 0 && <Empty>No posts in this group{active ? " yet" : " that you can see"}.</Empty>}
+      {posts.isSuccess && list.length === 0 && <Empty>No posts in this group yet.</Empty>}
       {list.map((p) => (
         <PostCard key={p.id} post={p} />
       ))}
