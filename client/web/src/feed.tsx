@@ -21,7 +21,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { prependPost, refetch, removePost, staleAll, updatePost } from "./cache.js";
 import { Link, navigate } from "./router.js";
 import { client } from "./session.js";
-import { Avatar, Content, Empty, ErrorText, Loading, UserLink, enumName, errorText, when } from "./ui.js";
+import { Avatar, Content, Empty, ErrorText, Loading, UserLink, counted, enumName, errorText, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
 export function PostCard({ post }: { post: Post }) {
@@ -58,7 +58,7 @@ export function PostCard({ post }: { post: Post }) {
         >
           {post.likedByMe ? "♥ Liked" : "♡ Like"} ({post.likesCount})
         </button>
-        <Link href={`/p/${post.id}`}>{post.commentsCount} comments</Link>
+        <Link href={`/p/${post.id}`}>{counted(post.commentsCount, "comment")}</Link>
       </footer>
       <ErrorText error={like.error ?? unlike.error} />
     </article>
@@ -324,7 +324,7 @@ function Analytics({ id }: { id: string }) {
   return (
     <figure className="card">
       <figcaption>
-        Analytics: {a.data.views} views, {a.data.uniqueViewers} viewers, {a.data.likes} likes, {a.data.comments} comments
+        Analytics: {counted(a.data.views, "view")}, {counted(a.data.uniqueViewers, "viewer")}, {counted(a.data.likes, "like")}, {counted(a.data.comments, "comment")}
       </figcaption>
       {days.length === 0 ? (
         <Empty>No daily figures yet.</Empty>
@@ -334,7 +334,7 @@ function Analytics({ id }: { id: string }) {
             const h = (d.views / max) * 56;
             return (
               <rect key={i} x={i * 12 + 1} y={58 - h} width={10} height={h}>
-                <title>{`${d.date ? timestampDate(d.date).toLocaleDateString() : ""}: ${d.views} views`}</title>
+                <title>{`${d.date ? timestampDate(d.date).toLocaleDateString() : ""}: ${counted(d.views, "view")}`}</title>
               </rect>
             );
           })}

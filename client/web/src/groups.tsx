@@ -18,7 +18,7 @@ import { useState } from "react";
 import { refetch, staleAll } from "./cache.js";
 import { Compose, More, PostCard } from "./feed.js";
 import { Link, navigate } from "./router.js";
-import { Empty, ErrorText, Loading, UserLink, enumName } from "./ui.js";
+import { Empty, ErrorText, Loading, UserLink, counted, enumName } from "./ui.js";
 
 export function Groups() {
   const qc = useQueryClient();
@@ -41,7 +41,7 @@ export function Groups() {
           <li key={g.id}>
             <Link href={`/g/${g.id}`}>{g.name}</Link>{" "}
             <span className="muted small">
-              {enumName(GroupPrivacy, g.privacy)} · {g.membersCount} members · you: {enumName(GroupRole, g.myRole)}
+              {enumName(GroupPrivacy, g.privacy)} · {counted(g.membersCount, "member")} · you: {enumName(GroupRole, g.myRole)}
             </span>
           </li>
         ))}
@@ -111,7 +111,7 @@ export function GroupPage({ id }: { id: string }) {
       <div className="card">
         <h1 id="group-h">{group.name}</h1>
         <p className="muted">
-          {enumName(GroupPrivacy, group.privacy)} group · {group.membersCount} members
+          {enumName(GroupPrivacy, group.privacy)} group · {counted(group.membersCount, "member")}
           {group.myMembershipState !== GroupMembershipState.UNSPECIFIED && ` · you: ${enumName(GroupMembershipState, group.myMembershipState)}`}
         </p>
         {group.description && <p>{group.description}</p>}

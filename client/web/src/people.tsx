@@ -25,7 +25,7 @@ import { useState } from "react";
 import { refetch, staleAll } from "./cache.js";
 import { More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
-import { Avatar, Empty, ErrorText, Loading, UserLink, enumName, unreadLabel, when } from "./ui.js";
+import { Avatar, Empty, ErrorText, Loading, UserLink, counted, enumName, unreadLabel, when } from "./ui.js";
 
 export function Profile({ id }: { id: string }) {
   const qc = useQueryClient();
@@ -69,7 +69,7 @@ export function Profile({ id }: { id: string }) {
           </p>
           {user.bio && <p>{user.bio}</p>}
           <p className="muted small">
-            {user.postsCount} posts · {user.followersCount} followers · {user.followingCount} following
+            {counted(user.postsCount, "post")} · {counted(user.followersCount, "follower")} · {user.followingCount} following
           </p>
           {self ? (
             <Link href="/settings">Edit profile</Link>

@@ -48,6 +48,11 @@ export function Loading() {
   );
 }
 
+/** A count with its noun, singular for 1 ("1 comment", "2 comments"). */
+export function counted(n: number | bigint, noun: string, plural = `${noun}s`): string {
+  return `${n} ${Number(n) === 1 ? noun : plural}`;
+}
+
 /**
  * The name of an enum value, as protobuf-es writes the enum object
  * (Visibility[1] === "PUBLIC"), in lower case with spaces: "public".
