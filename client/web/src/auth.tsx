@@ -171,7 +171,18 @@ function ForgotPassword() {
       <h2 id="forgot-h">Reset your password</h2>
       <label>
         Your email
-        <input type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} />
+        <input
+          type="email"
+          autoComplete="email"
+          value={email}
+          onChange={(e) => setEmail(e.target.value)}
+          onKeyDown={(e) => {
+            // Enter sends this request, not the login form around it.
+            if (e.key !== "Enter") return;
+            e.preventDefault();
+            if (email.includes("@")) reset.mutate({ email });
+          }}
+        />
       </label>
       <button type="button" disabled={reset.isPending || !email.includes("@")} onClick={() => reset.mutate({ email })}>
         Email me a link
