@@ -461,16 +461,14 @@ func (s *Service) AddGroupMember(ctx context.Context, p *account.Principal, id, 
 		} else if err != nil {
 			return err
 		}
-		if blocked, err := s.db.Blocked(ctx, tx, p.UserID, userID); err != nil {
+		switch mine, theirs, err := s.db.Blocks(ctx, tx, p.UserID, userID); {
+		case err != nil:
 			return err
-		} else if blocked {
+		case mine:
 			// The blocker is told why; the blocked side learns nothing of
 			// the block (security.md property 4), as for a follow.
-			if mine, err := s.db.IsBlocking(ctx, tx, p.UserID, userID); err != nil {
-				return err
-			} else if mine {
-				return flock.Errorf(flock.ENOTFOUND, "you have blocked this user; to add them to a group, unblock them first (Unblock: POST /api/users/%s/unblock/)", userID)
-			}
+			return flock.Errorf(flock.ENOTFOUND, "you have blocked this user; to add them to a group, unblock them first (Unblock: POST /api/users/%s/unblock/)", userID)
+		case theirs:
 			return flock.Errorf(flock.ENOTFOUND, "user %q not found", userID)
 		}
 		cur, err := s.db.GetMembership(ctx, tx, id, userID)

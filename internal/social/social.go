@@ -111,20 +111,15 @@ func (s *Service) target(ctx context.Context, tx bun.IDB, p *account.Principal, 
 		return nil, err
 	}
 	if checkBlocks {
-		blocked, err := s.db.Blocked(ctx, tx, p.UserID, id)
-		if err != nil {
+		mine, theirs, err := s.db.Blocks(ctx, tx, p.UserID, id)
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if blocked {
+		case mine:
 			// The blocker is told what to do; the blocked side learns
 			// nothing of the block (security.md property 4).
-			mine, err := s.db.IsBlocking(ctx, tx, p.UserID, id)
-			if err != nil {
-				return nil, err
-			}
-			if mine {
-				return nil, flock.Errorf(flock.ENOTFOUND, "you have blocked this user; to %s them, unblock them first (Unblock: POST /api/users/%s/unblock/)", verb, id)
-			}
+			return nil, flock.Errorf(flock.ENOTFOUND, "you have blocked this user; to %s them, unblock them first (Unblock: POST /api/users/%s/unblock/)", verb, id)
+		case theirs:
 			return nil, notFound(id)
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,23 +101,18 @@ func (db *DB) DeleteBlock(ctx context.Context, tx bun.IDB, blockerID, blockedID 
 	return n == 1, nil
 }
 
-// Blocked reports whether a block stands between two users, either way.
-func (db *DB) Blocked(ctx context.Context, tx bun.IDB, a, b string) (bool, error) {
-	ok, err := tx.NewSelect().Model((*Block)(nil)).
-		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)", a, b, b, a).Exists(ctx)
-	if err != nil {
-		return false, fmt.Errorf("blocked: %w", translate(err))
+// Blocks reports which blocks stand between two users: whether a blocked
+// b, and whether b blocked a; one query. A refusal across a block tells
+// the blocker what to do, and the blocked side nothing (security.md
+// property 4).
+func (db *DB) Blocks(ctx context.Context, tx bun.IDB, a, b string) (aBlocksB, bBlocksA bool, err error) {
+	var blockers []string
+	if err := tx.NewSelect().Model((*Block)(nil)).Column("blocker_id").
+		Where("(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)", a, b, b, a).
+		Scan(ctx, &blockers); err != nil {
+		return false, false, fmt.Errorf("blocks: %w", translate(err))
 	}
-	return ok, nil
-}
-
-// IsBlocking reports whether blocker has blocked blocked (one way only).
-func (db *DB) IsBlocking(ctx context.Context, tx bun.IDB, blocker, blocked string) (bool, error) {
-	ok, err := tx.NewSelect().Model((*Block)(nil)).Where("blocker_id = ? AND blocked_id = ?", blocker, blocked).Exists(ctx)
-	if err != nil {
-		return false, fmt.Errorf("is blocking: %w", translate(err))
-	}
-	return ok, nil
+	return slices.Contains(blockers, a), slices.Contains(blockers, b), nil
 }
 
 // noBlockBetween is the condition that no block stands, either way, between
