@@ -791,6 +791,9 @@ func docScenario() []docStep {
 			return &flockv1.ListGroupMembersRequest{GroupId: w.id("group"), State: flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_INVITED}
 		}},
 		{proc: p(groups, "ListGroups"), as: "bob", req: func(w *docWorld) proto.Message { return &flockv1.ListGroupsRequest{} }},
+		{proc: p(groups, "SearchGroups"), as: "dave", note: "dave, in no group, looks for one (an empty query lists every group, largest first):", req: func(w *docWorld) proto.Message {
+			return &flockv1.SearchGroupsRequest{Query: "go"}
+		}},
 		{setup: func(w *docWorld) {
 			r := docCall[flockv1.CreatePostResponse](w, flockv1connect.PostServiceCreatePostProcedure, "alice",
 				&flockv1.CreatePostRequest{Content: "Welcome to #Gophers! Introduce yourselves.", GroupId: w.id("group")})

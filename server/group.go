@@ -110,11 +110,24 @@ func (s *groupServer) ListGroups(ctx context.Context, req *connect.Request[flock
 	if err != nil {
 		return nil, err
 	}
+	return connect.NewResponse(&flockv1.ListGroupsResponse{Groups: s.groupList(pg), NextPageToken: pg.NextPageToken}), nil
+}
+
+func (s *groupServer) SearchGroups(ctx context.Context, req *connect.Request[flockv1.SearchGroupsRequest]) (*connect.Response[flockv1.SearchGroupsResponse], error) {
+	pg, err := s.groups.SearchGroups(ctx, principal(ctx), req.Msg.GetQuery(), req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&flockv1.SearchGroupsResponse{Groups: s.groupList(pg), NextPageToken: pg.NextPageToken}), nil
+}
+
+// groupList converts a page of groups.
+func (s *groupServer) groupList(pg *group.GroupPage) []*flockv1.Group {
 	out := make([]*flockv1.Group, len(pg.Groups))
 	for i, v := range pg.Groups {
 		out[i] = s.group(v)
 	}
-	return connect.NewResponse(&flockv1.ListGroupsResponse{Groups: out, NextPageToken: pg.NextPageToken}), nil
+	return out
 }
 
 func (s *groupServer) UpdateGroup(ctx context.Context, req *connect.Request[flockv1.UpdateGroupRequest]) (*connect.Response[flockv1.UpdateGroupResponse], error) {

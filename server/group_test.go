@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -119,6 +120,101 @@ func TestGroups_PublicLifecycleAndPostPrivacy_P6(t *testing.T) {
 		if u, _ := a.user(owner.AccessToken, member.ID); u.GetPostsCount() != 0 {
 			t.Errorf("the deleted group's post still counts: %d", u.GetPostsCount())
 		}
+	})
+}
+
+// SearchGroups finds groups by any part of their name, in any letter case,
+// ranked exact name, prefix, word prefix, the rest, larger groups first in
+// each tier; pages are the whole list in pieces; LIKE's wildcards in a query
+// match themselves only; an empty query lists every group, largest first.
+func TestSearchGroups_RanksNamesThenSizeAndPages(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, a api) {
+		owner, joiner := a.s.MustAccount(t, name(a, "sgowner")), a.s.MustAccount(t, name(a, "sgjoiner"))
+		token := "qx" + string(a.tr) + "z" // in no other transport's names: subtests share a server
+		mk := func(n string, privacy flockv1.GroupPrivacy, members int) *flockv1.Group {
+			g := a.createGroup(owner.AccessToken, n, privacy)
+			for i := range members - 1 {
+				m := a.s.MustAccount(t, fmt.Sprintf("%s_m%d_%s", g.GetId()[20:], i, a.tr))
+				if _, err := a.join(m.AccessToken, g.GetId()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return g
+		}
+		sub := mk("x"+token+"y", flockv1.GroupPrivacy_GROUP_PRIVACY_PRIVATE, 1)
+		word := mk("The "+token+" circle", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
+		small := mk(token+" club", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
+		big := mk(token+"ers united", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 3)
+		exact := mk(token, flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
+		mk("Unrelated "+string(a.tr), flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
+		if _, err := a.join(joiner.AccessToken, small.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{exact.GetId(), big.GetId(), small.GetId(), word.GetId(), sub.GetId()}
+
+		var got []string
+		req := &flockv1.SearchGroupsRequest{Query: "  " + strings.ToUpper(token) + " ", PageSize: 2}
+		for pages := 0; ; pages++ {
+			if pages > 3 {
+				t.Fatalf("still paging after 3 pages of 2 for 5 groups: %v", got)
+			}
+			res := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, req)
+			for _, g := range res.GetGroups() {
+				got = append(got, g.GetId())
+				if mine := g.GetMyMembershipState() == flockv1.GroupMembershipState_GROUP_MEMBERSHIP_STATE_ACTIVE; mine != (g.GetId() == small.GetId()) {
+					t.Errorf("group %q: myMembershipState %v", g.GetName(), g.GetMyMembershipState())
+				}
+			}
+			if res.GetNextPageToken() == "" {
+				break
+			}
+			req.PageToken = res.GetNextPageToken()
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("search %q = %v, want exact, prefix (3 members, then 1), word prefix, substring: %v", token, got, want)
+		}
+
+		for _, q := range []string{token + "%", "_" + token, token + "!"} {
+			res := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, &flockv1.SearchGroupsRequest{Query: q})
+			if len(res.GetGroups()) != 0 {
+				t.Errorf("search %q matched %v: a wildcard matched more than itself", q, ids(res.GetGroups()))
+			}
+		}
+
+		all := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, &flockv1.SearchGroupsRequest{PageSize: 100})
+		if len(all.GetGroups()) < 6 {
+			t.Errorf("every group: %d listed, want at least this transport's 6", len(all.GetGroups()))
+		}
+		for i := 1; i < len(all.GetGroups()); i++ {
+			if prev, g := all.GetGroups()[i-1], all.GetGroups()[i]; g.GetMembersCount() > prev.GetMembersCount() {
+				t.Errorf("every group: %q (%d members) after %q (%d)", g.GetName(), g.GetMembersCount(), prev.GetName(), prev.GetMembersCount())
+			}
+		}
+
+		// Paged two at a time, every group of this transport comes once (the
+		// other transports' groups may change size meanwhile).
+		seen := map[string]int{}
+		for req, pages := (&flockv1.SearchGroupsRequest{PageSize: 2}), 0; ; pages++ {
+			if pages > 200 {
+				t.Fatal("every group: still paging after 200 pages")
+			}
+			res := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, req)
+			for _, g := range res.GetGroups() {
+				seen[g.GetId()]++
+			}
+			if req.PageToken = res.GetNextPageToken(); req.PageToken == "" {
+				break
+			}
+		}
+		for _, id := range want {
+			if seen[id] != 1 {
+				t.Errorf("every group, in pages of 2: group %s came %d times", id, seen[id])
+			}
+		}
+
+		wantCode(t, do[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken,
+			&flockv1.SearchGroupsRequest{Query: strings.Repeat("g", 101)}), connect.CodeInvalidArgument)
 	})
 }
 

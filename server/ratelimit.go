@@ -26,6 +26,7 @@ var rateLimitedActions = map[string]string{
 	flockv1connect.PostServiceCreateCommentProcedure:        "comment",
 	flockv1connect.UserServiceSearchUsersProcedure:          "search",
 	flockv1connect.PostServiceSearchPostsProcedure:          "search",
+	flockv1connect.GroupServiceSearchGroupsProcedure:        "search",
 	flockv1connect.UserServiceUpdateMeProcedure:             "avatar",
 	flockv1connect.UserServiceChangePasswordProcedure:       "password",
 	flockv1connect.UserServiceDeleteAccountProcedure:        "password",

@@ -268,6 +268,43 @@ func (s *Service) ListGroups(ctx context.Context, p *account.Principal, size int
 	return &GroupPage{Groups: out, NextPageToken: next}, nil
 }
 
+const kindSearch = "group-search"
+
+// SearchGroups finds groups by name (store.SearchGroups says how they
+// rank); an empty query lists every group, largest first. Blank space
+// around the query is ignored.
+func (s *Service) SearchGroups(ctx context.Context, p *account.Principal, query string, size int32, token string) (*GroupPage, error) {
+	q := strings.ToLower(strings.TrimSpace(query))
+	if utf8.RuneCountInString(q) > social.MaxQueryLen {
+		return nil, flock.FieldErrorf("query", "query must be at most %d characters", social.MaxQueryLen)
+	}
+	cur, _, err := page.Decode(kindSearch, token)
+	if err != nil {
+		return nil, err
+	}
+	n := page.Size(size)
+	hits, err := s.db.SearchGroups(ctx, s.db, store.GroupSearch{Query: q, AfterScore: cur.Score, AfterID: cur.ID, Limit: n + 1})
+	if err != nil {
+		return nil, fmt.Errorf("search groups: %w", err)
+	}
+	hits, next := page.Next(hits, n, func(h store.ScoredGroup) page.Cursor {
+		return page.Cursor{Kind: kindSearch, ID: h.ID, Score: h.Score}
+	})
+	ids := make([]string, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ID
+	}
+	mine, err := s.db.Memberships(ctx, s.db, p.UserID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("search groups: %w", err)
+	}
+	out := make([]*View, len(hits))
+	for i, h := range hits {
+		out[i] = &View{Group: h.Group, Mine: mine[h.ID]}
+	}
+	return &GroupPage{Groups: out, NextPageToken: next}, nil
+}
+
 // GroupUpdate lists the fields to change; nil fields stay.
 type GroupUpdate struct {
 	Name, Description, Privacy *string

@@ -703,6 +703,119 @@ func (x *ListGroupsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SearchGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Part of a group's name; empty lists every group, largest first.
+	Query         string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchGroupsRequest) Reset() {
+	*x = SearchGroupsRequest{}
+	mi := &file_flock_v1_group_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchGroupsRequest) ProtoMessage() {}
+
+func (x *SearchGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_group_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchGroupsRequest.ProtoReflect.Descriptor instead.
+func (*SearchGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SearchGroupsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *SearchGroupsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *SearchGroupsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type SearchGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*Group               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchGroupsResponse) Reset() {
+	*x = SearchGroupsResponse{}
+	mi := &file_flock_v1_group_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchGroupsResponse) ProtoMessage() {}
+
+func (x *SearchGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flock_v1_group_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchGroupsResponse.ProtoReflect.Descriptor instead.
+func (*SearchGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SearchGroupsResponse) GetGroups() []*Group {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *SearchGroupsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type UpdateGroupRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	GroupId     string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
@@ -717,7 +830,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[8]
+	mi := &file_flock_v1_group_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +842,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[8]
+	mi := &file_flock_v1_group_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +855,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{8}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateGroupRequest) GetGroupId() string {
@@ -789,7 +902,7 @@ type UpdateGroupResponse struct {
 
 func (x *UpdateGroupResponse) Reset() {
 	*x = UpdateGroupResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[9]
+	mi := &file_flock_v1_group_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +914,7 @@ func (x *UpdateGroupResponse) String() string {
 func (*UpdateGroupResponse) ProtoMessage() {}
 
 func (x *UpdateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[9]
+	mi := &file_flock_v1_group_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +927,7 @@ func (x *UpdateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupResponse.ProtoReflect.Descriptor instead.
 func (*UpdateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{9}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateGroupResponse) GetGroup() *Group {
@@ -833,7 +946,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[10]
+	mi := &file_flock_v1_group_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +958,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[10]
+	mi := &file_flock_v1_group_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +971,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{10}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteGroupRequest) GetGroupId() string {
@@ -876,7 +989,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[11]
+	mi := &file_flock_v1_group_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1001,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[11]
+	mi := &file_flock_v1_group_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1014,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{11}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{13}
 }
 
 type JoinGroupRequest struct {
@@ -913,7 +1026,7 @@ type JoinGroupRequest struct {
 
 func (x *JoinGroupRequest) Reset() {
 	*x = JoinGroupRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[12]
+	mi := &file_flock_v1_group_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1038,7 @@ func (x *JoinGroupRequest) String() string {
 func (*JoinGroupRequest) ProtoMessage() {}
 
 func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[12]
+	mi := &file_flock_v1_group_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1051,7 @@ func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinGroupRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{12}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinGroupRequest) GetGroupId() string {
@@ -957,7 +1070,7 @@ type JoinGroupResponse struct {
 
 func (x *JoinGroupResponse) Reset() {
 	*x = JoinGroupResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[13]
+	mi := &file_flock_v1_group_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1082,7 @@ func (x *JoinGroupResponse) String() string {
 func (*JoinGroupResponse) ProtoMessage() {}
 
 func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[13]
+	mi := &file_flock_v1_group_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1095,7 @@ func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinGroupResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{13}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JoinGroupResponse) GetMembership() *GroupMember {
@@ -1001,7 +1114,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[14]
+	mi := &file_flock_v1_group_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1126,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[14]
+	mi := &file_flock_v1_group_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1139,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{14}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaveGroupRequest) GetGroupId() string {
@@ -1044,7 +1157,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[15]
+	mi := &file_flock_v1_group_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1169,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[15]
+	mi := &file_flock_v1_group_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1182,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{15}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{17}
 }
 
 type AddGroupMemberRequest struct {
@@ -1084,7 +1197,7 @@ type AddGroupMemberRequest struct {
 
 func (x *AddGroupMemberRequest) Reset() {
 	*x = AddGroupMemberRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[16]
+	mi := &file_flock_v1_group_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1209,7 @@ func (x *AddGroupMemberRequest) String() string {
 func (*AddGroupMemberRequest) ProtoMessage() {}
 
 func (x *AddGroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[16]
+	mi := &file_flock_v1_group_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1222,7 @@ func (x *AddGroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddGroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddGroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{16}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AddGroupMemberRequest) GetGroupId() string {
@@ -1142,7 +1255,7 @@ type AddGroupMemberResponse struct {
 
 func (x *AddGroupMemberResponse) Reset() {
 	*x = AddGroupMemberResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[17]
+	mi := &file_flock_v1_group_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1267,7 @@ func (x *AddGroupMemberResponse) String() string {
 func (*AddGroupMemberResponse) ProtoMessage() {}
 
 func (x *AddGroupMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[17]
+	mi := &file_flock_v1_group_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1280,7 @@ func (x *AddGroupMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddGroupMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddGroupMemberResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{17}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddGroupMemberResponse) GetMembership() *GroupMember {
@@ -1189,7 +1302,7 @@ type UpdateGroupMemberRequest struct {
 
 func (x *UpdateGroupMemberRequest) Reset() {
 	*x = UpdateGroupMemberRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[18]
+	mi := &file_flock_v1_group_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1314,7 @@ func (x *UpdateGroupMemberRequest) String() string {
 func (*UpdateGroupMemberRequest) ProtoMessage() {}
 
 func (x *UpdateGroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[18]
+	mi := &file_flock_v1_group_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1327,7 @@ func (x *UpdateGroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{18}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateGroupMemberRequest) GetGroupId() string {
@@ -1247,7 +1360,7 @@ type UpdateGroupMemberResponse struct {
 
 func (x *UpdateGroupMemberResponse) Reset() {
 	*x = UpdateGroupMemberResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[19]
+	mi := &file_flock_v1_group_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1372,7 @@ func (x *UpdateGroupMemberResponse) String() string {
 func (*UpdateGroupMemberResponse) ProtoMessage() {}
 
 func (x *UpdateGroupMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[19]
+	mi := &file_flock_v1_group_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1385,7 @@ func (x *UpdateGroupMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateGroupMemberResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{19}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateGroupMemberResponse) GetMembership() *GroupMember {
@@ -1292,7 +1405,7 @@ type RemoveGroupMemberRequest struct {
 
 func (x *RemoveGroupMemberRequest) Reset() {
 	*x = RemoveGroupMemberRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[20]
+	mi := &file_flock_v1_group_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1417,7 @@ func (x *RemoveGroupMemberRequest) String() string {
 func (*RemoveGroupMemberRequest) ProtoMessage() {}
 
 func (x *RemoveGroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[20]
+	mi := &file_flock_v1_group_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1430,7 @@ func (x *RemoveGroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveGroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveGroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{20}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveGroupMemberRequest) GetGroupId() string {
@@ -1342,7 +1455,7 @@ type RemoveGroupMemberResponse struct {
 
 func (x *RemoveGroupMemberResponse) Reset() {
 	*x = RemoveGroupMemberResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[21]
+	mi := &file_flock_v1_group_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1467,7 @@ func (x *RemoveGroupMemberResponse) String() string {
 func (*RemoveGroupMemberResponse) ProtoMessage() {}
 
 func (x *RemoveGroupMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[21]
+	mi := &file_flock_v1_group_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1480,7 @@ func (x *RemoveGroupMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveGroupMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveGroupMemberResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{21}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{23}
 }
 
 type ListGroupMembersRequest struct {
@@ -1383,7 +1496,7 @@ type ListGroupMembersRequest struct {
 
 func (x *ListGroupMembersRequest) Reset() {
 	*x = ListGroupMembersRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[22]
+	mi := &file_flock_v1_group_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1508,7 @@ func (x *ListGroupMembersRequest) String() string {
 func (*ListGroupMembersRequest) ProtoMessage() {}
 
 func (x *ListGroupMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[22]
+	mi := &file_flock_v1_group_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1521,7 @@ func (x *ListGroupMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupMembersRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{22}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListGroupMembersRequest) GetGroupId() string {
@@ -1449,7 +1562,7 @@ type ListGroupMembersResponse struct {
 
 func (x *ListGroupMembersResponse) Reset() {
 	*x = ListGroupMembersResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[23]
+	mi := &file_flock_v1_group_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1574,7 @@ func (x *ListGroupMembersResponse) String() string {
 func (*ListGroupMembersResponse) ProtoMessage() {}
 
 func (x *ListGroupMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[23]
+	mi := &file_flock_v1_group_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1587,7 @@ func (x *ListGroupMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupMembersResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{23}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListGroupMembersResponse) GetMembers() []*GroupMember {
@@ -1502,7 +1615,7 @@ type ListGroupPostsRequest struct {
 
 func (x *ListGroupPostsRequest) Reset() {
 	*x = ListGroupPostsRequest{}
-	mi := &file_flock_v1_group_proto_msgTypes[24]
+	mi := &file_flock_v1_group_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1627,7 @@ func (x *ListGroupPostsRequest) String() string {
 func (*ListGroupPostsRequest) ProtoMessage() {}
 
 func (x *ListGroupPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[24]
+	mi := &file_flock_v1_group_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1640,7 @@ func (x *ListGroupPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupPostsRequest) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{24}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListGroupPostsRequest) GetGroupId() string {
@@ -1561,7 +1674,7 @@ type ListGroupPostsResponse struct {
 
 func (x *ListGroupPostsResponse) Reset() {
 	*x = ListGroupPostsResponse{}
-	mi := &file_flock_v1_group_proto_msgTypes[25]
+	mi := &file_flock_v1_group_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1686,7 @@ func (x *ListGroupPostsResponse) String() string {
 func (*ListGroupPostsResponse) ProtoMessage() {}
 
 func (x *ListGroupPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flock_v1_group_proto_msgTypes[25]
+	mi := &file_flock_v1_group_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1699,7 @@ func (x *ListGroupPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupPostsResponse) Descriptor() ([]byte, []int) {
-	return file_flock_v1_group_proto_rawDescGZIP(), []int{25}
+	return file_flock_v1_group_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListGroupPostsResponse) GetPosts() []*Post {
@@ -1645,6 +1758,14 @@ const file_flock_v1_group_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"e\n" +
 	"\x12ListGroupsResponse\x12'\n" +
+	"\x06groups\x18\x01 \x03(\v2\x0f.flock.v1.GroupR\x06groups\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n" +
+	"\x13SearchGroupsRequest\x12\x1d\n" +
+	"\x05query\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18dR\x05query\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"g\n" +
+	"\x14SearchGroupsResponse\x12'\n" +
 	"\x06groups\x18\x01 \x03(\v2\x0f.flock.v1.GroupR\x06groups\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x02\n" +
 	"\x12UpdateGroupRequest\x12$\n" +
@@ -1725,12 +1846,13 @@ const file_flock_v1_group_proto_rawDesc = "" +
 	"\"GROUP_MEMBERSHIP_STATE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dGROUP_MEMBERSHIP_STATE_ACTIVE\x10\x01\x12\"\n" +
 	"\x1eGROUP_MEMBERSHIP_STATE_INVITED\x10\x02\x12$\n" +
-	" GROUP_MEMBERSHIP_STATE_REQUESTED\x10\x032\x92\v\n" +
+	" GROUP_MEMBERSHIP_STATE_REQUESTED\x10\x032\xfd\v\n" +
 	"\fGroupService\x12b\n" +
 	"\vCreateGroup\x12\x1c.flock.v1.CreateGroupRequest\x1a\x1d.flock.v1.CreateGroupResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/api/groups\x12a\n" +
 	"\bGetGroup\x12\x19.flock.v1.GetGroupRequest\x1a\x1a.flock.v1.GetGroupResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/groups/{group_id}\x12\\\n" +
 	"\n" +
-	"ListGroups\x12\x1b.flock.v1.ListGroupsRequest\x1a\x1c.flock.v1.ListGroupsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/api/groups\x12m\n" +
+	"ListGroups\x12\x1b.flock.v1.ListGroupsRequest\x1a\x1c.flock.v1.ListGroupsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/api/groups\x12i\n" +
+	"\fSearchGroups\x12\x1d.flock.v1.SearchGroupsRequest\x1a\x1e.flock.v1.SearchGroupsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/groups/search\x12m\n" +
 	"\vUpdateGroup\x12\x1c.flock.v1.UpdateGroupRequest\x1a\x1d.flock.v1.UpdateGroupResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*2\x16/api/groups/{group_id}\x12j\n" +
 	"\vDeleteGroup\x12\x1c.flock.v1.DeleteGroupRequest\x1a\x1d.flock.v1.DeleteGroupResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/groups/{group_id}\x12l\n" +
 	"\tJoinGroup\x12\x1a.flock.v1.JoinGroupRequest\x1a\x1b.flock.v1.JoinGroupResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/api/groups/{group_id}/join\x12p\n" +
@@ -1755,7 +1877,7 @@ func file_flock_v1_group_proto_rawDescGZIP() []byte {
 }
 
 var file_flock_v1_group_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_flock_v1_group_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_flock_v1_group_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_flock_v1_group_proto_goTypes = []any{
 	(GroupPrivacy)(0),                 // 0: flock.v1.GroupPrivacy
 	(GroupRole)(0),                    // 1: flock.v1.GroupRole
@@ -1768,83 +1890,88 @@ var file_flock_v1_group_proto_goTypes = []any{
 	(*GetGroupResponse)(nil),          // 8: flock.v1.GetGroupResponse
 	(*ListGroupsRequest)(nil),         // 9: flock.v1.ListGroupsRequest
 	(*ListGroupsResponse)(nil),        // 10: flock.v1.ListGroupsResponse
-	(*UpdateGroupRequest)(nil),        // 11: flock.v1.UpdateGroupRequest
-	(*UpdateGroupResponse)(nil),       // 12: flock.v1.UpdateGroupResponse
-	(*DeleteGroupRequest)(nil),        // 13: flock.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),       // 14: flock.v1.DeleteGroupResponse
-	(*JoinGroupRequest)(nil),          // 15: flock.v1.JoinGroupRequest
-	(*JoinGroupResponse)(nil),         // 16: flock.v1.JoinGroupResponse
-	(*LeaveGroupRequest)(nil),         // 17: flock.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),        // 18: flock.v1.LeaveGroupResponse
-	(*AddGroupMemberRequest)(nil),     // 19: flock.v1.AddGroupMemberRequest
-	(*AddGroupMemberResponse)(nil),    // 20: flock.v1.AddGroupMemberResponse
-	(*UpdateGroupMemberRequest)(nil),  // 21: flock.v1.UpdateGroupMemberRequest
-	(*UpdateGroupMemberResponse)(nil), // 22: flock.v1.UpdateGroupMemberResponse
-	(*RemoveGroupMemberRequest)(nil),  // 23: flock.v1.RemoveGroupMemberRequest
-	(*RemoveGroupMemberResponse)(nil), // 24: flock.v1.RemoveGroupMemberResponse
-	(*ListGroupMembersRequest)(nil),   // 25: flock.v1.ListGroupMembersRequest
-	(*ListGroupMembersResponse)(nil),  // 26: flock.v1.ListGroupMembersResponse
-	(*ListGroupPostsRequest)(nil),     // 27: flock.v1.ListGroupPostsRequest
-	(*ListGroupPostsResponse)(nil),    // 28: flock.v1.ListGroupPostsResponse
-	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
-	(*User)(nil),                      // 30: flock.v1.User
-	(*fieldmaskpb.FieldMask)(nil),     // 31: google.protobuf.FieldMask
-	(*Post)(nil),                      // 32: flock.v1.Post
+	(*SearchGroupsRequest)(nil),       // 11: flock.v1.SearchGroupsRequest
+	(*SearchGroupsResponse)(nil),      // 12: flock.v1.SearchGroupsResponse
+	(*UpdateGroupRequest)(nil),        // 13: flock.v1.UpdateGroupRequest
+	(*UpdateGroupResponse)(nil),       // 14: flock.v1.UpdateGroupResponse
+	(*DeleteGroupRequest)(nil),        // 15: flock.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),       // 16: flock.v1.DeleteGroupResponse
+	(*JoinGroupRequest)(nil),          // 17: flock.v1.JoinGroupRequest
+	(*JoinGroupResponse)(nil),         // 18: flock.v1.JoinGroupResponse
+	(*LeaveGroupRequest)(nil),         // 19: flock.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),        // 20: flock.v1.LeaveGroupResponse
+	(*AddGroupMemberRequest)(nil),     // 21: flock.v1.AddGroupMemberRequest
+	(*AddGroupMemberResponse)(nil),    // 22: flock.v1.AddGroupMemberResponse
+	(*UpdateGroupMemberRequest)(nil),  // 23: flock.v1.UpdateGroupMemberRequest
+	(*UpdateGroupMemberResponse)(nil), // 24: flock.v1.UpdateGroupMemberResponse
+	(*RemoveGroupMemberRequest)(nil),  // 25: flock.v1.RemoveGroupMemberRequest
+	(*RemoveGroupMemberResponse)(nil), // 26: flock.v1.RemoveGroupMemberResponse
+	(*ListGroupMembersRequest)(nil),   // 27: flock.v1.ListGroupMembersRequest
+	(*ListGroupMembersResponse)(nil),  // 28: flock.v1.ListGroupMembersResponse
+	(*ListGroupPostsRequest)(nil),     // 29: flock.v1.ListGroupPostsRequest
+	(*ListGroupPostsResponse)(nil),    // 30: flock.v1.ListGroupPostsResponse
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*User)(nil),                      // 32: flock.v1.User
+	(*fieldmaskpb.FieldMask)(nil),     // 33: google.protobuf.FieldMask
+	(*Post)(nil),                      // 34: flock.v1.Post
 }
 var file_flock_v1_group_proto_depIdxs = []int32{
 	0,  // 0: flock.v1.Group.privacy:type_name -> flock.v1.GroupPrivacy
-	29, // 1: flock.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	31, // 1: flock.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: flock.v1.Group.my_role:type_name -> flock.v1.GroupRole
 	2,  // 3: flock.v1.Group.my_membership_state:type_name -> flock.v1.GroupMembershipState
-	30, // 4: flock.v1.GroupMember.user:type_name -> flock.v1.User
+	32, // 4: flock.v1.GroupMember.user:type_name -> flock.v1.User
 	1,  // 5: flock.v1.GroupMember.role:type_name -> flock.v1.GroupRole
 	2,  // 6: flock.v1.GroupMember.state:type_name -> flock.v1.GroupMembershipState
-	29, // 7: flock.v1.GroupMember.created_at:type_name -> google.protobuf.Timestamp
+	31, // 7: flock.v1.GroupMember.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: flock.v1.CreateGroupRequest.privacy:type_name -> flock.v1.GroupPrivacy
 	3,  // 9: flock.v1.CreateGroupResponse.group:type_name -> flock.v1.Group
 	3,  // 10: flock.v1.GetGroupResponse.group:type_name -> flock.v1.Group
 	4,  // 11: flock.v1.GetGroupResponse.members:type_name -> flock.v1.GroupMember
 	3,  // 12: flock.v1.ListGroupsResponse.groups:type_name -> flock.v1.Group
-	0,  // 13: flock.v1.UpdateGroupRequest.privacy:type_name -> flock.v1.GroupPrivacy
-	31, // 14: flock.v1.UpdateGroupRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 15: flock.v1.UpdateGroupResponse.group:type_name -> flock.v1.Group
-	4,  // 16: flock.v1.JoinGroupResponse.membership:type_name -> flock.v1.GroupMember
-	1,  // 17: flock.v1.AddGroupMemberRequest.role:type_name -> flock.v1.GroupRole
-	4,  // 18: flock.v1.AddGroupMemberResponse.membership:type_name -> flock.v1.GroupMember
-	1,  // 19: flock.v1.UpdateGroupMemberRequest.role:type_name -> flock.v1.GroupRole
-	4,  // 20: flock.v1.UpdateGroupMemberResponse.membership:type_name -> flock.v1.GroupMember
-	2,  // 21: flock.v1.ListGroupMembersRequest.state:type_name -> flock.v1.GroupMembershipState
-	4,  // 22: flock.v1.ListGroupMembersResponse.members:type_name -> flock.v1.GroupMember
-	32, // 23: flock.v1.ListGroupPostsResponse.posts:type_name -> flock.v1.Post
-	5,  // 24: flock.v1.GroupService.CreateGroup:input_type -> flock.v1.CreateGroupRequest
-	7,  // 25: flock.v1.GroupService.GetGroup:input_type -> flock.v1.GetGroupRequest
-	9,  // 26: flock.v1.GroupService.ListGroups:input_type -> flock.v1.ListGroupsRequest
-	11, // 27: flock.v1.GroupService.UpdateGroup:input_type -> flock.v1.UpdateGroupRequest
-	13, // 28: flock.v1.GroupService.DeleteGroup:input_type -> flock.v1.DeleteGroupRequest
-	15, // 29: flock.v1.GroupService.JoinGroup:input_type -> flock.v1.JoinGroupRequest
-	17, // 30: flock.v1.GroupService.LeaveGroup:input_type -> flock.v1.LeaveGroupRequest
-	19, // 31: flock.v1.GroupService.AddGroupMember:input_type -> flock.v1.AddGroupMemberRequest
-	21, // 32: flock.v1.GroupService.UpdateGroupMember:input_type -> flock.v1.UpdateGroupMemberRequest
-	23, // 33: flock.v1.GroupService.RemoveGroupMember:input_type -> flock.v1.RemoveGroupMemberRequest
-	25, // 34: flock.v1.GroupService.ListGroupMembers:input_type -> flock.v1.ListGroupMembersRequest
-	27, // 35: flock.v1.GroupService.ListGroupPosts:input_type -> flock.v1.ListGroupPostsRequest
-	6,  // 36: flock.v1.GroupService.CreateGroup:output_type -> flock.v1.CreateGroupResponse
-	8,  // 37: flock.v1.GroupService.GetGroup:output_type -> flock.v1.GetGroupResponse
-	10, // 38: flock.v1.GroupService.ListGroups:output_type -> flock.v1.ListGroupsResponse
-	12, // 39: flock.v1.GroupService.UpdateGroup:output_type -> flock.v1.UpdateGroupResponse
-	14, // 40: flock.v1.GroupService.DeleteGroup:output_type -> flock.v1.DeleteGroupResponse
-	16, // 41: flock.v1.GroupService.JoinGroup:output_type -> flock.v1.JoinGroupResponse
-	18, // 42: flock.v1.GroupService.LeaveGroup:output_type -> flock.v1.LeaveGroupResponse
-	20, // 43: flock.v1.GroupService.AddGroupMember:output_type -> flock.v1.AddGroupMemberResponse
-	22, // 44: flock.v1.GroupService.UpdateGroupMember:output_type -> flock.v1.UpdateGroupMemberResponse
-	24, // 45: flock.v1.GroupService.RemoveGroupMember:output_type -> flock.v1.RemoveGroupMemberResponse
-	26, // 46: flock.v1.GroupService.ListGroupMembers:output_type -> flock.v1.ListGroupMembersResponse
-	28, // 47: flock.v1.GroupService.ListGroupPosts:output_type -> flock.v1.ListGroupPostsResponse
-	36, // [36:48] is the sub-list for method output_type
-	24, // [24:36] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	3,  // 13: flock.v1.SearchGroupsResponse.groups:type_name -> flock.v1.Group
+	0,  // 14: flock.v1.UpdateGroupRequest.privacy:type_name -> flock.v1.GroupPrivacy
+	33, // 15: flock.v1.UpdateGroupRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 16: flock.v1.UpdateGroupResponse.group:type_name -> flock.v1.Group
+	4,  // 17: flock.v1.JoinGroupResponse.membership:type_name -> flock.v1.GroupMember
+	1,  // 18: flock.v1.AddGroupMemberRequest.role:type_name -> flock.v1.GroupRole
+	4,  // 19: flock.v1.AddGroupMemberResponse.membership:type_name -> flock.v1.GroupMember
+	1,  // 20: flock.v1.UpdateGroupMemberRequest.role:type_name -> flock.v1.GroupRole
+	4,  // 21: flock.v1.UpdateGroupMemberResponse.membership:type_name -> flock.v1.GroupMember
+	2,  // 22: flock.v1.ListGroupMembersRequest.state:type_name -> flock.v1.GroupMembershipState
+	4,  // 23: flock.v1.ListGroupMembersResponse.members:type_name -> flock.v1.GroupMember
+	34, // 24: flock.v1.ListGroupPostsResponse.posts:type_name -> flock.v1.Post
+	5,  // 25: flock.v1.GroupService.CreateGroup:input_type -> flock.v1.CreateGroupRequest
+	7,  // 26: flock.v1.GroupService.GetGroup:input_type -> flock.v1.GetGroupRequest
+	9,  // 27: flock.v1.GroupService.ListGroups:input_type -> flock.v1.ListGroupsRequest
+	11, // 28: flock.v1.GroupService.SearchGroups:input_type -> flock.v1.SearchGroupsRequest
+	13, // 29: flock.v1.GroupService.UpdateGroup:input_type -> flock.v1.UpdateGroupRequest
+	15, // 30: flock.v1.GroupService.DeleteGroup:input_type -> flock.v1.DeleteGroupRequest
+	17, // 31: flock.v1.GroupService.JoinGroup:input_type -> flock.v1.JoinGroupRequest
+	19, // 32: flock.v1.GroupService.LeaveGroup:input_type -> flock.v1.LeaveGroupRequest
+	21, // 33: flock.v1.GroupService.AddGroupMember:input_type -> flock.v1.AddGroupMemberRequest
+	23, // 34: flock.v1.GroupService.UpdateGroupMember:input_type -> flock.v1.UpdateGroupMemberRequest
+	25, // 35: flock.v1.GroupService.RemoveGroupMember:input_type -> flock.v1.RemoveGroupMemberRequest
+	27, // 36: flock.v1.GroupService.ListGroupMembers:input_type -> flock.v1.ListGroupMembersRequest
+	29, // 37: flock.v1.GroupService.ListGroupPosts:input_type -> flock.v1.ListGroupPostsRequest
+	6,  // 38: flock.v1.GroupService.CreateGroup:output_type -> flock.v1.CreateGroupResponse
+	8,  // 39: flock.v1.GroupService.GetGroup:output_type -> flock.v1.GetGroupResponse
+	10, // 40: flock.v1.GroupService.ListGroups:output_type -> flock.v1.ListGroupsResponse
+	12, // 41: flock.v1.GroupService.SearchGroups:output_type -> flock.v1.SearchGroupsResponse
+	14, // 42: flock.v1.GroupService.UpdateGroup:output_type -> flock.v1.UpdateGroupResponse
+	16, // 43: flock.v1.GroupService.DeleteGroup:output_type -> flock.v1.DeleteGroupResponse
+	18, // 44: flock.v1.GroupService.JoinGroup:output_type -> flock.v1.JoinGroupResponse
+	20, // 45: flock.v1.GroupService.LeaveGroup:output_type -> flock.v1.LeaveGroupResponse
+	22, // 46: flock.v1.GroupService.AddGroupMember:output_type -> flock.v1.AddGroupMemberResponse
+	24, // 47: flock.v1.GroupService.UpdateGroupMember:output_type -> flock.v1.UpdateGroupMemberResponse
+	26, // 48: flock.v1.GroupService.RemoveGroupMember:output_type -> flock.v1.RemoveGroupMemberResponse
+	28, // 49: flock.v1.GroupService.ListGroupMembers:output_type -> flock.v1.ListGroupMembersResponse
+	30, // 50: flock.v1.GroupService.ListGroupPosts:output_type -> flock.v1.ListGroupPostsResponse
+	38, // [38:51] is the sub-list for method output_type
+	25, // [25:38] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_flock_v1_group_proto_init() }
@@ -1853,14 +1980,14 @@ func file_flock_v1_group_proto_init() {
 		return
 	}
 	file_flock_v1_types_proto_init()
-	file_flock_v1_group_proto_msgTypes[8].OneofWrappers = []any{}
+	file_flock_v1_group_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flock_v1_group_proto_rawDesc), len(file_flock_v1_group_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

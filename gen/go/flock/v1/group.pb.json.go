@@ -284,6 +284,61 @@ func (x *ListGroupsResponse) appendProtoJSON(e *protoJSONEncoder) {
 // writes it, up to white space: fields in declaration order, default values
 // included, unset messages, optional fields and oneofs left out. Its error is
 // protojson's: a string that is not UTF-8, or a Timestamp out of range.
+func (x *SearchGroupsRequest) AppendProtoJSON(b []byte) ([]byte, error) {
+	e := protoJSONEncoder{b: b}
+	x.appendProtoJSON(&e)
+	return e.b, e.err
+}
+
+func (x *SearchGroupsRequest) appendProtoJSON(e *protoJSONEncoder) {
+	if x == nil {
+		e.b = append(e.b, "{}"...)
+		return
+	}
+	e.b = append(e.b, '{')
+	e.key(`"query":`)
+	e.string(x.Query)
+	e.key(`"pageSize":`)
+	e.b = strconv.AppendInt(e.b, int64(x.PageSize), 10)
+	e.key(`"pageToken":`)
+	e.string(x.PageToken)
+	e.b = append(e.b, '}')
+}
+
+// AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
+// writes it, up to white space: fields in declaration order, default values
+// included, unset messages, optional fields and oneofs left out. Its error is
+// protojson's: a string that is not UTF-8, or a Timestamp out of range.
+func (x *SearchGroupsResponse) AppendProtoJSON(b []byte) ([]byte, error) {
+	e := protoJSONEncoder{b: b}
+	x.appendProtoJSON(&e)
+	return e.b, e.err
+}
+
+func (x *SearchGroupsResponse) appendProtoJSON(e *protoJSONEncoder) {
+	if x == nil {
+		e.b = append(e.b, "{}"...)
+		return
+	}
+	e.b = append(e.b, '{')
+	e.key(`"groups":`)
+	e.b = append(e.b, '[')
+	for i, v := range x.Groups {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		v.appendProtoJSON(e)
+	}
+	e.b = append(e.b, ']')
+	e.key(`"nextPageToken":`)
+	e.string(x.NextPageToken)
+	e.b = append(e.b, '}')
+}
+
+// AppendProtoJSON appends x to b as protojson.MarshalOptions{EmitDefaultValues: true}
+// writes it, up to white space: fields in declaration order, default values
+// included, unset messages, optional fields and oneofs left out. Its error is
+// protojson's: a string that is not UTF-8, or a Timestamp out of range.
 func (x *UpdateGroupResponse) AppendProtoJSON(b []byte) ([]byte, error) {
 	e := protoJSONEncoder{b: b}
 	x.appendProtoJSON(&e)

@@ -27,6 +27,18 @@ export const getGroup = GroupService.method.getGroup;
 export const listGroups = GroupService.method.listGroups;
 
 /**
+ * SearchGroups finds groups to join: those whose name contains the query
+ * (any letter case), an exact name first, then names that start with it,
+ * then names with a word that starts with it, then the rest, larger groups
+ * first within each; with no query, every group, largest first. Private
+ * groups are listed too (their posts stay members-only; JoinGroup asks to
+ * join them).
+ *
+ * @generated from rpc flock.v1.GroupService.SearchGroups
+ */
+export const searchGroups = GroupService.method.searchGroups;
+
+/**
  * UpdateGroup changes a group's name, description or privacy. Owner and admins.
  *
  * @generated from rpc flock.v1.GroupService.UpdateGroup

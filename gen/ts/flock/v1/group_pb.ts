@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flock/v1/group.proto.
  */
 export const file_flock_v1_group: GenFile = /*@__PURE__*/
-  fileDesc("ChRmbG9jay92MS9ncm91cC5wcm90bxIIZmxvY2sudjEimwIKBUdyb3VwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJwoHcHJpdmFjeRgEIAEoDjIWLmZsb2NrLnYxLkdyb3VwUHJpdmFjeRIQCghvd25lcl9pZBgFIAEoCRIVCg1tZW1iZXJzX2NvdW50GAYgASgFEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKB215X3JvbGUYCCABKA4yEy5mbG9jay52MS5Hcm91cFJvbGUSOwoTbXlfbWVtYmVyc2hpcF9zdGF0ZRgJIAEoDjIeLmZsb2NrLnYxLkdyb3VwTWVtYmVyc2hpcFN0YXRlIq0BCgtHcm91cE1lbWJlchIcCgR1c2VyGAEgASgLMg4uZmxvY2sudjEuVXNlchIhCgRyb2xlGAIgASgOMhMuZmxvY2sudjEuR3JvdXBSb2xlEi0KBXN0YXRlGAMgASgOMh4uZmxvY2sudjEuR3JvdXBNZW1iZXJzaGlwU3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoSQ3JlYXRlR3JvdXBSZXF1ZXN0EhcKBG5hbWUYASABKAlCCbpIBnIEEAEYZBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SMQoHcHJpdmFjeRgDIAEoDjIWLmZsb2NrLnYxLkdyb3VwUHJpdmFjeUIIukgFggECEAEiNQoTQ3JlYXRlR3JvdXBSZXNwb25zZRIeCgVncm91cBgBIAEoCzIPLmZsb2NrLnYxLkdyb3VwImgKD0dldEdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJzChBHZXRHcm91cFJlc3BvbnNlEh4KBWdyb3VwGAEgASgLMg8uZmxvY2sudjEuR3JvdXASJgoHbWVtYmVycxgCIAMoCzIVLmZsb2NrLnYxLkdyb3VwTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJNChFMaXN0R3JvdXBzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiTgoSTGlzdEdyb3Vwc1Jlc3BvbnNlEh8KBmdyb3VwcxgBIAMoCzIPLmZsb2NrLnYxLkdyb3VwEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKDAgoSVXBkYXRlR3JvdXBSZXF1ZXN0EhsKCGdyb3VwX2lkGAEgASgJQgm6SAZyBBABGEASHAoEbmFtZRgCIAEoCUIJukgGcgQQARhkSACIAQESIgoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGNAPSAGIAQESOAoHcHJpdmFjeRgEIAEoDjIWLmZsb2NrLnYxLkdyb3VwUHJpdmFjeUIKukgHggEEEAEgAEgCiAEBEi8KC3VwZGF0ZV9tYXNrGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb25CCgoIX3ByaXZhY3kiNQoTVXBkYXRlR3JvdXBSZXNwb25zZRIeCgVncm91cBgBIAEoCzIPLmZsb2NrLnYxLkdyb3VwIjEKEkRlbGV0ZUdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAIhUKE0RlbGV0ZUdyb3VwUmVzcG9uc2UiLwoQSm9pbkdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAIj4KEUpvaW5Hcm91cFJlc3BvbnNlEikKCm1lbWJlcnNoaXAYASABKAsyFS5mbG9jay52MS5Hcm91cE1lbWJlciIwChFMZWF2ZUdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAIhQKEkxlYXZlR3JvdXBSZXNwb25zZSJ/ChVBZGRHcm91cE1lbWJlclJlcXVlc3QSGwoIZ3JvdXBfaWQYASABKAlCCbpIBnIEEAEYQBIaCgd1c2VyX2lkGAIgASgJQgm6SAZyBBABGEASLQoEcm9sZRgDIAEoDjITLmZsb2NrLnYxLkdyb3VwUm9sZUIKukgHggEEEAEgASJDChZBZGRHcm91cE1lbWJlclJlc3BvbnNlEikKCm1lbWJlcnNoaXAYASABKAsyFS5mbG9jay52MS5Hcm91cE1lbWJlciKCAQoYVXBkYXRlR3JvdXBNZW1iZXJSZXF1ZXN0EhsKCGdyb3VwX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARhAEi0KBHJvbGUYAyABKA4yEy5mbG9jay52MS5Hcm91cFJvbGVCCrpIB4IBBBgCGAMiRgoZVXBkYXRlR3JvdXBNZW1iZXJSZXNwb25zZRIpCgptZW1iZXJzaGlwGAEgASgLMhUuZmxvY2sudjEuR3JvdXBNZW1iZXIiUwoYUmVtb3ZlR3JvdXBNZW1iZXJSZXF1ZXN0EhsKCGdyb3VwX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARhAIhsKGVJlbW92ZUdyb3VwTWVtYmVyUmVzcG9uc2UiqQEKF0xpc3RHcm91cE1lbWJlcnNSZXF1ZXN0EhsKCGdyb3VwX2lkGAEgASgJQgm6SAZyBBABGEASNwoFc3RhdGUYAiABKA4yHi5mbG9jay52MS5Hcm91cE1lbWJlcnNoaXBTdGF0ZUIIukgFggECEAESGgoJcGFnZV9zaXplGAMgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlsKGExpc3RHcm91cE1lbWJlcnNSZXNwb25zZRImCgdtZW1iZXJzGAEgAygLMhUuZmxvY2sudjEuR3JvdXBNZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFUxpc3RHcm91cFBvc3RzUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJQChZMaXN0R3JvdXBQb3N0c1Jlc3BvbnNlEh0KBXBvc3RzGAEgAygLMg4uZmxvY2sudjEuUG9zdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqYgoMR3JvdXBQcml2YWN5Eh0KGUdST1VQX1BSSVZBQ1lfVU5TUEVDSUZJRUQQABIYChRHUk9VUF9QUklWQUNZX1BVQkxJQxABEhkKFUdST1VQX1BSSVZBQ1lfUFJJVkFURRACKmoKCUdyb3VwUm9sZRIaChZHUk9VUF9ST0xFX1VOU1BFQ0lGSUVEEAASFAoQR1JPVVBfUk9MRV9PV05FUhABEhQKEEdST1VQX1JPTEVfQURNSU4QAhIVChFHUk9VUF9ST0xFX01FTUJFUhADKqsBChRHcm91cE1lbWJlcnNoaXBTdGF0ZRImCiJHUk9VUF9NRU1CRVJTSElQX1NUQVRFX1VOU1BFQ0lGSUVEEAASIQodR1JPVVBfTUVNQkVSU0hJUF9TVEFURV9BQ1RJVkUQARIiCh5HUk9VUF9NRU1CRVJTSElQX1NUQVRFX0lOVklURUQQAhIkCiBHUk9VUF9NRU1CRVJTSElQX1NUQVRFX1JFUVVFU1RFRBADMpILCgxHcm91cFNlcnZpY2USYgoLQ3JlYXRlR3JvdXASHC5mbG9jay52MS5DcmVhdGVHcm91cFJlcXVlc3QaHS5mbG9jay52MS5DcmVhdGVHcm91cFJlc3BvbnNlIhaC0+STAhA6ASoiCy9hcGkvZ3JvdXBzEmEKCEdldEdyb3VwEhkuZmxvY2sudjEuR2V0R3JvdXBSZXF1ZXN0GhouZmxvY2sudjEuR2V0R3JvdXBSZXNwb25zZSIegtPkkwIYEhYvYXBpL2dyb3Vwcy97Z3JvdXBfaWR9ElwKCkxpc3RHcm91cHMSGy5mbG9jay52MS5MaXN0R3JvdXBzUmVxdWVzdBocLmZsb2NrLnYxLkxpc3RHcm91cHNSZXNwb25zZSITgtPkkwINEgsvYXBpL2dyb3VwcxJtCgtVcGRhdGVHcm91cBIcLmZsb2NrLnYxLlVwZGF0ZUdyb3VwUmVxdWVzdBodLmZsb2NrLnYxLlVwZGF0ZUdyb3VwUmVzcG9uc2UiIYLT5JMCGzoBKjIWL2FwaS9ncm91cHMve2dyb3VwX2lkfRJqCgtEZWxldGVHcm91cBIcLmZsb2NrLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBodLmZsb2NrLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9ncm91cHMve2dyb3VwX2lkfRJsCglKb2luR3JvdXASGi5mbG9jay52MS5Kb2luR3JvdXBSZXF1ZXN0GhsuZmxvY2sudjEuSm9pbkdyb3VwUmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS9ncm91cHMve2dyb3VwX2lkfS9qb2luEnAKCkxlYXZlR3JvdXASGy5mbG9jay52MS5MZWF2ZUdyb3VwUmVxdWVzdBocLmZsb2NrLnYxLkxlYXZlR3JvdXBSZXNwb25zZSIngtPkkwIhOgEqIhwvYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L2xlYXZlEn4KDkFkZEdyb3VwTWVtYmVyEh8uZmxvY2sudjEuQWRkR3JvdXBNZW1iZXJSZXF1ZXN0GiAuZmxvY2sudjEuQWRkR3JvdXBNZW1iZXJSZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L21lbWJlcnMSkQEKEVVwZGF0ZUdyb3VwTWVtYmVyEiIuZmxvY2sudjEuVXBkYXRlR3JvdXBNZW1iZXJSZXF1ZXN0GiMuZmxvY2sudjEuVXBkYXRlR3JvdXBNZW1iZXJSZXNwb25zZSIzgtPkkwItOgEqMigvYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L21lbWJlcnMve3VzZXJfaWR9Eo4BChFSZW1vdmVHcm91cE1lbWJlchIiLmZsb2NrLnYxLlJlbW92ZUdyb3VwTWVtYmVyUmVxdWVzdBojLmZsb2NrLnYxLlJlbW92ZUdyb3VwTWVtYmVyUmVzcG9uc2UiMILT5JMCKiooL2FwaS9ncm91cHMve2dyb3VwX2lkfS9tZW1iZXJzL3t1c2VyX2lkfRKBAQoQTGlzdEdyb3VwTWVtYmVycxIhLmZsb2NrLnYxLkxpc3RHcm91cE1lbWJlcnNSZXF1ZXN0GiIuZmxvY2sudjEuTGlzdEdyb3VwTWVtYmVyc1Jlc3BvbnNlIiaC0+STAiASHi9hcGkvZ3JvdXBzL3tncm91cF9pZH0vbWVtYmVycxJ5Cg5MaXN0R3JvdXBQb3N0cxIfLmZsb2NrLnYxLkxpc3RHcm91cFBvc3RzUmVxdWVzdBogLmZsb2NrLnYxLkxpc3RHcm91cFBvc3RzUmVzcG9uc2UiJILT5JMCHhIcL2FwaS9ncm91cHMve2dyb3VwX2lkfS9wb3N0c0I3WjVnaXRodWIuY29tL2Zsb2NrLXNvY2lhbC9mbG9jay9nZW4vZ28vZmxvY2svdjE7ZmxvY2t2MWIGcHJvdG8z", [file_buf_validate_validate, file_flock_v1_types, file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChRmbG9jay92MS9ncm91cC5wcm90bxIIZmxvY2sudjEimwIKBUdyb3VwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJwoHcHJpdmFjeRgEIAEoDjIWLmZsb2NrLnYxLkdyb3VwUHJpdmFjeRIQCghvd25lcl9pZBgFIAEoCRIVCg1tZW1iZXJzX2NvdW50GAYgASgFEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKB215X3JvbGUYCCABKA4yEy5mbG9jay52MS5Hcm91cFJvbGUSOwoTbXlfbWVtYmVyc2hpcF9zdGF0ZRgJIAEoDjIeLmZsb2NrLnYxLkdyb3VwTWVtYmVyc2hpcFN0YXRlIq0BCgtHcm91cE1lbWJlchIcCgR1c2VyGAEgASgLMg4uZmxvY2sudjEuVXNlchIhCgRyb2xlGAIgASgOMhMuZmxvY2sudjEuR3JvdXBSb2xlEi0KBXN0YXRlGAMgASgOMh4uZmxvY2sudjEuR3JvdXBNZW1iZXJzaGlwU3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoSQ3JlYXRlR3JvdXBSZXF1ZXN0EhcKBG5hbWUYASABKAlCCbpIBnIEEAEYZBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SMQoHcHJpdmFjeRgDIAEoDjIWLmZsb2NrLnYxLkdyb3VwUHJpdmFjeUIIukgFggECEAEiNQoTQ3JlYXRlR3JvdXBSZXNwb25zZRIeCgVncm91cBgBIAEoCzIPLmZsb2NrLnYxLkdyb3VwImgKD0dldEdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJzChBHZXRHcm91cFJlc3BvbnNlEh4KBWdyb3VwGAEgASgLMg8uZmxvY2sudjEuR3JvdXASJgoHbWVtYmVycxgCIAMoCzIVLmZsb2NrLnYxLkdyb3VwTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJNChFMaXN0R3JvdXBzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiTgoSTGlzdEdyb3Vwc1Jlc3BvbnNlEh8KBmdyb3VwcxgBIAMoCzIPLmZsb2NrLnYxLkdyb3VwEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChNTZWFyY2hHcm91cHNSZXF1ZXN0EhYKBXF1ZXJ5GAEgASgJQge6SARyAhhkEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJQChRTZWFyY2hHcm91cHNSZXNwb25zZRIfCgZncm91cHMYASADKAsyDy5mbG9jay52MS5Hcm91cBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkigwIKElVwZGF0ZUdyb3VwUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhwKBG5hbWUYAiABKAlCCbpIBnIEEAEYZEgAiAEBEiIKC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQD0gBiAEBEjgKB3ByaXZhY3kYBCABKA4yFi5mbG9jay52MS5Hcm91cFByaXZhY3lCCrpIB4IBBBABIABIAogBARIvCgt1cGRhdGVfbWFzaxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQgoKCF9wcml2YWN5IjUKE1VwZGF0ZUdyb3VwUmVzcG9uc2USHgoFZ3JvdXAYASABKAsyDy5mbG9jay52MS5Hcm91cCIxChJEZWxldGVHcm91cFJlcXVlc3QSGwoIZ3JvdXBfaWQYASABKAlCCbpIBnIEEAEYQCIVChNEZWxldGVHcm91cFJlc3BvbnNlIi8KEEpvaW5Hcm91cFJlcXVlc3QSGwoIZ3JvdXBfaWQYASABKAlCCbpIBnIEEAEYQCI+ChFKb2luR3JvdXBSZXNwb25zZRIpCgptZW1iZXJzaGlwGAEgASgLMhUuZmxvY2sudjEuR3JvdXBNZW1iZXIiMAoRTGVhdmVHcm91cFJlcXVlc3QSGwoIZ3JvdXBfaWQYASABKAlCCbpIBnIEEAEYQCIUChJMZWF2ZUdyb3VwUmVzcG9uc2UifwoVQWRkR3JvdXBNZW1iZXJSZXF1ZXN0EhsKCGdyb3VwX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARhAEi0KBHJvbGUYAyABKA4yEy5mbG9jay52MS5Hcm91cFJvbGVCCrpIB4IBBBABIAEiQwoWQWRkR3JvdXBNZW1iZXJSZXNwb25zZRIpCgptZW1iZXJzaGlwGAEgASgLMhUuZmxvY2sudjEuR3JvdXBNZW1iZXIiggEKGFVwZGF0ZUdyb3VwTWVtYmVyUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhoKB3VzZXJfaWQYAiABKAlCCbpIBnIEEAEYQBItCgRyb2xlGAMgASgOMhMuZmxvY2sudjEuR3JvdXBSb2xlQgq6SAeCAQQYAhgDIkYKGVVwZGF0ZUdyb3VwTWVtYmVyUmVzcG9uc2USKQoKbWVtYmVyc2hpcBgBIAEoCzIVLmZsb2NrLnYxLkdyb3VwTWVtYmVyIlMKGFJlbW92ZUdyb3VwTWVtYmVyUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEhoKB3VzZXJfaWQYAiABKAlCCbpIBnIEEAEYQCIbChlSZW1vdmVHcm91cE1lbWJlclJlc3BvbnNlIqkBChdMaXN0R3JvdXBNZW1iZXJzUmVxdWVzdBIbCghncm91cF9pZBgBIAEoCUIJukgGcgQQARhAEjcKBXN0YXRlGAIgASgOMh4uZmxvY2sudjEuR3JvdXBNZW1iZXJzaGlwU3RhdGVCCLpIBYIBAhABEhoKCXBhZ2Vfc2l6ZRgDIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABCJbChhMaXN0R3JvdXBNZW1iZXJzUmVzcG9uc2USJgoHbWVtYmVycxgBIAMoCzIVLmZsb2NrLnYxLkdyb3VwTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChVMaXN0R3JvdXBQb3N0c1JlcXVlc3QSGwoIZ3JvdXBfaWQYASABKAlCCbpIBnIEEAEYQBIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUAoWTGlzdEdyb3VwUG9zdHNSZXNwb25zZRIdCgVwb3N0cxgBIAMoCzIOLmZsb2NrLnYxLlBvc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKmIKDEdyb3VwUHJpdmFjeRIdChlHUk9VUF9QUklWQUNZX1VOU1BFQ0lGSUVEEAASGAoUR1JPVVBfUFJJVkFDWV9QVUJMSUMQARIZChVHUk9VUF9QUklWQUNZX1BSSVZBVEUQAipqCglHcm91cFJvbGUSGgoWR1JPVVBfUk9MRV9VTlNQRUNJRklFRBAAEhQKEEdST1VQX1JPTEVfT1dORVIQARIUChBHUk9VUF9ST0xFX0FETUlOEAISFQoRR1JPVVBfUk9MRV9NRU1CRVIQAyqrAQoUR3JvdXBNZW1iZXJzaGlwU3RhdGUSJgoiR1JPVVBfTUVNQkVSU0hJUF9TVEFURV9VTlNQRUNJRklFRBAAEiEKHUdST1VQX01FTUJFUlNISVBfU1RBVEVfQUNUSVZFEAESIgoeR1JPVVBfTUVNQkVSU0hJUF9TVEFURV9JTlZJVEVEEAISJAogR1JPVVBfTUVNQkVSU0hJUF9TVEFURV9SRVFVRVNURUQQAzL9CwoMR3JvdXBTZXJ2aWNlEmIKC0NyZWF0ZUdyb3VwEhwuZmxvY2sudjEuQ3JlYXRlR3JvdXBSZXF1ZXN0Gh0uZmxvY2sudjEuQ3JlYXRlR3JvdXBSZXNwb25zZSIWgtPkkwIQOgEqIgsvYXBpL2dyb3VwcxJhCghHZXRHcm91cBIZLmZsb2NrLnYxLkdldEdyb3VwUmVxdWVzdBoaLmZsb2NrLnYxLkdldEdyb3VwUmVzcG9uc2UiHoLT5JMCGBIWL2FwaS9ncm91cHMve2dyb3VwX2lkfRJcCgpMaXN0R3JvdXBzEhsuZmxvY2sudjEuTGlzdEdyb3Vwc1JlcXVlc3QaHC5mbG9jay52MS5MaXN0R3JvdXBzUmVzcG9uc2UiE4LT5JMCDRILL2FwaS9ncm91cHMSaQoMU2VhcmNoR3JvdXBzEh0uZmxvY2sudjEuU2VhcmNoR3JvdXBzUmVxdWVzdBoeLmZsb2NrLnYxLlNlYXJjaEdyb3Vwc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvZ3JvdXBzL3NlYXJjaBJtCgtVcGRhdGVHcm91cBIcLmZsb2NrLnYxLlVwZGF0ZUdyb3VwUmVxdWVzdBodLmZsb2NrLnYxLlVwZGF0ZUdyb3VwUmVzcG9uc2UiIYLT5JMCGzoBKjIWL2FwaS9ncm91cHMve2dyb3VwX2lkfRJqCgtEZWxldGVHcm91cBIcLmZsb2NrLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBodLmZsb2NrLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9ncm91cHMve2dyb3VwX2lkfRJsCglKb2luR3JvdXASGi5mbG9jay52MS5Kb2luR3JvdXBSZXF1ZXN0GhsuZmxvY2sudjEuSm9pbkdyb3VwUmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS9ncm91cHMve2dyb3VwX2lkfS9qb2luEnAKCkxlYXZlR3JvdXASGy5mbG9jay52MS5MZWF2ZUdyb3VwUmVxdWVzdBocLmZsb2NrLnYxLkxlYXZlR3JvdXBSZXNwb25zZSIngtPkkwIhOgEqIhwvYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L2xlYXZlEn4KDkFkZEdyb3VwTWVtYmVyEh8uZmxvY2sudjEuQWRkR3JvdXBNZW1iZXJSZXF1ZXN0GiAuZmxvY2sudjEuQWRkR3JvdXBNZW1iZXJSZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L21lbWJlcnMSkQEKEVVwZGF0ZUdyb3VwTWVtYmVyEiIuZmxvY2sudjEuVXBkYXRlR3JvdXBNZW1iZXJSZXF1ZXN0GiMuZmxvY2sudjEuVXBkYXRlR3JvdXBNZW1iZXJSZXNwb25zZSIzgtPkkwItOgEqMigvYXBpL2dyb3Vwcy97Z3JvdXBfaWR9L21lbWJlcnMve3VzZXJfaWR9Eo4BChFSZW1vdmVHcm91cE1lbWJlchIiLmZsb2NrLnYxLlJlbW92ZUdyb3VwTWVtYmVyUmVxdWVzdBojLmZsb2NrLnYxLlJlbW92ZUdyb3VwTWVtYmVyUmVzcG9uc2UiMILT5JMCKiooL2FwaS9ncm91cHMve2dyb3VwX2lkfS9tZW1iZXJzL3t1c2VyX2lkfRKBAQoQTGlzdEdyb3VwTWVtYmVycxIhLmZsb2NrLnYxLkxpc3RHcm91cE1lbWJlcnNSZXF1ZXN0GiIuZmxvY2sudjEuTGlzdEdyb3VwTWVtYmVyc1Jlc3BvbnNlIiaC0+STAiASHi9hcGkvZ3JvdXBzL3tncm91cF9pZH0vbWVtYmVycxJ5Cg5MaXN0R3JvdXBQb3N0cxIfLmZsb2NrLnYxLkxpc3RHcm91cFBvc3RzUmVxdWVzdBogLmZsb2NrLnYxLkxpc3RHcm91cFBvc3RzUmVzcG9uc2UiJILT5JMCHhIcL2FwaS9ncm91cHMve2dyb3VwX2lkfS9wb3N0c0I3WjVnaXRodWIuY29tL2Zsb2NrLXNvY2lhbC9mbG9jay9nZW4vZ28vZmxvY2svdjE7ZmxvY2t2MWIGcHJvdG8z", [file_buf_validate_validate, file_flock_v1_types, file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Group is a set of users who share posts.
@@ -270,6 +270,57 @@ export const ListGroupsResponseSchema: GenMessage<ListGroupsResponse> = /*@__PUR
   messageDesc(file_flock_v1_group, 7);
 
 /**
+ * @generated from message flock.v1.SearchGroupsRequest
+ */
+export type SearchGroupsRequest = Message<"flock.v1.SearchGroupsRequest"> & {
+  /**
+   * Part of a group's name; empty lists every group, largest first.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message flock.v1.SearchGroupsRequest.
+ * Use `create(SearchGroupsRequestSchema)` to create a new message.
+ */
+export const SearchGroupsRequestSchema: GenMessage<SearchGroupsRequest> = /*@__PURE__*/
+  messageDesc(file_flock_v1_group, 8);
+
+/**
+ * @generated from message flock.v1.SearchGroupsResponse
+ */
+export type SearchGroupsResponse = Message<"flock.v1.SearchGroupsResponse"> & {
+  /**
+   * @generated from field: repeated flock.v1.Group groups = 1;
+   */
+  groups: Group[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message flock.v1.SearchGroupsResponse.
+ * Use `create(SearchGroupsResponseSchema)` to create a new message.
+ */
+export const SearchGroupsResponseSchema: GenMessage<SearchGroupsResponse> = /*@__PURE__*/
+  messageDesc(file_flock_v1_group, 9);
+
+/**
  * @generated from message flock.v1.UpdateGroupRequest
  */
 export type UpdateGroupRequest = Message<"flock.v1.UpdateGroupRequest"> & {
@@ -306,7 +357,7 @@ export type UpdateGroupRequest = Message<"flock.v1.UpdateGroupRequest"> & {
  * Use `create(UpdateGroupRequestSchema)` to create a new message.
  */
 export const UpdateGroupRequestSchema: GenMessage<UpdateGroupRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 8);
+  messageDesc(file_flock_v1_group, 10);
 
 /**
  * @generated from message flock.v1.UpdateGroupResponse
@@ -323,7 +374,7 @@ export type UpdateGroupResponse = Message<"flock.v1.UpdateGroupResponse"> & {
  * Use `create(UpdateGroupResponseSchema)` to create a new message.
  */
 export const UpdateGroupResponseSchema: GenMessage<UpdateGroupResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 9);
+  messageDesc(file_flock_v1_group, 11);
 
 /**
  * @generated from message flock.v1.DeleteGroupRequest
@@ -340,7 +391,7 @@ export type DeleteGroupRequest = Message<"flock.v1.DeleteGroupRequest"> & {
  * Use `create(DeleteGroupRequestSchema)` to create a new message.
  */
 export const DeleteGroupRequestSchema: GenMessage<DeleteGroupRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 10);
+  messageDesc(file_flock_v1_group, 12);
 
 /**
  * @generated from message flock.v1.DeleteGroupResponse
@@ -353,7 +404,7 @@ export type DeleteGroupResponse = Message<"flock.v1.DeleteGroupResponse"> & {
  * Use `create(DeleteGroupResponseSchema)` to create a new message.
  */
 export const DeleteGroupResponseSchema: GenMessage<DeleteGroupResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 11);
+  messageDesc(file_flock_v1_group, 13);
 
 /**
  * @generated from message flock.v1.JoinGroupRequest
@@ -370,7 +421,7 @@ export type JoinGroupRequest = Message<"flock.v1.JoinGroupRequest"> & {
  * Use `create(JoinGroupRequestSchema)` to create a new message.
  */
 export const JoinGroupRequestSchema: GenMessage<JoinGroupRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 12);
+  messageDesc(file_flock_v1_group, 14);
 
 /**
  * @generated from message flock.v1.JoinGroupResponse
@@ -387,7 +438,7 @@ export type JoinGroupResponse = Message<"flock.v1.JoinGroupResponse"> & {
  * Use `create(JoinGroupResponseSchema)` to create a new message.
  */
 export const JoinGroupResponseSchema: GenMessage<JoinGroupResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 13);
+  messageDesc(file_flock_v1_group, 15);
 
 /**
  * @generated from message flock.v1.LeaveGroupRequest
@@ -404,7 +455,7 @@ export type LeaveGroupRequest = Message<"flock.v1.LeaveGroupRequest"> & {
  * Use `create(LeaveGroupRequestSchema)` to create a new message.
  */
 export const LeaveGroupRequestSchema: GenMessage<LeaveGroupRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 14);
+  messageDesc(file_flock_v1_group, 16);
 
 /**
  * @generated from message flock.v1.LeaveGroupResponse
@@ -417,7 +468,7 @@ export type LeaveGroupResponse = Message<"flock.v1.LeaveGroupResponse"> & {
  * Use `create(LeaveGroupResponseSchema)` to create a new message.
  */
 export const LeaveGroupResponseSchema: GenMessage<LeaveGroupResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 15);
+  messageDesc(file_flock_v1_group, 17);
 
 /**
  * @generated from message flock.v1.AddGroupMemberRequest
@@ -446,7 +497,7 @@ export type AddGroupMemberRequest = Message<"flock.v1.AddGroupMemberRequest"> & 
  * Use `create(AddGroupMemberRequestSchema)` to create a new message.
  */
 export const AddGroupMemberRequestSchema: GenMessage<AddGroupMemberRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 16);
+  messageDesc(file_flock_v1_group, 18);
 
 /**
  * @generated from message flock.v1.AddGroupMemberResponse
@@ -463,7 +514,7 @@ export type AddGroupMemberResponse = Message<"flock.v1.AddGroupMemberResponse"> 
  * Use `create(AddGroupMemberResponseSchema)` to create a new message.
  */
 export const AddGroupMemberResponseSchema: GenMessage<AddGroupMemberResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 17);
+  messageDesc(file_flock_v1_group, 19);
 
 /**
  * @generated from message flock.v1.UpdateGroupMemberRequest
@@ -492,7 +543,7 @@ export type UpdateGroupMemberRequest = Message<"flock.v1.UpdateGroupMemberReques
  * Use `create(UpdateGroupMemberRequestSchema)` to create a new message.
  */
 export const UpdateGroupMemberRequestSchema: GenMessage<UpdateGroupMemberRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 18);
+  messageDesc(file_flock_v1_group, 20);
 
 /**
  * @generated from message flock.v1.UpdateGroupMemberResponse
@@ -509,7 +560,7 @@ export type UpdateGroupMemberResponse = Message<"flock.v1.UpdateGroupMemberRespo
  * Use `create(UpdateGroupMemberResponseSchema)` to create a new message.
  */
 export const UpdateGroupMemberResponseSchema: GenMessage<UpdateGroupMemberResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 19);
+  messageDesc(file_flock_v1_group, 21);
 
 /**
  * @generated from message flock.v1.RemoveGroupMemberRequest
@@ -531,7 +582,7 @@ export type RemoveGroupMemberRequest = Message<"flock.v1.RemoveGroupMemberReques
  * Use `create(RemoveGroupMemberRequestSchema)` to create a new message.
  */
 export const RemoveGroupMemberRequestSchema: GenMessage<RemoveGroupMemberRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 20);
+  messageDesc(file_flock_v1_group, 22);
 
 /**
  * @generated from message flock.v1.RemoveGroupMemberResponse
@@ -544,7 +595,7 @@ export type RemoveGroupMemberResponse = Message<"flock.v1.RemoveGroupMemberRespo
  * Use `create(RemoveGroupMemberResponseSchema)` to create a new message.
  */
 export const RemoveGroupMemberResponseSchema: GenMessage<RemoveGroupMemberResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 21);
+  messageDesc(file_flock_v1_group, 23);
 
 /**
  * @generated from message flock.v1.ListGroupMembersRequest
@@ -578,7 +629,7 @@ export type ListGroupMembersRequest = Message<"flock.v1.ListGroupMembersRequest"
  * Use `create(ListGroupMembersRequestSchema)` to create a new message.
  */
 export const ListGroupMembersRequestSchema: GenMessage<ListGroupMembersRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 22);
+  messageDesc(file_flock_v1_group, 24);
 
 /**
  * @generated from message flock.v1.ListGroupMembersResponse
@@ -600,7 +651,7 @@ export type ListGroupMembersResponse = Message<"flock.v1.ListGroupMembersRespons
  * Use `create(ListGroupMembersResponseSchema)` to create a new message.
  */
 export const ListGroupMembersResponseSchema: GenMessage<ListGroupMembersResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 23);
+  messageDesc(file_flock_v1_group, 25);
 
 /**
  * @generated from message flock.v1.ListGroupPostsRequest
@@ -627,7 +678,7 @@ export type ListGroupPostsRequest = Message<"flock.v1.ListGroupPostsRequest"> & 
  * Use `create(ListGroupPostsRequestSchema)` to create a new message.
  */
 export const ListGroupPostsRequestSchema: GenMessage<ListGroupPostsRequest> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 24);
+  messageDesc(file_flock_v1_group, 26);
 
 /**
  * @generated from message flock.v1.ListGroupPostsResponse
@@ -649,7 +700,7 @@ export type ListGroupPostsResponse = Message<"flock.v1.ListGroupPostsResponse"> 
  * Use `create(ListGroupPostsResponseSchema)` to create a new message.
  */
 export const ListGroupPostsResponseSchema: GenMessage<ListGroupPostsResponse> = /*@__PURE__*/
-  messageDesc(file_flock_v1_group, 25);
+  messageDesc(file_flock_v1_group, 27);
 
 /**
  * GroupPrivacy says who may see a group's posts and join it.
@@ -797,6 +848,21 @@ export const GroupService: GenService<{
     methodKind: "unary";
     input: typeof ListGroupsRequestSchema;
     output: typeof ListGroupsResponseSchema;
+  },
+  /**
+   * SearchGroups finds groups to join: those whose name contains the query
+   * (any letter case), an exact name first, then names that start with it,
+   * then names with a word that starts with it, then the rest, larger groups
+   * first within each; with no query, every group, largest first. Private
+   * groups are listed too (their posts stay members-only; JoinGroup asks to
+   * join them).
+   *
+   * @generated from rpc flock.v1.GroupService.SearchGroups
+   */
+  searchGroups: {
+    methodKind: "unary";
+    input: typeof SearchGroupsRequestSchema;
+    output: typeof SearchGroupsResponseSchema;
   },
   /**
    * UpdateGroup changes a group's name, description or privacy. Owner and admins.

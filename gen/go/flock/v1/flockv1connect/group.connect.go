@@ -40,6 +40,9 @@ const (
 	GroupServiceGetGroupProcedure = "/flock.v1.GroupService/GetGroup"
 	// GroupServiceListGroupsProcedure is the fully-qualified name of the GroupService's ListGroups RPC.
 	GroupServiceListGroupsProcedure = "/flock.v1.GroupService/ListGroups"
+	// GroupServiceSearchGroupsProcedure is the fully-qualified name of the GroupService's SearchGroups
+	// RPC.
+	GroupServiceSearchGroupsProcedure = "/flock.v1.GroupService/SearchGroups"
 	// GroupServiceUpdateGroupProcedure is the fully-qualified name of the GroupService's UpdateGroup
 	// RPC.
 	GroupServiceUpdateGroupProcedure = "/flock.v1.GroupService/UpdateGroup"
@@ -76,6 +79,13 @@ type GroupServiceClient interface {
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 	// ListGroups lists the groups the caller belongs to, most recently joined first.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// SearchGroups finds groups to join: those whose name contains the query
+	// (any letter case), an exact name first, then names that start with it,
+	// then names with a word that starts with it, then the rest, larger groups
+	// first within each; with no query, every group, largest first. Private
+	// groups are listed too (their posts stay members-only; JoinGroup asks to
+	// join them).
+	SearchGroups(context.Context, *connect.Request[v1.SearchGroupsRequest]) (*connect.Response[v1.SearchGroupsResponse], error)
 	// UpdateGroup changes a group's name, description or privacy. Owner and admins.
 	UpdateGroup(context.Context, *connect.Request[v1.UpdateGroupRequest]) (*connect.Response[v1.UpdateGroupResponse], error)
 	// DeleteGroup deletes a group and the posts shared with it. Owner only.
@@ -130,6 +140,12 @@ func NewGroupServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+GroupServiceListGroupsProcedure,
 			connect.WithSchema(groupServiceMethods.ByName("ListGroups")),
+			connect.WithClientOptions(opts...),
+		),
+		searchGroups: connect.NewClient[v1.SearchGroupsRequest, v1.SearchGroupsResponse](
+			httpClient,
+			baseURL+GroupServiceSearchGroupsProcedure,
+			connect.WithSchema(groupServiceMethods.ByName("SearchGroups")),
 			connect.WithClientOptions(opts...),
 		),
 		updateGroup: connect.NewClient[v1.UpdateGroupRequest, v1.UpdateGroupResponse](
@@ -194,6 +210,7 @@ type groupServiceClient struct {
 	createGroup       *connect.Client[v1.CreateGroupRequest, v1.CreateGroupResponse]
 	getGroup          *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
 	listGroups        *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	searchGroups      *connect.Client[v1.SearchGroupsRequest, v1.SearchGroupsResponse]
 	updateGroup       *connect.Client[v1.UpdateGroupRequest, v1.UpdateGroupResponse]
 	deleteGroup       *connect.Client[v1.DeleteGroupRequest, v1.DeleteGroupResponse]
 	joinGroup         *connect.Client[v1.JoinGroupRequest, v1.JoinGroupResponse]
@@ -218,6 +235,11 @@ func (c *groupServiceClient) GetGroup(ctx context.Context, req *connect.Request[
 // ListGroups calls flock.v1.GroupService.ListGroups.
 func (c *groupServiceClient) ListGroups(ctx context.Context, req *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
 	return c.listGroups.CallUnary(ctx, req)
+}
+
+// SearchGroups calls flock.v1.GroupService.SearchGroups.
+func (c *groupServiceClient) SearchGroups(ctx context.Context, req *connect.Request[v1.SearchGroupsRequest]) (*connect.Response[v1.SearchGroupsResponse], error) {
+	return c.searchGroups.CallUnary(ctx, req)
 }
 
 // UpdateGroup calls flock.v1.GroupService.UpdateGroup.
@@ -274,6 +296,13 @@ type GroupServiceHandler interface {
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 	// ListGroups lists the groups the caller belongs to, most recently joined first.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// SearchGroups finds groups to join: those whose name contains the query
+	// (any letter case), an exact name first, then names that start with it,
+	// then names with a word that starts with it, then the rest, larger groups
+	// first within each; with no query, every group, largest first. Private
+	// groups are listed too (their posts stay members-only; JoinGroup asks to
+	// join them).
+	SearchGroups(context.Context, *connect.Request[v1.SearchGroupsRequest]) (*connect.Response[v1.SearchGroupsResponse], error)
 	// UpdateGroup changes a group's name, description or privacy. Owner and admins.
 	UpdateGroup(context.Context, *connect.Request[v1.UpdateGroupRequest]) (*connect.Response[v1.UpdateGroupResponse], error)
 	// DeleteGroup deletes a group and the posts shared with it. Owner only.
@@ -324,6 +353,12 @@ func NewGroupServiceHandler(svc GroupServiceHandler, opts ...connect.HandlerOpti
 		GroupServiceListGroupsProcedure,
 		svc.ListGroups,
 		connect.WithSchema(groupServiceMethods.ByName("ListGroups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupServiceSearchGroupsHandler := connect.NewUnaryHandler(
+		GroupServiceSearchGroupsProcedure,
+		svc.SearchGroups,
+		connect.WithSchema(groupServiceMethods.ByName("SearchGroups")),
 		connect.WithHandlerOptions(opts...),
 	)
 	groupServiceUpdateGroupHandler := connect.NewUnaryHandler(
@@ -388,6 +423,8 @@ func NewGroupServiceHandler(svc GroupServiceHandler, opts ...connect.HandlerOpti
 			groupServiceGetGroupHandler.ServeHTTP(w, r)
 		case GroupServiceListGroupsProcedure:
 			groupServiceListGroupsHandler.ServeHTTP(w, r)
+		case GroupServiceSearchGroupsProcedure:
+			groupServiceSearchGroupsHandler.ServeHTTP(w, r)
 		case GroupServiceUpdateGroupProcedure:
 			groupServiceUpdateGroupHandler.ServeHTTP(w, r)
 		case GroupServiceDeleteGroupProcedure:
@@ -425,6 +462,10 @@ func (UnimplementedGroupServiceHandler) GetGroup(context.Context, *connect.Reque
 
 func (UnimplementedGroupServiceHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.GroupService.ListGroups is not implemented"))
+}
+
+func (UnimplementedGroupServiceHandler) SearchGroups(context.Context, *connect.Request[v1.SearchGroupsRequest]) (*connect.Response[v1.SearchGroupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flock.v1.GroupService.SearchGroups is not implemented"))
 }
 
 func (UnimplementedGroupServiceHandler) UpdateGroup(context.Context, *connect.Request[v1.UpdateGroupRequest]) (*connect.Response[v1.UpdateGroupResponse], error) {
