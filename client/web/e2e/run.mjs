@@ -101,6 +101,15 @@ function rpcs(page) {
   };
 }
 
+/**
+ * The message a form shows for a field the server refused: the input is
+ * aria-invalid and its aria-describedby names the message's element.
+ */
+async function fieldError(input) {
+  await input.and(input.page().locator('[aria-invalid="true"]')).waitFor();
+  return await input.evaluate((el) => document.getElementById(el.getAttribute("aria-describedby") ?? "")?.textContent ?? "");
+}
+
 async function token(email) {
   for (let i = 0; i < 200; i++) {
     const res = await fetch(`${control}/token?email=${encodeURIComponent(email)}`);
@@ -127,6 +136,16 @@ await alice.getByLabel("Full name").fill("Ann Example");
 await alice.getByLabel("Email").fill(email);
 await alice.getByLabel("Password").fill(password);
 await shot(alice, "signup");
+// A username the browser lets through but the server's rule refuses: its
+// message is next to the field, in words, without protovalidate's
+// "validation error: username:" in front.
+alice.expected.push("400");
+await alice.getByLabel("Username").fill("ann example");
+await alice.getByRole("button", { name: "Sign up" }).click();
+assert.equal(await fieldError(alice.getByLabel("Username")), "Username must be 3-30 letters, digits or underscores", "the username's error");
+assert.equal(await alice.getByText("validation error").count(), 0, "protovalidate's wording is shown");
+alice.expected.pop();
+await alice.getByLabel("Username").fill(name);
 await alice.getByRole("button", { name: "Sign up" }).click();
 await alice.getByRole("heading", { name: "Check your email" }).waitFor();
 // Logging in before verifying offers the app's way to a new link.
@@ -198,6 +217,15 @@ await bobRPCs.settle();
 assert.deepEqual(bobRPCs.take(), ["/flock.v1.PostService/CreateComment", "/flock.v1.PostService/ListComments"], "the calls of a comment");
 await alice.getByTestId("unread").filter({ hasText: "3" }).waitFor();
 await shot(bob, "profile-phone");
+// A report for "other" without details: the domain's refusal (a BadRequest
+// detail naming "details") shows at the Details field.
+bob.expected.push("400");
+await bob.getByText("Report this post").click();
+await bob.getByLabel("Reason").selectOption({ label: "other" });
+await bob.getByRole("button", { name: "Report", exact: true }).click();
+assert.match(await fieldError(bob.getByLabel("Details")), /^Details are required when the reason is other/, "the report's details error");
+assert.equal(await bob.getByText("validation error").count(), 0, "protovalidate's wording is shown");
+bob.expected.pop();
 await alice.getByRole("link", { name: /Notifications/ }).click();
 await alice.getByText("liked your post").waitFor();
 await alice.getByText("followed you").waitFor();

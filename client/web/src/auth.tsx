@@ -11,10 +11,11 @@ import { type FormEvent, useState } from "react";
 
 import { Link, navigate, useLocation } from "./router.js";
 import { client } from "./session.js";
-import { ErrorText } from "./ui.js";
+import { ErrorText, useFormErrors } from "./ui.js";
 
 export function SignUp() {
   const reg = useMutation(register);
+  const fe = useFormErrors(reg.error, ["username", "email", "password", "full_name"]);
   const [email, setEmail] = useState("");
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -41,21 +42,25 @@ export function SignUp() {
       <h1 id="signup-h">Create your Flock account</h1>
       <label>
         Username
-        <input name="username" autoComplete="username" required minLength={3} maxLength={30} />
+        <input name="username" autoComplete="username" required minLength={3} maxLength={30} {...fe.input("username")} />
       </label>
+      {fe.message("username")}
       <label>
         Full name
-        <input name="fullName" autoComplete="name" />
+        <input name="fullName" autoComplete="name" {...fe.input("full_name")} />
       </label>
+      {fe.message("full_name")}
       <label>
         Email
-        <input name="email" type="email" autoComplete="email" required />
+        <input name="email" type="email" autoComplete="email" required {...fe.input("email")} />
       </label>
+      {fe.message("email")}
       <label>
         Password
-        <input name="password" type="password" autoComplete="new-password" required minLength={8} />
+        <input name="password" type="password" autoComplete="new-password" required minLength={8} {...fe.input("password")} />
       </label>
-      <ErrorText error={reg.error} />
+      {fe.message("password")}
+      <ErrorText error={fe.rest} />
       <button disabled={reg.isPending}>Sign up</button>
       <p>
         Have an account? <Link href="/login">Log in</Link>

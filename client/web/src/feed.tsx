@@ -21,7 +21,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { prependPost, refetch, removePost, staleAll, updatePost } from "./cache.js";
 import { Link, navigate } from "./router.js";
 import { client } from "./session.js";
-import { Avatar, Content, Empty, ErrorText, Loading, UserLink, counted, enumName, errorText, when } from "./ui.js";
+import { Avatar, Content, Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
 export function PostCard({ post }: { post: Post }) {
@@ -97,6 +97,7 @@ function Compose({ groupId }: { groupId?: string }) {
       else prependPost(qc, listFeed, {}, res.post);
     },
   });
+  const fe = useFormErrors(create.error, ["content", "visibility", "video_id"]);
   const tags = useMemo(() => [...new Set(text.match(/#[\p{L}\p{N}_]+/gu) ?? [])], [text]);
   const pick = async (file: File | undefined) => {
     if (!file) return;
@@ -119,13 +120,14 @@ function Compose({ groupId }: { groupId?: string }) {
   return (
     <form className="card compose" onSubmit={submit} aria-label="New post">
       <label htmlFor="compose-text">What's happening?</label>
-      <textarea id="compose-text" value={text} onChange={(e) => setText(e.target.value)} maxLength={5000} rows={3} required />
+      <textarea id="compose-text" value={text} onChange={(e) => setText(e.target.value)} maxLength={5000} rows={3} required {...fe.input("content")} />
+      {fe.message("content")}
       {tags.length > 0 && <p className="muted small">Hashtags: {tags.join(" ")}</p>}
       <div className="row">
         {!groupId && (
           <label>
             Visibility{" "}
-            <select value={visibility} onChange={(e) => setVisibility(Number(e.target.value))}>
+            <select value={visibility} onChange={(e) => setVisibility(Number(e.target.value))} {...fe.input("visibility")}>
               {[Visibility.PUBLIC, Visibility.FOLLOWERS].map((v) => (
                 <option key={v} value={v}>
                   {enumName(Visibility, v)}
@@ -135,7 +137,7 @@ function Compose({ groupId }: { groupId?: string }) {
           </label>
         )}
         <label className="file">
-          Video <input type="file" accept="video/*" onChange={(e) => void pick(e.target.files?.[0])} />
+          Video <input type="file" accept="video/*" onChange={(e) => void pick(e.target.files?.[0])} {...fe.input("video_id")} />
         </label>
         <button disabled={create.isPending || progress !== null && !video}>Post</button>
       </div>
@@ -147,7 +149,9 @@ function Compose({ groupId }: { groupId?: string }) {
           {video && <span role="status">video {enumName(VideoStatus, video.status)}</span>}
         </p>
       )}
-      <ErrorText error={uploadError ?? create.error} />
+      {fe.message("visibility")}
+      {fe.message("video_id")}
+      <ErrorText error={uploadError ?? fe.rest} />
     </form>
   );
 }
@@ -268,6 +272,7 @@ export function PostPage({ id }: { id: string }) {
     },
   });
   const [text, setText] = useState("");
+  const fe = useFormErrors(add.error, ["content"]);
   if (p.error) return <ErrorText error={p.error} />;
   if (!p.data?.post) return <Loading />;
   const post = p.data.post;
@@ -296,11 +301,12 @@ export function PostPage({ id }: { id: string }) {
       >
         <label className="grow">
           Comment
-          <input value={text} onChange={(e) => setText(e.target.value)} required maxLength={2000} />
+          <input value={text} onChange={(e) => setText(e.target.value)} required maxLength={2000} {...fe.input("content")} />
         </label>
         <button disabled={add.isPending}>Reply</button>
+        {fe.message("content")}
       </form>
-      <ErrorText error={add.error ?? comments.error} />
+      <ErrorText error={fe.rest ?? comments.error} />
       {comments.isSuccess && list.length === 0 && <Empty>No comments yet.</Empty>}
       <ul className="plain">
         {list.map((c) => (
@@ -347,6 +353,7 @@ function Analytics({ id }: { id: string }) {
 function Report({ id }: { id: string }) {
   const r = useMutation(reportPost);
   const [reason, setReason] = useState(ReportReason.SPAM);
+  const fe = useFormErrors(r.error, ["reason", "details"]);
   if (r.isSuccess) return <p role="status">Thank you: the report was sent to the moderators.</p>;
   return (
     <details>
@@ -360,7 +367,7 @@ function Report({ id }: { id: string }) {
       >
         <label>
           Reason{" "}
-          <select value={reason} onChange={(e) => setReason(Number(e.target.value))}>
+          <select value={reason} onChange={(e) => setReason(Number(e.target.value))} {...fe.input("reason")}>
             {Object.values(ReportReason)
               .filter((v): v is number => typeof v === "number" && v !== 0)
               .map((v) => (
@@ -371,11 +378,13 @@ function Report({ id }: { id: string }) {
           </select>
         </label>
         <label className="grow">
-          Details <input name="details" maxLength={1000} />
+          Details <input name="details" maxLength={1000} {...fe.input("details")} />
         </label>
-        <button>Report</button>
+        <button disabled={r.isPending}>Report</button>
+        {fe.message("reason")}
+        {fe.message("details")}
       </form>
-      {r.error && <p className="error">{errorText(r.error)}</p>}
+      <ErrorText error={fe.rest} />
     </details>
   );
 }

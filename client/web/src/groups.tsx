@@ -18,7 +18,7 @@ import { useState } from "react";
 import { refetch, staleAll } from "./cache.js";
 import { Compose, More, PostCard } from "./feed.js";
 import { Link, navigate } from "./router.js";
-import { Empty, ErrorText, Loading, UserLink, counted, enumName } from "./ui.js";
+import { Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors } from "./ui.js";
 
 export function Groups() {
   const qc = useQueryClient();
@@ -31,6 +31,7 @@ export function Groups() {
     },
   });
   const [privacy, setPrivacy] = useState(GroupPrivacy.PUBLIC);
+  const fe = useFormErrors(create.error, ["name", "description", "privacy"]);
   return (
     <section aria-labelledby="groups-h">
       <h1 id="groups-h">Groups</h1>
@@ -57,14 +58,16 @@ export function Groups() {
       >
         <h2>Create a group</h2>
         <label>
-          Name <input name="name" required maxLength={100} />
+          Name <input name="name" required maxLength={100} {...fe.input("name")} />
         </label>
+        {fe.message("name")}
         <label>
-          Description <input name="description" maxLength={1000} />
+          Description <input name="description" maxLength={1000} {...fe.input("description")} />
         </label>
+        {fe.message("description")}
         <label>
           Privacy{" "}
-          <select value={privacy} onChange={(e) => setPrivacy(Number(e.target.value))}>
+          <select value={privacy} onChange={(e) => setPrivacy(Number(e.target.value))} {...fe.input("privacy")}>
             {[GroupPrivacy.PUBLIC, GroupPrivacy.PRIVATE].map((p) => (
               <option key={p} value={p}>
                 {enumName(GroupPrivacy, p)}
@@ -72,7 +75,8 @@ export function Groups() {
             ))}
           </select>
         </label>
-        <ErrorText error={create.error} />
+        {fe.message("privacy")}
+        <ErrorText error={fe.rest} />
         <button disabled={create.isPending}>Create group</button>
       </form>
     </section>

@@ -16,7 +16,7 @@ import { type FormEvent, useState } from "react";
 import { refetch, staleAll } from "./cache.js";
 import { navigate } from "./router.js";
 import { client } from "./session.js";
-import { Avatar, Empty, ErrorText, errorText, when } from "./ui.js";
+import { Avatar, Empty, ErrorText, errorText, useFormErrors, when } from "./ui.js";
 
 function form(e: FormEvent<HTMLFormElement>): FormData {
   e.preventDefault();
@@ -48,6 +48,10 @@ export function Settings() {
   });
   const [exportError, setExportError] = useState<string | null>(null);
   const u = me.data?.user;
+  const profileErrors = useFormErrors(upd.error, ["full_name", "bio", "avatar"]);
+  const pwErrors = useFormErrors(pw.error, ["current_password", "new_password"]);
+  const emErrors = useFormErrors(em.error, ["new_email", "current_password"]);
+  const delErrors = useFormErrors(del.error, ["current_password"]);
 
   // The SDK's downloadExport: GET /api/users/export/ with the token (refreshed on 401).
   const download = async () => {
@@ -92,15 +96,18 @@ export function Settings() {
           <h2>Profile</h2>
           <Avatar url={u.avatarUrl} name={u.username} size={64} />
           <label>
-            Full name <input name="fullName" defaultValue={u.fullName} maxLength={100} />
+            Full name <input name="fullName" defaultValue={u.fullName} maxLength={100} {...profileErrors.input("full_name")} />
           </label>
+          {profileErrors.message("full_name")}
           <label>
-            Bio <textarea name="bio" defaultValue={u.bio} maxLength={500} rows={3} />
+            Bio <textarea name="bio" defaultValue={u.bio} maxLength={500} rows={3} {...profileErrors.input("bio")} />
           </label>
+          {profileErrors.message("bio")}
           <label>
-            Avatar (JPEG or PNG) <input name="avatar" type="file" accept="image/jpeg,image/png" />
+            Avatar (JPEG or PNG) <input name="avatar" type="file" accept="image/jpeg,image/png" {...profileErrors.input("avatar")} />
           </label>
-          <ErrorText error={upd.error} />
+          {profileErrors.message("avatar")}
+          <ErrorText error={profileErrors.rest} />
           {upd.isSuccess && <p role="status">Saved.</p>}
           <button disabled={upd.isPending}>Save profile</button>
         </form>
@@ -108,12 +115,14 @@ export function Settings() {
       <form className="card" onSubmit={(e) => { const f = form(e); pw.mutate({ currentPassword: String(f.get("current")), newPassword: String(f.get("new")) }); }} aria-label="Change password">
         <h2>Change password</h2>
         <label>
-          Current password <input name="current" type="password" autoComplete="current-password" required />
+          Current password <input name="current" type="password" autoComplete="current-password" required {...pwErrors.input("current_password")} />
         </label>
+        {pwErrors.message("current_password")}
         <label>
-          New password <input name="new" type="password" autoComplete="new-password" required minLength={8} />
+          New password <input name="new" type="password" autoComplete="new-password" required minLength={8} {...pwErrors.input("new_password")} />
         </label>
-        <ErrorText error={pw.error} />
+        {pwErrors.message("new_password")}
+        <ErrorText error={pwErrors.rest} />
         {pw.isSuccess && <p role="status">Password changed; your other sessions were signed out.</p>}
         <button disabled={pw.isPending}>Change password</button>
       </form>
@@ -121,12 +130,14 @@ export function Settings() {
         <h2>Change email</h2>
         <p className="muted small">Now: {u?.email}</p>
         <label>
-          New email <input name="email" type="email" required />
+          New email <input name="email" type="email" required {...emErrors.input("new_email")} />
         </label>
+        {emErrors.message("new_email")}
         <label>
-          Current password <input name="current" type="password" autoComplete="current-password" required />
+          Current password <input name="current" type="password" autoComplete="current-password" required {...emErrors.input("current_password")} />
         </label>
-        <ErrorText error={em.error} />
+        {emErrors.message("current_password")}
+        <ErrorText error={emErrors.rest} />
         {em.isSuccess && <p role="status">Check the new address for a confirmation link.</p>}
         <button disabled={em.isPending}>Change email</button>
       </form>
@@ -157,9 +168,10 @@ export function Settings() {
       <form className="card danger-zone" onSubmit={(e) => { const f = form(e); if (confirm("Delete your account for good?")) del.mutate({ currentPassword: String(f.get("current")) }); }} aria-label="Delete account">
         <h2>Delete account</h2>
         <label>
-          Current password <input name="current" type="password" autoComplete="current-password" required />
+          Current password <input name="current" type="password" autoComplete="current-password" required {...delErrors.input("current_password")} />
         </label>
-        <ErrorText error={del.error} />
+        {delErrors.message("current_password")}
+        <ErrorText error={delErrors.rest} />
         <button className="danger" disabled={del.isPending}>Delete my account</button>
       </form>
     </section>

@@ -1,11 +1,11 @@
 // Shared pieces: error text, empty states, avatars, dates, enum names.
 import { Code, ConnectError, FlockError, timestampDate } from "@flock-social/client";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type ReactNode, useEffect } from "react";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { type ReactNode, useEffect, useId } from "react";
 
 import { Link } from "./router.js";
 
-/** The server's own message: ConnectError.rawMessage, without the "[code]" prefix. */
 /**
  * Whether err is the browser failing to reach the server at all (down,
  * restarting, offline): fetch's own TypeError, which connect-web reports
@@ -19,8 +19,73 @@ export function isNetworkError(err: unknown): boolean {
   return /failed to fetch|networkerror|load failed|network error/i.test(err.rawMessage);
 }
 
+/** One field the server refused, as google.rpc.BadRequest names it. */
+export type FieldViolation = { field: string; description: string };
+
+/**
+ * The fields an invalid_argument error names: the server adds a
+ * google.rpc.BadRequest detail to every one with field violations, whether
+ * the proto's rules (protovalidate) or the domain caught them
+ * (server/interceptors.go).
+ *
+ * It is decoded here by hand, with the protobuf runtime's BinaryReader:
+ * no generated TypeScript exists for google/rpc/error_details.proto (gen/ts
+ * holds flock, buf/validate and google/api only), and generating it would
+ * mean another proto dependency and another embedded descriptor in the
+ * bundle for two string fields. The buf.validate.Violations detail, which
+ * is generated, comes only with the proto rules' violations, not the
+ * domain's; and the message text ("validation error: field: ...") is
+ * protovalidate's wording, not a format to parse.
+ */
+export function fieldViolations(err: unknown): FieldViolation[] {
+  if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) return [];
+  const out: FieldViolation[] = [];
+  for (const d of err.details) {
+    // Incoming details only: { type, value } as read from the wire.
+    if (!("type" in d) || d.type !== "google.rpc.BadRequest" || !(d.value instanceof Uint8Array)) continue;
+    try {
+      // BadRequest { repeated FieldViolation field_violations = 1; }
+      // FieldViolation { string field = 1; string description = 2; ... }
+      const r = new BinaryReader(d.value);
+      while (r.pos < r.len) {
+        const [no, wt] = r.tag();
+        if (no !== 1 || wt !== WireType.LengthDelimited) {
+          r.skip(wt, no);
+          continue;
+        }
+        const v = new BinaryReader(r.bytes());
+        const fv: FieldViolation = { field: "", description: "" };
+        while (v.pos < v.len) {
+          const [fno, fwt] = v.tag();
+          if (fno === 1 && fwt === WireType.LengthDelimited) fv.field = v.string();
+          else if (fno === 2 && fwt === WireType.LengthDelimited) fv.description = v.string();
+          else v.skip(fwt, fno);
+        }
+        if (fv.description) out.push(fv);
+      }
+    } catch {
+      // A detail that does not decode: the message says it all the same.
+    }
+  }
+  return out;
+}
+
+/** "full_name", "fullName" and "FullName" name the same field. */
+const sameField = (a: string, b: string) => a.replace(/[_-]/g, "").toLowerCase() === b.replace(/[_-]/g, "").toLowerCase();
+
+/** A violation in words: "Name must be 1-100 characters", "Full name: value length must be…". */
+function violationText(v: FieldViolation, withField: boolean): string {
+  const words = v.field.replace(/([a-z])([A-Z])/g, "$1 $2").replaceAll("_", " ").toLowerCase();
+  const d = v.description;
+  const text = withField && words && !d.toLowerCase().startsWith(words) ? `${words}: ${d}` : d;
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 export function errorText(err: unknown): string {
   if (isNetworkError(err)) return "Can't reach the Flock server: check your connection and try again.";
+  // Field violations in words, not protovalidate's "validation error: field: ..." line.
+  const vs = fieldViolations(err);
+  if (vs.length > 0) return vs.map((v) => violationText(v, true)).join(". ");
   if (err instanceof ConnectError) return err.rawMessage || err.message;
   if (err instanceof FlockError) return err.message;
   if (err instanceof Error) return err.message;
@@ -34,6 +99,38 @@ export function ErrorText({ error }: { error: unknown }) {
       {errorText(error)}
     </p>
   );
+}
+
+/**
+ * Errors of a form, placed: a violation of a field the form shows goes next
+ * to that field (input(name) sets aria-invalid and aria-describedby on it,
+ * <FieldError> shows the text), and anything else to the form (rest, for
+ * <ErrorText>). fields are the request's field names the form has inputs for.
+ */
+export function useFormErrors(error: unknown, fields: string[]) {
+  const base = useId();
+  const vs = fieldViolations(error);
+  const byField = new Map<string, string>();
+  for (const v of vs) {
+    const f = fields.find((f) => sameField(f, v.field));
+    if (f && !byField.has(f)) byField.set(f, violationText(v, false));
+  }
+  const unplaced = vs.filter((v) => !fields.some((f) => sameField(f, v.field)));
+  const rest: unknown = vs.length === 0 ? error : unplaced.length > 0 ? unplaced.map((v) => violationText(v, true)).join(". ") : null;
+  const id = (field: string) => `${base}-${field}-error`;
+  return {
+    rest,
+    /** The attributes of the input for field. */
+    input: (field: string) =>
+      byField.has(field) ? { "aria-invalid": true as const, "aria-describedby": id(field) } : {},
+    /** The message for field, if the server refused it. */
+    message: (field: string) =>
+      byField.has(field) ? (
+        <span className="error field-error" id={id(field)} role="alert">
+          {byField.get(field)}
+        </span>
+      ) : null,
+  };
 }
 
 export function Empty({ children }: { children: ReactNode }) {
