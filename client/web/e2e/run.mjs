@@ -162,6 +162,24 @@ await alice.getByText("your email is verified").waitFor();
 await alice.getByRole("link", { name: "Open Flock" }).click();
 await login(alice, name, password);
 await alice.getByText("Your feed is empty").waitFor();
+// Past 5,000 characters a post is refused with a message, not cut short
+// (maxlength cut pasted text silently); a counter shows near the limit.
+const composer = alice.getByLabel("What's happening?");
+await composer.fill("x".repeat(4990));
+await alice.getByText("10 characters left").waitFor();
+await composer.fill("x".repeat(5002));
+assert.equal((await composer.inputValue()).length, 5002, "the post was cut short");
+const tooLong = "2 characters over the limit: a post can be at most 5,000 characters. Shorten it to send it.";
+await alice.getByRole("alert").filter({ hasText: tooLong }).waitFor();
+const createPosts = [];
+const countCreatePost = (r) => r.url().endsWith("/CreatePost") && createPosts.push(r);
+alice.on("request", countCreatePost);
+await alice.getByRole("button", { name: "Post", exact: true }).click();
+await alice.waitForTimeout(300);
+alice.off("request", countCreatePost);
+assert.equal(createPosts.length, 0, "a post over the limit was sent");
+assert.equal(await composer.getAttribute("aria-invalid"), "true", "the post over the limit is not marked invalid");
+assert.equal(await composer.evaluate((el) => el === document.activeElement), true, "the refused post's text has no focus");
 await alice.getByLabel("What's happening?").fill("Hello from the browser #flockweb");
 await alice.getByText("Hashtags: #flockweb").waitFor();
 await alice.getByRole("button", { name: "Post", exact: true }).click();
@@ -209,6 +227,12 @@ await bob.getByRole("link", { name: "0 comments" }).first().click();
 await bob.getByText("No comments yet.").waitFor();
 await bobRPCs.settle();
 bobRPCs.take();
+// A comment past its 2,000 characters is refused with a message, not cut.
+await bob.getByLabel("Comment").fill("y".repeat(2001));
+await bob.getByRole("alert").filter({ hasText: "1 character over the limit: a comment can be at most 2,000 characters." }).waitFor();
+await bob.getByRole("button", { name: "Reply" }).click();
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), [], "a comment over the limit was sent");
 await bob.getByLabel("Comment").fill("Welcome, Ann");
 await bob.getByRole("button", { name: "Reply" }).click();
 await bob.locator("li.comment", { hasText: "Welcome, Ann" }).waitFor();

@@ -21,7 +21,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { prependPost, refetch, removePost, staleAll, updatePost } from "./cache.js";
 import { Link, navigate } from "./router.js";
 import { client } from "./session.js";
-import { Avatar, Content, Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors, when } from "./ui.js";
+import { Avatar, Content, Empty, ErrorText, Loading, UserLink, aria, counted, enumName, useFormErrors, useLimit, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
 export function PostCard({ post }: { post: Post }) {
@@ -98,6 +98,9 @@ function Compose({ groupId }: { groupId?: string }) {
     },
   });
   const fe = useFormErrors(create.error, ["content", "visibility", "video_id"]);
+  // CreatePostRequest.content: max_len 5000 (proto/flock/v1/post.proto).
+  const limit = useLimit(text, 5000, "post");
+  const textRef = useRef<HTMLTextAreaElement>(null);
   const tags = useMemo(() => [...new Set(text.match(/#[\p{L}\p{N}_]+/gu) ?? [])], [text]);
   const pick = async (file: File | undefined) => {
     if (!file) return;
@@ -115,12 +118,17 @@ function Compose({ groupId }: { groupId?: string }) {
   };
   const submit = (e: FormEvent) => {
     e.preventDefault();
+    if (limit.over) {
+      textRef.current?.focus();
+      return;
+    }
     create.mutate({ content: text, visibility, groupId: groupId ?? "", videoId: video?.id ?? "" });
   };
   return (
     <form className="card compose" onSubmit={submit} aria-label="New post">
       <label htmlFor="compose-text">What's happening?</label>
-      <textarea id="compose-text" value={text} onChange={(e) => setText(e.target.value)} maxLength={5000} rows={3} required {...fe.input("content")} />
+      <textarea id="compose-text" ref={textRef} value={text} onChange={(e) => setText(e.target.value)} rows={3} required {...aria(fe.input("content"), limit.input)} />
+      {limit.counter}
       {fe.message("content")}
       {tags.length > 0 && <p className="muted small">Hashtags: {tags.join(" ")}</p>}
       <div className="row">
@@ -273,6 +281,9 @@ export function PostPage({ id }: { id: string }) {
   });
   const [text, setText] = useState("");
   const fe = useFormErrors(add.error, ["content"]);
+  // CreateCommentRequest.content: max_len 2000 (proto/flock/v1/post.proto).
+  const limit = useLimit(text, 2000, "comment");
+  const commentRef = useRef<HTMLInputElement>(null);
   if (p.error) return <ErrorText error={p.error} />;
   if (!p.data?.post) return <Loading />;
   const post = p.data.post;
@@ -296,14 +307,19 @@ export function PostPage({ id }: { id: string }) {
         className="row"
         onSubmit={(e) => {
           e.preventDefault();
+          if (limit.over) {
+            commentRef.current?.focus();
+            return;
+          }
           add.mutate({ postId: id, content: text }, { onSuccess: () => setText("") });
         }}
       >
         <label className="grow">
           Comment
-          <input value={text} onChange={(e) => setText(e.target.value)} required maxLength={2000} {...fe.input("content")} />
+          <input ref={commentRef} value={text} onChange={(e) => setText(e.target.value)} required {...aria(fe.input("content"), limit.input)} />
         </label>
         <button disabled={add.isPending}>Reply</button>
+        {limit.counter}
         {fe.message("content")}
       </form>
       <ErrorText error={fe.rest ?? comments.error} />

@@ -133,6 +133,52 @@ export function useFormErrors(error: unknown, fields: string[]) {
   };
 }
 
+/**
+ * Merges the ARIA attributes of two helpers on one input (a form error and
+ * a length limit): either makes it invalid, both describe it.
+ */
+export function aria(...parts: { "aria-invalid"?: true; "aria-describedby"?: string }[]) {
+  const ids = parts.map((p) => p["aria-describedby"]).filter(Boolean);
+  return {
+    ...(parts.some((p) => p["aria-invalid"]) ? { "aria-invalid": true as const } : {}),
+    ...(ids.length > 0 ? { "aria-describedby": ids.join(" ") } : {}),
+  };
+}
+
+/** Characters as the server counts them (code points), not UTF-16 units as maxLength does. */
+export function characters(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/**
+ * A text's length limit, shown instead of enforced by maxLength (which
+ * cut pasted text silently): a counter from 90% of max on, and past max a
+ * message saying by how much, with the input invalid. The form refuses to
+ * send while over is true.
+ */
+export function useLimit(text: string, max: number, what: string) {
+  const id = useId();
+  const n = characters(text);
+  const left = max - n;
+  const shown = n >= max * 0.9;
+  const fmt = (x: number) => x.toLocaleString("en-US");
+  return {
+    over: left < 0,
+    input: left < 0 ? { "aria-invalid": true as const, "aria-describedby": id } : shown ? { "aria-describedby": id } : {},
+    counter: !shown ? null : left >= 0 ? (
+      <span id={id} className="counter muted small">
+        {left === 1 ? "1 character left" : `${fmt(left)} characters left`}
+      </span>
+    ) : (
+      <span id={id} className="counter error" role="alert">
+        {`${-left === 1 ? "1 character" : `${fmt(-left)} characters`} over the limit: a ${what} can be at most ${fmt(max)} characters. Shorten it to send it.`}
+      </span>
+    ),
+  };
+}
+
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }
