@@ -370,6 +370,29 @@ await carol.getByRole("main").getByRole("listitem").getByRole("link", { name: `@
 assert.equal(await carol.getByText("Can't reach the Flock server").count(), 0, "the error stayed after the server answered");
 carol.expected.pop();
 
+// A session signed out from another one lands on the login page with the
+// server's reason, not with nothing said.
+step("a session signed out elsewhere says why on the login page");
+const carol2Ctx = await context(url);
+const carol2 = await carol2Ctx.newPage();
+await login(carol2, accounts.carol.username, accounts.carol.password);
+await carol2.goto("/settings");
+await carol2.getByRole("button", { name: "Sign out all other sessions" }).click();
+await carol2.getByRole("status").filter({ hasText: /Signed out \d+ other session/ }).waitFor();
+await carol2Ctx.close();
+await carol.goto("/activity"); // its calls are refused, and so is the refresh
+await carol.getByRole("heading", { name: "Log in to Flock" }).waitFor();
+await carol
+  .getByRole("status")
+  .filter({ hasText: "You were signed out. This session was signed out from another session of the account; log in again." })
+  .waitFor();
+// Logging in again starts afresh: the reason is gone.
+await login(carol, accounts.carol.username, accounts.carol.password);
+await carol.getByRole("link", { name: "Settings" }).click();
+await carol.getByRole("button", { name: "Log out" }).click();
+await carol.getByRole("heading", { name: "Log in to Flock" }).waitFor();
+assert.equal(await carol.getByText("You were signed out.").count(), 0, "a logout of one's own shows the reason of an earlier sign-out");
+
 // The server counts unread notifications up to 1000 (unreadCount 1000 means
 // 1000 or more); erin has 1,001, which the badge and the title show as "999+".
 step("more than 1000 unread: 999+");

@@ -10,7 +10,7 @@ import { Code, ConnectError } from "@flock-social/client";
 import { type FormEvent, useState } from "react";
 
 import { Link, navigate, useLocation } from "./router.js";
-import { client } from "./session.js";
+import { client, forgetWhyEnded, whyEnded } from "./session.js";
 import { ErrorText, useFormErrors } from "./ui.js";
 
 export function SignUp() {
@@ -107,7 +107,20 @@ export function Verify() {
   );
 }
 
+/**
+ * The server's reason for ending the session, as a sentence for the login
+ * page: "This session was signed out when the account's password was
+ * changed; log in again with the new password." The API's method names
+ * that some reasons mention for API clients ("(RevokeSession)") are left out.
+ */
+function endedText(reason: string): string {
+  const text = reason.replace(/\s*\([A-Z][A-Za-z]+\)/g, "").trim();
+  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+}
+
 export function LogIn() {
+  // Read once: a reason shown stays until this page is left.
+  const [ended] = useState(whyEnded);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
@@ -117,6 +130,7 @@ export function LogIn() {
     setError(null);
     try {
       await client.login(String(f.get("who")), String(f.get("password")));
+      forgetWhyEnded();
       navigate("/", true);
     } catch (err) {
       setError(err);
@@ -127,6 +141,11 @@ export function LogIn() {
   return (
     <form className="card narrow" onSubmit={submit} aria-labelledby="login-h">
       <h1 id="login-h">Log in to Flock</h1>
+      {ended && (
+        <p className="notice" role="status">
+          <strong>You were signed out.</strong> {endedText(ended)}
+        </p>
+      )}
       <label>
         Username or email
         <input name="who" autoComplete="username" required />
