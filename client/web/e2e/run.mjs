@@ -333,6 +333,15 @@ await alice.locator("article", { hasText: "Members only" }).waitFor();
 await aliceRPCs.settle();
 assert.deepEqual(aliceRPCs.take(), ["/flock.v1.PostService/CreatePost"], "the calls of a post");
 await shot(alice, "group");
+// Its owner sees the invitations she sent, and can cancel one.
+const invitations = alice.getByRole("list", { name: "Invitations" });
+await alice.getByText("No pending invitations.").waitFor();
+await alice.getByLabel("Find a user").fill(accounts.bob.username);
+await alice.getByRole("listitem").filter({ hasText: `@${accounts.bob.username}` }).getByRole("button", { name: "Invite" }).click();
+await invitations.getByRole("link", { name: `@${accounts.bob.username}` }).waitFor();
+await invitations.getByRole("button", { name: "Cancel invitation" }).click();
+await alice.getByText("No pending invitations.").waitFor();
+assert.equal(await invitations.getByRole("listitem").count(), 0, "the cancelled invitation is still listed");
 const groupPath = new URL(alice.url()).pathname;
 const carolCtx = await context(url);
 const carol = await carolCtx.newPage();

@@ -9,6 +9,7 @@ import {
   listGroupMembers,
   listGroupPosts,
   listGroups,
+  removeGroupMember,
 } from "@gen/flock/v1/group-GroupService_connectquery.js";
 import { searchUsers } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { GroupMembershipState, GroupPrivacy, GroupRole } from "@flock-social/client";
@@ -148,9 +149,15 @@ export function GroupPage({ id }: { id: string }) {
   );
 }
 
+/**
+ * For owners and admins: the requests to join (approve, decline), the
+ * pending invitations (cancel) and inviting someone. Both lists are
+ * ListGroupMembers with a state, which the server answers to them only.
+ */
 function Admin({ id }: { id: string }) {
   const qc = useQueryClient();
-  // An added member changes the group's requests and members.
+  // An added or removed membership changes the group's requests,
+  // invitations and members.
   const done = {
     onSuccess: () => {
       void refetch(qc, listGroupMembers, { groupId: id });
@@ -158,21 +165,39 @@ function Admin({ id }: { id: string }) {
     },
   };
   const requests = useQuery(listGroupMembers, { groupId: id, state: GroupMembershipState.REQUESTED, pageSize: 50 });
+  const invited = useQuery(listGroupMembers, { groupId: id, state: GroupMembershipState.INVITED, pageSize: 50 });
   const add = useMutation(addGroupMember, done);
+  const remove = useMutation(removeGroupMember, done);
   const [who, setWho] = useState("");
   const found = useQuery(searchUsers, { query: who, pageSize: 5 }, { enabled: who.length >= 2 });
   return (
     <div className="card">
-      <h2>Requests to join</h2>
+      <h2 id="requests-h">Requests to join</h2>
       {requests.data?.members.length === 0 && <Empty>No pending requests.</Empty>}
-      <ul className="plain">
+      <ul className="plain" aria-labelledby="requests-h">
         {requests.data?.members.map((m) => (
           <li key={m.user?.id}>
             {m.user && <UserLink id={m.user.id} username={m.user.username} />}{" "}
-            <button onClick={() => m.user && add.mutate({ groupId: id, userId: m.user.id, role: GroupRole.MEMBER })}>Approve</button>
+            <button onClick={() => m.user && add.mutate({ groupId: id, userId: m.user.id, role: GroupRole.MEMBER })}>Approve</button>{" "}
+            <button className="link" onClick={() => m.user && remove.mutate({ groupId: id, userId: m.user.id })}>
+              Decline
+            </button>
           </li>
         ))}
       </ul>
+      <h2 id="invitations-h">Invitations</h2>
+      {invited.data?.members.length === 0 && <Empty>No pending invitations.</Empty>}
+      <ul className="plain" aria-labelledby="invitations-h">
+        {invited.data?.members.map((m) => (
+          <li key={m.user?.id}>
+            {m.user && <UserLink id={m.user.id} username={m.user.username} />} <span className="muted small">invited, not joined yet</span>{" "}
+            <button className="link" onClick={() => m.user && remove.mutate({ groupId: id, userId: m.user.id })}>
+              Cancel invitation
+            </button>
+          </li>
+        ))}
+      </ul>
+      <ErrorText error={requests.error ?? invited.error ?? remove.error} />
       <h2>Invite</h2>
       <label>
         Find a user <input value={who} onChange={(e) => setWho(e.target.value)} />
@@ -185,7 +210,7 @@ function Admin({ id }: { id: string }) {
         ))}
       </ul>
       {add.isSuccess && <p role="status">Done.</p>}
-      <ErrorText error={add.error ?? requests.error} />
+      <ErrorText error={add.error} />
     </div>
   );
 }
