@@ -250,6 +250,16 @@ await bob.getByRole("button", { name: "Report", exact: true }).click();
 assert.match(await fieldError(bob.getByLabel("Details")), /^Details are required when the reason is other/, "the report's details error");
 assert.equal(await bob.getByText("validation error").count(), 0, "protovalidate's wording is shown");
 bob.expected.pop();
+// His activity log names what each entry is about: the user followed (by
+// @username), the post liked and commented on (a link to it).
+await bob.goto("/activity");
+const bobActivity = bob.getByRole("main").getByRole("listitem");
+const followed = bobActivity.filter({ hasText: `You followed @${name}` }).getByRole("link", { name: `@${name}` });
+await followed.waitFor();
+assert.equal(await followed.getAttribute("href"), `/u/${me}`, "the followed user's link");
+const likedPost = bobActivity.filter({ hasText: "You liked a post" }).getByRole("link", { name: "a post" });
+assert.match(await likedPost.getAttribute("href"), /^\/p\/\w+/, "the liked post's link");
+await bobActivity.filter({ hasText: "You commented on a post" }).getByRole("link", { name: "a post" }).waitFor();
 await alice.getByRole("link", { name: /Notifications/ }).click();
 await alice.getByText("liked your post").waitFor();
 await alice.getByText("followed you").waitFor();
@@ -343,6 +353,10 @@ await invitations.getByRole("button", { name: "Cancel invitation" }).click();
 await alice.getByText("No pending invitations.").waitFor();
 assert.equal(await invitations.getByRole("listitem").count(), 0, "the cancelled invitation is still listed");
 const groupPath = new URL(alice.url()).pathname;
+// Her activity log names the group she created, with a link to it.
+await alice.getByRole("link", { name: "Activity" }).click();
+const created = alice.getByRole("main").getByRole("listitem").filter({ hasText: "You created the group Secret garden" });
+assert.equal(await created.getByRole("link", { name: "Secret garden" }).getAttribute("href"), groupPath, "the created group's link");
 const carolCtx = await context(url);
 const carol = await carolCtx.newPage();
 carol.expected.push("403"); // GetGroup's members and the group's posts are refused to her

@@ -19,12 +19,14 @@ import { ModerationService } from "@gen/flock/v1/moderation_pb.js";
 import { listActivity } from "@gen/flock/v1/activity-ActivityService_connectquery.js";
 import { listReports, resolveReport } from "@gen/flock/v1/moderation-ModerationService_connectquery.js";
 import { ActivityType, NotificationType, ReportAction, ReportReason, ReportStatus, UserRole, type Notification } from "@flock-social/client";
+import type { Activity as ActivityEntry } from "@gen/flock/v1/activity_pb.js";
 import { useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { type ReactNode, useState } from "react";
 
 import { refetch, staleAll } from "./cache.js";
 import { More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
+import { GroupName, UserName } from "./subjects.js";
 import { Avatar, Empty, ErrorText, Loading, UserLink, counted, enumName, unreadLabel, when } from "./ui.js";
 
 export function Profile({ id }: { id: string }) {
@@ -249,6 +251,60 @@ export function Notifications() {
   );
 }
 
+/**
+ * An activity entry as a sentence naming its subject: the user (by
+ * @username) and the group (by name) are read by id, once each however
+ * many entries name them; a post is a link, not an excerpt, because
+ * reading it (GetPost) would count a view of it for its author
+ * (docs/analytics.md), and a look at one's own log is not one.
+ */
+function describeActivity(a: ActivityEntry): ReactNode {
+  const post = (words: string) => (a.postId ? <Link href={`/p/${a.postId}`}>{words}</Link> : words);
+  const user = a.targetUserId ? <UserName id={a.targetUserId} /> : "someone";
+  const group = a.groupId ? <GroupName id={a.groupId} /> : "a group";
+  const inGroup = a.groupId ? <> in {group}</> : null;
+  switch (a.type) {
+    case ActivityType.POST_CREATED:
+      return <>You wrote {post("a post")}{inGroup}</>;
+    case ActivityType.POST_UPDATED:
+      return <>You edited {post("your post")}</>;
+    case ActivityType.POST_DELETED:
+      return <>You deleted a post{inGroup}</>;
+    case ActivityType.COMMENT_CREATED:
+      return <>You commented on {post("a post")}</>;
+    case ActivityType.COMMENT_DELETED:
+      return <>You deleted a comment on {post("a post")}</>;
+    case ActivityType.POST_LIKED:
+      return <>You liked {post("a post")}</>;
+    case ActivityType.POST_UNLIKED:
+      return <>You took back your like of {post("a post")}</>;
+    case ActivityType.POST_REPORTED:
+      return <>You reported {post("a post")}</>;
+    case ActivityType.USER_FOLLOWED:
+      return <>You followed {user}</>;
+    case ActivityType.USER_UNFOLLOWED:
+      return <>You unfollowed {user}</>;
+    case ActivityType.USER_BLOCKED:
+      return <>You blocked {user}</>;
+    case ActivityType.USER_UNBLOCKED:
+      return <>You unblocked {user}</>;
+    case ActivityType.PROFILE_UPDATED:
+      return <>You updated <Link href="/settings">your profile</Link></>;
+    case ActivityType.GROUP_CREATED:
+      return <>You created the group {group}</>;
+    case ActivityType.GROUP_UPDATED:
+      return <>You changed the group {group}</>;
+    case ActivityType.GROUP_DELETED:
+      return <>You deleted a group</>;
+    case ActivityType.GROUP_JOINED:
+      return <>You joined the group {group}</>;
+    case ActivityType.GROUP_LEFT:
+      return <>You left the group {group}</>;
+    default:
+      return enumName(ActivityType, a.type);
+  }
+}
+
 export function Activity() {
   const q = useInfiniteQuery(
     listActivity,
@@ -264,25 +320,7 @@ export function Activity() {
       <ul className="plain">
         {list.map((a) => (
           <li key={a.id}>
-            {enumName(ActivityType, a.type)}
-            {a.postId && (
-              <>
-                {" "}
-                · <Link href={`/p/${a.postId}`}>post</Link>
-              </>
-            )}
-            {a.targetUserId && (
-              <>
-                {" "}
-                · <Link href={`/u/${a.targetUserId}`}>user</Link>
-              </>
-            )}
-            {a.groupId && (
-              <>
-                {" "}
-                · <Link href={`/g/${a.groupId}`}>group</Link>
-              </>
-            )}
+            {describeActivity(a)}
             <span className="muted small"> {when(a.createdAt)}</span>
           </li>
         ))}
