@@ -342,6 +342,11 @@ await alice.getByRole("button", { name: "Post", exact: true }).click();
 await alice.locator("article", { hasText: "Members only" }).waitFor();
 await aliceRPCs.settle();
 assert.deepEqual(aliceRPCs.take(), ["/flock.v1.PostService/CreatePost"], "the calls of a post");
+// On the group's own page its posts do not name it again.
+assert.equal(await alice.locator("article", { hasText: "Members only" }).getByRole("link", { name: "Secret garden" }).count(), 0, "a post names its group on the group's page");
+await alice.getByLabel("What's happening?").fill("Members only, again");
+await alice.getByRole("button", { name: "Post", exact: true }).click();
+await alice.locator("article", { hasText: "Members only, again" }).waitFor();
 await shot(alice, "group");
 // Its owner sees the invitations she sent, and can cancel one.
 const invitations = alice.getByRole("list", { name: "Invitations" });
@@ -468,6 +473,13 @@ Object.assign(
 figures.jsCssBytes = figures.jsBytes + figures.cssBytes;
 figures.requests = requests.length;
 figures.otherOrigins = requests.filter((r) => !r.startsWith(new URL(url).origin) && !r.startsWith("data:")).length;
+// The group's two posts in the feed name the group, linked, read once.
+for (const text of ["Members only #secret", "Members only, again"]) {
+  const inGroup = cold.locator("article", { hasText: text }).getByRole("link", { name: "Secret garden" });
+  await inGroup.waitFor();
+  assert.equal(await inGroup.getAttribute("href"), groupPath, "a group post's link to its group");
+}
+assert.equal(requests.filter((r) => r.endsWith("/flock.v1.GroupService/GetGroup")).length, 1, "GetGroup requests for one group's two posts");
 await shot(cold, "home");
 
 // 6. Two tabs refresh at once and both stay signed in.

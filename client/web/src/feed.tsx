@@ -21,10 +21,16 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { prependPost, refetch, removePost, staleAll, updatePost } from "./cache.js";
 import { Link, navigate } from "./router.js";
 import { client } from "./session.js";
+import { GroupName } from "./subjects.js";
 import { Avatar, Content, Empty, ErrorText, Loading, UserLink, aria, counted, enumName, useFormErrors, useLimit, when } from "./ui.js";
 import { uploadWithProgress } from "./upload.js";
 
-export function PostCard({ post }: { post: Post }) {
+/**
+ * A post. A group's post names its group, linked (one GetGroup per group
+ * however many of its posts a list holds), except on that group's own
+ * page (inGroup), where it goes without saying.
+ */
+export function PostCard({ post, inGroup }: { post: Post; inGroup?: string }) {
   const qc = useQueryClient();
   // A like changes one post: it is updated where the cache holds it, and
   // nothing is refetched (cache.ts). It shows at once, before the answer,
@@ -41,7 +47,14 @@ export function PostCard({ post }: { post: Post }) {
         <div>
           <strong>{a?.fullName || a?.username}</strong> {a && <UserLink id={a.id} username={a.username} />}
           <div className="muted small">
-            <Link href={`/p/${post.id}`}>{when(post.createdAt)}</Link> · {enumName(Visibility, post.visibility)}
+            <Link href={`/p/${post.id}`}>{when(post.createdAt)}</Link> ·{" "}
+            {post.groupId && post.groupId !== inGroup ? (
+              <>
+                in <GroupName id={post.groupId} />
+              </>
+            ) : (
+              enumName(Visibility, post.visibility)
+            )}
           </div>
         </div>
       </header>

@@ -133,7 +133,7 @@ export function GroupPage({ id }: { id: string }) {
       <ErrorText error={posts.error} />
       {posts.isSuccess && list.length === 0 && <Empty>No posts in this group yet.</Empty>}
       {list.map((p) => (
-        <PostCard key={p.id} post={p} />
+        <PostCard key={p.id} post={p} inGroup={id} />
       ))}
       {posts.hasNextPage && <More onVisible={() => void posts.fetchNextPage()} busy={posts.isFetchingNextPage} />}
       <h2>Members</h2>
