@@ -23,10 +23,10 @@ export function isNetworkError(err: unknown): boolean {
 export type FieldViolation = { field: string; description: string };
 
 /**
- * The fields an invalid_argument error names: the server adds a
- * google.rpc.BadRequest detail to every one with field violations, whether
- * the proto's rules (protovalidate) or the domain caught them
- * (server/interceptors.go).
+ * The fields an error names: the server adds a google.rpc.BadRequest
+ * detail to every invalid_argument with field violations, whether the
+ * proto's rules (protovalidate) or the domain caught them, and to any
+ * domain error about one field (server/interceptors.go).
  *
  * It is decoded here by hand, with the protobuf runtime's BinaryReader:
  * no generated TypeScript exists for google/rpc/error_details.proto (gen/ts
@@ -38,7 +38,9 @@ export type FieldViolation = { field: string; description: string };
  * protovalidate's wording, not a format to parse.
  */
 export function fieldViolations(err: unknown): FieldViolation[] {
-  if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) return [];
+  // Not invalid_argument only: a conflict about one field (a username held
+  // after its account's deletion) names its field the same way.
+  if (!(err instanceof ConnectError)) return [];
   const out: FieldViolation[] = [];
   for (const d of err.details) {
     // Incoming details only: { type, value } as read from the wire.
