@@ -15,6 +15,7 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/server"
 )
 
 // Managing an account by email (api-contract rows A2-A4): password resets
@@ -362,4 +363,97 @@ func TestRateLimit_PasswordResetPerEmail_P12(t *testing.T) {
 			waitEmail(t, s, other.Email, "/reset-password?token=", 1)
 		})
 	}
+}
+
+// A change of address that someone else asked for, from a session of the
+// account they hold, ends with what the notice to the old address tells the
+// owner to do, and with a suspension: its link no longer moves the account
+// (which would have let them reset the password through the new address).
+// It ends with a password change or reset, the revocation of that session,
+// the reuse of its refresh token (theft) and a suspension; a VerifyEmail
+// refused leaves the email as it was.
+func TestChangeEmail_PendingChangeEndsWithPasswordChangeResetRevocationTheftAndSuspension_P5_P11(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		ends := map[string]func(a api, owner *tu.Account, intruder *flockv1.LoginResponse){
+			"password change": func(a api, owner *tu.Account, _ *flockv1.LoginResponse) {
+				must[flockv1.ChangePasswordResponse](a, flockv1connect.UserServiceChangePasswordProcedure, owner.AccessToken,
+					&flockv1.ChangePasswordRequest{CurrentPassword: owner.Password, NewPassword: owner.Password + "-new"})
+			},
+			"password reset": func(a api, owner *tu.Account, _ *flockv1.LoginResponse) {
+				if err := a.requestReset(owner.Email); err != nil {
+					t.Fatal(err)
+				}
+				token := linkToken(t, waitEmail(t, s, owner.Email, "/reset-password?token=", 1), "/reset-password")
+				if err := a.resetPassword(token, owner.Password+"-new"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"revocation": func(a api, owner *tu.Account, intruder *flockv1.LoginResponse) {
+				theirs := must[flockv1.ListSessionsResponse](a, flockv1connect.UserServiceListSessionsProcedure, intruder.GetAccessToken(), &flockv1.ListSessionsRequest{})
+				for _, sess := range theirs.GetSessions() {
+					if sess.GetCurrent() {
+						must[flockv1.RevokeSessionResponse](a, flockv1connect.UserServiceRevokeSessionProcedure, owner.AccessToken, &flockv1.RevokeSessionRequest{SessionId: sess.GetId()})
+					}
+				}
+			},
+			"refresh token reused": func(a api, _ *tu.Account, intruder *flockv1.LoginResponse) {
+				refresh := func() error {
+					return do[flockv1.RefreshTokenResponse](a, flockv1connect.UserServiceRefreshTokenProcedure, "", &flockv1.RefreshTokenRequest{RefreshToken: intruder.GetRefreshToken()})
+				}
+				if err := refresh(); err != nil {
+					t.Fatal(err)
+				}
+				wantCode(t, refresh(), connect.CodeUnauthenticated)
+			},
+			"suspension": func(_ api, owner *tu.Account, _ *flockv1.LoginResponse) { suspend(t, s, owner.ID) },
+		}
+		for what, end := range ends {
+			t.Run(strings.ReplaceAll(what, " ", "_"), func(t *testing.T) {
+				t.Parallel()
+				a := api{t: t, s: s, tr: tu.Connect}
+				owner := s.MustAccount(t, "pend_"+strings.ReplaceAll(what, " ", "_"))
+				intruder, err := a.login(owner.Username, owner.Password)
+				if err != nil {
+					t.Fatal(err)
+				}
+				elsewhere := "elsewhere-" + owner.Username + "@example.org"
+				if err := a.changeEmail(intruder.GetAccessToken(), elsewhere, owner.Password); err != nil {
+					t.Fatal(err)
+				}
+				token := linkToken(t, waitEmail(t, s, elsewhere, "/verify-email?token=", 1), "/verify-email")
+				end(a, owner, intruder)
+				wantCode(t, do[flockv1.VerifyEmailResponse](a, flockv1connect.UserServiceVerifyEmailProcedure, "", &flockv1.VerifyEmailRequest{Token: token}), connect.CodeInvalidArgument)
+				if _, err := call[flockv1.LoginResponse](a, flockv1connect.UserServiceLoginProcedure, "",
+					&flockv1.LoginRequest{Identifier: &flockv1.LoginRequest_Email{Email: elsewhere}, Password: owner.Password}); err == nil {
+					t.Errorf("after the %s, the account answers to the address asked for by another session", what)
+				}
+			})
+		}
+	}, func(c *server.Config) { c.RefreshReuseGrace = -1 }) // a rotated token presented again is theft at once
+}
+
+// A reset link mailed to the old address stops working once the account
+// has moved to a new one (OWASP's forgot-password guidance): whoever reads
+// the old mailbox no longer controls the account.
+func TestPasswordReset_LinkToTheOldAddressVoidedByAnEmailChange_P11(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.REST}
+		acc := s.MustAccount(t, "resetmoved")
+		if err := a.requestReset(acc.Email); err != nil {
+			t.Fatal(err)
+		}
+		reset := linkToken(t, waitEmail(t, s, acc.Email, "/reset-password?token=", 1), "/reset-password")
+		fresh := "resetmoved-new@example.org"
+		if err := a.changeEmail(acc.AccessToken, fresh, acc.Password); err != nil {
+			t.Fatal(err)
+		}
+		must[flockv1.VerifyEmailResponse](a, flockv1connect.UserServiceVerifyEmailProcedure, "",
+			&flockv1.VerifyEmailRequest{Token: linkToken(t, waitEmail(t, s, fresh, "/verify-email?token=", 1), "/verify-email")})
+		wantCode(t, a.resetPassword(reset, "a-new-password-1"), connect.CodeInvalidArgument)
+		if _, err := a.login(acc.Username, acc.Password); err != nil {
+			t.Errorf("the password changed through a link to the old address: %v", err)
+		}
+	})
 }

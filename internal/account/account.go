@@ -244,11 +244,16 @@ func inWords(d time.Duration) string {
 	return fmt.Sprintf("%d %s", n, unit)
 }
 
+// errBadVerification refuses a token that cannot verify anything (any more).
+var errBadVerification = flock.FieldErrorf("token", "verification token is invalid, used, expired or voided: request a new registration email with ResendVerification, or for a change of address call ChangeEmail again")
+
 // VerifyEmail consumes a verification token: the token of a registration
 // marks its account's email verified; the token of an email change makes
 // the new address the account's email and tells the old one. Returns
-// EINVALID when the token is unknown, used or expired, and ECONFLICT when
-// another account took the new address meanwhile.
+// EINVALID when the token is unknown, used, expired or voided (an email
+// change's, by a password change or reset, a session revoked or stolen, a
+// suspension), and ECONFLICT when another account took the new address
+// meanwhile.
 func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, error) {
 	var (
 		u     *store.User
@@ -258,7 +263,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*store.User, e
 		mails = flockmail.Pending{} // InTx may run this again
 		v, err := s.db.UseEmailToken(ctx, tx, hashToken(token))
 		if store.IsNotFound(err) {
-			return flock.FieldErrorf("token", "verification token is invalid, used or expired; request a new email with ResendVerification (or ChangeEmail again)")
+			return errBadVerification
 		} else if err != nil {
 			return err
 		}
@@ -459,8 +464,17 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*TokenPair,
 		if !ok {
 			if tok.UsedAt != nil {
 				// Commit the revocation, then refuse.
+				// A stolen session: a change of address it may have
+				// asked for ends with it.
 				reused, revoked = true, tok.SessionID
-				return s.db.RevokeSession(ctx, tx, tok.SessionID, "refresh token reused")
+				if err := s.db.RevokeSession(ctx, tx, tok.SessionID, "refresh token reused"); err != nil {
+					return err
+				}
+				sess, err := s.db.GetSession(ctx, tx, tok.SessionID)
+				if err != nil {
+					return err
+				}
+				return s.db.InvalidateEmailChanges(ctx, tx, sess.UserID)
 			}
 			ended = tok.SessionID
 			return errBadRefresh

@@ -109,6 +109,11 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		if err := s.db.InvalidatePasswordResets(ctx, tx, p.UserID); err != nil {
 			return err
 		}
+		// A change of address asked for by whoever else held a session
+		// ends too: the notice it sent says to change the password.
+		if err := s.db.InvalidateEmailChanges(ctx, tx, p.UserID); err != nil {
+			return err
+		}
 		if ended, err = s.db.RevokeOtherSessions(ctx, tx, p.UserID, p.SessionID, "password changed"); err != nil {
 			return err
 		}
@@ -157,7 +162,17 @@ func (s *Service) ListSessions(ctx context.Context, p *Principal, size int32, to
 // Returns ENOTFOUND when the caller has no live session with this ID
 // (another user's session is not theirs to end, nor to learn about).
 func (s *Service) RevokeSession(ctx context.Context, p *Principal, sessionID string) error {
-	ok, err := s.db.RevokeUserSession(ctx, s.db, p.UserID, sessionID, "revoked by its user")
+	var ok bool
+	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if ok, err = s.db.RevokeUserSession(ctx, tx, p.UserID, sessionID, "revoked by its user"); err != nil || !ok {
+			return err
+		}
+		// The session revoked may be the one that asked to move the
+		// account to another address: that change ends with it (its
+		// notice says to end the sessions one does not know).
+		return s.db.InvalidateEmailChanges(ctx, tx, p.UserID)
+	})
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}

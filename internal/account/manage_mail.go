@@ -137,6 +137,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 		if err := s.db.InvalidatePasswordResets(ctx, tx, u.ID); err != nil {
 			return err
 		}
+		if err := s.db.InvalidateEmailChanges(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		if err := s.db.MarkEmailVerified(ctx, tx, u.ID); err != nil {
 			return err
 		}
@@ -252,9 +255,16 @@ func (s *Service) confirmEmailChange(ctx context.Context, tx bun.Tx, v *store.Em
 	if err != nil {
 		return err
 	}
+	if old.SuspendedAt != nil {
+		return errBadVerification
+	}
 	if err := s.db.SetUserEmail(ctx, tx, v.UserID, *v.NewEmail); errors.Is(err, store.ErrConflict) {
 		return &flock.Error{Code: flock.ECONFLICT, Field: "token", Message: "another account has taken this email address meanwhile; your address is unchanged"}
 	} else if err != nil {
+		return err
+	}
+	// Reset links mailed to the old address stop working with it.
+	if err := s.db.InvalidatePasswordResets(ctx, tx, v.UserID); err != nil {
 		return err
 	}
 	return s.outbox.Queue(ctx, tx, mails, flockmail.Message{
