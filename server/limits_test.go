@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -215,5 +216,66 @@ func TestUpload_MinimumRateNotTotalDeadline_P23(t *testing.T) {
 	t.Run("stalled", func(t *testing.T) {
 		conn := rawHTTP(t, s, head, body[:len(body)/2])
 		waitClosedOrAnswered(t, conn, 30*time.Second)
+	})
+}
+
+// P22 and P23 for bodies REST used to take whole or answer 500: a gzip body
+// is inflated at most to the limit (vanguard inflated it all, then answered
+// 429: 64 MiB of zeros in a 64 KiB request, before any login), one that is
+// not gzip is a 400, another coding a 415; GET and DELETE routes drop an
+// empty JSON object, which some clients send with every request, and refuse
+// any other body with 400 (vanguard answered 500 to both).
+func TestBody_CompressedAndStrayBodiesOnREST_P22_P23(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		u := s.MustAccount(t, "bodies")
+		gz := func(b []byte) []byte {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			_, _ = zw.Write(b)
+			_ = zw.Close()
+			return buf.Bytes()
+		}
+		do := func(method, path, encoding string, body []byte) (int, string) {
+			t.Helper()
+			req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+u.AccessToken)
+			if encoding != "" {
+				req.Header.Set("Content-Encoding", encoding)
+			}
+			res, err := s.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			out, _ := io.ReadAll(res.Body)
+			return res.StatusCode, string(out)
+		}
+		for _, c := range []struct {
+			what, method, path, encoding string
+			body                         []byte
+			status                       int
+			says                         string
+		}{
+			{"64 MiB of zeros in gzip", http.MethodPost, "/api/users/login/", "gzip", gz(make([]byte, 64<<20)), http.StatusRequestEntityTooLarge, "once decompressed: the limit is 8 MiB"},
+			{"a gzip login", http.MethodPost, "/api/users/login/", "gzip", gz([]byte(`{"username":"bodies","password":"wrong password"}`)), http.StatusUnauthorized, "or password"},
+			{"a gzip post", http.MethodPost, "/api/posts/", "GZip", gz([]byte(`{"content":"squeezed"}`)), http.StatusOK, "squeezed"},
+			{"not gzip", http.MethodPost, "/api/posts/", "gzip", []byte(`{"content":"plain"}`), http.StatusBadRequest, "not valid gzip"},
+			{"gzip cut short", http.MethodPost, "/api/posts/", "gzip", gz([]byte(`{"content":"cut"}`))[:20], http.StatusBadRequest, "not valid gzip"},
+			{"brotli", http.MethodPost, "/api/posts/", "br", []byte(`{"content":"b"}`), http.StatusUnsupportedMediaType, "is not supported: send the body uncompressed, or with gzip"},
+			{"GET with {}", http.MethodGet, "/api/users/", "", []byte(" {} "), http.StatusOK, u.Email},
+			{"DELETE with {}", http.MethodDelete, "/api/users/sessions/01NOSUCHSESSION0000000000/", "", []byte("{}"), http.StatusNotFound, "no signed-in session"},
+			{"DELETE with fields", http.MethodDelete, "/api/users/sessions/01NOSUCHSESSION0000000000/", "", []byte(`{"sessionId":"x"}`), http.StatusBadRequest, "takes no request body"},
+			{"GET with gzip fields", http.MethodGet, "/api/users/", "gzip", gz([]byte(`{"x":1}`)), http.StatusBadRequest, "takes no request body"},
+		} {
+			status, out := do(c.method, c.path, c.encoding, c.body)
+			if status != c.status || !strings.Contains(out, c.says) {
+				t.Errorf("%s: %d %s, want %d saying %q", c.what, status, out, c.status, c.says)
+			}
+		}
 	})
 }
