@@ -328,6 +328,14 @@ if (process.env.FLOCK_VIDEO) {
 // 4. A private group's post is invisible to a non-member.
 step("a private group's post is invisible to a non-member");
 await alice.getByRole("link", { name: "Groups" }).click();
+// A public group first, for others to find and join (below).
+const clubAbout = "Seeds, soil and the weather: " + "we swap cuttings every spring and share what grew. ".repeat(4);
+await alice.getByLabel("Name").fill("Garden club");
+await alice.getByLabel("Description").fill(clubAbout);
+await alice.getByRole("button", { name: "Create group" }).click();
+await alice.getByRole("heading", { name: "Garden club" }).waitFor();
+const clubPath = new URL(alice.url()).pathname;
+await alice.getByRole("link", { name: "Groups" }).click();
 await alice.getByLabel("Name").fill("Secret garden");
 await alice.getByLabel("Privacy").selectOption({ label: "private" });
 await alice.getByRole("button", { name: "Create group" }).click();
@@ -362,6 +370,55 @@ const groupPath = new URL(alice.url()).pathname;
 await alice.getByRole("link", { name: "Activity" }).click();
 const created = alice.getByRole("main").getByRole("listitem").filter({ hasText: "You created the group Secret garden" });
 assert.equal(await created.getByRole("link", { name: "Secret garden" }).getAttribute("href"), groupPath, "the created group's link");
+// Finding a group: bob searches by name, sees each group's size, privacy
+// and his standing, joins the public one from the results (the item
+// changes without a reload) and asks to join the private one; without a
+// query the groups are listed largest first.
+step("finding a group: search, join from the results, popular groups");
+await bob.goto("/groups");
+await bob.getByRole("heading", { name: "Popular groups" }).waitFor();
+const groupBox = bob.getByRole("searchbox", { name: "Search groups" });
+await groupBox.fill("garden");
+await groupBox.press("Enter");
+const matching = bob.getByRole("list", { name: "Groups matching “garden”" });
+const club = matching.getByRole("listitem").filter({ has: bob.getByRole("link", { name: "Garden club", exact: true }) });
+const secret = matching.getByRole("listitem").filter({ has: bob.getByRole("link", { name: "Secret garden", exact: true }) });
+await club.getByText("public · 1 member", { exact: true }).waitFor(); // singular for one
+assert.equal(await club.getByRole("link", { name: "Garden club" }).getAttribute("href"), clubPath, "a found group's link");
+const clubExcerpt = await club.locator(".excerpt").textContent();
+assert.ok(clubExcerpt.endsWith("…") && clubAbout.startsWith(clubExcerpt.slice(0, -1)), `the description's excerpt: ${clubExcerpt}`);
+await secret.getByText("private · 1 member", { exact: true }).waitFor();
+await bobRPCs.settle();
+bobRPCs.take();
+await club.getByRole("button", { name: "Join", exact: true }).click();
+await club.getByText("public · 2 members · you: member", { exact: true }).waitFor();
+assert.equal(await club.getByRole("button").count(), 0, "a member is offered to join");
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), ["/flock.v1.GroupService/JoinGroup", "/flock.v1.GroupService/ListGroups"], "the calls of a join from the results");
+await bob.getByRole("list", { name: "Your groups" }).getByRole("link", { name: "Garden club" }).waitFor();
+await secret.getByRole("button", { name: "Ask to join" }).click();
+await secret.getByText("private · 1 member · you: requested to join", { exact: true }).waitFor();
+assert.equal(await secret.getByRole("button").count(), 0, "a request already sent is offered again");
+await groupBox.fill("no such group here");
+await groupBox.press("Enter");
+await bob.getByText("No group matches “no such group here”.").waitFor();
+await bob.goBack();
+await matching.waitFor();
+assert.equal(await groupBox.inputValue(), "garden", "Back left the previous search in the box");
+await bob.goBack();
+const popular = bob.getByRole("list", { name: "Popular groups" });
+await popular.waitFor();
+assert.equal(await groupBox.inputValue(), "", "Back left a search in the box");
+// Garden club is the older: only its size puts it first (ties go newest first).
+assert.deepEqual(
+  await popular.getByRole("listitem").getByRole("link").allTextContents(),
+  ["Garden club", "Secret garden"],
+  "popular groups, largest first",
+);
+await bob.goto(clubPath);
+await bob.getByRole("heading", { name: "Garden club" }).waitFor();
+await bob.getByText("public group · 2 members · you: active").waitFor();
+
 const carolCtx = await context(url);
 const carol = await carolCtx.newPage();
 carol.expected.push("403"); // GetGroup's members and the group's posts are refused to her

@@ -7,7 +7,7 @@
 // the badge, the profile, at each post, comment or follow.
 import { createConnectQueryKey } from "@connectrpc/connect-query";
 import type { DescMessage, DescMethodUnary, DescService, MessageInitShape } from "@bufbuild/protobuf";
-import type { Post } from "@flock-social/client";
+import type { Group, Post } from "@flock-social/client";
 import type { InfiniteData, QueryClient } from "@tanstack/react-query";
 
 /** The open queries of a service, or of a method with part of its input. */
@@ -29,30 +29,52 @@ export function staleAll(qc: QueryClient): Promise<void> {
 }
 
 /**
- * withPost returns cached query data with the post `id` replaced by
- * change(post) wherever it appears (feed pages, a post, search results, a
- * profile's posts), and the same object where nothing changed.
+ * withMessage returns cached query data with the message of type typeName
+ * and id `id` replaced by change(message) wherever it appears (feed pages,
+ * a post, search results, a profile's posts; a group in any list), and the
+ * same object where nothing changed.
  */
-export function withPost(data: unknown, id: string, change: (p: Post) => Post): unknown {
+function withMessage<T>(data: unknown, typeName: string, id: string, change: (m: T) => T): unknown {
   if (data === null || typeof data !== "object" || ArrayBuffer.isView(data)) return data;
   if (Array.isArray(data)) {
-    const out = data.map((x) => withPost(x, id, change));
+    const out = data.map((x) => withMessage(x, typeName, id, change));
     return out.some((x, i) => x !== data[i]) ? out : data;
   }
   const o = data as Record<string, unknown>;
-  if (o.$typeName === "flock.v1.Post" && o.id === id) return change(o as unknown as Post);
+  if (o.$typeName === typeName && o.id === id) return change(o as unknown as T);
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
-    out[k] = withPost(v, id, change);
+    out[k] = withMessage(v, typeName, id, change);
     changed ||= out[k] !== v;
   }
   return changed ? out : data;
 }
 
+export function withPost(data: unknown, id: string, change: (p: Post) => Post): unknown {
+  return withMessage(data, "flock.v1.Post", id, change);
+}
+
+/**
+ * Writes change(message) into every cached query that holds the message,
+ * and into those only: setting a query's data, even to the same object,
+ * would mark it fresh again (and undo a staleAll before it).
+ */
+function updateMessage<T>(qc: QueryClient, typeName: string, id: string, change: (m: T) => T): void {
+  qc.setQueriesData({ queryKey: ["connect-query"] }, (data: unknown) => {
+    const out = withMessage(data, typeName, id, change);
+    return out === data ? undefined : out;
+  });
+}
+
 /** Writes change(post) into every cached query that holds the post. */
 export function updatePost(qc: QueryClient, id: string, change: (p: Post) => Post): void {
-  qc.setQueriesData({ queryKey: ["connect-query"] }, (data: unknown) => withPost(data, id, change));
+  updateMessage(qc, "flock.v1.Post", id, change);
+}
+
+/** Writes change(group) into every cached query that holds the group (searches, lists, its page). */
+export function updateGroup(qc: QueryClient, id: string, change: (g: Group) => Group): void {
+  updateMessage(qc, "flock.v1.Group", id, change);
 }
 
 /** Takes a deleted post out of every cached list that holds it. */

@@ -112,7 +112,7 @@ function Compose({ groupId }: { groupId?: string }) {
   });
   const fe = useFormErrors(create.error, ["content", "visibility", "video_id"]);
   // CreatePostRequest.content: max_len 5000 (proto/flock/v1/post.proto).
-  const limit = useLimit(text, 5000, "post");
+  const limit = useLimit(text, 5000, "a post");
   const textRef = useRef<HTMLTextAreaElement>(null);
   const tags = useMemo(() => [...new Set(text.match(/#[\p{L}\p{N}_]+/gu) ?? [])], [text]);
   const pick = async (file: File | undefined) => {
@@ -295,7 +295,7 @@ export function PostPage({ id }: { id: string }) {
   const [text, setText] = useState("");
   const fe = useFormErrors(add.error, ["content"]);
   // CreateCommentRequest.content: max_len 2000 (proto/flock/v1/post.proto).
-  const limit = useLimit(text, 2000, "comment");
+  const limit = useLimit(text, 2000, "a comment");
   const commentRef = useRef<HTMLInputElement>(null);
   if (p.error) return <ErrorText error={p.error} />;
   if (!p.data?.post) return <Loading />;

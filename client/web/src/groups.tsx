@@ -1,4 +1,4 @@
-// Groups: mine, create, a group's page (join, leave, invite, requests, members, posts).
+// Groups: mine, find (search, popular, join), create, a group's page (join, leave, invite, requests, members, posts).
 import { useInfiniteQuery, useMutation, useQuery } from "@connectrpc/connect-query";
 import {
   addGroupMember,
@@ -10,16 +10,17 @@ import {
   listGroupPosts,
   listGroups,
   removeGroupMember,
+  searchGroups,
 } from "@gen/flock/v1/group-GroupService_connectquery.js";
 import { searchUsers } from "@gen/flock/v1/user-UserService_connectquery.js";
-import { GroupMembershipState, GroupPrivacy, GroupRole } from "@flock-social/client";
+import { GroupMembershipState, GroupPrivacy, GroupRole, type Group } from "@flock-social/client";
 import { useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useRef, useState } from "react";
 
-import { refetch, staleAll } from "./cache.js";
+import { refetch, staleAll, updateGroup } from "./cache.js";
 import { Compose, More, PostCard } from "./feed.js";
-import { Link, navigate } from "./router.js";
-import { Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors } from "./ui.js";
+import { Link, navigate, useLocation } from "./router.js";
+import { Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors, useLimit } from "./ui.js";
 
 export function Groups() {
   const qc = useQueryClient();
@@ -36,9 +37,10 @@ export function Groups() {
   return (
     <section aria-labelledby="groups-h">
       <h1 id="groups-h">Groups</h1>
+      <h2 id="mine-h">Your groups</h2>
       <ErrorText error={q.error} />
-      {q.data?.groups.length === 0 && <Empty>You are in no group yet. Create one below.</Empty>}
-      <ul className="plain">
+      {q.data?.groups.length === 0 && <Empty>You are in no group yet. Find one or create one below.</Empty>}
+      <ul className="plain" aria-labelledby="mine-h">
         {q.data?.groups.map((g) => (
           <li key={g.id}>
             <Link href={`/g/${g.id}`}>{g.name}</Link>{" "}
@@ -48,6 +50,7 @@ export function Groups() {
           </li>
         ))}
       </ul>
+      <FindGroups />
       <form
         className="card"
         aria-label="Create a group"
@@ -81,6 +84,128 @@ export function Groups() {
         <button disabled={create.isPending}>Create group</button>
       </form>
     </section>
+  );
+}
+
+/**
+ * Finding a group: SearchGroups by name (?q= in the URL, so that Back and
+ * Forward return to a search), or without a query every group, largest
+ * first ("Popular groups"). Each result says where the reader stands with
+ * it and offers to join it.
+ */
+function FindGroups() {
+  const q = useLocation().searchParams.get("q") ?? "";
+  const found = useInfiniteQuery(
+    searchGroups,
+    { query: q, pageSize: 20, pageToken: "" },
+    { pageParamKey: "pageToken", getNextPageParam: (l) => l.nextPageToken || undefined },
+  );
+  const list = found.data?.pages.flatMap((p) => p.groups) ?? [];
+  return (
+    <section className="card" aria-labelledby="find-h">
+      <h2 id="find-h">Find groups</h2>
+      {/* Keyed by the URL's query: Back and Forward show the search they return to. */}
+      <GroupSearch key={q} initial={q} />
+      <h3 id="found-h">{q ? `Groups matching “${q}”` : "Popular groups"}</h3>
+      <ErrorText error={found.error} />
+      {found.isPending && <Loading />}
+      {found.isSuccess && list.length === 0 && <Empty>{q ? `No group matches “${q}”.` : "There are no groups yet: create the first one below."}</Empty>}
+      <ul className="plain" aria-labelledby="found-h">
+        {list.map((g) => (
+          <FoundGroup key={g.id} group={g} />
+        ))}
+      </ul>
+      {found.hasNextPage && <More onVisible={() => !found.isFetchingNextPage && void found.fetchNextPage()} busy={found.isFetchingNextPage} />}
+    </section>
+  );
+}
+
+function GroupSearch({ initial }: { initial: string }) {
+  const [text, setText] = useState(initial);
+  // SearchGroupsRequest.query: max_len 100 (proto/flock/v1/group.proto).
+  const limit = useLimit(text, 100, "a search");
+  const ref = useRef<HTMLInputElement>(null);
+  return (
+    <form
+      className="row"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (limit.over) {
+          ref.current?.focus();
+          return;
+        }
+        const v = text.trim();
+        navigate(v ? `/groups?q=${encodeURIComponent(v)}` : "/groups");
+      }}
+    >
+      <label className="grow">
+        Search groups
+        <input ref={ref} type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="Part of a group's name" {...limit.input} />
+      </label>
+      <button>Search</button>
+      {limit.counter}
+    </form>
+  );
+}
+
+/** The first words of a description, cut at a code point (not inside an emoji). */
+function excerpt(text: string, max = 160): string {
+  const chars = Array.from(text.trim());
+  return chars.length <= max ? chars.join("") : `${chars.slice(0, max).join("").trimEnd()}…`;
+}
+
+/**
+ * A group found: its name (linked), privacy, size, where the reader stands,
+ * and Join ("Ask to join" for a private group without an invitation). The
+ * answer of JoinGroup (the membership) is written into the group wherever
+ * the cache holds it, so the item changes without a read; the reader's
+ * groups are read again now when the reader joined (they are on the same
+ * page), the rest (the group's page, the feed) when next shown.
+ */
+function FoundGroup({ group: g }: { group: Group }) {
+  const qc = useQueryClient();
+  const join = useMutation(joinGroup, {
+    onSuccess: (r) => {
+      const m = r.membership;
+      if (m)
+        updateGroup(qc, g.id, (x) => ({
+          ...x,
+          myMembershipState: m.state,
+          myRole: m.role,
+          membersCount: x.membersCount + (m.state === GroupMembershipState.ACTIVE && x.myMembershipState !== GroupMembershipState.ACTIVE ? 1 : 0),
+        }));
+      void staleAll(qc);
+      // "Your groups", open above the results, gains the group.
+      if (m?.state === GroupMembershipState.ACTIVE) void refetch(qc, listGroups);
+    },
+  });
+  const state = g.myMembershipState;
+  const standing =
+    state === GroupMembershipState.ACTIVE
+      ? enumName(GroupRole, g.myRole === GroupRole.UNSPECIFIED ? GroupRole.MEMBER : g.myRole)
+      : state === GroupMembershipState.INVITED
+        ? "invited"
+        : state === GroupMembershipState.REQUESTED
+          ? "requested to join"
+          : "";
+  const canJoin = state !== GroupMembershipState.ACTIVE && state !== GroupMembershipState.REQUESTED;
+  const ask = g.privacy === GroupPrivacy.PRIVATE && state !== GroupMembershipState.INVITED;
+  return (
+    <li className="group-found">
+      <Link href={`/g/${g.id}`}>{g.name}</Link>{" "}
+      <span className="muted small">
+        {enumName(GroupPrivacy, g.privacy)} · {counted(g.membersCount, "member")}
+        {standing && ` · you: ${standing}`}
+      </span>
+      {g.description && <p className="small excerpt">{excerpt(g.description)}</p>}
+      {canJoin && (
+        <button disabled={join.isPending} onClick={() => join.mutate({ groupId: g.id })}>
+          {ask ? "Ask to join" : "Join"}
+        </button>
+      )}
+      <ErrorText error={join.error} />
+    </li>
   );
 }
 

@@ -158,9 +158,10 @@ export function characters(text: string): number {
  * A text's length limit, shown instead of enforced by maxLength (which
  * cut pasted text silently): a counter from 90% of max on, and past max a
  * message saying by how much, with the input invalid. The form refuses to
- * send while over is true.
+ * send while over is true. what names the text with its article ("a
+ * post"); verb is what the form does with it ("send", "save").
  */
-export function useLimit(text: string, max: number, what: string) {
+export function useLimit(text: string, max: number, what: string, verb = "send") {
   const id = useId();
   const n = characters(text);
   const left = max - n;
@@ -175,7 +176,7 @@ export function useLimit(text: string, max: number, what: string) {
       </span>
     ) : (
       <span id={id} className="counter error" role="alert">
-        {`${-left === 1 ? "1 character" : `${fmt(-left)} characters`} over the limit: a ${what} can be at most ${fmt(max)} characters. Shorten it to send it.`}
+        {`${-left === 1 ? "1 character" : `${fmt(-left)} characters`} over the limit: ${what} can be at most ${fmt(max)} characters. Shorten it to ${verb} it.`}
       </span>
     ),
   };
