@@ -139,6 +139,10 @@ await shot(alice, "signup");
 // A username the browser lets through but the server's rule refuses: its
 // message is next to the field, in words, without protovalidate's
 // "validation error: username:" in front.
+// A username past its 30 characters is kept whole and refused, not cut.
+await alice.getByLabel("Username").fill("a".repeat(31));
+await alice.getByRole("alert").filter({ hasText: "1 character over the limit: a username can be at most 30 characters." }).waitFor();
+assert.equal((await alice.getByLabel("Username").inputValue()).length, 31, "the username was cut short");
 alice.expected.push("400");
 await alice.getByLabel("Username").fill("ann example");
 await alice.getByRole("button", { name: "Sign up" }).click();
@@ -250,6 +254,15 @@ await bob.getByRole("button", { name: "Report", exact: true }).click();
 assert.match(await fieldError(bob.getByLabel("Details")), /^Details are required when the reason is other/, "the report's details error");
 assert.equal(await bob.getByText("validation error").count(), 0, "protovalidate's wording is shown");
 bob.expected.pop();
+// Details past their 1,000 characters: kept, counted, not sent.
+await bobRPCs.settle();
+bobRPCs.take();
+await bob.getByLabel("Details").fill("z".repeat(1001));
+await bob.getByRole("alert").filter({ hasText: "1 character over the limit: a report's details can be at most 1,000 characters." }).waitFor();
+assert.equal((await bob.getByLabel("Details").inputValue()).length, 1001, "the report's details were cut short");
+await bob.getByRole("button", { name: "Report", exact: true }).click();
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), [], "a report over the limit was sent");
 // His activity log names what each entry is about: the user followed (by
 // @username), the post liked and commented on (a link to it).
 await bob.goto("/activity");
@@ -329,11 +342,27 @@ if (process.env.FLOCK_VIDEO) {
 step("a private group's post is invisible to a non-member");
 await alice.getByRole("link", { name: "Groups" }).click();
 // A public group first, for others to find and join (below).
-const clubAbout = "Seeds, soil and the weather: " + "we swap cuttings every spring and share what grew. ".repeat(4);
+// Its description is longer than the app's old cap of 1,000 characters
+// (the server takes 2,000): kept whole, not cut; past 2,000 it is refused.
+const clubAbout = "Seeds, soil and the weather: " + "we swap cuttings every spring and share what grew. ".repeat(24);
+assert.ok(clubAbout.length > 1000 && clubAbout.length < 1800);
 await alice.getByLabel("Name").fill("Garden club");
-await alice.getByLabel("Description").fill(clubAbout);
+const about = alice.getByLabel("Description");
+await about.fill("d".repeat(2001));
+await alice.getByRole("alert").filter({ hasText: "1 character over the limit: a description can be at most 2,000 characters." }).waitFor();
+const createGroups = [];
+const countCreateGroup = (r) => r.url().endsWith("/CreateGroup") && createGroups.push(r);
+alice.on("request", countCreateGroup);
+await alice.getByRole("button", { name: "Create group" }).click();
+await alice.waitForTimeout(300);
+alice.off("request", countCreateGroup);
+assert.equal(createGroups.length, 0, "a description over the limit was sent");
+assert.equal(await about.evaluate((el) => el === document.activeElement), true, "the refused description has no focus");
+await about.fill(clubAbout);
+assert.equal(await about.inputValue(), clubAbout, "the description was cut short");
 await alice.getByRole("button", { name: "Create group" }).click();
 await alice.getByRole("heading", { name: "Garden club" }).waitFor();
+await alice.getByText(clubAbout, { exact: true }).waitFor(); // whole, as the server keeps it
 const clubPath = new URL(alice.url()).pathname;
 await alice.getByRole("link", { name: "Groups" }).click();
 await alice.getByLabel("Name").fill("Secret garden");
@@ -418,6 +447,28 @@ assert.deepEqual(
 await bob.goto(clubPath);
 await bob.getByRole("heading", { name: "Garden club" }).waitFor();
 await bob.getByText("public group · 2 members · you: active").waitFor();
+// The profile counts characters as the server does (code points: an emoji
+// is one, where maxLength counted two and cut the bio to 250 of them).
+step("profile limits: counted in characters, refused past them, not cut");
+await bob.goto("/settings");
+const bio = bob.getByLabel("Bio");
+await bio.fill("🌱".repeat(501));
+await bob.getByRole("alert").filter({ hasText: "1 character over the limit: a bio can be at most 500 characters. Shorten it to save it." }).waitFor();
+assert.equal(await bio.getAttribute("aria-invalid"), "true", "the bio over the limit is not marked invalid");
+await bobRPCs.settle();
+bobRPCs.take();
+await bob.getByRole("button", { name: "Save profile" }).click();
+await bobRPCs.settle();
+assert.deepEqual(bobRPCs.take(), [], "a bio over the limit was sent");
+await bob.getByLabel("Full name").fill("B".repeat(95));
+await bob.getByText("5 characters left").waitFor();
+await bio.fill("🌱".repeat(500));
+await bob.getByText("0 characters left").waitFor();
+await bob.getByLabel("Full name").fill("Bob Gardener");
+await bob.getByRole("button", { name: "Save profile" }).click();
+await bob.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+await bob.goto(`/u/${accounts.bob.id}`);
+await bob.getByText("🌱".repeat(500), { exact: true }).waitFor();
 
 const carolCtx = await context(url);
 const carol = await carolCtx.newPage();

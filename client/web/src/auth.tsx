@@ -7,25 +7,35 @@ import {
   verifyEmail,
 } from "@gen/flock/v1/user-UserService_connectquery.js";
 import { Code, ConnectError } from "@flock-social/client";
-import { type FormEvent, useState } from "react";
+import { type FormEvent, useRef, useState } from "react";
 
 import { Link, navigate, useLocation } from "./router.js";
 import { client, forgetWhyEnded, whyEnded } from "./session.js";
-import { ErrorText, useFormErrors } from "./ui.js";
+import { ErrorText, aria, useFormErrors, useLimit } from "./ui.js";
 
 export function SignUp() {
   const reg = useMutation(register);
   const fe = useFormErrors(reg.error, ["username", "email", "password", "full_name"]);
   const [email, setEmail] = useState("");
+  const [username, setUsername] = useState("");
+  const [fullName, setFullName] = useState("");
+  // RegisterRequest: username 3-30, full_name at most 100 characters
+  // (proto/flock/v1/user.proto), counted and refused past them, not cut.
+  const usernameLimit = useLimit(username, 30, "a username");
+  const nameLimit = useLimit(fullName, 100, "a full name");
+  const usernameRef = useRef<HTMLInputElement>(null);
+  const nameRef = useRef<HTMLInputElement>(null);
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
+    if (usernameLimit.over) return usernameRef.current?.focus();
+    if (nameLimit.over) return nameRef.current?.focus();
     const f = new FormData(e.currentTarget);
     setEmail(String(f.get("email")));
     reg.mutate({
-      username: String(f.get("username")),
+      username,
       email: String(f.get("email")),
       password: String(f.get("password")),
-      fullName: String(f.get("fullName")),
+      fullName,
     });
   };
   if (reg.isSuccess)
@@ -42,13 +52,24 @@ export function SignUp() {
       <h1 id="signup-h">Create your Flock account</h1>
       <label>
         Username
-        <input name="username" autoComplete="username" required minLength={3} maxLength={30} {...fe.input("username")} />
+        <input
+          ref={usernameRef}
+          name="username"
+          autoComplete="username"
+          value={username}
+          onChange={(e) => setUsername(e.target.value)}
+          required
+          minLength={3}
+          {...aria(fe.input("username"), usernameLimit.input)}
+        />
       </label>
+      {usernameLimit.counter}
       {fe.message("username")}
       <label>
         Full name
-        <input name="fullName" autoComplete="name" {...fe.input("full_name")} />
+        <input ref={nameRef} name="fullName" autoComplete="name" value={fullName} onChange={(e) => setFullName(e.target.value)} {...aria(fe.input("full_name"), nameLimit.input)} />
       </label>
+      {nameLimit.counter}
       {fe.message("full_name")}
       <label>
         Email

@@ -382,7 +382,11 @@ function Analytics({ id }: { id: string }) {
 function Report({ id }: { id: string }) {
   const r = useMutation(reportPost);
   const [reason, setReason] = useState(ReportReason.SPAM);
+  const [details, setDetails] = useState("");
   const fe = useFormErrors(r.error, ["reason", "details"]);
+  // ReportPostRequest.details: max_len 1000 (proto/flock/v1/post.proto).
+  const limit = useLimit(details, 1000, "a report's details");
+  const detailsRef = useRef<HTMLInputElement>(null);
   if (r.isSuccess) return <p role="status">Thank you: the report was sent to the moderators.</p>;
   return (
     <details>
@@ -391,7 +395,11 @@ function Report({ id }: { id: string }) {
         className="row"
         onSubmit={(e) => {
           e.preventDefault();
-          r.mutate({ postId: id, reason, details: String(new FormData(e.currentTarget).get("details") ?? "") });
+          if (limit.over) {
+            detailsRef.current?.focus();
+            return;
+          }
+          r.mutate({ postId: id, reason, details });
         }}
       >
         <label>
@@ -407,9 +415,10 @@ function Report({ id }: { id: string }) {
           </select>
         </label>
         <label className="grow">
-          Details <input name="details" maxLength={1000} {...fe.input("details")} />
+          Details <input ref={detailsRef} name="details" value={details} onChange={(e) => setDetails(e.target.value)} {...aria(fe.input("details"), limit.input)} />
         </label>
         <button disabled={r.isPending}>Report</button>
+        {limit.counter}
         {fe.message("reason")}
         {fe.message("details")}
       </form>

@@ -20,7 +20,7 @@ import { useRef, useState } from "react";
 import { refetch, staleAll, updateGroup } from "./cache.js";
 import { Compose, More, PostCard } from "./feed.js";
 import { Link, navigate, useLocation } from "./router.js";
-import { Empty, ErrorText, Loading, UserLink, counted, enumName, useFormErrors, useLimit } from "./ui.js";
+import { Empty, ErrorText, Loading, UserLink, aria, counted, enumName, useFormErrors, useLimit } from "./ui.js";
 
 export function Groups() {
   const qc = useQueryClient();
@@ -33,7 +33,16 @@ export function Groups() {
     },
   });
   const [privacy, setPrivacy] = useState(GroupPrivacy.PUBLIC);
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
   const fe = useFormErrors(create.error, ["name", "description", "privacy"]);
+  // CreateGroupRequest: name 1-100, description at most 2000 characters
+  // (proto/flock/v1/group.proto; internal/group), counted and refused past
+  // them, not cut.
+  const nameLimit = useLimit(name, 100, "a group's name");
+  const descriptionLimit = useLimit(description, 2000, "a description");
+  const nameRef = useRef<HTMLInputElement>(null);
+  const descriptionRef = useRef<HTMLTextAreaElement>(null);
   return (
     <section aria-labelledby="groups-h">
       <h1 id="groups-h">Groups</h1>
@@ -56,18 +65,29 @@ export function Groups() {
         aria-label="Create a group"
         onSubmit={(e) => {
           e.preventDefault();
-          const f = new FormData(e.currentTarget);
-          create.mutate({ name: String(f.get("name")), description: String(f.get("description")), privacy });
+          if (nameLimit.over) return nameRef.current?.focus();
+          if (descriptionLimit.over) return descriptionRef.current?.focus();
+          create.mutate({ name, description, privacy });
         }}
       >
         <h2>Create a group</h2>
         <label>
-          Name <input name="name" required maxLength={100} {...fe.input("name")} />
+          Name <input ref={nameRef} name="name" value={name} onChange={(e) => setName(e.target.value)} required {...aria(fe.input("name"), nameLimit.input)} />
         </label>
+        {nameLimit.counter}
         {fe.message("name")}
         <label>
-          Description <input name="description" maxLength={1000} {...fe.input("description")} />
+          Description{" "}
+          <textarea
+            ref={descriptionRef}
+            name="description"
+            value={description}
+            onChange={(e) => setDescription(e.target.value)}
+            rows={3}
+            {...aria(fe.input("description"), descriptionLimit.input)}
+          />
         </label>
+        {descriptionLimit.counter}
         {fe.message("description")}
         <label>
           Privacy{" "}

@@ -11,12 +11,12 @@ import {
 } from "@gen/flock/v1/user-UserService_connectquery.js";
 import type { GetMeResponse } from "@gen/flock/v1/user_pb.js";
 import { useQueryClient } from "@tanstack/react-query";
-import { type FormEvent, useState } from "react";
+import { type FormEvent, useRef, useState } from "react";
 
 import { refetch, staleAll } from "./cache.js";
 import { navigate } from "./router.js";
 import { client } from "./session.js";
-import { Avatar, Empty, ErrorText, errorText, useFormErrors, when } from "./ui.js";
+import { Avatar, Empty, ErrorText, aria, errorText, useFormErrors, useLimit, when } from "./ui.js";
 
 function form(e: FormEvent<HTMLFormElement>): FormData {
   e.preventDefault();
@@ -26,15 +26,6 @@ function form(e: FormEvent<HTMLFormElement>): FormData {
 export function Settings() {
   const qc = useQueryClient();
   const me = useQuery(getMe, {});
-  // The saved profile is the answer: it replaces GetMe's; the places that
-  // show the reader's name or picture (profile, posts) are read again when
-  // next shown.
-  const upd = useMutation(updateMe, {
-    onSuccess: (res) => {
-      void staleAll(qc);
-      if (res.user) qc.setQueriesData<GetMeResponse>({ queryKey: createConnectQueryKey({ schema: getMe, cardinality: "finite" }) }, (old) => old && { ...old, user: res.user });
-    },
-  });
   const pw = useMutation(changePassword);
   const em = useMutation(changeEmail, { onSuccess: () => refetch(qc, getMe) });
   const sessions = useQuery(listSessions, { pageSize: 50 });
@@ -48,7 +39,6 @@ export function Settings() {
   });
   const [exportError, setExportError] = useState<string | null>(null);
   const u = me.data?.user;
-  const profileErrors = useFormErrors(upd.error, ["full_name", "bio", "avatar"]);
   const pwErrors = useFormErrors(pw.error, ["current_password", "new_password"]);
   const emErrors = useFormErrors(em.error, ["new_email", "current_password"]);
   const delErrors = useFormErrors(del.error, ["current_password"]);
@@ -78,40 +68,11 @@ export function Settings() {
     }
   };
 
-  const saveProfile = async (e: FormEvent<HTMLFormElement>) => {
-    const f = form(e);
-    const file = f.get("avatar");
-    const paths = ["full_name", "bio"];
-    const avatar = file instanceof File && file.size > 0 ? new Uint8Array(await file.arrayBuffer()) : undefined;
-    if (avatar) paths.push("avatar");
-    upd.mutate({ fullName: String(f.get("fullName")), bio: String(f.get("bio")), ...(avatar ? { avatar } : {}), updateMask: { paths } });
-  };
-
   return (
     <section aria-labelledby="settings-h">
       <h1 id="settings-h">Settings</h1>
       <ErrorText error={me.error} />
-      {u && (
-        <form className="card" onSubmit={(e) => void saveProfile(e)} aria-label="Profile">
-          <h2>Profile</h2>
-          <Avatar url={u.avatarUrl} name={u.username} size={64} />
-          <label>
-            Full name <input name="fullName" defaultValue={u.fullName} maxLength={100} {...profileErrors.input("full_name")} />
-          </label>
-          {profileErrors.message("full_name")}
-          <label>
-            Bio <textarea name="bio" defaultValue={u.bio} maxLength={500} rows={3} {...profileErrors.input("bio")} />
-          </label>
-          {profileErrors.message("bio")}
-          <label>
-            Avatar (JPEG or PNG) <input name="avatar" type="file" accept="image/jpeg,image/png" {...profileErrors.input("avatar")} />
-          </label>
-          {profileErrors.message("avatar")}
-          <ErrorText error={profileErrors.rest} />
-          {upd.isSuccess && <p role="status">Saved.</p>}
-          <button disabled={upd.isPending}>Save profile</button>
-        </form>
-      )}
+      {u && <ProfileForm key={u.id} fullName={u.fullName} bio={u.bio} avatarUrl={u.avatarUrl} username={u.username} />}
       <form className="card" onSubmit={(e) => { const f = form(e); pw.mutate({ currentPassword: String(f.get("current")), newPassword: String(f.get("new")) }); }} aria-label="Change password">
         <h2>Change password</h2>
         <label>
@@ -175,5 +136,63 @@ export function Settings() {
         <button className="danger" disabled={del.isPending}>Delete my account</button>
       </form>
     </section>
+  );
+}
+
+/**
+ * The profile: name and bio counted against the server's limits
+ * (UpdateMeRequest: full_name 100, bio 500 characters) and refused past
+ * them, not cut as maxLength did with pasted text.
+ */
+function ProfileForm({ fullName: name0, bio: bio0, avatarUrl, username }: { fullName: string; bio: string; avatarUrl: string; username: string }) {
+  const qc = useQueryClient();
+  // The saved profile is the answer: it replaces GetMe's; the places that
+  // show the reader's name or picture (profile, posts) are read again when
+  // next shown.
+  const upd = useMutation(updateMe, {
+    onSuccess: (res) => {
+      void staleAll(qc);
+      if (res.user) qc.setQueriesData<GetMeResponse>({ queryKey: createConnectQueryKey({ schema: getMe, cardinality: "finite" }) }, (old) => old && { ...old, user: res.user });
+    },
+  });
+  const fe = useFormErrors(upd.error, ["full_name", "bio", "avatar"]);
+  const [fullName, setFullName] = useState(name0);
+  const [bio, setBio] = useState(bio0);
+  const nameLimit = useLimit(fullName, 100, "a name", "save");
+  const bioLimit = useLimit(bio, 500, "a bio", "save");
+  const nameRef = useRef<HTMLInputElement>(null);
+  const bioRef = useRef<HTMLTextAreaElement>(null);
+  const save = async (e: FormEvent<HTMLFormElement>) => {
+    const f = form(e);
+    if (nameLimit.over) return nameRef.current?.focus();
+    if (bioLimit.over) return bioRef.current?.focus();
+    const file = f.get("avatar");
+    const paths = ["full_name", "bio"];
+    const avatar = file instanceof File && file.size > 0 ? new Uint8Array(await file.arrayBuffer()) : undefined;
+    if (avatar) paths.push("avatar");
+    upd.mutate({ fullName, bio, ...(avatar ? { avatar } : {}), updateMask: { paths } });
+  };
+  return (
+    <form className="card" onSubmit={(e) => void save(e)} aria-label="Profile">
+      <h2>Profile</h2>
+      <Avatar url={avatarUrl} name={username} size={64} />
+      <label>
+        Full name <input ref={nameRef} name="fullName" value={fullName} onChange={(e) => setFullName(e.target.value)} {...aria(fe.input("full_name"), nameLimit.input)} />
+      </label>
+      {nameLimit.counter}
+      {fe.message("full_name")}
+      <label>
+        Bio <textarea ref={bioRef} name="bio" value={bio} onChange={(e) => setBio(e.target.value)} rows={3} {...aria(fe.input("bio"), bioLimit.input)} />
+      </label>
+      {bioLimit.counter}
+      {fe.message("bio")}
+      <label>
+        Avatar (JPEG or PNG) <input name="avatar" type="file" accept="image/jpeg,image/png" {...fe.input("avatar")} />
+      </label>
+      {fe.message("avatar")}
+      <ErrorText error={fe.rest} />
+      {upd.isSuccess && <p role="status">Saved.</p>}
+      <button disabled={upd.isPending}>Save profile</button>
+    </form>
   );
 }
