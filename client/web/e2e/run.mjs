@@ -444,6 +444,31 @@ assert.deepEqual(
   ["Garden club", "Secret garden"],
   "popular groups, largest first",
 );
+// Paging: with 22 groups the first page holds 20 (the largest, then the
+// newest); "Load more" brings the last two, Secret garden the oldest.
+const made = await bob.evaluate(async () => {
+  const { accessToken } = JSON.parse(localStorage.getItem("flock.tokens"));
+  const statuses = [];
+  for (let i = 1; i <= 20; i++) {
+    const res = await fetch("/flock.v1.GroupService/CreateGroup", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${accessToken}` },
+      body: JSON.stringify({ name: `Circle ${i}`, privacy: "GROUP_PRIVACY_PUBLIC" }),
+    });
+    statuses.push(res.status);
+  }
+  return statuses;
+});
+assert.deepEqual(made, Array(20).fill(200), "the groups made for paging");
+await bob.goto("/groups");
+await popular.getByRole("listitem").nth(19).waitFor();
+assert.equal(await popular.getByRole("listitem").count(), 20, "the first page of popular groups");
+assert.equal(await popular.getByRole("link", { name: "Garden club" }).count(), 1, "the largest group is on the first page");
+assert.equal(await popular.getByRole("link", { name: "Secret garden" }).count(), 0, "the oldest of the smallest groups is on the first page");
+await bob.getByRole("button", { name: "Load more" }).click();
+await popular.getByRole("listitem").nth(21).waitFor();
+assert.deepEqual(await popular.getByRole("listitem").getByRole("link").last().textContent(), "Secret garden", "the second page's last group");
+await bob.getByRole("button", { name: "Load more" }).waitFor({ state: "detached" });
 await bob.goto(clubPath);
 await bob.getByRole("heading", { name: "Garden club" }).waitFor();
 await bob.getByText("public group · 2 members · you: active").waitFor();
