@@ -471,7 +471,8 @@ assert.deepEqual(await popular.getByRole("listitem").getByRole("link").last().te
 await bob.getByRole("button", { name: "Load more" }).waitFor({ state: "detached" });
 await bob.goto(clubPath);
 await bob.getByRole("heading", { name: "Garden club" }).waitFor();
-await bob.getByText("public group · 2 members · you: active").waitFor();
+// The group's page says where he stands in the same words as the search.
+await bob.getByText("public group · 2 members · you: member", { exact: true }).waitFor();
 // The profile counts characters as the server does (code points: an emoji
 // is one, where maxLength counted two and cut the bio to 250 of them).
 step("profile limits: counted in characters, refused past them, not cut");

@@ -169,6 +169,24 @@ function GroupSearch({ initial }: { initial: string }) {
   );
 }
 
+/**
+ * Where the reader stands with a group, in words: their role once a member
+ * ("member", "admin", "owner"), else "invited", "requested to join", or ""
+ * for none.
+ */
+function standing(g: Group): string {
+  switch (g.myMembershipState) {
+    case GroupMembershipState.ACTIVE:
+      return enumName(GroupRole, g.myRole === GroupRole.UNSPECIFIED ? GroupRole.MEMBER : g.myRole);
+    case GroupMembershipState.INVITED:
+      return "invited";
+    case GroupMembershipState.REQUESTED:
+      return "requested to join";
+    default:
+      return "";
+  }
+}
+
 /** The first words of a description, cut at a code point (not inside an emoji). */
 function excerpt(text: string, max = 160): string {
   const chars = Array.from(text.trim());
@@ -201,14 +219,6 @@ function FoundGroup({ group: g }: { group: Group }) {
     },
   });
   const state = g.myMembershipState;
-  const standing =
-    state === GroupMembershipState.ACTIVE
-      ? enumName(GroupRole, g.myRole === GroupRole.UNSPECIFIED ? GroupRole.MEMBER : g.myRole)
-      : state === GroupMembershipState.INVITED
-        ? "invited"
-        : state === GroupMembershipState.REQUESTED
-          ? "requested to join"
-          : "";
   const canJoin = state !== GroupMembershipState.ACTIVE && state !== GroupMembershipState.REQUESTED;
   const ask = g.privacy === GroupPrivacy.PRIVATE && state !== GroupMembershipState.INVITED;
   return (
@@ -216,7 +226,7 @@ function FoundGroup({ group: g }: { group: Group }) {
       <Link href={`/g/${g.id}`}>{g.name}</Link>{" "}
       <span className="muted small">
         {enumName(GroupPrivacy, g.privacy)} · {counted(g.membersCount, "member")}
-        {standing && ` · you: ${standing}`}
+        {standing(g) && ` · you: ${standing(g)}`}
       </span>
       {g.description && <p className="small excerpt">{excerpt(g.description)}</p>}
       {canJoin && (
@@ -262,7 +272,7 @@ export function GroupPage({ id }: { id: string }) {
         <h1 id="group-h">{group.name}</h1>
         <p className="muted">
           {enumName(GroupPrivacy, group.privacy)} group · {counted(group.membersCount, "member")}
-          {group.myMembershipState !== GroupMembershipState.UNSPECIFIED && ` · you: ${enumName(GroupMembershipState, group.myMembershipState)}`}
+          {standing(group) && ` · you: ${standing(group)}`}
         </p>
         {group.description && <p>{group.description}</p>}
         {!active && group.myMembershipState !== GroupMembershipState.REQUESTED && (
