@@ -428,6 +428,7 @@ await bob.getByRole("list", { name: "Your groups" }).getByRole("link", { name: "
 await secret.getByRole("button", { name: "Ask to join" }).click();
 await secret.getByText("private · 1 member · you: requested to join", { exact: true }).waitFor();
 assert.equal(await secret.getByRole("button").count(), 0, "a request already sent is offered again");
+await shot(bob, "groups-find-phone");
 await groupBox.fill("no such group here");
 await groupBox.press("Enter");
 await bob.getByText("No group matches “no such group here”.").waitFor();
