@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+
+	"github.com/flock-social/flock/internal/media"
 )
 
 // Defaults of Config.BodyIdleTimeout and Config.BodyMinRate.
@@ -113,8 +116,9 @@ func withRESTHygiene(maxBytes int64, next http.Handler) http.Handler {
 			writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
 			return
 		}
+		clampPageSizes(r)
 		if r.ContentLength > maxBytes {
-			writeBodyTooLarge(w, maxBytes)
+			writeBodyTooLarge(w, r, maxBytes)
 			return
 		}
 		if r.ContentLength < 0 && r.Body != nil && r.Header.Get("Upgrade") == "" {
@@ -125,7 +129,7 @@ func withRESTHygiene(maxBytes int64, next http.Handler) http.Handler {
 				writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body: "+err.Error())
 				return
 			case int64(len(body)) > maxBytes:
-				writeBodyTooLarge(w, maxBytes)
+				writeBodyTooLarge(w, r, maxBytes)
 				return
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -216,17 +220,42 @@ func checkURLText(r *http.Request) error {
 	return nil
 }
 
-// isWholeNumber is whether s is a non-negative int32 in decimal (a page
-// size; its bounds are the RPC's).
+// isWholeNumber is whether s is a whole number in decimal digits (a page
+// size), of any size: clampPageSizes makes a large one 100, as the message
+// of a refused one says.
 func isWholeNumber(s string) bool {
-	n, err := strconv.ParseInt(s, 10, 32)
-	return err == nil && n >= 0 && !strings.HasPrefix(s, "+")
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-func writeBodyTooLarge(w http.ResponseWriter, maxBytes int64) {
+// clampPageSizes makes every page size over 100 in the query 100, which
+// every list would do anyway (past int32 vanguard refused it instead), and
+// writes the others without leading zeros.
+func clampPageSizes(r *http.Request) {
+	q, changed := r.URL.Query(), false
+	for _, key := range []string{"page_size", "pageSize"} {
+		for i, v := range q[key] {
+			n, err := strconv.Atoi(v)
+			if err != nil || n > 100 {
+				n = 100
+			}
+			if c := strconv.Itoa(n); c != v { // also "007": JSON refused it
+				q[key][i], changed = c, true
+			}
+		}
+	}
+	if changed {
+		r.URL.RawQuery = q.Encode()
+	}
+}
+
+func writeBodyTooLarge(w http.ResponseWriter, r *http.Request, maxBytes int64) {
+	hint := "send media as multipart/form-data where an endpoint takes a file"
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		hint = fmt.Sprintf("a profile picture may be at most %d MiB", media.MaxAvatarBytes>>20)
+	}
 	w.Header().Set("Connection", "close")
 	writeStatus(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted,
-		fmt.Sprintf("the request body is too large: the limit is %d MiB (send media as multipart/form-data where an endpoint takes a file)", maxBytes>>20))
+		fmt.Sprintf("the request body is too large: the limit is %d MiB (%s)", maxBytes>>20, hint))
 }
 
 // writeStatus writes a REST error: a google.rpc.Status in JSON, as vanguard does.

@@ -94,6 +94,17 @@ func TestBody_OverLimitIs413OnREST_P23(t *testing.T) {
 			t.Errorf("10 MB chunked: %d, want 413", res.StatusCode)
 		}
 
+		// A profile form past the limit is told the picture's own limit, not
+		// to send a form (which it did).
+		conn = rawHTTP(t, s, fmt.Sprintf("PATCH /api/users/ HTTP/1.1\r\nHost: flock\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: %d\r\n\r\n", u.AccessToken, 9<<20), []byte("--x\r\n"))
+		if res, err = http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+			t.Fatalf("no answer before the form was sent: %v", err)
+		}
+		body, _ = io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "a profile picture may be at most 5 MiB") {
+			t.Errorf("a 9 MiB profile form: %d %s, want 413 naming the picture's limit", res.StatusCode, body)
+		}
+
 		big := &flockv1.CreatePostRequest{Content: strings.Repeat("a", 9<<20)}
 		for _, tr := range []tu.Transport{tu.Connect, tu.GRPC} {
 			_, err := tu.Call[flockv1.CreatePostResponse](t.Context(), s, tr, flockv1connect.PostServiceCreatePostProcedure, u.AccessToken, big)

@@ -50,6 +50,11 @@ func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
 		{"a body without a type", http.MethodPost, "/api/posts/", "", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"was none", "Content-Type: application/json"}},
 		// UpdateMe also takes a form.
 		{"a profile in text", http.MethodPatch, "/api/users/", "text/plain", `{"bio":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"Content-Type: application/json", "multipart/form-data"}},
+		// JSON in another charset, and a form where only a profile takes one,
+		// read `"...?" sub-format not supported`.
+		{"JSON in Latin-1", http.MethodPost, "/api/posts/", "application/json; charset=iso-8859-1", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3, []string{"UTF-8", "charset=iso-8859-1"}},
+		{"a form to a JSON route", http.MethodPost, "/api/posts/", "multipart/form-data; boundary=x", "--x--\r\n", http.StatusUnsupportedMediaType, 3, []string{"not a multipart form", "PATCH /api/users/"}},
+		{"a mask path in snake case", http.MethodPatch, "/api/users/", "application/json", `{"bio":"hi","updateMask":"role"}`, http.StatusBadRequest, 3, []string{"fullName"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var body []byte
@@ -239,7 +244,7 @@ func TestREST_PageSizeThatIsNoNumberSaysWhatItMustBe(t *testing.T) {
 			t.Errorf("GET /api/posts/?%s: %d %s, want 400 saying what a page size is", q, status, out)
 		}
 	}
-	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0"} {
+	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0", "pageSize=99999999999", "pageSize=000000000000000000007"} {
 		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil); status != http.StatusOK {
 			t.Errorf("GET /api/posts/?%s: %d %s, want 200 (clamped)", q, status, out)
 		}

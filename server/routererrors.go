@@ -85,9 +85,20 @@ func restBodyRefusal(r *http.Request) (string, bool) {
 		return "", false
 	}
 	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err == nil && (mt == "application/json" || mt == "multipart/form-data") {
+	mt, params, err := mime.ParseMediaType(ct)
+	profile := r.Method == http.MethodPatch && strings.TrimRight(r.URL.Path, "/") == "/api/users"
+	switch {
+	case err == nil && mt == "application/json":
+		// JSON is UTF-8 (RFC 8259); vanguard refused any other charset
+		// with `"application/json; charset=..."? sub-format not supported`.
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "utf8" {
+			return fmt.Sprintf("the request body must be JSON in UTF-8, and its Content-Type says charset=%s: send UTF-8 with Content-Type: application/json", params["charset"]), true
+		}
 		return "", false
+	case err == nil && mt == "multipart/form-data" && profile:
+		return "", false
+	case err == nil && mt == "multipart/form-data":
+		return fmt.Sprintf("%s %s takes a JSON body, not a multipart form: send JSON with Content-Type: application/json (only PATCH /api/users/ takes a form, for a profile picture; videos are uploaded with POST /api/posts/videos/)", r.Method, r.URL.Path), true
 	}
 	if ct == "" {
 		ct = "none"
@@ -95,7 +106,7 @@ func restBodyRefusal(r *http.Request) (string, bool) {
 		ct = fmt.Sprintf("%q", ct)
 	}
 	msg := fmt.Sprintf("the request body must be JSON, and its Content-Type was %s: send the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')", ct)
-	if r.Method == http.MethodPatch && strings.TrimRight(r.URL.Path, "/") == "/api/users" {
+	if profile {
 		msg += ", or a multipart/form-data form (with curl: -F avatar=@me.png -F bio=...)"
 	}
 	return msg, true

@@ -225,5 +225,5 @@ func (s *userServer) ListUserPosts(ctx context.Context, req *connect.Request[flo
 type errUnknownMaskPath string
 
 func (e errUnknownMaskPath) Error() string {
-	return "update_mask: unknown field " + string(e) + "; use full_name, bio, avatar or interests"
+	return "update_mask: unknown field " + string(e) + "; use full_name, bio, avatar or interests (in JSON the mask names them fullName, bio, avatar, interests)"
 }

@@ -41,7 +41,7 @@ const (
 
 // ErrSessionEnded ends a stream whose session was logged out or revoked,
 // or whose account was suspended.
-var ErrSessionEnded = flock.Errorf(flock.EUNAUTHORIZED, "the session ended (logged out, revoked or suspended); log in again")
+var ErrSessionEnded = flock.Errorf(flock.EUNAUTHORIZED, "the session ended (logged out, revoked, its account suspended or deleted, or its password changed); log in again")
 
 // ErrFellBehind ends a stream whose client did not keep up.
 var ErrFellBehind = flock.Errorf(flock.EUNAVAILABLE, "the stream fell behind and was closed; reconnect with the last id you received")
