@@ -231,6 +231,9 @@ func isWholeNumber(s string) bool {
 // every list would do anyway (past int32 vanguard refused it instead), and
 // writes the others without leading zeros.
 func clampPageSizes(r *http.Request) {
+	if !strings.Contains(r.URL.RawQuery, "age") { // neither pageSize nor page_size: no parse
+		return
+	}
 	q, changed := r.URL.Query(), false
 	for _, key := range []string{"page_size", "pageSize"} {
 		for i, v := range q[key] {
