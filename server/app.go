@@ -269,7 +269,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.log.Info("applied migrations", "migrations", applied)
 	}
 	if a.broker, err = pubsub.Open(cfg.RedisURL); err != nil {
-		return nil, fmt.Errorf("FLOCK_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("FLOCK_REDIS_URL: %w (with FLOCK_REDIS_URL set, an instance needs Redis to start: start it, or unset FLOCK_REDIS_URL to run a single instance without it)", err)
 	}
 	// Before anything is served: a revocation announced from now on reaches
 	// this instance's cache.

@@ -126,7 +126,14 @@ func Open(url string, opts ...Option) (Broker, error) {
 	case url == "":
 		return newInmem(o), nil
 	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"):
-		return openRedis(url, o)
+		b, err := openRedis(url, o)
+		if err != nil {
+			// Not b itself: a nil *redisBroker in a Broker is a non-nil
+			// interface, which callers then closed (a nil-pointer panic at
+			// start-up when Redis was unreachable).
+			return nil, err
+		}
+		return b, nil
 	default:
 		scheme, _, _ := strings.Cut(url, ":")
 		return nil, fmt.Errorf("pubsub: unsupported url scheme %q: want redis://, rediss:// or empty for the in-process broker", scheme)

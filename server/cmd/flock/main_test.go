@@ -240,3 +240,14 @@ func TestGOGC_DefaultsTo200UnlessSet(t *testing.T) {
 		t.Fatalf("GOGC=100: collecting at %d", got)
 	}
 }
+
+// An instance whose Redis is unreachable at start-up says so and exits with
+// an error (systemd and Kubernetes restart it until Redis answers): it
+// panicked closing a broker that was never opened.
+func TestUnreachableRedis_StartupFailsWithAClearError(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--redis-url=redis://127.0.0.1:1/0", "--data-dir", t.TempDir()}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "FLOCK_REDIS_URL") || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "needs Redis to start") {
+		t.Fatalf("start-up with Redis unreachable = %v, want an error naming FLOCK_REDIS_URL, the address and what to do", err)
+	}
+}
