@@ -81,6 +81,11 @@ type Service struct {
 	shutdownOnce sync.Once
 	publishing   sync.WaitGroup
 
+	// Failed wake-ups are logged at most once per publishWarnEvery.
+	warnMu   sync.Mutex
+	warnedAt time.Time
+	unwarned int
+
 	// streams holds the open streams and their hubs (stream.go).
 	streams streamRegistry
 }
@@ -185,9 +190,30 @@ func (s *Service) Announce(ctx context.Context, channel string) {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 		defer cancel()
 		if err := s.broker.Publish(pctx, channel, nil); err != nil {
-			s.log.WarnContext(ctx, "publish wake-up", "channel", channel, "err", err)
+			s.warnPublish(ctx, channel, err)
 		}
 	}()
+}
+
+// publishWarnEvery spaces the warnings of failed wake-ups: while Redis is
+// away every event fails to publish, and a line each flooded the log
+// (5,158 lines in a 6 s outage).
+const publishWarnEvery = 10 * time.Second
+
+// warnPublish logs a failed wake-up, or only counts it when one was logged
+// less than publishWarnEvery ago; the next line says how many it left out.
+func (s *Service) warnPublish(ctx context.Context, channel string, err error) {
+	s.warnMu.Lock()
+	now := time.Now()
+	if now.Sub(s.warnedAt) < publishWarnEvery {
+		s.unwarned++
+		s.warnMu.Unlock()
+		return
+	}
+	left := s.unwarned
+	s.warnedAt, s.unwarned = now, 0
+	s.warnMu.Unlock()
+	s.log.WarnContext(ctx, "publish wake-up", "channel", channel, "err", err, "not_logged_since_last", left)
 }
 
 // Str returns a pointer to s, or nil for "": the optional id columns.

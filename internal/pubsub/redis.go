@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,6 +126,12 @@ func (b *redisBroker) Publish(ctx context.Context, channel string, payload []byt
 	default:
 	}
 	if err := b.client.Publish(ctx, channel, payload).Err(); err != nil {
+		// Redis is away: this instance's own watchers and subscribers get
+		// the message all the same (a logout ends the streams open here at
+		// once; the other instances' streams catch up from the database).
+		// Were it delivered after all, a second copy is harmless: a
+		// message is a wake-up, not the event.
+		_ = b.f.publish(Message{Channel: channel, Payload: bytes.Clone(payload)})
 		return fmt.Errorf("pubsub: publish %s: %w", channel, err)
 	}
 	return nil

@@ -3,9 +3,12 @@ package pubsub_test
 import (
 	"context"
 	"crypto/rand"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,4 +126,78 @@ func killClients(tb testing.TB, u, name string) int {
 		}
 	}
 	return len(ids)
+}
+
+// While Redis is away, a message published on this instance still reaches
+// this instance's subscribers (a logout closes the streams open here at
+// once; only the other instances wait for Redis or their database poll),
+// and Publish still reports the failure.
+func TestRedisPublishReachesThisInstanceWhileRedisIsAway(t *testing.T) {
+	u, err := url.Parse(MustRedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	u.Host = p.addr()
+	b, ch := MustOpen(t, u.String()), channel(t)
+	s := MustSubscribe(t, b, ch)
+	MustPublish(t, b, ch, "through Redis")
+	expect(t, s, ch, "through Redis")
+
+	p.stop() // Redis unreachable from here on
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, ch, []byte("while away")); err == nil {
+		t.Fatal("Publish succeeded with Redis unreachable")
+	}
+	expect(t, s, ch, "while away")
+}
+
+// proxy forwards TCP connections to a Redis until stop, which closes them
+// all and refuses new ones: Redis going away, for one client only.
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	t.Cleanup(p.stop)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, r)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(r, c); r.Close() }()
+			go func() { _, _ = io.Copy(c, r); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
