@@ -267,3 +267,57 @@ func writeStatus(w http.ResponseWriter, status int, code connect.Code, msg strin
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg})
 }
+
+// streamStall is how long a live stream over HTTP/1.1 may wait for its
+// client to accept bytes before the connection is closed. HTTP/2 streams
+// have the server's WriteByteTimeout (NewHTTPServer); HTTP/1.1 had
+// nothing, so a Connect or gRPC-Web client that stopped reading held its
+// stream, and its place under the per-account cap, until it read again
+// (73-154 s in the live-events audit, with the stream long fallen behind).
+const streamStall = 30 * time.Second
+
+// withStreamStall gives live streams (…/Subscribe) over HTTP/1.1 a write
+// deadline that moves forward as bytes go out: a client that accepts
+// nothing for stall loses the connection, and the stream ends; a slow but
+// steady one, or a quiet stream, does not.
+func withStreamStall(stall time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 1 || !strings.HasSuffix(r.URL.Path, "/Subscribe") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &stallingStream{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
+		defer func() { _ = sw.rc.SetWriteDeadline(time.Time{}) }()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type stallingStream struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+	set   time.Time
+}
+
+// move sets the deadline stall from now, at most every quarter of it (not
+// on every write); ErrNotSupported leaves the guard off (net/http
+// supports it).
+func (s *stallingStream) move() {
+	if now := time.Now(); now.Sub(s.set) > s.stall/4 {
+		_ = s.rc.SetWriteDeadline(now.Add(s.stall))
+		s.set = now
+	}
+}
+
+func (s *stallingStream) Write(p []byte) (int, error) {
+	s.move()
+	return s.ResponseWriter.Write(p)
+}
+
+// Flush is what connect calls after each message: the write that blocks.
+func (s *stallingStream) Flush() {
+	s.move()
+	_ = s.rc.Flush()
+}
+
+func (s *stallingStream) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -98,8 +98,9 @@ func (a *App) routes() http.Handler {
 	mount(flockv1connect.NewGroupServiceHandler(&groupServer{groups: a.groups, social: a.social, conv: conv}, opts...))
 	notifications := &notificationServer{events: a.events, db: a.db, social: a.social, conv: conv}
 	activity := &activityServer{events: a.events, conv: conv}
-	mount(flockv1connect.NewNotificationServiceHandler(notifications, opts...))
-	mount(flockv1connect.NewActivityServiceHandler(activity, opts...))
+	mountStreams := func(path string, h http.Handler) { mount(path, withStreamStall(streamStall, h)) }
+	mountStreams(flockv1connect.NewNotificationServiceHandler(notifications, opts...))
+	mountStreams(flockv1connect.NewActivityServiceHandler(activity, opts...))
 	mount(flockv1connect.NewModerationServiceHandler(&moderationServer{moderation: a.moderation, conv: conv}, opts...))
 
 	// The hop from the transcoder to a handler stays in the process:
