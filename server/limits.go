@@ -106,14 +106,19 @@ func (b *guardedBody) Close() error { return b.body.Close() }
 // request (security.md properties 22 and 23):
 //   - a path or query parameter that is not valid UTF-8 or holds a NUL
 //     byte answers 400 (vanguard would otherwise fail to encode it and
-//     answer 500);
+//     answer 500), and so does an enum or bool parameter its field cannot
+//     take (restQueries);
 //   - a body over maxBytes answers 413, from Content-Length before a byte
 //     is read when it is known, and as soon as the limit is passed when it
 //     is not (vanguard would answer 429, which clients retry).
-func withRESTHygiene(maxBytes int64, next http.Handler) http.Handler {
+func withRESTHygiene(maxBytes int64, queries *restQueries, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkURLText(r); err != nil {
 			writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
+			return
+		}
+		if err := queries.check(r); err != nil {
+			writeRESTError(w, err)
 			return
 		}
 		clampPageSizes(r)

@@ -272,3 +272,41 @@ func TestValidation_AnEnumRefusalListsOnlyTheValuesTheFieldTakes(t *testing.T) {
 		}
 	}
 }
+
+// An enum or bool query parameter that its field cannot take says which
+// values it takes, with a BadRequest detail naming the field, as a body's
+// would (vanguard quoted its parser: `unknown enum: active`, `invalid
+// character 'm' looking for beginning of value`).
+func TestREST_EnumAndBoolQueryParametersSayWhatTheyTake_P22(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	a := api{t: t, s: s, tr: tu.REST}
+	owner := s.MustAccount(t, "queryowner")
+	g := a.createGroup(owner.AccessToken, "Queried", 0)
+	members := "/api/groups/" + g.GetId() + "/members/?"
+	for _, c := range []struct {
+		path   string
+		status int
+		says   []string
+	}{
+		{members + "state=active", http.StatusBadRequest, []string{`query parameter state: \"active\" is not a GroupMembershipState; use one of GROUP_MEMBERSHIP_STATE_ACTIVE, GROUP_MEMBERSHIP_STATE_INVITED, GROUP_MEMBERSHIP_STATE_REQUESTED`, `"field":"state"`}},
+		{members + "state=GROUP_MEMBERSHIP_STATE_ACTIV", http.StatusBadRequest, []string{"is not a GroupMembershipState"}},
+		{members + "state=GROUP_MEMBERSHIP_STATE_ACTIVE", http.StatusOK, []string{owner.ID}},
+		{members + "state=1", http.StatusOK, []string{owner.ID}},
+		{members + "nosuchfield=1", http.StatusOK, []string{owner.ID}},
+		{"/api/notifications/?unreadOnly=maybe", http.StatusBadRequest, []string{`query parameter unreadOnly must be true or false, not \"maybe\"`, `"field":"unread_only"`}},
+		{"/api/notifications/?unread_only=2", http.StatusBadRequest, []string{"must be true or false"}},
+		{"/api/notifications/?unreadOnly=true", http.StatusOK, []string{"notifications"}},
+	} {
+		status, out := send(t, s.HTTP, http.MethodGet, s.URL+c.path, "", owner.AccessToken, nil)
+		if status != c.status {
+			t.Errorf("GET %s: %d %s, want %d", c.path, status, out, c.status)
+			continue
+		}
+		for _, want := range c.says {
+			if !strings.Contains(out, want) {
+				t.Errorf("GET %s: %s, want it to say %s", c.path, out, want)
+			}
+		}
+	}
+}
