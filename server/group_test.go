@@ -215,6 +215,25 @@ func TestSearchGroups_RanksNamesThenSizeAndPages(t *testing.T) {
 
 		wantCode(t, do[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken,
 			&flockv1.SearchGroupsRequest{Query: strings.Repeat("g", 101)}), connect.CodeInvalidArgument)
+
+		// A page token belongs to its query: kept after the query changed
+		// (or was cleared) it is refused, not a wrong page or a 500 (a
+		// search's scores are past a members count).
+		first := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, &flockv1.SearchGroupsRequest{Query: token, PageSize: 1})
+		for _, other := range []string{"", token + "x"} {
+			wantCode(t, do[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken,
+				&flockv1.SearchGroupsRequest{Query: other, PageToken: first.GetNextPageToken()}), connect.CodeInvalidArgument)
+		}
+
+		// Any letter case in any script, on both engines (SQLite's own
+		// lower() folds ASCII only).
+		umlaut := mk("Ärzte-"+string(a.tr)+"-ü", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
+		for _, q := range []string{"ärzte-" + string(a.tr) + "-Ü", "ÄRZTE-" + strings.ToUpper(string(a.tr)) + "-Ü"} {
+			res := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, &flockv1.SearchGroupsRequest{Query: q})
+			if !slices.Equal(ids(res.GetGroups()), []string{umlaut.GetId()}) {
+				t.Errorf("search %q = %v, want the group %q", q, ids(res.GetGroups()), umlaut.GetName())
+			}
+		}
 	})
 }
 

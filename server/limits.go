@@ -117,11 +117,12 @@ func withRESTHygiene(maxBytes int64, queries *restQueries, next http.Handler) ht
 			writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
 			return
 		}
+		clampPageSizes(r)
 		if err := queries.check(r); err != nil {
 			writeRESTError(w, err)
 			return
 		}
-		clampPageSizes(r)
+		plainJSONType(r)
 		if r.ContentLength > maxBytes {
 			writeBodyTooLarge(w, r, maxBytes)
 			return
@@ -150,6 +151,26 @@ func withRESTHygiene(maxBytes int64, queries *restQueries, next http.Handler) ht
 	})
 }
 
+// plainJSONType writes a JSON Content-Type as vanguard takes it: vanguard
+// refused every spelling but "application/json" and "application/json;
+// charset=utf-8" with a garbled 415 (`"application/json;charset=UTF-8?"
+// sub-format not supported`), though Java's and Spring's clients send
+// "application/json;charset=UTF-8" with every request. Media types and
+// charset names are case-insensitive (RFC 9110).
+func plainJSONType(r *http.Request) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || ct == "application/json" {
+		return
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return
+	}
+	if cs := strings.ToLower(params["charset"]); cs == "" || cs == "utf-8" || cs == "utf8" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+}
+
 // restBody makes a REST request's body what vanguard can take, or says why
 // it cannot (a status, 0 when it can):
 //   - a gzip body (Content-Encoding: gzip) is inflated here, at most
@@ -157,11 +178,16 @@ func withRESTHygiene(maxBytes int64, queries *restQueries, next http.Handler) ht
 //     400 KiB body of zeros became 400 MiB in memory, before any login)
 //     and answered 429 for one too large, 500 for one not gzip; another
 //     coding answers 415;
-//   - GET and DELETE routes take no body: an empty JSON object, which
-//     some clients send with every request, is dropped; anything else
-//     answers 400 (vanguard answered 500).
+//   - GET and DELETE routes take no body: an empty JSON object (emptyJSON),
+//     which some clients send with every request, is dropped, and so is
+//     the Content-Type of no body; anything else answers 400 (vanguard
+//     answered 500).
 func restBody(r *http.Request, maxBytes int64) (int, connect.Code, string) {
+	noBody := r.Method == http.MethodGet || r.Method == http.MethodDelete
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Upgrade") != "" {
+		if noBody && r.Header.Get("Upgrade") == "" {
+			r.Header.Del("Content-Type") // of no body: nothing to refuse
+		}
 		return 0, 0, ""
 	}
 	switch coding := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); coding {
@@ -185,19 +211,30 @@ func restBody(r *http.Request, maxBytes int64) (int, connect.Code, string) {
 	default:
 		return http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed, or with gzip", coding)
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodDelete {
+	if !noBody {
 		return 0, 0, ""
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
 	if err != nil {
 		return http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body: " + err.Error()
 	}
-	if t := bytes.TrimSpace(body); len(t) > 0 && !bytes.Equal(t, []byte("{}")) && !bytes.Equal(t, []byte("null")) {
+	if !emptyJSON(body) {
 		return http.StatusBadRequest, connect.CodeInvalidArgument, fmt.Sprintf("%s %s takes no request body: send its fields in the path or the query string (e.g. ?pageSize=50), or send no body", r.Method, r.URL.Path)
 	}
 	r.Body, r.ContentLength = http.NoBody, 0
 	r.Header.Del("Content-Type")
 	return 0, 0, ""
+}
+
+// emptyJSON is whether body holds nothing, or JSON with nothing in it: an
+// object without members (`{}`, `{ }`, `{\n}`) or null.
+func emptyJSON(body []byte) bool {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return true
+	}
+	var members map[string]json.RawMessage
+	return t[0] == '{' && json.Unmarshal(t, &members) == nil && len(members) == 0
 }
 
 // checkURLText refuses a path or query that is not text.

@@ -297,6 +297,8 @@ func TestREST_EnumAndBoolQueryParametersSayWhatTheyTake_P22(t *testing.T) {
 		{"/api/notifications/?unreadOnly=maybe", http.StatusBadRequest, []string{`query parameter unreadOnly must be true or false, not \"maybe\"`, `"field":"unread_only"`}},
 		{"/api/notifications/?unread_only=2", http.StatusBadRequest, []string{"must be true or false"}},
 		{"/api/notifications/?unreadOnly=true", http.StatusOK, []string{"notifications"}},
+		{members + "state=99", http.StatusBadRequest, []string{`query parameter state: \"99\" is not a GroupMembershipState`}},
+		{"/api/posts/01NOSUCHPOST0000000000000/analytics/?days=abc", http.StatusBadRequest, []string{`query parameter days must be a whole number, not \"abc\"`, `"field":"days"`}},
 	} {
 		status, out := send(t, s.HTTP, http.MethodGet, s.URL+c.path, "", owner.AccessToken, nil)
 		if status != c.status {
@@ -307,6 +309,31 @@ func TestREST_EnumAndBoolQueryParametersSayWhatTheyTake_P22(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("GET %s: %s, want it to say %s", c.path, out, want)
 			}
+		}
+	}
+}
+
+// Every spelling of a JSON Content-Type is JSON (media types and charset
+// names are case-insensitive): vanguard refused all but two with a garbled
+// 415, though Java's and Spring's clients send
+// "application/json;charset=UTF-8". A GET or DELETE without a body has no
+// type to refuse, and an empty object as its body, spaced as it may be,
+// is no body.
+func TestREST_JSONContentTypesAndEmptyBodiesAreTaken(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	acc := s.MustAccount(t, "spelled")
+	for _, ct := range []string{"application/json;charset=UTF-8", "application/json; charset=utf-8", "Application/JSON", "application/json; charset=\"UTF-8\""} {
+		if status, out := send(t, s.HTTP, http.MethodPost, s.URL+"/api/posts/", ct, acc.AccessToken, []byte(`{"content":"typed"}`)); status != http.StatusOK {
+			t.Errorf("POST with Content-Type %s: %d %s, want 200", ct, status, out)
+		}
+	}
+	if status, out := send(t, s.HTTP, http.MethodDelete, s.URL+"/api/users/sessions/01NOSUCHSESSION0000000000/", "application/json; charset=iso-8859-1", acc.AccessToken, nil); status != http.StatusNotFound {
+		t.Errorf("DELETE without a body, typed Latin-1: %d %s, want the route's own 404", status, out)
+	}
+	for _, body := range []string{"{ }", "{\n}", " null "} {
+		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/users/", "application/json", acc.AccessToken, []byte(body)); status != http.StatusOK {
+			t.Errorf("GET with the body %q: %d %s, want 200", body, status, out)
 		}
 	}
 }

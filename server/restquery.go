@@ -20,7 +20,8 @@ import (
 // active`, `invalid character 'm' looking for beginning of value`), named
 // no allowed value and carried no details. An enum parameter must name a
 // value of its enum (or give a number, which the field check then judges,
-// as in a body), a bool parameter true or false. Parameters that are no
+// as in a body), a bool parameter true or false, an integer one a whole
+// number in its range. Parameters that are no
 // field are ignored, as vanguard is told to (routes.go).
 //
 // The routes are found with ServeMuxes of the GET templates of the
@@ -121,10 +122,18 @@ func checkQuery(r *http.Request, md protoreflect.MessageDescriptor) error {
 				if fd.Enum().Values().ByName(protoreflect.Name(v)) != nil {
 					continue
 				}
-				if _, err := strconv.ParseInt(v, 10, 32); err == nil {
+				if n, err := strconv.ParseInt(v, 10, 32); err == nil && fd.Enum().Values().ByNumber(protoreflect.EnumNumber(n)) != nil {
 					continue
 				}
 				return flock.FieldErrorf(string(fd.Name()), "query parameter %s: %q is not a %s; use one of %s", key, v, fd.Enum().Name(), allowedEnumNames(fd))
+			case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+				if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be a whole number, not %q", key, v)
+				}
+			case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+				if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be a whole number, not %q", key, v)
+				}
 			case protoreflect.BoolKind:
 				if v != "true" && v != "false" {
 					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be true or false, not %q", key, v)

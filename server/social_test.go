@@ -467,3 +467,20 @@ func TestSearchUsers_NamesAndCompleteEmailsOnly_P10(t *testing.T) {
 		}
 	})
 }
+
+// A full name in any script is found in any letter case on both engines:
+// SQLite's own lower() folds ASCII letters only, so "ÄRZTIN" missed
+// "Zoë Ärztin" on the default engine.
+func TestSearchUsers_FullNamesInAnyLetterCaseAndScript(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *tu.Server) {
+		a := api{t: t, s: s, tr: tu.Connect}
+		me, target := s.MustAccount(t, "umlautseeker"), s.MustAccount(t, "umlauted")
+		must[flockv1.UpdateMeResponse](a, flockv1connect.UserServiceUpdateMeProcedure, target.AccessToken, &flockv1.UpdateMeRequest{FullName: new("Zoë Ärztin")})
+		for _, q := range []string{"Ärztin", "ärztin", "ÄRZTIN", "ZOË"} {
+			if !slices.Contains(ids(a.search(me.AccessToken, q)), target.ID) {
+				t.Errorf("search %q does not find the full name Zoë Ärztin", q)
+			}
+		}
+	})
+}

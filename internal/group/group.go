@@ -10,6 +10,8 @@ package group
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -268,7 +270,16 @@ func (s *Service) ListGroups(ctx context.Context, p *account.Principal, size int
 	return &GroupPage{Groups: out, NextPageToken: next}, nil
 }
 
-const kindSearch = "group-search"
+// searchKind is the page-token kind of a group search: bound to its query
+// (a short hash of it), so that a token kept from another query, or from
+// the list of every group, is refused instead of giving a wrong page.
+func searchKind(q string) string {
+	if q == "" {
+		return "groups-largest"
+	}
+	sum := sha256.Sum256([]byte(q))
+	return "group-search-" + hex.EncodeToString(sum[:6])
+}
 
 // SearchGroups finds groups by name (store.SearchGroups says how they
 // rank); an empty query lists every group, largest first. Blank space
@@ -278,7 +289,8 @@ func (s *Service) SearchGroups(ctx context.Context, p *account.Principal, query 
 	if utf8.RuneCountInString(q) > social.MaxQueryLen {
 		return nil, flock.FieldErrorf("query", "query must be at most %d characters", social.MaxQueryLen)
 	}
-	cur, _, err := page.Decode(kindSearch, token)
+	kind := searchKind(q)
+	cur, _, err := page.Decode(kind, token)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +300,7 @@ func (s *Service) SearchGroups(ctx context.Context, p *account.Principal, query 
 		return nil, fmt.Errorf("search groups: %w", err)
 	}
 	hits, next := page.Next(hits, n, func(h store.ScoredGroup) page.Cursor {
-		return page.Cursor{Kind: kindSearch, ID: h.ID, Score: h.Score}
+		return page.Cursor{Kind: kind, ID: h.ID, Score: h.Score}
 	})
 	ids := make([]string, len(hits))
 	for i, h := range hits {

@@ -27,7 +27,6 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/pgdriver"
-	"github.com/uptrace/bun/driver/sqliteshim"
 
 	"github.com/flock-social/flock"
 )
@@ -153,7 +152,10 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 			path = filepath.Join(dataDir, "flock.db")
 		}
 		keepSQLiteHeapPages()
-		sqldb, err := sql.Open(sqliteshim.ShimName, sqliteDSN(path))
+		// modernc's own registration ("sqlite"), the driver bun's shim
+		// wraps on every platform Flock builds for: its functions
+		// (sqlitelower.go) are registered there, not on the shim's copy.
+		sqldb, err := sql.Open("sqlite", sqliteDSN(path))
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -324,7 +325,10 @@ func (db *DB) largestGroups(ctx context.Context, tx bun.IDB, s GroupSearch) ([]S
 	var args params
 	shape, where := "largest", ""
 	if s.AfterID != "" {
-		shape, where = "largest, after", " WHERE (g.members_count, g.id) < ("+args.add(int64(s.AfterScore))+", "+args.add(s.AfterID)+")"
+		// members_count is an INTEGER: a score past it (a forged token)
+		// must not reach Postgres, which refuses it as out of range.
+		after := int64(min(max(s.AfterScore, math.MinInt32), math.MaxInt32))
+		shape, where = "largest, after", " WHERE (g.members_count, g.id) < ("+args.add(after)+", "+args.add(s.AfterID)+")"
 	}
 	lim, all := db.limitParam(len(args)+1, s.Limit, args...)
 	query := db.sqlText("search groups "+shape+" "+lim, func() string {
@@ -364,9 +368,10 @@ func (db *DB) SearchGroups(ctx context.Context, tx bun.IDB, s GroupSearch) ([]Sc
 	var args params
 	q, like := args.add(s.Query), args.add(escapeLike(s.Query))
 	shape, prefix := "name", ""
-	score := `(CASE WHEN lower(g.name) = ` + q + ` THEN 4 WHEN lower(g.name) LIKE ` + like + ` || '%' ESCAPE '!' THEN 3
-		WHEN lower(g.name) LIKE '% ' || ` + like + ` || '%' ESCAPE '!' THEN 2 ELSE 1 END * CAST(1000000000 AS BIGINT) + g.members_count)`
-	where := `lower(g.name) LIKE '%' || ` + like + ` || '%' ESCAPE '!'`
+	name := db.lowerFunc() + "(g.name)"
+	score := `(CASE WHEN ` + name + ` = ` + q + ` THEN 4 WHEN ` + name + ` LIKE ` + like + ` || '%' ESCAPE '!' THEN 3
+		WHEN ` + name + ` LIKE '% ' || ` + like + ` || '%' ESCAPE '!' THEN 2 ELSE 1 END * CAST(1000000000 AS BIGINT) + g.members_count)`
+	where := name + ` LIKE '%' || ` + like + ` || '%' ESCAPE '!'`
 	if db.Engine == Postgres {
 		limit := strconv.Itoa(MaxSearchCandidates)
 		prefix = `WITH prefix AS MATERIALIZED (SELECT id FROM groups WHERE lower(name) ~>=~ ` + q + ` AND lower(name) ~<~ (` + q + ` || chr(1114111)) ORDER BY lower(name) USING ~<~ LIMIT ` + limit + `) `

@@ -412,9 +412,10 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		shape = "name"
 		score = `(CASE WHEN lower(u.username) = ` + q + ` THEN 60 WHEN lower(u.username) LIKE ` + like + ` || '%' ESCAPE '!' THEN 40
 			       WHEN lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 20 ELSE 0 END
-			+ CASE WHEN lower(u.full_name) LIKE ` + like + ` || '%' ESCAPE '!' THEN 15
-			       WHEN lower(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 10 ELSE 0 END)`
-		match = `(lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' OR lower(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!')`
+			+ CASE WHEN ` + sqliteLower + `(u.full_name) LIKE ` + like + ` || '%' ESCAPE '!' THEN 15
+			       WHEN ` + sqliteLower + `(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!' THEN 10 ELSE 0 END)`
+		// Full names in any script (usernames are ASCII): sqliteLower.
+		match = `(lower(u.username) LIKE '%' || ` + like + ` || '%' ESCAPE '!' OR ` + sqliteLower + `(u.full_name) LIKE '%' || ` + like + ` || '%' ESCAPE '!')`
 	}
 	where := match + " AND u.suspended_at IS NULL AND u.email_verified_at IS NOT NULL"
 	if s.ViewerID != "" {
