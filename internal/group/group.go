@@ -255,17 +255,27 @@ func (s *Service) ListGroups(ctx context.Context, p *account.Principal, size int
 	rows, next := page.Next(rows, n, func(r store.GroupRow) page.Cursor {
 		return page.Cursor{Kind: kindGroups, ID: r.ID, Time: r.JoinedAt}
 	})
-	ids := make([]string, len(rows))
+	groups := make([]*store.Group, len(rows))
 	for i, r := range rows {
-		ids[i] = r.ID
+		groups[i] = r.Group
+	}
+	return s.groupPage(ctx, p, groups, next)
+}
+
+// groupPage is a page of groups with the caller's membership of each, read in
+// one query.
+func (s *Service) groupPage(ctx context.Context, p *account.Principal, groups []*store.Group, next string) (*GroupPage, error) {
+	ids := make([]string, len(groups))
+	for i, g := range groups {
+		ids[i] = g.ID
 	}
 	mine, err := s.db.Memberships(ctx, s.db, p.UserID, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
+		return nil, fmt.Errorf("groups' memberships: %w", err)
 	}
-	out := make([]*View, len(rows))
-	for i, r := range rows {
-		out[i] = &View{Group: r.Group, Mine: mine[r.ID]}
+	out := make([]*View, len(groups))
+	for i, g := range groups {
+		out[i] = &View{Group: g, Mine: mine[g.ID]}
 	}
 	return &GroupPage{Groups: out, NextPageToken: next}, nil
 }
@@ -302,19 +312,11 @@ func (s *Service) SearchGroups(ctx context.Context, p *account.Principal, query 
 	hits, next := page.Next(hits, n, func(h store.ScoredGroup) page.Cursor {
 		return page.Cursor{Kind: kind, ID: h.ID, Score: h.Score}
 	})
-	ids := make([]string, len(hits))
+	groups := make([]*store.Group, len(hits))
 	for i, h := range hits {
-		ids[i] = h.ID
+		groups[i] = h.Group
 	}
-	mine, err := s.db.Memberships(ctx, s.db, p.UserID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("search groups: %w", err)
-	}
-	out := make([]*View, len(hits))
-	for i, h := range hits {
-		out[i] = &View{Group: h.Group, Mine: mine[h.ID]}
-	}
-	return &GroupPage{Groups: out, NextPageToken: next}, nil
+	return s.groupPage(ctx, p, groups, next)
 }
 
 // GroupUpdate lists the fields to change; nil fields stay.

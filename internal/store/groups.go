@@ -378,48 +378,19 @@ func (db *DB) SearchGroups(ctx context.Context, tx bun.IDB, s GroupSearch) ([]Sc
 		where = `g.id IN ((SELECT id FROM prefix)
 			UNION ALL (SELECT id FROM groups AS c WHERE (SELECT count(*) FROM prefix) < ` + limit + ` AND ` + strings.Replace(where, "g.name", "c.name", 1) + ` LIMIT ` + limit + `))`
 	}
-	var after string
-	if s.AfterID != "" {
-		shape += ", after"
-		score, id := args.add(s.AfterScore), args.add(s.AfterID)
-		after = " WHERE (g.score < " + score + " OR (g.score = " + score + " AND g.id < " + id + "))"
-	}
-	lim, all := db.limitParam(len(args)+1, s.Limit, args...)
-	query := db.sqlText("search groups "+shape+" "+lim, func() string {
-		// A float on both engines, so cursors compare like with like.
-		float := "DOUBLE PRECISION"
-		if db.Engine == SQLite {
-			float = "REAL"
-		}
-		return prefix + "SELECT g.* FROM (SELECT " + db.columns((*Group)(nil), "g") + ", CAST(" + score + " AS " + float + ") AS score FROM groups AS g WHERE " +
-			where + ") AS g" + after + " ORDER BY g.score DESC, g.id DESC LIMIT " + lim
-	})
 	var rows []struct {
 		Group `bun:",extend"`
 		Score float64 `bun:"score"`
 	}
-	run := func(ctx context.Context, tx bun.IDB) error {
-		res, err := db.queryPrepared(ctx, tx, query, all...)
-		if err == nil {
-			err = db.ScanRows(ctx, res, &rows)
-		}
-		return err
-	}
-	var err error
-	if prefix != "" {
-		// As in SearchUsers, and for the same reasons: without these the
-		// generic plan read every group to join the candidates (a hash
-		// join: 7.3 ms for a query matching two of 50,000 groups, against
-		// 0.6 through the primary key; docs/performance.md, item 52).
-		err = tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-				return err
-			}
-			return run(ctx, tx)
-		})
-	} else {
-		err = run(ctx, tx)
-	}
+	err := db.rankedSearch(ctx, tx, ranked{
+		key: "search groups " + shape, prefix: prefix, table: "groups", alias: "g", columns: db.columns((*Group)(nil), "g"),
+		score: score, where: where, args: args, afterScore: s.AfterScore, afterID: s.AfterID, limit: s.Limit,
+		// Without it the generic plan read every group to join the
+		// candidates (a hash join: 7.3 ms for a query matching two of
+		// 50,000 groups, against 0.6 through the primary key;
+		// docs/performance.md, item 52).
+		throughIndexes: prefix != "",
+	}, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("search groups: %w", translate(err))
 	}

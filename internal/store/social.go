@@ -422,53 +422,19 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		shape += ", viewer"
 		where += " AND " + noBlockRule(args.add(s.ViewerID), "u.id", "")
 	}
-	var after string
-	if s.AfterID != "" {
-		shape += ", after"
-		score, id := args.add(s.AfterScore), args.add(s.AfterID)
-		after = " WHERE (u.score < " + score + " OR (u.score = " + score + " AND u.id < " + id + "))"
-	}
-	lim, all := db.limitParam(len(args)+1, s.Limit, args...)
-	query := db.sqlText("search users "+shape+" "+lim, func() string {
-		// A float on both engines, so cursors compare like with like.
-		float := "DOUBLE PRECISION"
-		if db.Engine == SQLite {
-			float = "REAL"
-		}
-		return prefix + "SELECT u.* FROM (SELECT " + db.columns((*User)(nil), "u") + ", CAST(" + score + " AS " + float + ") AS score FROM users AS u WHERE " +
-			where + ") AS u" + after + " ORDER BY u.score DESC, u.id DESC LIMIT " + lim
-	})
 	var rows []struct {
 		User  `bun:",extend"`
 		Score float64 `bun:"score"`
 	}
-	run := func(ctx context.Context, tx bun.IDB) error {
-		res, err := db.queryPrepared(ctx, tx, query, all...)
-		if err == nil {
-			err = db.ScanRows(ctx, res, &rows)
-		}
-		return err
-	}
-	var err error
-	if db.Engine == Postgres && s.Email == "" {
+	err := db.rankedSearch(ctx, tx, ranked{
+		key: "search users " + shape, prefix: prefix, table: "users", alias: "u", columns: db.columns((*User)(nil), "u"),
+		score: score, where: where, args: args, afterScore: s.AfterScore, afterID: s.AfterID, limit: s.Limit,
 		// The planner prices trigram matching far below its real cost and
 		// picks a sequential scan that computes similarity on every row
 		// (120 ms against about 15 ms through the indexes at 50,000 users;
-		// see docs/performance.md), so this one query is told to use them.
-		// It is also told to keep its generic plan, made without the
-		// query's value: a plan made for the value always looked cheaper,
-		// so Postgres planned every search anew, for about what running
-		// it cost; the generic plan reads the same candidates through the
-		// same indexes (TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres).
-		err = tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-				return err
-			}
-			return run(ctx, tx)
-		})
-	} else {
-		err = run(ctx, tx)
-	}
+		// see docs/performance.md).
+		throughIndexes: db.Engine == Postgres && s.Email == "",
+	}, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("search users: %w", translate(err))
 	}
@@ -477,6 +443,65 @@ func (db *DB) SearchUsers(ctx context.Context, tx bun.IDB, s UserSearch) ([]Scor
 		out[i] = ScoredUser{User: &rows[i].User, Score: rows[i].Score}
 	}
 	return out, nil
+}
+
+// ranked is a ranked search's statement (SearchUsers, SearchGroups): the
+// rows of table (as alias) that match where, each with score, below the
+// cursor (afterScore, afterID) when afterID is set, best first, at most
+// limit; prefix is a WITH clause or "". args hold where's and score's
+// parameters; key names the statement's shape for sqlText.
+type ranked struct {
+	key, prefix, table, alias, columns, score, where string
+	args                                             params
+	afterScore                                       float64
+	afterID                                          string
+	limit                                            int
+	// throughIndexes runs the statement with sequential scans off and
+	// its generic plan kept, on Postgres: the planner's estimates of the
+	// candidates' scans were far off, and a plan made for the value
+	// always looked cheaper, so Postgres planned every search anew, for
+	// about what running it cost; the generic plan reads the same
+	// candidates through the same indexes
+	// (TestSearchUsers_PlannedOnceAndReadOnlyTheirCandidatesOnPostgres).
+	throughIndexes bool
+}
+
+// rankedSearch runs r (one prepared statement per shape, see
+// queryPrepared) and scans its rows into dest.
+func (db *DB) rankedSearch(ctx context.Context, tx bun.IDB, r ranked, dest any) error {
+	args, key, a := r.args, r.key, r.alias
+	var after string
+	if r.afterID != "" {
+		key += ", after"
+		score, id := args.add(r.afterScore), args.add(r.afterID)
+		after = " WHERE (" + a + ".score < " + score + " OR (" + a + ".score = " + score + " AND " + a + ".id < " + id + "))"
+	}
+	lim, all := db.limitParam(len(args)+1, r.limit, args...)
+	query := db.sqlText(key+" "+lim, func() string {
+		// A float on both engines, so cursors compare like with like.
+		float := "DOUBLE PRECISION"
+		if db.Engine == SQLite {
+			float = "REAL"
+		}
+		return r.prefix + "SELECT " + a + ".* FROM (SELECT " + r.columns + ", CAST(" + r.score + " AS " + float + ") AS score FROM " + r.table + " AS " + a + " WHERE " +
+			r.where + ") AS " + a + after + " ORDER BY " + a + ".score DESC, " + a + ".id DESC LIMIT " + lim
+	})
+	run := func(ctx context.Context, tx bun.IDB) error {
+		res, err := db.queryPrepared(ctx, tx, query, all...)
+		if err == nil {
+			err = db.ScanRows(ctx, res, dest)
+		}
+		return err
+	}
+	if !r.throughIndexes {
+		return run(ctx, tx)
+	}
+	return tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+			return err
+		}
+		return run(ctx, tx)
+	})
 }
 
 // escapeLike escapes LIKE's wildcards so user input matches literally. The
