@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,10 +107,13 @@ func (q *restQueries) check(r *http.Request) error {
 	return refusal
 }
 
-// checkQuery returns the refusal of r's first parameter that its field in
-// md cannot take, or nil.
+// checkQuery returns the refusal of r's first parameter (by name, so that
+// the same request always reads the same) that its field in md cannot
+// take, or nil.
 func checkQuery(r *http.Request, md protoreflect.MessageDescriptor) error {
-	for key, values := range r.URL.Query() {
+	query := r.URL.Query()
+	for _, key := range slices.Sorted(maps.Keys(query)) {
+		values := query[key]
 		fd := md.Fields().ByName(protoreflect.Name(key))
 		if fd == nil {
 			fd = md.Fields().ByJSONName(key)
@@ -135,7 +140,8 @@ func checkQuery(r *http.Request, md protoreflect.MessageDescriptor) error {
 					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be a whole number, not %q", key, v)
 				}
 			case protoreflect.BoolKind:
-				if v != "true" && v != "false" {
+				// What vanguard takes: strconv.ParseBool's spellings.
+				if _, err := strconv.ParseBool(v); err != nil {
 					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be true or false, not %q", key, v)
 				}
 			}
