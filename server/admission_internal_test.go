@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"connectrpc.com/connect"
@@ -96,35 +97,63 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestAdmission_AtMostNHandlersRunAndWaitersEnterInOrderOfArrival(t *testing.T) {
 	t.Parallel()
-	h := newAdmissionHarness(t, 2, 0)
-	ctx := t.Context()
-	names := []string{"a", "b", "c", "d", "e"}
-	done := map[string]<-chan error{}
-	for i, name := range names {
-		done[name] = h.start(ctx, admissionTestProcedure, name)
-		// Each call is running or queued before the next is sent, so
-		// that the order of arrival is known. The waiting count moves
-		// just before the call joins the semaphore's queue; the pause
-		// covers those few instructions, which a loaded machine may
-		// delay.
-		waitFor(t, name+" is running or waiting", func() bool { return h.adm.active.Load()+h.adm.waiting.Load() == int64(i+1) })
-		time.Sleep(50 * time.Millisecond)
-	}
-	if got := h.order(); len(got) != 2 || h.adm.waiting.Load() != 3 {
-		t.Fatalf("with 2 slots and 5 calls: entered %v, %d waiting; want 2 entered, 3 waiting", got, h.adm.waiting.Load())
-	}
-	for _, name := range names {
-		h.finish(name)
-		if err := <-done[name]; err != nil {
-			t.Fatalf("call %s: %v", name, err)
+	// The calls go to the interceptor itself, inside a synctest bubble:
+	// synctest.Wait returns once every goroutine of the bubble is blocked,
+	// that is once each call sent so far is in its handler or in the
+	// semaphore's queue. The order of arrival is then known however
+	// loaded the machine is; a pause between the calls could not promise
+	// it (a waiter counts itself as waiting a few instructions before it
+	// joins the queue).
+	synctest.Test(t, func(t *testing.T) {
+		adm := newAdmissionInterceptor(2, 0)
+		names := []string{"a", "b", "c", "d", "e"}
+		release := map[string]chan struct{}{}
+		for _, name := range names {
+			release[name] = make(chan struct{})
 		}
-	}
-	if got := h.order(); len(got) != 5 || got[2] != "c" || got[3] != "d" || got[4] != "e" {
-		t.Fatalf("order of entry %v: the waiters did not enter in their order of arrival (c, d, e)", got)
-	}
-	if a, w := h.adm.active.Load(), h.adm.waiting.Load(); a != 0 || w != 0 {
-		t.Fatalf("after every call: %d active, %d waiting", a, w)
-	}
+		var mu sync.Mutex
+		var entered []string
+		order := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), entered...)
+		}
+		call := adm.WrapUnary(func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			name := req.Header().Get("x-call")
+			mu.Lock()
+			entered = append(entered, name)
+			mu.Unlock()
+			<-release[name]
+			return connect.NewResponse(&emptypb.Empty{}), nil
+		})
+		done := map[string]chan error{}
+		for _, name := range names {
+			done[name] = make(chan error, 1)
+			go func() {
+				req := connect.NewRequest(&emptypb.Empty{})
+				req.Header().Set("x-call", name)
+				_, err := call(t.Context(), req)
+				done[name] <- err
+			}()
+			synctest.Wait()
+		}
+		if got := order(); len(got) != 2 || adm.active.Load() != 2 || adm.waiting.Load() != 3 {
+			t.Fatalf("with 2 slots and 5 calls: entered %v, %d active, %d waiting; want 2 entered and active, 3 waiting", got, adm.active.Load(), adm.waiting.Load())
+		}
+		for _, name := range names {
+			close(release[name])
+			if err := <-done[name]; err != nil {
+				t.Fatalf("call %s: %v", name, err)
+			}
+			synctest.Wait()
+		}
+		if got := order(); len(got) != 5 || got[2] != "c" || got[3] != "d" || got[4] != "e" {
+			t.Fatalf("order of entry %v: the waiters did not enter in their order of arrival (c, d, e)", got)
+		}
+		if a, w := adm.active.Load(), adm.waiting.Load(); a != 0 || w != 0 {
+			t.Fatalf("after every call: %d active, %d waiting", a, w)
+		}
+	})
 }
 
 // A waiter whose deadline passes, or whose client gives up, is answered
