@@ -66,6 +66,17 @@ func serveRewritingRefusals(w http.ResponseWriter, r *http.Request, next http.Ha
 	write(w, rw.status, code, msg)
 }
 
+// methodRefusal answers a request to a plain-HTTP REST route (an upload,
+// the export) whose method is not allow: 405 with Allow, worded as the
+// REST router's own 405s are.
+func methodRefusal(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		code, msg := refusalMessage(r, http.StatusMethodNotAllowed, allow, "", "REST")
+		writeStatus(w, http.StatusMethodNotAllowed, code, msg)
+	}
+}
+
 // writeConnectError writes a Connect protocol error body.
 func writeConnectError(w http.ResponseWriter, status int, code connect.Code, msg string) {
 	w.Header().Set("Content-Type", "application/json")

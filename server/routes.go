@@ -139,6 +139,14 @@ func (a *App) routes() http.Handler {
 	// Streamed, never buffered by vanguard: the account's archive.
 	mux.HandleFunc("GET /api/users/export", a.exportAccount)
 	mux.HandleFunc("GET /api/users/export/{$}", a.exportAccount)
+	// Their other methods would reach vanguard, which knows neither path
+	// (GET /api/posts/videos/ read "no API endpoint"): the method is what
+	// was wrong, as for every route vanguard serves.
+	for path, allow := range map[string]string{"/api/posts/videos": http.MethodPost, "/api/users/export": http.MethodGet} {
+		refuse := methodRefusal(allow)
+		mux.HandleFunc(path, refuse)
+		mux.HandleFunc(path+"/{$}", refuse)
+	}
 	mux.Handle("/api/", withRESTHygiene(maxRequestBytes, queries, withNoStore(a.withWebSockets(withoutTrailingSlash(a.withMultipartProfile(withRESTRefusals(rest)))))))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
