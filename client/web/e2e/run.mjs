@@ -388,7 +388,10 @@ await shot(alice, "group");
 // Its owner sees the invitations she sent, and can cancel one.
 const invitations = alice.getByRole("list", { name: "Invitations" });
 await alice.getByText("No pending invitations.").waitFor();
-await alice.getByLabel("Find a user").fill(accounts.bob.username);
+// A name nobody has says so, and a leading space does not change the search.
+await alice.getByLabel("Find a user").fill("zz_nobody_here");
+await alice.getByText("Nobody matches “zz_nobody_here”.").waitFor();
+await alice.getByLabel("Find a user").fill(` ${accounts.bob.username}`);
 await alice.getByRole("listitem").filter({ hasText: `@${accounts.bob.username}` }).getByRole("button", { name: "Invite" }).click();
 await invitations.getByRole("link", { name: `@${accounts.bob.username}` }).waitFor();
 await invitations.getByRole("button", { name: "Cancel invitation" }).click();

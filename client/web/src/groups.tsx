@@ -324,7 +324,7 @@ function Admin({ id }: { id: string }) {
   const add = useMutation(addGroupMember, done);
   const remove = useMutation(removeGroupMember, done);
   const [who, setWho] = useState("");
-  const found = useQuery(searchUsers, { query: who, pageSize: 5 }, { enabled: who.length >= 2 });
+  const found = useQuery(searchUsers, { query: who.trim(), pageSize: 5 }, { enabled: who.trim().length >= 2 });
   return (
     <div className="card">
       <h2 id="requests-h">Requests to join</h2>
@@ -355,8 +355,10 @@ function Admin({ id }: { id: string }) {
       <ErrorText error={requests.error ?? invited.error ?? remove.error} />
       <h2>Invite</h2>
       <label>
-        Find a user <input value={who} onChange={(e) => setWho(e.target.value)} />
+        Find a user <input value={who} maxLength={100} onChange={(e) => setWho(e.target.value)} />
       </label>
+      <ErrorText error={found.error} />
+      {found.data?.users.length === 0 && <Empty>Nobody matches “{who.trim()}”.</Empty>}
       <ul className="plain">
         {found.data?.users.map((u) => (
           <li key={u.id}>
