@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -106,8 +105,9 @@ func (b *guardedBody) Close() error { return b.body.Close() }
 // request (security.md properties 22 and 23):
 //   - a path or query parameter that is not valid UTF-8 or holds a NUL
 //     byte answers 400 (vanguard would otherwise fail to encode it and
-//     answer 500), and so does an enum or bool parameter its field cannot
-//     take (restQueries);
+//     answer 500), and so does a parameter its field cannot take, or a
+//     field given twice (restQueries, which also writes the values it
+//     takes as vanguard parses them);
 //   - a body over maxBytes answers 413, from Content-Length before a byte
 //     is read when it is known, and as soon as the limit is passed when it
 //     is not (vanguard would answer 429, which clients retry).
@@ -117,7 +117,6 @@ func withRESTHygiene(maxBytes int64, queries *restQueries, next http.Handler) ht
 			writeStatus(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
 			return
 		}
-		clampPageSizes(r)
 		if err := queries.check(r); err != nil {
 			writeRESTError(w, err)
 			return
@@ -251,46 +250,9 @@ func checkURLText(r *http.Request) error {
 			if bad(v) {
 				return fmt.Errorf("query parameter %s: not valid UTF-8 text or holds a NUL byte (%%00); percent-encode UTF-8 text only", key)
 			}
-			// Every list's page size: vanguard's own refusal quoted the
-			// JSON parser ("invalid character 'a' looking for beginning
-			// of value").
-			if (key == "page_size" || key == "pageSize") && !isWholeNumber(v) {
-				return fmt.Errorf("query parameter %s must be a whole number of items, 1 to 100 (larger is clamped to 100; 0 or none means 20), not %q", key, v)
-			}
 		}
 	}
 	return nil
-}
-
-// isWholeNumber is whether s is a whole number in decimal digits (a page
-// size), of any size: clampPageSizes makes a large one 100, as the message
-// of a refused one says.
-func isWholeNumber(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
-// clampPageSizes makes every page size over 100 in the query 100, which
-// every list would do anyway (past int32 vanguard refused it instead), and
-// writes the others without leading zeros.
-func clampPageSizes(r *http.Request) {
-	if !strings.Contains(r.URL.RawQuery, "age") { // neither pageSize nor page_size: no parse
-		return
-	}
-	q, changed := r.URL.Query(), false
-	for _, key := range []string{"page_size", "pageSize"} {
-		for i, v := range q[key] {
-			n, err := strconv.Atoi(v)
-			if err != nil || n > 100 {
-				n = 100
-			}
-			if c := strconv.Itoa(n); c != v { // also "007": JSON refused it
-				q[key][i], changed = c, true
-			}
-		}
-	}
-	if changed {
-		r.URL.RawQuery = q.Encode()
-	}
 }
 
 func writeBodyTooLarge(w http.ResponseWriter, r *http.Request, maxBytes int64) {

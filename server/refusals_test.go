@@ -242,13 +242,18 @@ func TestREST_PageSizeThatIsNoNumberSaysWhatItMustBe(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
 	acc := s.MustAccount(t, "pagesize")
-	for _, q := range []string{"pageSize=abc", "page_size=-1", "pageSize=1.5"} {
+	for _, q := range []string{"pageSize=abc", "page_size=-1", "pageSize=1.5", "p%61geSize=%2B7"} {
 		status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil)
-		if status != http.StatusBadRequest || !strings.Contains(out, "must be a whole number of items, 1 to 100") {
-			t.Errorf("GET /api/posts/?%s: %d %s, want 400 saying what a page size is", q, status, out)
+		if status != http.StatusBadRequest || !strings.Contains(out, "must be a whole number of items, 1 to 100") || !strings.Contains(out, `"field":"page_size"`) {
+			t.Errorf("GET /api/posts/?%s: %d %s, want 400 saying what a page size is, with a violation of page_size", q, status, out)
 		}
 	}
-	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0", "pageSize=99999999999", "pageSize=000000000000000000007"} {
+	// A route that lists nothing ignores it, as any parameter that is no
+	// field of its request.
+	if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/users/?pageSize=abc", "", acc.AccessToken, nil); status != http.StatusOK {
+		t.Errorf("GetMe with ?pageSize=abc: %d %s, want 200 (no page size to set)", status, out)
+	}
+	for _, q := range []string{"pageSize=1000000000", "page_size=150", "pageSize=0", "pageSize=99999999999", "pageSize=000000000000000000007", "p%61geSize=0099"} {
 		if status, out := send(t, s.HTTP, http.MethodGet, s.URL+"/api/posts/?"+q, "", acc.AccessToken, nil); status != http.StatusOK {
 			t.Errorf("GET /api/posts/?%s: %d %s, want 200 (clamped)", q, status, out)
 		}
@@ -301,8 +306,22 @@ func TestREST_EnumAndBoolQueryParametersSayWhatTheyTake_P22(t *testing.T) {
 		{"/api/notifications/?unreadOnly=maybe", http.StatusBadRequest, []string{`query parameter unreadOnly must be true or false, not \"maybe\"`, `"field":"unread_only"`}},
 		{"/api/notifications/?unread_only=2", http.StatusBadRequest, []string{"must be true or false"}},
 		{"/api/notifications/?unreadOnly=true", http.StatusOK, []string{"notifications"}},
+		// strconv.ParseBool's spellings and numbers with a sign or leading
+		// zeros are taken, and handed to vanguard in the one spelling it
+		// parses (it quoted its JSON parser for each).
+		{"/api/notifications/?unreadOnly=1", http.StatusOK, []string{"notifications"}},
+		{"/api/notifications/?unreadOnly=TRUE", http.StatusOK, []string{"notifications"}},
+		{"/api/notifications/?unread_only=t", http.StatusOK, []string{"notifications"}},
+		{"/api/notifications/?unread_only=F", http.StatusOK, []string{"notifications"}},
+		{members + "state=01", http.StatusOK, []string{owner.ID}},
+		// A field given twice, under one name or two, is refused: which
+		// value was meant is not known.
+		{"/api/notifications/?unreadOnly=true&unreadOnly=false", http.StatusBadRequest, []string{"query parameter unread_only is given more than once (unreadOnly); give it once", `"field":"unread_only"`}},
+		{"/api/notifications/?pageSize=3&page_size=4", http.StatusBadRequest, []string{"query parameter page_size is given more than once (pageSize and page_size)"}},
 		{members + "state=99", http.StatusBadRequest, []string{`query parameter state: \"99\" is not a GroupMembershipState`}},
 		{"/api/posts/01NOSUCHPOST0000000000000/analytics/?days=abc", http.StatusBadRequest, []string{`query parameter days must be a whole number, not \"abc\"`, `"field":"days"`}},
+		{"/api/posts/01NOSUCHPOST0000000000000/analytics/?days=007", http.StatusNotFound, []string{"not found"}},
+		{"/api/posts/01NOSUCHPOST0000000000000/analytics/?days=%2B7", http.StatusNotFound, []string{"not found"}},
 	} {
 		status, out := send(t, s.HTTP, http.MethodGet, s.URL+c.path, "", owner.AccessToken, nil)
 		if status != c.status {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +87,11 @@ func registered(mux *http.ServeMux, pattern string) (ok bool) {
 }
 
 // check returns the refusal of r's first parameter that its field cannot
-// take, or nil.
+// take, or nil; the parameters it takes it writes in the one spelling
+// vanguard parses (JSON's): a bool true or false (from any of
+// strconv.ParseBool's), a number without leading zeros or sign, and a
+// page size of more than 100 as 100, which every list would make it
+// (past int32 vanguard refused it).
 func (q *restQueries) check(r *http.Request) error {
 	if r.Method != http.MethodGet || r.URL.RawQuery == "" {
 		return nil
@@ -99,7 +104,12 @@ func (q *restQueries) check(r *http.Request) error {
 	var refusal error
 	for _, mux := range q.muxes {
 		if _, pattern := mux.Handler(probe); q.inputs[pattern] != nil {
-			if refusal = checkQuery(r, q.inputs[pattern]); refusal == nil {
+			query := r.URL.Query()
+			var changed bool
+			if changed, refusal = checkQuery(query, q.inputs[pattern]); refusal == nil {
+				if changed {
+					r.URL.RawQuery = query.Encode()
+				}
 				return nil
 			}
 		}
@@ -107,11 +117,13 @@ func (q *restQueries) check(r *http.Request) error {
 	return refusal
 }
 
-// checkQuery returns the refusal of r's first parameter (by name, so that
-// the same request always reads the same) that its field in md cannot
-// take, or nil.
-func checkQuery(r *http.Request, md protoreflect.MessageDescriptor) error {
-	query := r.URL.Query()
+// checkQuery returns the refusal of the first parameter of query (by name,
+// so that the same request always reads the same) that its field in md
+// cannot take, or rewrites the values in vanguard's spelling and reports
+// whether any changed. A field given twice, under one name or both of its
+// names, is refused: vanguard took the last value without a word.
+func checkQuery(query url.Values, md protoreflect.MessageDescriptor) (changed bool, err error) {
+	given := map[protoreflect.FieldNumber]string{}
 	for _, key := range slices.Sorted(maps.Keys(query)) {
 		values := query[key]
 		fd := md.Fields().ByName(protoreflect.Name(key))
@@ -121,31 +133,83 @@ func checkQuery(r *http.Request, md protoreflect.MessageDescriptor) error {
 		if fd == nil {
 			continue
 		}
-		for _, v := range values {
-			switch fd.Kind() {
-			case protoreflect.EnumKind:
-				if fd.Enum().Values().ByName(protoreflect.Name(v)) != nil {
-					continue
+		if !fd.IsList() {
+			if other, twice := given[fd.Number()]; twice || len(values) > 1 {
+				names := key
+				if twice {
+					names = other + " and " + key
 				}
-				if n, err := strconv.ParseInt(v, 10, 32); err == nil && fd.Enum().Values().ByNumber(protoreflect.EnumNumber(n)) != nil {
-					continue
-				}
-				return flock.FieldErrorf(string(fd.Name()), "query parameter %s: %q is not a %s; use one of %s", key, v, fd.Enum().Name(), allowedEnumNames(fd))
-			case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-				if _, err := strconv.ParseInt(v, 10, 32); err != nil {
-					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be a whole number, not %q", key, v)
-				}
-			case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-				if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be a whole number, not %q", key, v)
-				}
-			case protoreflect.BoolKind:
-				// What vanguard takes: strconv.ParseBool's spellings.
-				if _, err := strconv.ParseBool(v); err != nil {
-					return flock.FieldErrorf(string(fd.Name()), "query parameter %s must be true or false, not %q", key, v)
-				}
+				return false, flock.FieldErrorf(string(fd.Name()), "query parameter %s is given more than once (%s); give it once", fd.Name(), names)
+			}
+			given[fd.Number()] = key
+		}
+		for i, v := range values {
+			c, err := queryValue(fd, key, v)
+			if err != nil {
+				return false, err
+			}
+			if c != v {
+				values[i], changed = c, true
 			}
 		}
 	}
-	return nil
+	return changed, nil
+}
+
+// maxPageSize is the contract's largest page; a larger one is clamped.
+const maxPageSize = 100
+
+// queryValue returns v, a value of parameter key for field fd, as vanguard
+// parses it, or the refusal of a value fd cannot take.
+func queryValue(fd protoreflect.FieldDescriptor, key, v string) (string, error) {
+	field := string(fd.Name())
+	switch fd.Kind() {
+	case protoreflect.EnumKind:
+		if fd.Enum().Values().ByName(protoreflect.Name(v)) != nil {
+			return v, nil
+		}
+		if n, err := strconv.ParseInt(v, 10, 32); err == nil && fd.Enum().Values().ByNumber(protoreflect.EnumNumber(n)) != nil {
+			return strconv.FormatInt(n, 10), nil
+		}
+		return "", flock.FieldErrorf(field, "query parameter %s: %q is not a %s; use one of %s", key, v, fd.Enum().Name(), allowedEnumNames(fd))
+	case protoreflect.BoolKind:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", flock.FieldErrorf(field, "query parameter %s must be true or false, not %q", key, v)
+		}
+		return strconv.FormatBool(b), nil
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		if field == "page_size" {
+			// Every list's: any number of digits, clamped.
+			if v == "" || strings.Trim(v, "0123456789") != "" {
+				return "", flock.FieldErrorf(field, "query parameter %s must be a whole number of items, 1 to %d (larger is clamped to %d; 0 or none means 20), not %q", key, maxPageSize, maxPageSize, v)
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n > maxPageSize {
+				n = maxPageSize
+			}
+			return strconv.Itoa(n), nil
+		}
+		bits := 64
+		if fd.Kind() == protoreflect.Int32Kind || fd.Kind() == protoreflect.Sint32Kind || fd.Kind() == protoreflect.Sfixed32Kind {
+			bits = 32
+		}
+		n, err := strconv.ParseInt(v, 10, bits)
+		if err != nil {
+			return "", flock.FieldErrorf(field, "query parameter %s must be a whole number, not %q", key, v)
+		}
+		return strconv.FormatInt(n, 10), nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		bits := 64
+		if fd.Kind() == protoreflect.Uint32Kind || fd.Kind() == protoreflect.Fixed32Kind {
+			bits = 32
+		}
+		n, err := strconv.ParseUint(v, 10, bits)
+		if err != nil {
+			return "", flock.FieldErrorf(field, "query parameter %s must be a whole number, 0 or more, not %q", key, v)
+		}
+		return strconv.FormatUint(n, 10), nil
+	}
+	return v, nil
 }
