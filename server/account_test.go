@@ -109,7 +109,9 @@ func TestSessions_ListedAndRevokedWithTheirStreams_P5(t *testing.T) {
 				if err := stream.ended(t); connect.CodeOf(err) != connect.CodeUnauthenticated {
 					t.Errorf("the revoked session's stream ended with %v, want unauthenticated", err)
 				}
-				wantCode(t, getMe(t, s, tr, phone), connect.CodeUnauthenticated)
+				if err := getMe(t, s, tr, phone); connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "signed out from another session of the account") {
+					t.Errorf("the revoked session's next call: %v, want unauthenticated saying another session ended it", err)
+				}
 				_, err := tu.Call[flockv1.RefreshTokenResponse](t.Context(), s, tr, flockv1connect.UserServiceRefreshTokenProcedure, "", &flockv1.RefreshTokenRequest{RefreshToken: phoneRefresh})
 				wantCode(t, err, connect.CodeUnauthenticated)
 				if err := getMe(t, s, tr, acc.AccessToken); err != nil {
@@ -120,6 +122,13 @@ func TestSessions_ListedAndRevokedWithTheirStreams_P5(t *testing.T) {
 				}
 				// Ended already: nothing left to revoke.
 				wantCode(t, a.revokeSession(acc.AccessToken, other.GetId()), connect.CodeNotFound)
+				// Revoking one's own session is a logout, and reads as one.
+				if err := a.revokeSession(acc.AccessToken, mine.GetId()); err != nil {
+					t.Fatalf("RevokeSession of the caller's own session: %v", err)
+				}
+				if err := getMe(t, s, tr, acc.AccessToken); connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "this session was logged out") {
+					t.Errorf("after revoking its own session: %v, want unauthenticated saying it was logged out", err)
+				}
 			})
 		}
 	})

@@ -162,10 +162,16 @@ func (s *Service) ListSessions(ctx context.Context, p *Principal, size int32, to
 // Returns ENOTFOUND when the caller has no live session with this ID
 // (another user's session is not theirs to end, nor to learn about).
 func (s *Service) RevokeSession(ctx context.Context, p *Principal, sessionID string) error {
+	// Revoking the session that asks is a logout, and its next request
+	// says so, not that another session ended it.
+	why := "revoked by its user"
+	if sessionID == p.SessionID {
+		why = "logout"
+	}
 	var ok bool
 	err := s.db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if ok, err = s.db.RevokeUserSession(ctx, tx, p.UserID, sessionID, "revoked by its user"); err != nil || !ok {
+		if ok, err = s.db.RevokeUserSession(ctx, tx, p.UserID, sessionID, why); err != nil || !ok {
 			return err
 		}
 		// The session revoked may be the one that asked to move the
