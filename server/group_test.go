@@ -228,11 +228,17 @@ func TestSearchGroups_RanksNamesThenSizeAndPages(t *testing.T) {
 		// Any letter case in any script, on both engines (SQLite's own
 		// lower() folds ASCII only).
 		umlaut := mk("Ärzte-"+string(a.tr)+"-ü", flockv1.GroupPrivacy_GROUP_PRIVACY_PUBLIC, 1)
-		for _, q := range []string{"ärzte-" + string(a.tr) + "-Ü", "ÄRZTE-" + strings.ToUpper(string(a.tr)) + "-Ü"} {
+		// A query typed decomposed (a + U+0308, as macOS may send it) finds
+		// it too, and a name typed so is stored composed: text is taken in
+		// normalization form C.
+		for _, q := range []string{"ärzte-" + string(a.tr) + "-Ü", "ÄRZTE-" + strings.ToUpper(string(a.tr)) + "-Ü", "a\u0308rzte-" + string(a.tr) + "-U\u0308"} {
 			res := must[flockv1.SearchGroupsResponse](a, flockv1connect.GroupServiceSearchGroupsProcedure, joiner.AccessToken, &flockv1.SearchGroupsRequest{Query: q})
 			if !slices.Equal(ids(res.GetGroups()), []string{umlaut.GetId()}) {
 				t.Errorf("search %q = %v, want the group %q", q, ids(res.GetGroups()), umlaut.GetName())
 			}
+		}
+		if g := a.createGroup(owner.AccessToken, "A\u0308rzte "+token, 0); g.GetName() != "\u00c4rzte "+token {
+			t.Errorf("a decomposed name was stored as %+q, want it composed", g.GetName())
 		}
 	})
 }

@@ -8,7 +8,9 @@
 //   - a string must be valid UTF-8 and hold no NUL byte (databases refuse
 //     both, and they are never meaningful text);
 //   - a string made only of blank characters (white space and invisible
-//     format characters such as U+200B, U+2060, U+FEFF) counts as empty.
+//     format characters such as U+200B, U+2060, U+FEFF) counts as empty;
+//   - a string is taken in Unicode normalization form C (passwords
+//     excepted), so that text is stored and searched in one spelling.
 //
 // It knows nothing of Flock's messages: it walks their descriptors, so a new
 // field or enum is covered without touching it.
@@ -23,11 +25,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Error is a refused field: Field is its path in JSON names
-// (`members[2].role`), Reason says what is wrong and how to fix it.
+// Error is a refused field: Field is its path in the proto's field names
+// (`members[2].role`, `new_password`), as protovalidate's violations and
+// the services' own refusals name fields, Reason says what is wrong and how to fix it.
 type Error struct {
 	Field  string
 	Reason string
@@ -67,7 +71,7 @@ func jsonObject(obj map[string]any, md protoreflect.MessageDescriptor, path stri
 		if fd == nil || val == nil {
 			continue
 		}
-		p := join(path, fd.JSONName())
+		p := join(path, string(fd.Name()))
 		switch {
 		case fd.IsMap():
 			m, ok := val.(map[string]any)
@@ -120,7 +124,8 @@ func jsonValue(fd protoreflect.FieldDescriptor, val any, path string) error {
 // Message checks m and every message inside it: enum numbers must be
 // defined, strings valid UTF-8 without NUL; strings made only of blank
 // characters are set to "" (except passwords, where every character
-// counts), so that a "required" rule or the domain sees them as empty.
+// counts), so that a "required" rule or the domain sees them as empty, and
+// the others to their normalization form C (passwords again excepted).
 func Message(m protoreflect.Message) error {
 	return message(m, "")
 }
@@ -137,7 +142,7 @@ func message(m protoreflect.Message, path string) error {
 		}
 	}()
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := join(path, fd.JSONName())
+		p := join(path, string(fd.Name()))
 		switch {
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
@@ -187,9 +192,20 @@ func value(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) (
 		if err := checkString(s, path); err != nil {
 			return nil, err
 		}
-		if s != "" && Blank(s) && !strings.Contains(strings.ToLower(string(fd.Name())), "password") {
+		if strings.Contains(strings.ToLower(string(fd.Name())), "password") {
+			return nil, nil // taken exactly as sent: hashes of earlier passwords depend on it
+		}
+		if s != "" && Blank(s) {
 			empty := protoreflect.ValueOfString("")
 			return &empty, nil
+		}
+		// One spelling of each character: "ä" typed as a + U+0308
+		// (decomposed, as macOS file names and some keyboards send it)
+		// is stored and searched as the one code point U+00E4, so that a
+		// search finds a name whichever way either was typed.
+		if !norm.NFC.IsNormalString(s) {
+			nfc := protoreflect.ValueOfString(norm.NFC.String(s))
+			return &nfc, nil
 		}
 	case protoreflect.EnumKind:
 		ed := fd.Enum()

@@ -67,6 +67,8 @@ func TestMessage_RefusesNULAndUndefinedEnums_P22(t *testing.T) {
 	}{
 		{"NUL in a string", &flockv1.CreateGroupRequest{Name: "a\x00b"}, "name"},
 		{"NUL in a repeated string", &flockv1.UpdateMeRequest{Interests: []string{"go", "x\x00"}}, "interests[1]"},
+		// Named as protovalidate and the services name fields.
+		{"NUL in a two-word field", &flockv1.ChangeEmailRequest{NewEmail: "a\x00@b.io", CurrentPassword: "long enough"}, "new_email"},
 		{"undefined enum number", &flockv1.CreatePostRequest{Content: "hi", Visibility: 42}, "visibility"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,4 +164,26 @@ func FuzzCheck(f *testing.F) {
 			return true
 		})
 	})
+}
+
+// Text is taken in normalization form C, so that a name typed decomposed
+// (a + U+0308) is stored, and found by a search, as the same name typed
+// composed; a password is taken exactly as sent.
+func TestMessage_TextIsTakenComposed_P22(t *testing.T) {
+	decomposed, composed := "A\u0308rzte Berlin", "\u00c4rzte Berlin"
+	group := &flockv1.CreateGroupRequest{Name: decomposed, Description: "ca\u0301fe\u0301"}
+	if err := fieldcheck.Message(group.ProtoReflect()); err != nil {
+		t.Fatal(err)
+	}
+	if group.GetName() != composed || group.GetDescription() != "c\u00e1f\u00e9" {
+		t.Errorf("after the check: name %+q, description %+q; want them composed", group.GetName(), group.GetDescription())
+	}
+	search := &flockv1.SearchGroupsRequest{Query: "a\u0308rzte"}
+	if err := fieldcheck.Message(search.ProtoReflect()); err != nil || search.GetQuery() != "\u00e4rzte" {
+		t.Errorf("a decomposed query after the check: %+q (%v), want it composed", search.GetQuery(), err)
+	}
+	pw := &flockv1.ChangePasswordRequest{CurrentPassword: "pa\u0308sswort!", NewPassword: "ne\u0301w password"}
+	if err := fieldcheck.Message(pw.ProtoReflect()); err != nil || pw.GetCurrentPassword() != "pa\u0308sswort!" || pw.GetNewPassword() != "ne\u0301w password" {
+		t.Errorf("passwords after the check: %+q, %+q (%v); want them as sent", pw.GetCurrentPassword(), pw.GetNewPassword(), err)
+	}
 }
