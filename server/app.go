@@ -359,6 +359,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // DB returns the store, for administrative commands and tests.
 func (a *App) DB() *store.DB { return a.db }
 
+// PublicURL is the base of the links the server writes: Config.PublicURL,
+// or http://Addr when that was empty.
+func (a *App) PublicURL() string { return a.cfg.PublicURL }
+
 // Accounts returns the account service, for administrative commands.
 func (a *App) Accounts() *account.Service { return a.accounts }
 

@@ -347,7 +347,7 @@ func serve(ctx context.Context, s *settings) error {
 		}()
 	}
 	s.Logger.Info("flock serving", "addr", ln.Addr().String(), "database", app.DB().Engine,
-		"redis", s.RedisURL != "", "public_url", s.PublicURL, "mailer", strings.SplitN(s.Mailer, ":", 2)[0])
+		"redis", s.RedisURL != "", "public_url", app.PublicURL(), "mailer", strings.SplitN(s.Mailer, ":", 2)[0])
 	return app.Serve(ctx, ln, s.drain)
 }
 
