@@ -215,7 +215,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		cfg.DataDir = "flock-data"
 	}
 	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + cfg.Addr
+		cfg.PublicURL = defaultPublicURL(cfg.Addr)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.AccessTTL <= 0 {
@@ -358,6 +358,20 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 // DB returns the store, for administrative commands and tests.
 func (a *App) DB() *store.DB { return a.db }
+
+// defaultPublicURL is the base of links when none is set: http:// and the
+// listen address, with localhost for a host that only says "every
+// address" (":8080", "0.0.0.0:8080", "[::]:8080"), which no browser opens.
+func defaultPublicURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 // PublicURL is the base of the links the server writes: Config.PublicURL,
 // or http://Addr when that was empty.
