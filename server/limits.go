@@ -265,11 +265,12 @@ func writeBodyTooLarge(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 		fmt.Sprintf("the request body is too large: the limit is %d MiB (%s)", maxBytes>>20, hint))
 }
 
-// writeStatus writes a REST error: a google.rpc.Status in JSON, as vanguard does.
+// writeStatus writes a REST error: a google.rpc.Status in JSON, as vanguard
+// does (details always present, so that every REST error has one shape).
 func writeStatus(w http.ResponseWriter, status int, code connect.Code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg})
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg, "details": []any{}})
 }
 
 // streamStall is how long a live stream over HTTP/1.1 may wait for its

@@ -150,7 +150,7 @@ func writeRESTError(w http.ResponseWriter, err error) {
 	if !ok {
 		code = connect.CodeInternal
 	}
-	body := map[string]any{"code": int(code), "message": flock.ErrorMessage(err)}
+	body := map[string]any{"code": int(code), "message": flock.ErrorMessage(err), "details": []any{}}
 	var fe *flock.Error
 	if errors.As(err, &fe) && fe.Field != "" && code == connect.CodeInvalidArgument {
 		body["details"] = []any{map[string]any{

@@ -15,8 +15,9 @@ import (
 
 // restStatus is a REST error body: a google.rpc.Status in JSON.
 type restStatus struct {
-	Code    *int   `json:"code"`
-	Message string `json:"message"`
+	Code    *int               `json:"code"`
+	Message string             `json:"message"`
+	Details *[]json.RawMessage `json:"details"`
 }
 
 // connectStatus is a Connect error body.
@@ -67,8 +68,8 @@ func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
 			}
 			status, out := send(t, s.HTTP, c.method, s.URL+c.path, c.contentType, acc.AccessToken, body)
 			var got restStatus
-			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Code == nil {
-				t.Fatalf("%s %s: %d %q, want a google.rpc.Status in JSON", c.method, c.path, status, out)
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Code == nil || got.Details == nil {
+				t.Fatalf("%s %s: %d %q, want a google.rpc.Status in JSON, with its details as vanguard writes them", c.method, c.path, status, out)
 			}
 			if status != c.status || *got.Code != c.code {
 				t.Errorf("%s %s: %d code %d, want %d code %d", c.method, c.path, status, *got.Code, c.status, c.code)
