@@ -58,7 +58,7 @@ func toConnectError(ctx context.Context, log *slog.Logger, spec connect.Spec, er
 			// is a deliberate answer, such as streams closing on shutdown.
 			log.WarnContext(ctx, "unavailable", "procedure", procedure, "err", err)
 		}
-		out := connect.NewError(connectCodes[fe.Code], errors.New(fe.Message))
+		out := challenge(connect.NewError(connectCodes[fe.Code], errors.New(fe.Message)))
 		if fe.Field != "" {
 			if d, derr := connect.NewErrorDetail(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
 				Field: fe.Field, Description: fe.Message,
@@ -217,7 +217,22 @@ type authInterceptor struct{ accounts *account.Service }
 
 var errNotStaff = connect.NewError(connect.CodePermissionDenied, errors.New("only staff may moderate; an admin makes an account staff with `flock user promote <username>`"))
 
-var errNoToken = connect.NewError(connect.CodeUnauthenticated, errors.New("missing access token: send the header 'Authorization: Bearer <accessToken>' (get one from Login)"))
+var errNoToken = challenge(connect.NewError(connect.CodeUnauthenticated, errors.New("missing access token: send the header 'Authorization: Bearer <accessToken>' (get one from Login)")))
+
+// bearerChallenge is the WWW-Authenticate header of every unauthenticated
+// answer: RFC 6750 asks it of a 401, and HTTP clients and proxies read the
+// scheme to expect from it.
+const bearerChallenge = `Bearer realm="flock"`
+
+// challenge sets bearerChallenge on an unauthenticated error; connect
+// writes an error's metadata as response headers, and vanguard passes them
+// on to REST clients.
+func challenge(ce *connect.Error) *connect.Error {
+	if ce.Code() == connect.CodeUnauthenticated {
+		ce.Meta().Set("WWW-Authenticate", bearerChallenge)
+	}
+	return ce
+}
 
 func (i authInterceptor) authenticate(ctx context.Context, procedure, header string) (context.Context, error) {
 	token, ok := bearerToken(header)

@@ -159,6 +159,9 @@ func writeRESTError(w http.ResponseWriter, err error) {
 		}}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if code == connect.CodeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", bearerChallenge)
+	}
 	w.WriteHeader(httpStatus[code])
 	_ = json.NewEncoder(w).Encode(body)
 }

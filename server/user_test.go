@@ -359,6 +359,25 @@ func TestRouting_TrailingSlashAndPlainConnectPOST(t *testing.T) {
 	}
 }
 
+// A 401 names the scheme it wants (RFC 6750), on every HTTP way in: no
+// token, a token that is no token, the export beside the RPCs.
+func TestUnauthenticated_AnswersCarryABearerChallenge(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	for _, c := range []struct{ method, path, token, body string }{
+		{http.MethodGet, "/api/users/", "", ""},
+		{http.MethodGet, "/api/users/", "not-a-token", ""},
+		{http.MethodPost, "/flock.v1.UserService/GetMe", "", "{}"},
+		{http.MethodGet, "/api/users/export/", "", ""},
+	} {
+		res, body := rawJSON(t, s, c.method, c.path, c.token, c.body)
+		if res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != `Bearer realm="flock"` {
+			t.Errorf("%s %s with token %q: %d, WWW-Authenticate %q (%v); want 401 with Bearer realm=\"flock\"",
+				c.method, c.path, c.token, res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
+		}
+	}
+}
+
 func TestVerifyEmailPage_GETDoesNotConsumeTheToken(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
