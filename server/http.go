@@ -107,7 +107,7 @@ func withCORS(origins []string, next http.Handler) http.Handler {
 		AllowedOrigins: origins,
 		AllowedMethods: append(connectcors.AllowedMethods(), http.MethodPatch, http.MethodDelete, http.MethodPut),
 		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", "Idempotency-Key", "X-Request-Id"),
-		ExposedHeaders: append(connectcors.ExposedHeaders(), "X-Request-Id", "Retry-After", "Content-Disposition",
+		ExposedHeaders: append(connectcors.ExposedHeaders(), "X-Request-Id", "Retry-After", "Content-Disposition", SinceIDHeader,
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
 		MaxAge: 7200,
 	})

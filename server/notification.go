@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,16 +50,31 @@ func (s *notificationServer) MarkNotificationsRead(ctx context.Context, req *con
 
 func (s *notificationServer) Subscribe(ctx context.Context, req *connect.Request[flockv1.NotificationServiceSubscribeRequest], stream *connect.ServerStream[flockv1.Notification]) error {
 	p := principal(ctx)
-	// Send(nil) flushes the response headers: the client's call returns
-	// once the stream listens, so it knows nothing after that is missed.
-	ready := func() error { return stream.Send(nil) }
-	return s.events.StreamNotifications(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(e notify.Event) error {
+	return s.events.StreamNotifications(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), streamReady(stream.ResponseHeader(), stream.Send), func(e notify.Event) error {
 		n, err := eventMessage[*flockv1.Notification](e)
 		if err != nil {
 			return err
 		}
 		return stream.Send(n)
 	})
+}
+
+// SinceIDHeader is the response header of a Subscribe stream that
+// listens: the since_id that resumes it with nothing missed, even when the
+// connection drops before its first event (then the client has no event
+// id of its own, and an empty since_id would start a new stream at its
+// own "now", past what happened in between). A refused stream has no such
+// header: its headers come with the error.
+const SinceIDHeader = "Flock-Since-Id"
+
+// streamReady is the ready of a Subscribe stream: it sends the headers, with
+// SinceIDHeader, once the stream listens (Send(nil) flushes them), so that
+// the client's call returns then and knows that nothing after is missed.
+func streamReady[M any](header http.Header, send func(*M) error) func(since string) error {
+	return func(since string) error {
+		header.Set(SinceIDHeader, since)
+		return send(nil)
+	}
 }
 
 // prepareNotifications converts a batch of notifications once for all of
@@ -118,8 +134,7 @@ func (s *activityServer) ListActivity(ctx context.Context, req *connect.Request[
 
 func (s *activityServer) Subscribe(ctx context.Context, req *connect.Request[flockv1.ActivityServiceSubscribeRequest], stream *connect.ServerStream[flockv1.Activity]) error {
 	p := principal(ctx)
-	ready := func() error { return stream.Send(nil) }
-	return s.events.StreamActivities(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), ready, func(e notify.Event) error {
+	return s.events.StreamActivities(ctx, p.UserID, p.SessionID, req.Msg.GetSinceId(), streamReady(stream.ResponseHeader(), stream.Send), func(e notify.Event) error {
 		a, err := eventMessage[*flockv1.Activity](e)
 		if err != nil {
 			return err

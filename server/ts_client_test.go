@@ -59,7 +59,7 @@ func TestTSClient(t *testing.T) {
 	// once see only their own notifications.
 	accounts := map[string]tsAccount{}
 	for srv, names := range map[*tu.Server][]string{
-		s:     {"vic", "alice", "bob", "sam", "tom", "uma", "tabby", "tilda", "ada"},
+		s:     {"vic", "alice", "bob", "sam", "tom", "uma", "ivy", "tabby", "tilda", "ada"},
 		short: {"dave", "erin"},
 	} {
 		for _, name := range names {

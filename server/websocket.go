@@ -39,7 +39,7 @@ func (a *App) withWebSockets(next http.Handler) http.Handler {
 		}
 		switch strings.TrimRight(r.URL.Path, "/") {
 		case "/api/notifications":
-			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error {
+			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func(since string) error, send func(proto.Message) error) error {
 				return a.events.StreamNotifications(ctx, p.UserID, p.SessionID, since, ready, func(e notify.Event) error {
 					n, err := eventMessage[*flockv1.Notification](e)
 					if err != nil {
@@ -49,7 +49,7 @@ func (a *App) withWebSockets(next http.Handler) http.Handler {
 				})
 			})
 		case "/api/activity-log":
-			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error {
+			a.serveWebSocket(w, r, func(ctx context.Context, p *account.Principal, since string, ready func(since string) error, send func(proto.Message) error) error {
 				return a.events.StreamActivities(ctx, p.UserID, p.SessionID, since, ready, func(e notify.Event) error {
 					act, err := eventMessage[*flockv1.Activity](e)
 					if err != nil {
@@ -82,7 +82,7 @@ func wsToken(r *http.Request) (token, protocol string) {
 	return t, ""
 }
 
-type streamFunc func(ctx context.Context, p *account.Principal, since string, ready func() error, send func(proto.Message) error) error
+type streamFunc func(ctx context.Context, p *account.Principal, since string, ready func(since string) error, send func(proto.Message) error) error
 
 // serveWebSocket authenticates, upgrades, and runs run until it ends; each
 // event is one text message with the JSON of the same message the list
@@ -123,7 +123,7 @@ func (a *App) serveWebSocket(w http.ResponseWriter, r *http.Request, run streamF
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var conn *websocket.Conn
-	ready := func() error {
+	ready := func(string) error {
 		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return errAccept // Accept has answered the client

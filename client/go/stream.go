@@ -19,13 +19,17 @@ type streamOptions struct {
 }
 
 // OnConnect sets fn to be called each time the stream is (re)opened and
-// the server has answered: every event from then on is delivered, so this
-// is the moment to show a "live" indicator, or in a test to cause events.
-// If the server refused the stream, its error follows and is handled as
-// any other. fn runs on the subscribing goroutine before any event.
+// the server listens: every event from then on is delivered, so this is
+// the moment to show a "live" indicator, or in a test to cause events. A
+// stream the server refused does not call it. fn runs on the subscribing
+// goroutine before any event.
 func OnConnect(fn func()) StreamOption {
 	return func(o *streamOptions) { o.onConnect = fn }
 }
+
+// sinceIDHeader is the header of a Subscribe stream that listens: the
+// since_id that resumes it with nothing missed, even before its first event.
+const sinceIDHeader = "Flock-Since-Id"
 
 // Reconnection delays: exponential from minBackoff, capped at maxBackoff,
 // each one drawn between half and all of its step. They start over after
@@ -46,8 +50,9 @@ const (
 // With sinceID empty the stream starts now; with the id of a notification
 // received earlier, everything after it is delivered first. When the
 // connection drops, it reconnects with capped exponential backoff (250ms
-// to 30s, with jitter) from the id of the last event fn took, so nothing
-// is missed and nothing repeats (an event whose id is not after the last
+// to 30s, with jitter) from the id of the last event fn took (or, before
+// the first, from where the first connection started), so nothing is
+// missed and nothing repeats (an event whose id is not after the last
 // one is skipped). An access token the server refuses is refreshed before
 // reconnecting. OnConnect tells when each connection listens.
 //
@@ -96,11 +101,18 @@ func follow[T any](ctx context.Context, s *session, sinceID string,
 		received := false
 		stream, err := open(context.WithValue(ctx, usedTokenKey{}, &used), last)
 		if err == nil {
-			// The call returns once the server answered or the request
-			// failed (the error then comes from Receive); only an answer
-			// has headers.
-			if o.onConnect != nil && len(stream.ResponseHeader()) > 0 {
-				o.onConnect()
+			// ResponseHeader waits for the server's answer. A stream that
+			// listens names its position (sinceIDHeader); a refusal's
+			// headers come with its error and do not.
+			if since := stream.ResponseHeader().Get(sinceIDHeader); since != "" {
+				if last == "" {
+					// No event yet: resume from where this stream
+					// started, not from the next stream's "now".
+					last = since
+				}
+				if o.onConnect != nil {
+					o.onConnect()
+				}
 			}
 			for stream.Receive() {
 				msg := stream.Msg()

@@ -246,6 +246,48 @@ func TestSubscribeNotifications_ResumesAfterDisconnect(t *testing.T) {
 	}
 }
 
+// A connection cut before the first event resumes from where the first
+// connection started (the server names that position in a header), not
+// from the next connection's "now": what happened in between arrives.
+func TestSubscribeNotifications_CutBeforeTheFirstEventLosesNothing(t *testing.T) {
+	t.Parallel()
+	s := tu.MustServer(t, "sqlite")
+	for _, tc := range []struct {
+		name string
+		opts []client.Option
+		h2c  bool
+	}{
+		{"connect", nil, false},
+		{"grpc", []client.Option{client.WithGRPC()}, true},
+		{"grpcweb", []client.Option{client.WithGRPCWeb()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			alice, bob := s.MustAccount(t, "quiet_"+tc.name), s.MustAccount(t, "early_"+tc.name)
+			hc, nw := mustNetworkClient(t, tc.h2c)
+			c := client.New(s.URL, append(tc.opts, client.WithHTTPClient(hc), client.WithTokens(alice.AccessToken, alice.RefreshToken))...)
+			fan := client.New(s.URL, client.WithHTTPClient(s.HTTP), client.WithTokens(bob.AccessToken, bob.RefreshToken))
+
+			sub := startSubscription(t, c.SubscribeNotifications, "")
+			sub.waitConnected(t)
+			nw.cut()
+			if _, err := fan.Users.Follow(t.Context(), connect.NewRequest(&flockv1.FollowRequest{UserId: alice.ID})); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); nw.refusedDials() == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the Client did not try to reconnect")
+				}
+			}
+			nw.restore()
+			if n := sub.next(t); n.GetType() != flockv1.NotificationType_NOTIFICATION_TYPE_FOLLOW || n.GetActor().GetId() != bob.ID {
+				t.Fatalf("after reconnecting: %v, want bob's follow, made while the Client was away", n)
+			}
+			sub.noMore(t)
+		})
+	}
+}
+
 // fn's error ends the subscription and comes back as it is; the end of
 // ctx ends it with ctx.Err().
 func TestSubscribeActivity_EndsWithFnErrorOrContext(t *testing.T) {
@@ -296,9 +338,10 @@ func TestSubscribeActivity_RefreshesRefusedToken(t *testing.T) {
 		}
 		return errStop
 	}, client.OnConnect(func() {
-		// The refused stream may count as answered too; post once the
-		// refreshed one is open.
+		// Only a stream that listens counts: the refused one (its
+		// headers came with its error) does not.
 		if access, _ := c.Tokens(); access == "not-a-jwt" {
+			t.Error("OnConnect called for the stream the server refused")
 			return
 		}
 		once.Do(func() {

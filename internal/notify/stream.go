@@ -181,20 +181,23 @@ func prepare[T any](ctx context.Context, s *Service, rows []T, fn func(context.C
 // happens, until ctx ends (nil), the session ends (ErrSessionEnded), the
 // client falls behind (ErrFellBehind), the server shuts down
 // (ErrShuttingDown) or send fails. ready is called once the stream is
-// listening, before the first event: from then on nothing is missed.
+// listening, before the first event: from then on nothing is missed. It is
+// given the stream's position, the since_id that resumes it with nothing
+// missed even before an event was sent (sinceID, or the head: MinID for a
+// user with no event yet).
 //
 // Past MaxStreamsPerUser or MaxStreams it returns a resource_exhausted
 // error before calling ready; an invalid sinceID is invalid_argument.
-func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(Event) error) error {
+func (s *Service) StreamNotifications(ctx context.Context, userID, sessionID, sinceID string, ready func(since string) error, send func(Event) error) error {
 	return s.stream(ctx, notificationsFeed, userID, sessionID, sinceID, ready, send)
 }
 
 // StreamActivities is StreamNotifications for the activity log.
-func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, ready func() error, send func(Event) error) error {
+func (s *Service) StreamActivities(ctx context.Context, userID, sessionID, sinceID string, ready func(since string) error, send func(Event) error) error {
 	return s.stream(ctx, activityFeed, userID, sessionID, sinceID, ready, send)
 }
 
-func (s *Service) stream(ctx context.Context, f *feed, userID, sessionID, sinceID string, ready func() error, send func(Event) error) error {
+func (s *Service) stream(ctx context.Context, f *feed, userID, sessionID, sinceID string, ready func(since string) error, send func(Event) error) error {
 	if err := checkSinceID(sinceID); err != nil {
 		return err
 	}
@@ -230,7 +233,7 @@ func (s *Service) stream(ctx context.Context, f *feed, userID, sessionID, sinceI
 	if err := s.checkSession(ctx, userID, sessionID); err != nil {
 		return err
 	}
-	if err := ready(); err != nil {
+	if err := ready(pos.last); err != nil {
 		return err
 	}
 	for full := true; full; {

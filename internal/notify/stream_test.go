@@ -98,7 +98,7 @@ func (f *fixture) open(t *testing.T, ctx context.Context, since string) *stream 
 	s := &stream{ids: make(chan string, 10000), done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
-		s.done <- f.events.StreamNotifications(ctx, f.user, f.session, since, func() error { close(ready); return nil }, func(e notify.Event) error {
+		s.done <- f.events.StreamNotifications(ctx, f.user, f.session, since, func(string) error { close(ready); return nil }, func(e notify.Event) error {
 			s.ids <- e.ID
 			return nil
 		})
@@ -230,7 +230,7 @@ func TestStreams_CapCountsBothKindsAndFreesSlots_P24(t *testing.T) {
 		f.events.MaxStreamsPerUser = 2
 		ctx, cancel := context.WithCancel(t.Context())
 		first := f.open(t, ctx, "")
-		ready := func() error { return nil }
+		ready := func(string) error { return nil }
 		go f.events.StreamActivities(t.Context(), f.user, f.session, "", ready, func(notify.Event) error { return nil })
 		deadline := time.Now().Add(10 * time.Second)
 		for f.events.StreamStats().Open != 2 {

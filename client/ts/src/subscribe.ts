@@ -24,7 +24,8 @@ export interface SubscribeOptions<T> {
   onEvent: (event: T) => void | Promise<void>;
   /**
    * Called each time a connection is listening (the server has subscribed):
-   * whatever happens from then on is delivered.
+   * whatever happens from then on is delivered. A connection the server
+   * refuses does not call it.
    */
   onOpen?: () => void;
   /**
@@ -38,10 +39,17 @@ export interface SubscribeOptions<T> {
   backoff?: { initialMs?: number; maxMs?: number };
 }
 
+/**
+ * The response header of a Subscribe stream that listens: the sinceId that
+ * resumes it with nothing missed, even before its first event. A stream the
+ * server refused has none (its headers come with its error).
+ */
+export const sinceIdHeader = "Flock-Since-Id";
+
 /** What runSubscription needs of the client: opening a stream and the session. */
 export interface StreamSource<T> {
-  /** Opens one connection; onHeader is called once the server listens. */
-  open(sinceId: string, signal: AbortSignal, onHeader: () => void): AsyncIterable<T>;
+  /** Opens one connection; onHeader is called with the response headers when they arrive. */
+  open(sinceId: string, signal: AbortSignal, onHeader: (headers: Headers) => void): AsyncIterable<T>;
   /** The access token the next connection will carry. */
   accessToken(): string | undefined;
   /** Whether a refresh token is held. */
@@ -79,8 +87,9 @@ const healthyAfterMs = 10_000;
  *
  * Every other end of a connection (network failure, Unavailable, a stream
  * that ends) is followed by a reconnect after a capped exponential backoff
- * with jitter, passing the last delivered id as since_id, so that no event
- * is missed or delivered twice. ResourceExhausted (the account holds as
+ * with jitter, passing the last delivered id as since_id (before the first
+ * event, the position the server named when the first connection listened),
+ * so that no event is missed or delivered twice. ResourceExhausted (the account holds as
  * many streams as the server allows) is retried too, the backoff starting
  * at seconds: the stream gets in once another of the account's closes.
  */
@@ -107,7 +116,12 @@ export async function runSubscription<T extends { id: string }>(
     let delivered = false;
     let failure: ConnectError;
     try {
-      const events = source.open(lastId, conn.signal, () => {
+      const events = source.open(lastId, conn.signal, (headers) => {
+        const since = headers.get(sinceIdHeader);
+        if (!since) return; // a refusal: its error follows
+        // No event yet: resume from where this connection started, not
+        // from the next one's "now", which would skip what happens between.
+        if (lastId === "") lastId = since;
         opened = true;
         refreshed = false;
         opts.onOpen?.();

@@ -10,7 +10,7 @@ import { ActivityType, createFlockClient, NotificationType } from "@flock-social
 import { accounts, baseUrl, collector, sleep } from "../test-support/env.mjs";
 
 const skip = !baseUrl;
-const { sam, tom, uma } = accounts;
+const { sam, tom, uma, ivy } = accounts;
 
 async function login(account, options = {}) {
   const client = createFlockClient({ baseUrl, ...options });
@@ -192,4 +192,48 @@ test("activity: after a dropped connection the helper reconnects from the last i
   // Once stopped it stays stopped: no further connection.
   await sleep(300);
   assert.equal(net.sinceIds.length, 2);
+});
+
+test("notifications: a connection cut before the first event resumes from where it started, and a refused one is not open", { skip, timeout: 60_000 }, async () => {
+  const net = cuttableFetch();
+  // A token the server refuses: the first connection is answered with an
+  // error (over Connect, a 200 whose body is the error), which is no open
+  // stream; the client refreshes and connects again.
+  const ivyC = createFlockClient({ baseUrl, fetch: net.fetch, accessToken: "not-a-jwt", refreshToken: ivy.refreshToken });
+  const tomC = await login(tom);
+  const got = collector();
+  const stop = new AbortController();
+  const done = ivyC.subscribeNotifications({
+    signal: stop.signal,
+    onEvent: got.onEvent,
+    onOpen: got.onOpen,
+    backoff: { initialMs: 20, maxMs: 100 },
+  });
+  // A failed assertion must not leave the subscription reconnecting.
+  try {
+    await got.opened(1);
+    assert.equal(net.sinceIds.length, 2, "onOpen was called before the connection that listens (for the refused one?)");
+
+    // Cut before any event: tom's follow happens while ivy is away.
+    net.cut();
+    await tomC.users.follow({ userId: ivy.id });
+    await sleep(200);
+    net.release();
+    await got.until(1);
+    assert.equal(got.events[0].type, NotificationType.FOLLOW);
+    assert.equal(got.events[0].actor.id, tom.id);
+    await sleep(300);
+  } finally {
+    stop.abort();
+    net.release();
+  }
+  assert.equal(await done, got.events[0].id);
+  assert.equal(got.events.length, 1);
+  assert.equal(got.opens, 2, "onOpen calls: the first connection that listened and the one after the cut");
+  // The refused connection and the first open one carried no sinceId; the
+  // one after the cut carried the position the open one was given.
+  assert.equal(net.sinceIds.length, 3, `connections: ${JSON.stringify(net.sinceIds)}`);
+  assert.deepEqual(net.sinceIds.slice(0, 2), ["", ""]);
+  assert.match(net.sinceIds[2], /^[0-9A-Z]{26}$/);
+  assert.ok(net.sinceIds[2] < got.events[0].id);
 });
