@@ -10,6 +10,8 @@ export type { FlockClient, FlockClientOptions, Tokens, WaitVideoOptions } from "
 export type { SubscribeOptions } from "./subscribe.js";
 export { FlockError, getVideo, uploadVideo, waitVideo } from "./video.js";
 export { enumName } from "./enums.js";
+export { fieldViolations } from "./errors.js";
+export type { FieldViolation } from "./errors.js";
 export type { HttpOptions, UploadOptions, VideoOptions, WaitOptions } from "./video.js";
 export { downloadExport, exportFilename } from "./account.js";
 

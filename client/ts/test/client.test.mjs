@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Code, ConnectError, createFlockClient, UserRole } from "@flock-social/client";
+import { Code, ConnectError, createFlockClient, fieldViolations, UserRole } from "@flock-social/client";
 
 import { accounts, baseUrl, recordingFetch } from "../test-support/env.mjs";
 
@@ -91,7 +91,14 @@ test("failures are ConnectErrors with the server's code", { skip, timeout: 30_00
   await client.login(bob.username, bob.password);
   await rejectsWith(client.users.getUser({ userId: "01KCNOSUCHUSER000000000000" }), Code.NotFound);
   await rejectsWith(client.users.follow({ userId: bob.id }), Code.InvalidArgument); // yourself
-  await rejectsWith(client.posts.createPost({ content: "" }), Code.InvalidArgument);
+  const empty = await rejectsWith(client.posts.createPost({ content: "" }), Code.InvalidArgument);
+  // The fields a refusal names, by their proto names: the proto's rules...
+  assert.deepEqual(fieldViolations(empty).map((v) => v.field), ["content"]);
+  assert.ok(fieldViolations(empty)[0].description.length > 0);
+  // ...and the domain's own (a two-word field), and nothing for other errors.
+  const weak = await rejectsWith(client.users.changePassword({ currentPassword: "not the password", newPassword: "short" }), Code.InvalidArgument);
+  assert.deepEqual(fieldViolations(weak).map((v) => v.field), ["new_password"]);
+  assert.deepEqual(fieldViolations(new Error("not a ConnectError")), []);
   await rejectsWith(client.moderation.listReports({}), Code.PermissionDenied); // staff only
   // A stream refused for good rejects instead of reconnecting forever.
   await rejectsWith(
