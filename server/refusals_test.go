@@ -47,7 +47,7 @@ func TestREST_RouterRefusalsAreStatusBodiesThatSayWhatToDo(t *testing.T) {
 		// The upload and the export are served beside vanguard, not by it.
 		{"GET of the video upload", http.MethodGet, "/api/posts/videos/", "", "", http.StatusMethodNotAllowed, 12, []string{"/api/posts/videos/ does not take GET: use POST"}},
 		{"PUT of the video upload", http.MethodPut, "/api/posts/videos", "", "", http.StatusMethodNotAllowed, 12, []string{"use POST"}},
-		{"POST of the export", http.MethodPost, "/api/users/export/", "application/json", "{}", http.StatusMethodNotAllowed, 12, []string{"/api/users/export/ does not take POST: use GET"}},
+		{"POST of the export", http.MethodPost, "/api/users/export/", "application/json", "{}", http.StatusMethodNotAllowed, 12, []string{"/api/users/export/ does not take POST: use GET or HEAD"}},
 		// curl -d without -H: the most likely first mistake.
 		{"a form body", http.MethodPost, "/api/posts/", "application/x-www-form-urlencoded", `{"content":"hi"}`, http.StatusUnsupportedMediaType, 3,
 			[]string{`"application/x-www-form-urlencoded"`, "Content-Type: application/json"}},

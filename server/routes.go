@@ -142,7 +142,7 @@ func (a *App) routes() http.Handler {
 	// Their other methods would reach vanguard, which knows neither path
 	// (GET /api/posts/videos/ read "no API endpoint"): the method is what
 	// was wrong, as for every route vanguard serves.
-	for path, allow := range map[string]string{"/api/posts/videos": http.MethodPost, "/api/users/export": http.MethodGet} {
+	for path, allow := range map[string]string{"/api/posts/videos": http.MethodPost, "/api/users/export": "GET, HEAD"} {
 		refuse := methodRefusal(allow)
 		mux.HandleFunc(path, refuse)
 		mux.HandleFunc(path+"/{$}", refuse)
