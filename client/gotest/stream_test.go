@@ -149,21 +149,25 @@ func (sub *subscription[T]) end(t *testing.T) error {
 	return nil
 }
 
+// streamTransports are the ways a Client streams: Connect and gRPC-Web
+// over HTTP/1.1, gRPC over cleartext HTTP/2.
+var streamTransports = []struct {
+	name string
+	opts []client.Option
+	h2c  bool
+}{
+	{"connect", nil, false},
+	{"grpc", []client.Option{client.WithGRPC()}, true},
+	{"grpcweb", []client.Option{client.WithGRPCWeb()}, false},
+}
+
 // A dropped connection is resumed: events made while the Client could
 // not connect are delivered after it reconnects, each once, in order,
 // followed by live ones; on Connect, gRPC and gRPC-Web.
 func TestSubscribeNotifications_ResumesAfterDisconnect(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
-	for _, tc := range []struct {
-		name string
-		opts []client.Option
-		h2c  bool
-	}{
-		{"connect", nil, false},
-		{"grpc", []client.Option{client.WithGRPC()}, true},
-		{"grpcweb", []client.Option{client.WithGRPCWeb()}, false},
-	} {
+	for _, tc := range streamTransports {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
@@ -252,15 +256,7 @@ func TestSubscribeNotifications_ResumesAfterDisconnect(t *testing.T) {
 func TestSubscribeNotifications_CutBeforeTheFirstEventLosesNothing(t *testing.T) {
 	t.Parallel()
 	s := tu.MustServer(t, "sqlite")
-	for _, tc := range []struct {
-		name string
-		opts []client.Option
-		h2c  bool
-	}{
-		{"connect", nil, false},
-		{"grpc", []client.Option{client.WithGRPC()}, true},
-		{"grpcweb", []client.Option{client.WithGRPCWeb()}, false},
-	} {
+	for _, tc := range streamTransports {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			alice, bob := s.MustAccount(t, "quiet_"+tc.name), s.MustAccount(t, "early_"+tc.name)
