@@ -192,10 +192,15 @@ func TestBody_GuardLiftedOnceTheBodyIsWhole(t *testing.T) {
 
 // P23: an upload gets a minimum rate, not a total deadline: one that keeps
 // sending for several idle timeouts is taken; one that stalls is cut off.
+// The idle timeout here is ten times the pause between writes, so only a
+// stall of a whole second on a loaded machine could cut the steady upload.
 func TestUpload_MinimumRateNotTotalDeadline_P23(t *testing.T) {
 	t.Parallel()
 	needFFmpeg(t)
-	s := tu.MustServer(t, "sqlite", quickBodies)
+	const idle, pause = time.Second, 100 * time.Millisecond
+	s := tu.MustServer(t, "sqlite", func(c *server.Config) {
+		c.BodyIdleTimeout, c.BodyMinRate = idle, 1000
+	})
 	u := s.MustAccount(t, "uploader")
 	mp4 := mp4Fixture(t, "160x120", 10, 1)
 	var form bytes.Buffer
@@ -208,12 +213,17 @@ func TestUpload_MinimumRateNotTotalDeadline_P23(t *testing.T) {
 
 	t.Run("steady over several idle timeouts", func(t *testing.T) {
 		conn := rawHTTP(t, s, head, nil)
-		step := max(len(body)/12, 1)
-		for i := 0; i < len(body); i += step { // ~1.2 s in all, far above 1000 B/s
+		const writes = 35 // 3.5 s in all: three idle timeouts and more
+		step := max(len(body)/writes+1, 1)
+		start := time.Now()
+		for i := 0; i < len(body); i += step { // ~20 KB in 3.5 s, far above 1000 B/s
 			if _, err := conn.Write(body[i:min(i+step, len(body))]); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(pause)
+		}
+		if took := time.Since(start); took < 3*idle {
+			t.Fatalf("the upload took %s, not several idle timeouts (%s)", took, idle)
 		}
 		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
