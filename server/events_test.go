@@ -125,6 +125,7 @@ func TestActivity_EveryActionLogged(t *testing.T) {
 }
 
 // subscription reads a NotificationService/Subscribe stream in the background.
+// subscribe returns once the stream listens.
 type subscription struct {
 	got    chan *flockv1.Notification
 	done   chan error
@@ -149,6 +150,9 @@ func subscribe(t *testing.T, s *tu.Server, tr tu.Transport, token, since string)
 		cancel()
 		t.Fatalf("subscribe: %v", err)
 	}
+	// The headers come once the stream listens (or with its refusal): from
+	// then on nothing is missed, so whatever the test does next reaches it.
+	stream.ResponseHeader()
 	sub := &subscription{got: make(chan *flockv1.Notification, 1000), done: make(chan error, 1), cancel: cancel}
 	go func() {
 		defer close(sub.got)
