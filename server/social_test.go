@@ -14,6 +14,7 @@ import (
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/server"
 )
 
 // api calls the server over one transport; the tests below run their
@@ -87,7 +88,7 @@ func ids[T interface{ GetId() string }](xs []T) []string {
 }
 
 // forEachTransport runs fn per transport on one server per engine.
-func forEachTransport(t *testing.T, fn func(t *testing.T, a api)) {
+func forEachTransport(t *testing.T, fn func(t *testing.T, a api), configure ...func(*server.Config)) {
 	t.Helper()
 	forEachServer(t, func(t *testing.T, s *tu.Server) {
 		for _, tr := range tu.Transports {
@@ -96,7 +97,7 @@ func forEachTransport(t *testing.T, fn func(t *testing.T, a api)) {
 				fn(t, api{t: t, s: s, tr: tr})
 			})
 		}
-	})
+	}, configure...)
 }
 
 // name makes a username unique per transport, since subtests share a server.
