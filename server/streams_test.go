@@ -317,6 +317,18 @@ func TestStreams_OneReadPerUserPerEvent_P24(t *testing.T) {
 					s.Metric(t, `flock_stream_store_reads_total{read="prepare"}`),
 					s.Metric(t, `flock_stream_store_reads_total{read="session"}`)
 			}
+			// A stream whose opening read came after the first event
+			// committed has it from that read, so every stream may have it
+			// while the hub's read of it is still under way: wait for the
+			// hub's read and session check (each stream made one of each
+			// while opening). The hub counts its conversion between the two.
+			opened := float64(len(streams))
+			eventually(t, "the hub's read of the first event", func() error {
+				if e, _, sess := reads(); e < opened+1 || sess < opened+1 {
+					return fmt.Errorf("%v event reads and %v session checks after %v streams opened and one event, want at least %v of each", e, sess, opened, opened+1)
+				}
+				return nil
+			})
 			const n = 3
 			e0, p0, s0 := reads()
 			for i := range n {
