@@ -16,16 +16,27 @@ import (
 	"github.com/flock-social/flock/server"
 )
 
-// accessTTL is the access-token lifetime of the servers of these tests:
-// short, so that tests see tokens expire.
-const accessTTL = 2 * time.Second
+// serverClock is the clock of a test's server: the real time, or behind
+// it by a set amount.
+type serverClock struct{ behind atomic.Int64 }
 
-func shortTokens(c *server.Config) { c.AccessTTL = accessTTL }
+func (c *serverClock) now() time.Time { return time.Now().Add(-time.Duration(c.behind.Load())) }
 
-// waitExpiry sleeps until an access token issued before issued has
-// expired (the server's exp has one-second precision).
-func waitExpiry(issued time.Time) {
-	time.Sleep(time.Until(issued.Add(accessTTL + 1100*time.Millisecond)))
+func (c *serverClock) configure(cfg *server.Config) { cfg.Now = c.now }
+
+// loginExpired logs c in as a with an access token that has already
+// expired: the server issues it with its clock an hour behind (access
+// tokens live 15 minutes), then its clock is set right. Every token issued
+// after that lives 15 minutes, so no refresh happens but those the test
+// brings about, however slow the machine. Call it before t.Parallel: the
+// clock is the whole server's.
+func loginExpired(t *testing.T, clk *serverClock, c *client.Client, a *tu.Account) {
+	t.Helper()
+	clk.behind.Store(int64(time.Hour))
+	defer clk.behind.Store(0)
+	if _, err := c.Login(t.Context(), a.Username, a.Password); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // getMe calls GetMe through c and fails the test on error.
@@ -49,21 +60,18 @@ func mustRefused(t *testing.T, s *tu.Server, token string) {
 // first, keeps the rotated pair and hands it to OnTokens.
 func TestClient_RefreshesExpiredAccessToken(t *testing.T) {
 	t.Parallel()
-	s := tu.MustServer(t, "sqlite", shortTokens)
+	clk := &serverClock{}
+	s := tu.MustServer(t, "sqlite", clk.configure)
 	for _, p := range protocols(s) {
 		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
 			a := s.MustAccount(t, "expiring_"+p.name)
 			c := client.New(s.URL, p.opts...)
-			if _, err := c.Login(t.Context(), a.Username, a.Password); err != nil {
-				t.Fatal(err)
-			}
-			issued := time.Now() // the token was issued before
+			loginExpired(t, clk, c, a)
+			t.Parallel()
 			oldAccess, oldRefresh := c.Tokens()
 			var log tokenLog
 			c.OnTokens(log.record)
 
-			waitExpiry(issued)
 			mustRefused(t, s, oldAccess) // the server's own verdict
 			if me := getMe(t, c); me.GetId() != a.ID {
 				t.Fatalf("GetMe after expiry = %v", me)
@@ -117,18 +125,15 @@ func TestClient_RefreshesRefusedAccessToken(t *testing.T) {
 // revoke the session and the later checks would fail.
 func TestClient_ConcurrentCallsShareOneRefresh(t *testing.T) {
 	t.Parallel()
-	s := tu.MustServer(t, "sqlite", shortTokens)
+	clk := &serverClock{}
+	s := tu.MustServer(t, "sqlite", clk.configure)
 	for _, tc := range []struct {
 		name, user string
 		start      func(t *testing.T, a *tu.Account) *client.Client
 	}{
 		{"expired token", "crowd_expired", func(t *testing.T, a *tu.Account) *client.Client {
 			c := client.New(s.URL, client.WithHTTPClient(s.HTTP))
-			if _, err := c.Login(t.Context(), a.Username, a.Password); err != nil {
-				t.Fatal(err)
-			}
-			issued := time.Now() // the token was issued before
-			waitExpiry(issued)
+			loginExpired(t, clk, c, a)
 			return c
 		}},
 		{"refused token", "crowd_refused", func(t *testing.T, a *tu.Account) *client.Client {
@@ -136,9 +141,9 @@ func TestClient_ConcurrentCallsShareOneRefresh(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			a := s.MustAccount(t, tc.user)
 			c := tc.start(t, a)
+			t.Parallel()
 			_, oldRefresh := c.Tokens()
 			var log tokenLog
 			c.OnTokens(log.record)
