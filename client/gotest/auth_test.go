@@ -121,12 +121,13 @@ func TestClient_RefreshesRefusedAccessToken(t *testing.T) {
 }
 
 // Eight calls that all need a refresh at once share one: the old refresh
-// token is presented once only. Were it presented twice, the server would
-// revoke the session and the later checks would fail.
+// token is presented once only. Were it presented twice, the server (with
+// no grace for a reused refresh token) would revoke the session and the
+// later checks would fail.
 func TestClient_ConcurrentCallsShareOneRefresh(t *testing.T) {
 	t.Parallel()
 	clk := &serverClock{}
-	s := tu.MustServer(t, "sqlite", clk.configure)
+	s := tu.MustServer(t, "sqlite", clk.configure, func(c *server.Config) { c.RefreshReuseGrace = -1 })
 	for _, tc := range []struct {
 		name, user string
 		start      func(t *testing.T, a *tu.Account) *client.Client
