@@ -9,40 +9,14 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	flockv1 "github.com/flock-social/flock/gen/go/flock/v1"
 	"github.com/flock-social/flock/gen/go/flock/v1/flockv1connect"
 	"github.com/flock-social/flock/internal/store"
 	tu "github.com/flock-social/flock/internal/testutil"
+	"github.com/flock-social/flock/internal/testutil/faultproxy"
 	"github.com/flock-social/flock/server"
 )
-
-// faultProxy is a TCP proxy on loopback (toxiproxy, in process) that a test
-// cuts and restores to simulate a dependency going away for a while.
-func faultProxy(t *testing.T, upstream string) *toxiproxy.Proxy {
-	t.Helper()
-	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	p := toxiproxy.NewProxy(api, t.Name(), "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		t.Fatalf("start proxy: %v", err)
-	}
-	t.Cleanup(p.Stop)
-	return p
-}
-
-// viaProxy rewrites the host of a service URL to the proxy's.
-func viaProxy(t *testing.T, raw string, p *toxiproxy.Proxy) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.Listen
-	return u.String()
-}
 
 func hostOf(t *testing.T, raw string) string {
 	t.Helper()
@@ -62,9 +36,9 @@ func hostOf(t *testing.T, raw string) string {
 func TestRedisLostForSeconds_WritesSucceedStreamsCatchUp_P16(t *testing.T) {
 	t.Parallel()
 	redisURL := tu.RedisURL(t)
-	proxy := faultProxy(t, hostOf(t, redisURL))
+	proxy := faultproxy.New(t, hostOf(t, redisURL))
 	s := tu.MustServer(t, store.SQLite, func(c *server.Config) {
-		c.RedisURL = viaProxy(t, redisURL, proxy)
+		c.RedisURL = faultproxy.Via(t, redisURL, proxy)
 		c.StreamPoll = 500 * time.Millisecond
 	})
 	a := api{t: t, s: s, tr: tu.Connect}
@@ -106,8 +80,8 @@ func TestPostgresLost_FailsFastThenRecovers_P17(t *testing.T) {
 		t.Skip("needs Postgres")
 	}
 	dbURL := tu.MustDatabaseURL(t, store.Postgres)
-	proxy := faultProxy(t, hostOf(t, dbURL))
-	s := tu.MustServer(t, store.Postgres, func(c *server.Config) { c.DatabaseURL = viaProxy(t, dbURL, proxy) })
+	proxy := faultproxy.New(t, hostOf(t, dbURL))
+	s := tu.MustServer(t, store.Postgres, func(c *server.Config) { c.DatabaseURL = faultproxy.Via(t, dbURL, proxy) })
 	a := api{t: t, s: s, tr: tu.Connect}
 	alice := s.MustAccount(t, "pgalice")
 

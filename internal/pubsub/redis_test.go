@@ -3,18 +3,16 @@ package pubsub_test
 import (
 	"context"
 	"crypto/rand"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/flock-social/flock/internal/pubsub"
+	"github.com/flock-social/flock/internal/testutil/faultproxy"
 )
 
 func TestRedis(t *testing.T) {
@@ -137,67 +135,17 @@ func TestRedisPublishReachesThisInstanceWhileRedisIsAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, u.Host)
-	u.Host = p.addr()
-	b, ch := MustOpen(t, u.String()), channel(t)
+	p := faultproxy.New(t, u.Host)
+	b, ch := MustOpen(t, faultproxy.Via(t, u.String(), p)), channel(t)
 	s := MustSubscribe(t, b, ch)
 	MustPublish(t, b, ch, "through Redis")
 	expect(t, s, ch, "through Redis")
 
-	p.stop() // Redis unreachable from here on
+	p.Stop() // Redis unreachable from here on
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := b.Publish(ctx, ch, []byte("while away")); err == nil {
 		t.Fatal("Publish succeeded with Redis unreachable")
 	}
 	expect(t, s, ch, "while away")
-}
-
-// proxy forwards TCP connections to a Redis until stop, which closes them
-// all and refuses new ones: Redis going away, for one client only.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	t.Cleanup(p.stop)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, r)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(r, c); r.Close() }()
-			go func() { _, _ = io.Copy(c, r); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	neturl "net/url"
 	"os"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/flock-social/flock/internal/pubsub"
 	"github.com/flock-social/flock/internal/session"
+	"github.com/flock-social/flock/internal/testutil/faultproxy"
 )
 
 // clock is a settable time source.
@@ -179,14 +179,13 @@ func TestCache_BypassedWhileTheBrokerIsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, u.Host)
-	u.Host = p.addr()
-	c := mustCache(t, mustBroker(t, u.String()), clk.Now, session.Config{TTL: time.Hour})
+	p := faultproxy.New(t, u.Host)
+	c := mustCache(t, mustBroker(t, faultproxy.Via(t, url, p)), clk.Now, session.Config{TTL: time.Hour})
 	c.Put("s1", live("u1", clk), c.Generation())
 	if _, ok := c.Get("s1"); !ok {
 		t.Fatal("a fresh entry is not believed while the broker is up")
 	}
-	p.cut()
+	p.Stop() // Redis unreachable for this broker until Start
 	waitFor(t, func() bool { return c.Stats().Bypassed })
 	if _, ok := c.Get("s1"); ok {
 		t.Fatal("an entry is believed while the broker is down")
@@ -198,7 +197,9 @@ func TestCache_BypassedWhileTheBrokerIsDown(t *testing.T) {
 	if !c.Stats().Bypassed {
 		t.Fatal("the broker came back while the proxy was cut")
 	}
-	p.restore()
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return !c.Stats().Bypassed })
 	if _, ok := c.Get("s1"); ok {
 		t.Fatal("an entry put while the broker was down is believed")
@@ -219,78 +220,6 @@ func waitFor(tb testing.TB, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// proxy forwards TCP connections to Redis. cut closes every connection and
-// drops new ones at once (Redis away, for this client only) until restore.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func newProxy(tb testing.TB, target string) *proxy {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	tb.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			r, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.down { // cut while dialing
-				p.mu.Unlock()
-				c.Close()
-				r.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, r)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(r, c); r.Close() }()
-			go func() { _, _ = io.Copy(c, r); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
 }
 
 // mustRedisURL returns FLOCK_TEST_REDIS_URL (default redis://127.0.0.1:6379/0)
