@@ -57,6 +57,19 @@ func (n *network) restore() {
 	n.offline = false
 }
 
+// restoreAfterARefusal waits until the Client has tried to reconnect and
+// been refused (what happened meanwhile happened while it was away), then
+// restores the network.
+func (n *network) restoreAfterARefusal(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); n.refusedDials() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Client did not try to reconnect")
+		}
+	}
+	n.restore()
+}
+
 func (n *network) refusedDials() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -205,12 +218,7 @@ func TestSubscribeNotifications_ResumesAfterDisconnect(t *testing.T) {
 			}
 			// At least one reconnection failed: the events above were made
 			// while the Client was away.
-			for deadline := time.Now().Add(10 * time.Second); nw.refusedDials() == 0; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the Client did not try to reconnect")
-				}
-			}
-			nw.restore()
+			nw.restoreAfterARefusal(t)
 			for range want {
 				got = append(got, sub.next(t))
 			}
@@ -270,12 +278,7 @@ func TestSubscribeNotifications_CutBeforeTheFirstEventLosesNothing(t *testing.T)
 			if _, err := fan.Users.Follow(t.Context(), connect.NewRequest(&flockv1.FollowRequest{UserId: alice.ID})); err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); nw.refusedDials() == 0; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the Client did not try to reconnect")
-				}
-			}
-			nw.restore()
+			nw.restoreAfterARefusal(t)
 			if n := sub.next(t); n.GetType() != flockv1.NotificationType_NOTIFICATION_TYPE_FOLLOW || n.GetActor().GetId() != bob.ID {
 				t.Fatalf("after reconnecting: %v, want bob's follow, made while the Client was away", n)
 			}
